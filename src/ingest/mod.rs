@@ -1,0 +1,3 @@
+//! Records in: CSV tables and packet captures.
+
+pub mod packets;

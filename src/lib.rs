@@ -1,0 +1,24 @@
+//! floodwatch: detect DDoS floods and other network anomalies with autoencoders
+//! trained on normal traffic only.
+//!
+//! The modules follow the pipeline, one folder a stage:
+//!
+//! - [`ingest`]: records in (CSV tables, packet captures, live interfaces);
+//! - [`features`]: records to numeric vectors (categorical encoding, scaling,
+//!   Kitsune / N-BaIoT damped-window statistics);
+//! - [`model`]: detectors that `fit` on normal data and `score` (higher = more
+//!   anomalous), thresholds, the saved bundle;
+//! - [`detect`]: batch and streaming detection, alert episodes;
+//! - [`report`]: metrics, classification reports, pictures.
+#![deny(unsafe_code)]
+
+pub mod detect;
+pub mod error;
+pub mod features;
+pub mod ingest;
+mod matrix;
+pub mod model;
+pub mod report;
+
+pub use error::{Error, Result};
+pub use matrix::Matrix;

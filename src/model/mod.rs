@@ -1,0 +1,2 @@
+//! Detectors: `fit` on normal data, `score` (higher = more anomalous),
+//! thresholds and the saved bundle.
