@@ -81,17 +81,19 @@ pub fn fast_tanh(x: f32) -> f32 {
     const B2: f32 = 2.268_434_7e-3;
     const B4: f32 = 1.185_347_1e-4;
     const B6: f32 = 1.198_258_4e-6;
+    // Plain `*` and `+`, not `mul_add`: without a target FMA feature,
+    // `mul_add` is a slow library call.
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    let p = x2.mul_add(A13, A11);
-    let p = x2.mul_add(p, A9);
-    let p = x2.mul_add(p, A7);
-    let p = x2.mul_add(p, A5);
-    let p = x2.mul_add(p, A3);
-    let p = x2.mul_add(p, A1);
-    let q = x2.mul_add(B6, B4);
-    let q = x2.mul_add(q, B2);
-    let q = x2.mul_add(q, B0);
+    let p = x2 * A13 + A11;
+    let p = x2 * p + A9;
+    let p = x2 * p + A7;
+    let p = x2 * p + A5;
+    let p = x2 * p + A3;
+    let p = x2 * p + A1;
+    let q = x2 * B6 + B4;
+    let q = x2 * q + B2;
+    let q = x2 * q + B0;
     x * p / q
 }
 
