@@ -1,1 +1,4 @@
 //! Batch and streaming detection.
+
+pub mod metrics;
+pub mod queue;
