@@ -1,2 +1,3 @@
 //! Detectors: `fit` on normal data, `score` (higher = more anomalous),
 //! thresholds and the saved bundle.
+pub mod kitnet;
