@@ -1,1 +1,5 @@
 //! Batch and streaming detection.
+pub mod alert;
+pub mod episode;
+pub mod sink;
+pub mod vote;

@@ -1,0 +1,326 @@
+//! Alert logic on crafted sequences of scored records: the vote, episodes,
+//! timeouts, caps, the JSON shape and the command hook.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use floodwatch::detect::alert::{
+    Action, Alert, EndReason, FeatureShare, FlowContext, Proto, ScoredRecord, Timestamp,
+};
+use floodwatch::detect::episode::{EpisodeTracker, TargetKey, TrackerParams};
+use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
+use floodwatch::detect::vote::VoteParams;
+
+#[derive(Default)]
+struct Collect(Vec<Alert>);
+
+impl AlertSink for Collect {
+    fn alert(&mut self, a: &Alert) -> io::Result<()> {
+        self.0.push(a.clone());
+        Ok(())
+    }
+}
+
+impl Collect {
+    fn actions(&self) -> Vec<(Action, IpAddr)> {
+        self.0.iter().map(|a| (a.alert.action, a.dest_ip)).collect()
+    }
+}
+
+fn ip(a: u8, b: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, a, b))
+}
+
+const TOP: [FeatureShare; 3] = [
+    FeatureShare {
+        feature: 1,
+        share: 0.6,
+    },
+    FeatureShare {
+        feature: 0,
+        share: 0.3,
+    },
+    FeatureShare {
+        feature: 9,
+        share: 0.1,
+    },
+];
+
+fn rec(ts: f64, src: IpAddr, dst: IpAddr, score: f64) -> ScoredRecord<'static> {
+    ScoredRecord {
+        timestamp: ts,
+        score,
+        is_anomaly: score > 1.0,
+        flow: FlowContext {
+            src_ip: src,
+            src_port: 40_000,
+            dest_ip: dst,
+            dest_port: 80,
+            proto: Proto::Tcp,
+            bytes: 60,
+        },
+        top_features: &TOP,
+        family: None,
+    }
+}
+
+fn tracker() -> EpisodeTracker {
+    TrackerParams::new()
+        .threshold(1.0)
+        .feature_names(vec!["size".into(), "syn_rate".into()])
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn isolated_false_positives_are_suppressed() {
+    let mut t = tracker();
+    let mut out = Collect::default();
+    let victim = ip(0, 1);
+    for k in 0..10_000 {
+        // Every fifth record of the target is a false positive.
+        let score = if k % 5 == 0 { 3.0 } else { 0.2 };
+        let alerting = t
+            .observe(&rec(k as f64 * 0.01, ip(1, 1), victim, score), &mut out)
+            .unwrap();
+        assert!(!alerting);
+    }
+    t.flush(&mut out).unwrap();
+    assert!(out.0.is_empty());
+    let s = t.stats();
+    assert_eq!(
+        (s.records, s.anomalous, s.alerting, s.started),
+        (10_000, 2_000, 0, 0)
+    );
+}
+
+#[test]
+fn sustained_floods_give_one_start_and_one_end_per_target() {
+    let mut t = tracker();
+    let mut out = Collect::default();
+    let (a, b) = (ip(0, 1), ip(0, 2));
+    let mut ts = 0.0;
+    let mut step = |t: &mut EpisodeTracker, out: &mut Collect, src, dst, score| {
+        ts += 0.001;
+        t.observe(&rec(ts, src, dst, score), out).unwrap()
+    };
+    // Benign background to both.
+    for k in 0..1_000u32 {
+        step(
+            &mut t,
+            &mut out,
+            ip(1, (k % 50) as u8),
+            if k % 2 == 0 { a } else { b },
+            0.3,
+        );
+    }
+    // Interleaved floods: 2,000 records to each from 20 sources, the
+    // peak score on record 1,500 to a.
+    for k in 0..4_000u32 {
+        let dst = if k % 2 == 0 { a } else { b };
+        let score = if k == 3_000 { 9.0 } else { 4.0 };
+        step(&mut t, &mut out, ip(2, (k % 40 / 2) as u8), dst, score);
+    }
+    assert_eq!(out.actions(), vec![(Action::Start, a), (Action::Start, b)]);
+    // Benign again for a while, then time passes.
+    for k in 0..1_000u32 {
+        step(
+            &mut t,
+            &mut out,
+            ip(1, 1),
+            if k % 2 == 0 { a } else { b },
+            0.3,
+        );
+    }
+    let last_flood = 5.0;
+    t.advance(last_flood + 31.0, &mut out).unwrap();
+    assert_eq!(
+        out.actions(),
+        vec![
+            (Action::Start, a),
+            (Action::Start, b),
+            (Action::End, a),
+            (Action::End, b)
+        ]
+    );
+    let start = &out.0[0];
+    // The 6th anomalous record of a fires the vote (6 of 10).
+    assert_eq!(start.episode.packets, 1);
+    assert!((start.episode.start.micros() - 1_011_000).abs() <= 1);
+    let end = &out.0[2];
+    // Records 6..=2000 of the flood on a are counted.
+    assert_eq!(end.episode.packets, 1_995);
+    assert_eq!(end.episode.bytes, 1_995 * 60);
+    assert_eq!(end.episode.peak_score, 9.0);
+    assert_eq!(end.score, 9.0);
+    // A sketch: exact-ish for a handful of sources.
+    assert!(
+        (18..=22).contains(&end.episode.sources),
+        "{}",
+        end.episode.sources
+    );
+    assert_eq!(end.episode.end_reason, Some(EndReason::Timeout));
+    assert_eq!(end.episode.last_seen, Timestamp::from_secs(4.999));
+    assert_eq!(end.timestamp, Timestamp::from_secs(4.999 + 30.0));
+    let names: Vec<_> = end.top_features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["syn_rate", "size", "feature9"]);
+    let s = t.stats();
+    assert_eq!((s.started, s.ended, s.open_episodes), (2, 2, 0));
+    // Nothing left to flush.
+    t.flush(&mut out).unwrap();
+    assert_eq!(out.0.len(), 4);
+}
+
+#[test]
+fn episodes_end_after_the_timeout_and_restart() {
+    let mut t = TrackerParams::new()
+        .vote(VoteParams::new(3, 2).unwrap())
+        .episode_timeout(10.0)
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    let v = ip(0, 1);
+    for k in 0..5 {
+        t.observe(&rec(100.0 + k as f64, ip(1, 1), v, 5.0), &mut out)
+            .unwrap();
+    }
+    // 10 s after the last anomaly: still open; benign records do not extend it.
+    t.observe(&rec(109.0, ip(1, 1), v, 0.1), &mut out).unwrap();
+    t.observe(&rec(114.0, ip(1, 1), v, 0.1), &mut out).unwrap();
+    assert_eq!(out.0.len(), 1);
+    // Just past it: closed by a record for another target.
+    t.observe(&rec(114.5, ip(1, 1), ip(0, 9), 0.1), &mut out)
+        .unwrap();
+    assert_eq!(out.0.len(), 2);
+    assert_eq!(out.0[1].alert.action, Action::End);
+    assert_eq!(out.0[1].timestamp, Timestamp::from_secs(114.0));
+    assert_eq!(out.0[1].episode.packets, 4);
+    // A second attack is a second episode.
+    for k in 0..3 {
+        t.observe(&rec(200.0 + k as f64, ip(1, 1), v, 5.0), &mut out)
+            .unwrap();
+    }
+    t.flush(&mut out).unwrap();
+    let actions: Vec<_> = out.0.iter().map(|a| a.alert.action).collect();
+    assert_eq!(
+        actions,
+        [Action::Start, Action::End, Action::Start, Action::End]
+    );
+    assert_eq!(out.0[3].episode.end_reason, Some(EndReason::Flush));
+    assert_eq!(out.0[3].episode.packets, 2);
+}
+
+#[test]
+fn caps_bound_targets_and_episodes_and_count_evictions() {
+    let mut t = TrackerParams::new()
+        .vote(VoteParams::new(2, 2).unwrap())
+        .max_targets(3)
+        .max_episodes(2)
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    // Five victims flooded in turn, two records each: each fires once.
+    for v in 0..5u8 {
+        for k in 0..2 {
+            let ts = f64::from(v) + f64::from(k) * 0.1;
+            t.observe(&rec(ts, ip(1, 1), ip(0, v), 5.0), &mut out)
+                .unwrap();
+        }
+    }
+    let s = t.stats();
+    assert_eq!((s.targets, s.target_evictions), (3, 2));
+    assert_eq!((s.open_episodes, s.episode_evictions), (2, 3));
+    assert_eq!((s.started, s.ended), (5, 3));
+    let evicted: Vec<_> = out
+        .0
+        .iter()
+        .filter(|a| a.episode.end_reason == Some(EndReason::Evicted))
+        .map(|a| a.dest_ip)
+        .collect();
+    assert_eq!(evicted, [ip(0, 0), ip(0, 1), ip(0, 2)]);
+    // An evicted vote window starts over: one record alone does not fire.
+    let fired = t
+        .observe(&rec(9.0, ip(1, 1), ip(0, 0), 5.0), &mut out)
+        .unwrap();
+    assert!(!fired);
+    t.flush(&mut out).unwrap();
+    assert_eq!(t.stats().ended, 5);
+}
+
+#[test]
+fn source_targets_track_attackers() {
+    let mut t = TrackerParams::new()
+        .target(TargetKey::SrcIp)
+        .vote(VoteParams::new(4, 3).unwrap())
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    // One scanner, many destinations.
+    for k in 0..100u8 {
+        t.observe(&rec(f64::from(k), ip(9, 9), ip(0, k), 5.0), &mut out)
+            .unwrap();
+    }
+    t.flush(&mut out).unwrap();
+    assert_eq!(out.0.len(), 2);
+    assert_eq!(out.0[1].src_ip, ip(9, 9));
+    assert_eq!(out.0[1].episode.packets, 98);
+}
+
+fn sample_alert() -> Alert {
+    let mut t = TrackerParams::new()
+        .vote(VoteParams::new(1, 1).unwrap())
+        .threshold(0.2)
+        .feature_names(vec!["pkt_len".into(), "syn_rate".into()])
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    let mut r = rec(1_764_082_791.123_456, ip(1, 9), ip(0, 1), 1.5);
+    r.family = Some("syn_flood");
+    r.top_features = &TOP[..2];
+    t.observe(&r, &mut out).unwrap();
+    out.0.remove(0)
+}
+
+#[test]
+fn json_shape_snapshot() {
+    let expected = concat!(
+        r#"{"timestamp":"2025-11-25T14:59:51.123456Z","event_type":"alert","#,
+        r#""src_ip":"10.0.1.9","src_port":40000,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","#,
+        r#""alert":{"action":"start","signature":"floodwatch anomaly","category":"syn_flood"},"#,
+        r#""score":1.5,"threshold":0.2,"#,
+        r#""top_features":[{"name":"syn_rate","share":0.6},{"name":"pkt_len","share":0.3}],"#,
+        r#""episode":{"start":"2025-11-25T14:59:51.123456Z","last_seen":"2025-11-25T14:59:51.123456Z","#,
+        r#""packets":1,"bytes":60,"peak_score":1.5,"sources":1}}"#,
+    );
+    assert_eq!(sample_alert().to_json(), expected);
+    let mut sink = JsonLines::new(Vec::new());
+    sink.alert(&sample_alert()).unwrap();
+    assert_eq!(sink.into_inner(), format!("{expected}\n").into_bytes());
+}
+
+#[test]
+fn hook_receives_the_alert_json_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hook.jsonl");
+    let cmd = format!("cat >> '{}'", file.display());
+    let hook = CommandHook::new(cmd).finish_timeout(Duration::from_secs(10));
+    let json = JsonLines::new(Vec::new());
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(json), Box::new(hook)];
+    let alert = sample_alert();
+    sinks.alert(&alert).unwrap();
+    sinks.finish().unwrap();
+    let got = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(got, format!("{}\n", alert.to_json()));
+}
+
+#[test]
+fn hook_that_cannot_start_is_counted_not_fatal() {
+    let mut hook =
+        CommandHook::new("exec /nonexistent/hook").finish_timeout(Duration::from_secs(10));
+    hook.alert(&sample_alert()).unwrap();
+    hook.finish().unwrap();
+    let s = hook.stats();
+    assert_eq!((s.spawned, s.dropped), (1, 0));
+    assert!(s.failed >= 1);
+}
