@@ -324,3 +324,91 @@ fn hook_that_cannot_start_is_counted_not_fatal() {
     assert_eq!((s.spawned, s.dropped), (1, 0));
     assert!(s.failed >= 1);
 }
+
+/// Per-record paths in steady state do not touch the allocator: counted per
+/// thread, so tests running in parallel do not disturb each other.
+mod no_allocation {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use super::*;
+    use floodwatch::model::kitnet::KitNetParams;
+
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+            // SAFETY: forwards the caller's layout contract to System.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: ptr was allocated by System with this layout.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    fn allocations() -> u64 {
+        ALLOCATIONS.with(|a| a.get())
+    }
+
+    #[test]
+    fn kitnet_process_does_not_allocate_after_mapping() {
+        let mut net = KitNetParams::new()
+            .fm_grace(50)
+            .ad_grace(200)
+            .build(30)
+            .unwrap();
+        let x: Vec<Vec<f64>> = (0..400)
+            .map(|t| {
+                (0..30)
+                    .map(|i| ((t * (i % 3 + 1)) as f64 * 0.1).sin())
+                    .collect()
+            })
+            .collect();
+        for r in &x[..51] {
+            net.process(r).unwrap();
+        }
+        let before = allocations();
+        let mut scored = 0;
+        for r in &x[51..] {
+            scored += usize::from(net.process(r).unwrap().is_some());
+        }
+        assert_eq!(scored, 400 - 250);
+        assert_eq!(allocations() - before, 0);
+    }
+
+    #[test]
+    fn tracker_steady_state_does_not_allocate() {
+        let mut t = tracker();
+        let mut out = Collect::default();
+        let targets: Vec<IpAddr> = (0..20).map(|k| ip(0, k)).collect();
+        let step = |t: &mut EpisodeTracker, out: &mut Collect, k: usize| {
+            let score = if k % 7 == 0 { 3.0 } else { 0.1 };
+            t.observe(
+                &rec(k as f64 * 0.001, ip(1, 1), targets[k % 20], score),
+                out,
+            )
+            .unwrap();
+        };
+        for k in 0..100 {
+            step(&mut t, &mut out, k);
+        }
+        let before = allocations();
+        for k in 100..10_000 {
+            step(&mut t, &mut out, k);
+        }
+        assert_eq!(allocations() - before, 0);
+        assert!(out.0.is_empty());
+        assert_eq!(t.stats().records, 10_000);
+    }
+}
