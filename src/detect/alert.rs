@@ -136,6 +136,34 @@ pub struct FeatureShare {
     pub share: f64,
 }
 
+impl FeatureShare {
+    /// The `k` largest of `shares` (one per feature, by index), largest
+    /// first, into `out` (cleared first; reuse it to avoid allocating).
+    /// Non-finite shares are skipped.
+    pub fn top_k(shares: &[f64], k: usize, out: &mut Vec<FeatureShare>) {
+        out.clear();
+        if k == 0 {
+            return;
+        }
+        for (feature, &share) in shares.iter().enumerate() {
+            if !share.is_finite() {
+                continue;
+            }
+            if out.len() == k {
+                match out.last() {
+                    Some(last) if share > last.share => {
+                        out.pop();
+                    }
+                    _ => continue,
+                }
+            }
+            // Insertion keeps `out` sorted, largest first; k is small.
+            let at = out.partition_point(|f| f.share >= share);
+            out.insert(at, FeatureShare { feature, share });
+        }
+    }
+}
+
 /// A record after scoring: what the alert logic reads. Borrows its feature
 /// list and family so the per-record path does not allocate.
 #[derive(Debug, Clone, Copy)]
@@ -331,6 +359,23 @@ mod tests {
         assert_eq!(t(253_402_300_799.5), "9999-12-31T23:59:59.500000Z");
         // Saturates instead of overflowing.
         assert!(t(1e300).starts_with("29"));
+    }
+
+    #[test]
+    fn top_k_keeps_the_largest_shares_in_order() {
+        let mut out = Vec::with_capacity(3);
+        let shares = [0.1, 0.4, f64::NAN, 0.05, 0.3, 0.15];
+        FeatureShare::top_k(&shares, 3, &mut out);
+        let got: Vec<_> = out.iter().map(|f| (f.feature, f.share)).collect();
+        assert_eq!(got, [(1, 0.4), (4, 0.3), (5, 0.15)]);
+        FeatureShare::top_k(&shares, 0, &mut out);
+        assert!(out.is_empty());
+        FeatureShare::top_k(&[], 3, &mut out);
+        assert!(out.is_empty());
+        // Ties keep the lower index first.
+        FeatureShare::top_k(&[0.5, 0.5, 0.5], 2, &mut out);
+        let got: Vec<_> = out.iter().map(|f| f.feature).collect();
+        assert_eq!(got, [0, 1]);
     }
 
     #[test]

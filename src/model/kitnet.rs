@@ -397,11 +397,15 @@ impl KitNet {
     fn trained_ensemble(&self) -> Result<&Ensemble> {
         match &self.phase {
             Phase::Executing(e) => Ok(e),
-            _ => Err(Error::Model(format!(
-                "KitNET is still in grace: {} records to learn",
-                self.grace_left()
-            ))),
+            _ => Err(self.not_trained()),
         }
+    }
+
+    fn not_trained(&self) -> Error {
+        Error::Model(format!(
+            "KitNET is still in grace: {} records to learn",
+            self.grace_left()
+        ))
     }
 
     /// Scores `x` with a trained model, learning nothing. Allocates its
@@ -427,7 +431,7 @@ impl KitNet {
         }
         let e = match &self.phase {
             Phase::Executing(e) => e,
-            _ => return self.trained_ensemble().map(|_| 0.0),
+            _ => return Err(self.not_trained()),
         };
         let score = execute(e, x, &mut self.scratch, Some(contrib));
         let total: f64 = contrib.iter().sum();

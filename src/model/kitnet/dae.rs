@@ -137,9 +137,10 @@ impl Dae {
     /// Encodes `s.x` into `s.y` and decodes it into `s.z`; returns the RMSE.
     fn forward(&self, s: &mut DaeScratch) -> f64 {
         let (v, h) = (self.visible, self.hidden);
+        let x = &s.x[..v];
         let y = &mut s.y[..h];
         y.copy_from_slice(&self.hbias);
-        for (xi, row) in s.x[..v].iter().zip(self.w.chunks_exact(h)) {
+        for (xi, row) in x.iter().zip(self.w.chunks_exact(h)) {
             for (yj, wij) in y.iter_mut().zip(row) {
                 *yj += xi * wij;
             }
@@ -148,11 +149,11 @@ impl Dae {
             *yj = sigmoid(*yj);
         }
         let mut sum = 0.0;
-        for (i, row) in self.w.chunks_exact(h).enumerate() {
+        let rows = self.w.chunks_exact(h).zip(&self.vbias);
+        for ((row, b), (xi, zi)) in rows.zip(x.iter().zip(&mut s.z[..v])) {
             let dot: f64 = row.iter().zip(y.iter()).map(|(w, y)| w * y).sum();
-            let z = sigmoid(dot + self.vbias[i]);
-            s.z[i] = z;
-            let e = s.x[i] - z;
+            *zi = sigmoid(dot + b);
+            let e = xi - *zi;
             sum += e * e;
         }
         (sum / v as f64).sqrt()
