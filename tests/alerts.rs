@@ -412,3 +412,83 @@ mod no_allocation {
         assert_eq!(t.stats().records, 10_000);
     }
 }
+
+/// KitNET scores, explained and voted: a burst of out-of-distribution records
+/// towards one host after grace makes exactly one episode, naming the
+/// feature that was broken.
+#[test]
+fn kitnet_scores_feed_one_episode_with_the_broken_feature() {
+    use floodwatch::model::kitnet::KitNetParams;
+
+    let mut net = KitNetParams::new()
+        .max_group(4)
+        .fm_grace(300)
+        .ad_grace(3_000)
+        .build(12)
+        .unwrap();
+    // Three latent signals, four features each.
+    let record = |t: usize| -> Vec<f64> {
+        (0..12)
+            .map(|i| {
+                let g = (i / 4) as f64;
+                ((t as f64) * (0.13 + 0.07 * g)).sin() * (g + 1.0) + i as f64
+            })
+            .collect()
+    };
+    for t in 0..3_300 {
+        assert!(net.process(&record(t)).unwrap().is_none());
+    }
+    // Threshold: above every score of 1,000 normal records.
+    let mut threshold = 0.0f64;
+    for t in 3_300..4_300 {
+        threshold = threshold.max(net.process(&record(t)).unwrap().unwrap_or(0.0));
+    }
+    let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
+    let mut tracker = TrackerParams::new()
+        .threshold(threshold)
+        .feature_names(names)
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    let (mut shares, mut top) = (vec![0.0; 12], Vec::with_capacity(5));
+    for t in 4_300..6_300 {
+        let mut x = record(t);
+        let attack = (5_000..5_200).contains(&t);
+        if attack {
+            x[6] += 40.0;
+        }
+        let score = net.explain(&x, &mut shares).unwrap();
+        FeatureShare::top_k(&shares, 3, &mut top);
+        let victim = if attack {
+            ip(0, 1)
+        } else {
+            ip(0, (t % 7) as u8 + 2)
+        };
+        let r = ScoredRecord {
+            timestamp: t as f64 * 0.01,
+            score,
+            is_anomaly: score > threshold,
+            flow: FlowContext {
+                src_ip: ip(1, (t % 3) as u8),
+                src_port: 5000,
+                dest_ip: victim,
+                dest_port: 53,
+                proto: Proto::Udp,
+                bytes: 512,
+            },
+            top_features: &top,
+            family: None,
+        };
+        tracker.observe(&r, &mut out).unwrap();
+    }
+    tracker.flush(&mut out).unwrap();
+    assert_eq!(
+        out.actions(),
+        [(Action::Start, ip(0, 1)), (Action::End, ip(0, 1))]
+    );
+    let end = &out.0[1];
+    assert_eq!(end.episode.packets, 195);
+    assert_eq!(end.episode.sources, 3);
+    assert_eq!(end.top_features[0].name, "f6");
+    assert!(end.top_features[0].share > 0.5);
+}
