@@ -25,6 +25,24 @@ fn records(n: usize, seed: u64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Kitsune-py's 100 features of the shared benign capture, when present.
+fn kitsune_rows() -> Option<Vec<Vec<f64>>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/golden/kitsune/mirai_first2000.pcap.features.csv.gz");
+    let Ok(file) = std::fs::File::open(&path) else {
+        eprintln!("skipping real features: {} not found", path.display());
+        return None;
+    };
+    let mut reader = csv::Reader::from_reader(flate2::read::GzDecoder::new(file));
+    let rows: Vec<Vec<f64>> = reader
+        .records()
+        .map_while(Result::ok)
+        .map(|r| r.iter().skip(2).filter_map(|v| v.parse().ok()).collect())
+        .filter(|r: &Vec<f64>| r.len() == FEATURES)
+        .collect();
+    Some(rows)
+}
+
 fn feed(net: &mut KitNet, data: &[Vec<f64>]) -> f64 {
     let mut sum = 0.0;
     for x in data {
@@ -70,6 +88,20 @@ fn bench(c: &mut Criterion) {
     g.bench_function("process_executing", |b| {
         b.iter(|| feed(&mut trained, &data))
     });
+
+    if let Some(rows) = kitsune_rows() {
+        let mut real = KitNetParams::new()
+            .fm_grace(200)
+            .ad_grace(1_000)
+            .build(FEATURES)
+            .unwrap();
+        feed(&mut real, &rows[..1_200]);
+        let held_out = &rows[1_200..];
+        g.throughput(Throughput::Elements(held_out.len() as u64));
+        g.bench_function("process_executing_kitsune_features", |b| {
+            b.iter(|| feed(&mut real, held_out))
+        });
+    }
     g.finish();
 }
 
