@@ -312,8 +312,11 @@ impl KitNet {
     pub fn grace_left(&self) -> u64 {
         let p = &self.params;
         match &self.phase {
-            Phase::Mapping(fm) => (p.fm_grace - fm.count()) + p.ad_grace,
-            Phase::Training(e) => p.ad_grace - e.trained,
+            Phase::Mapping(fm) => p
+                .fm_grace
+                .saturating_sub(fm.count())
+                .saturating_add(p.ad_grace),
+            Phase::Training(e) => p.ad_grace.saturating_sub(e.trained),
             Phase::Executing(_) => 0,
         }
     }
@@ -669,6 +672,23 @@ mod tests {
         assert!(serde_json::from_str::<KitNet>(&broken).is_err());
         let broken = json.replacen("\"n_features\":3", "\"n_features\":4", 1);
         assert!(serde_json::from_str::<KitNet>(&broken).is_err());
+        // A training count past the grace (edited file) neither panics nor
+        // stalls: the next record ends the training.
+        let mut net = KitNetParams::new()
+            .fm_grace(2)
+            .ad_grace(5)
+            .build(3)
+            .unwrap();
+        for _ in 0..3 {
+            net.process(&[1.0, 2.0, 3.0]).unwrap();
+        }
+        let json = serde_json::to_string(&net).unwrap();
+        assert!(json.contains("\"trained\":1"), "{json}");
+        let mut edited: KitNet =
+            serde_json::from_str(&json.replace("\"trained\":1", "\"trained\":99")).unwrap();
+        assert_eq!(edited.grace_left(), 0);
+        assert_eq!(edited.process(&[1.0, 2.0, 3.0]).unwrap(), None);
+        assert!(edited.is_trained());
         assert!(serde_json::from_str::<KitNet>("{\"params\":1}").is_err());
     }
 
