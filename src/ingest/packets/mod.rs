@@ -75,3 +75,9 @@ pub struct PacketMeta {
     /// Transport layer.
     pub transport: Transport,
 }
+
+pub mod capture;
+pub mod decode;
+pub mod pcap;
+pub mod pcapng;
+pub mod wire;
