@@ -80,4 +80,5 @@ pub mod capture;
 pub mod decode;
 pub mod pcap;
 pub mod pcapng;
+pub mod synth;
 pub mod wire;
