@@ -80,5 +80,6 @@ pub mod capture;
 pub mod decode;
 pub mod pcap;
 pub mod pcapng;
+pub mod splice;
 pub mod synth;
 pub mod wire;
