@@ -10,7 +10,9 @@ use floodwatch::ingest::packets::decode::{decode_checked, DecodeStats};
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 
 fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
     if p.exists() {
         Some(p)
     } else {
@@ -34,12 +36,16 @@ fn decode_all(path: &Path) -> (Vec<PacketMeta>, DecodeStats) {
 }
 
 fn mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Checks one packet against a row of Kitsune-py's inputs.
 fn check(meta: &PacketMeta, cols: &[&str]) -> Result<(), String> {
-    let [idx, _iptype, src_mac, dst_mac, src_ip, src_proto, dst_ip, dst_proto, size, ts] = cols else {
+    let [idx, _iptype, src_mac, dst_mac, src_ip, src_proto, dst_ip, dst_proto, size, ts] = cols
+    else {
         return Err(format!("bad row {cols:?}"));
     };
     let want = |what: &str, got: String, exp: &str| {
@@ -66,9 +72,10 @@ fn check(meta: &PacketMeta, cols: &[&str]) -> Result<(), String> {
     want("srcIP", got_src, src_ip)?;
     want("dstIP", got_dst, dst_ip)?;
     let ports = match meta.transport {
-        Transport::Tcp { src_port, dst_port, .. } | Transport::Udp { src_port, dst_port } => {
-            Some((src_port, dst_port))
+        Transport::Tcp {
+            src_port, dst_port, ..
         }
+        | Transport::Udp { src_port, dst_port } => Some((src_port, dst_port)),
         Transport::Icmp { quoted, .. } => quoted,
         _ => None,
     };
@@ -77,11 +84,26 @@ fn check(meta: &PacketMeta, cols: &[&str]) -> Result<(), String> {
             .then_some(())
             .ok_or("want ARP".to_string()),
         ("icmp", "icmp") => match (meta.network, meta.transport) {
-            (Network::Ip { src: IpAddr::V4(_), .. }, Transport::Icmp { quoted: None, .. }) => Ok(()),
+            (
+                Network::Ip {
+                    src: IpAddr::V4(_), ..
+                },
+                Transport::Icmp { quoted: None, .. },
+            ) => Ok(()),
             other => Err(format!("want ICMPv4 without quote, got {other:?}")),
         },
-        ("", "") => ports.is_none().then_some(()).ok_or(format!("unexpected ports {ports:?}")),
-        (s, d) => want("ports", format!("{ports:?}"), &format!("{:?}", Some((s.parse::<u16>().unwrap_or(0), d.parse::<u16>().unwrap_or(0))))),
+        ("", "") => ports
+            .is_none()
+            .then_some(())
+            .ok_or(format!("unexpected ports {ports:?}")),
+        (s, d) => want(
+            "ports",
+            format!("{ports:?}"),
+            &format!(
+                "{:?}",
+                Some((s.parse::<u16>().unwrap_or(0), d.parse::<u16>().unwrap_or(0)))
+            ),
+        ),
     }
 }
 
@@ -109,8 +131,17 @@ fn golden(capture: &str) {
         }
         rows += 1;
     }
-    assert_eq!(rows, metas.len(), "{capture}: packet count differs from the reference");
-    assert!(failures.is_empty(), "{capture}: {} mismatches, first: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert_eq!(
+        rows,
+        metas.len(),
+        "{capture}: packet count differs from the reference"
+    );
+    assert!(
+        failures.is_empty(),
+        "{capture}: {} mismatches, first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(stats.malformed(), 0, "{capture}: {stats}");
 }
 
@@ -126,7 +157,9 @@ fn spoofed_synflood_matches_kitsune_inputs() {
 
 #[test]
 fn every_shared_capture_decodes() {
-    let Some(dir) = shared("data/pcap") else { return };
+    let Some(dir) = shared("data/pcap") else {
+        return;
+    };
     let expected = [
         ("CIC-DDoS-2019-SynFlood.pcap", 26_316),
         ("amp.TCP.reflection.SYNACK.pcap", 8_000),
@@ -138,14 +171,22 @@ fn every_shared_capture_decodes() {
         let (metas, stats) = decode_all(&dir.join(name));
         assert_eq!(metas.len(), count, "{name}");
         assert_eq!(stats.malformed(), 0, "{name}: {stats}");
-        assert!(metas.windows(2).all(|w| w[0].index + 1 == w[1].index), "{name}");
-        assert!(metas.iter().all(|m| matches!(m.network, Network::Ip { .. } | Network::Arp { .. } | Network::None)));
+        assert!(
+            metas.windows(2).all(|w| w[0].index + 1 == w[1].index),
+            "{name}"
+        );
+        assert!(metas.iter().all(|m| matches!(
+            m.network,
+            Network::Ip { .. } | Network::Arp { .. } | Network::None
+        )));
     }
 }
 
 #[test]
 fn truncated_copy_of_a_real_capture_reports_the_damage() {
-    let Some(src) = shared("data/pcap/mirai_first2000.pcap") else { return };
+    let Some(src) = shared("data/pcap/mirai_first2000.pcap") else {
+        return;
+    };
     let bytes = std::fs::read(&src).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.pcap");

@@ -58,7 +58,11 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             args.labels.display()
         );
     }
-    Ok(if summary.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if summary.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 #[cfg(test)]
@@ -89,11 +93,32 @@ mod tests {
     fn round_trip_preserves_counts_order_and_labels() {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-        synth_file(dir.path().join("base.pcap").as_path(), 1, &[], 1_600_000_000_000_000_000);
-        synth_file(dir.path().join("atk.pcap").as_path(), 2, &["syn"], 1_650_000_000_000_000_000);
+        synth_file(
+            dir.path().join("base.pcap").as_path(),
+            1,
+            &[],
+            1_600_000_000_000_000_000,
+        );
+        synth_file(
+            dir.path().join("atk.pcap").as_path(),
+            2,
+            &["syn"],
+            1_650_000_000_000_000_000,
+        );
         let cli = Cli::try_parse_from([
-            "t", "--base", &p("base.pcap"), "--insert", &p("atk.pcap"), "--at", "0.5",
-            "--out", &p("out.pcap"), "--labels", &p("out.csv"), "--insert-label", "syn_flood",
+            "t",
+            "--base",
+            &p("base.pcap"),
+            "--insert",
+            &p("atk.pcap"),
+            "--at",
+            "0.5",
+            "--out",
+            &p("out.pcap"),
+            "--labels",
+            &p("out.csv"),
+            "--insert-label",
+            "syn_flood",
         ])
         .unwrap();
         assert_eq!(run(cli.args, true).unwrap(), ExitCode::SUCCESS);
@@ -108,7 +133,10 @@ mod tests {
         let labels = std::fs::read_to_string(p("out.csv")).unwrap();
         let rows: Vec<&str> = labels.lines().skip(1).collect();
         assert_eq!(rows.len(), 600);
-        assert_eq!(rows.iter().filter(|r| r.ends_with(",syn_flood")).count(), 300);
+        assert_eq!(
+            rows.iter().filter(|r| r.ends_with(",syn_flood")).count(),
+            300
+        );
         assert_eq!(rows.iter().filter(|r| r.ends_with(",normal")).count(), 300);
         // The first inserted packet sits 0.5 s after the base's first.
         let first_insert = rows.iter().position(|r| r.ends_with(",syn_flood")).unwrap();
@@ -120,8 +148,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
         let cli = Cli::try_parse_from([
-            "t", "--base", &p("nope.pcap"), "--insert", &p("nope.pcap"), "--at", "1",
-            "--out", &p("o.pcap"), "--labels", &p("o.csv"),
+            "t",
+            "--base",
+            &p("nope.pcap"),
+            "--insert",
+            &p("nope.pcap"),
+            "--at",
+            "1",
+            "--out",
+            &p("o.pcap"),
+            "--labels",
+            &p("o.csv"),
         ])
         .unwrap();
         let err = run(cli.args, true).unwrap_err();

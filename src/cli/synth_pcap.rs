@@ -83,8 +83,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (pcap, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
         let cli = Cli::try_parse_from([
-            "t", "--pcap", pcap.to_str().unwrap(), "--labels", labels.to_str().unwrap(),
-            "--packets", "200", "--rate", "50", "--seed", "3", "--attack", "udp", "--attack", "syn-spoofed",
+            "t",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--packets",
+            "200",
+            "--rate",
+            "50",
+            "--seed",
+            "3",
+            "--attack",
+            "udp",
+            "--attack",
+            "syn-spoofed",
         ])
         .unwrap();
         assert_eq!(cli.args.attacks.len(), 2);
@@ -96,10 +109,21 @@ mod tests {
 
     #[test]
     fn rejects_unknown_attack_and_bad_rate() {
-        assert!(Cli::try_parse_from(["t", "--pcap", "a", "--labels", "b", "--attack", "smurf"]).is_err());
+        assert!(
+            Cli::try_parse_from(["t", "--pcap", "a", "--labels", "b", "--attack", "smurf"])
+                .is_err()
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
-        let cli = Cli::try_parse_from(["t", "--pcap", p.to_str().unwrap(), "--labels", p.to_str().unwrap(), "--rate=0"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "t",
+            "--pcap",
+            p.to_str().unwrap(),
+            "--labels",
+            p.to_str().unwrap(),
+            "--rate=0",
+        ])
+        .unwrap();
         assert!(run(cli.args, true).is_err());
     }
 }

@@ -156,7 +156,10 @@ impl fmt::Display for ErrorKind {
                 "captured length {cap_len} exceeds the original length {wire_len}"
             ),
             ErrorKind::BadBlock { block_type, len } => {
-                write!(f, "pcapng block 0x{block_type:08x} has an invalid length {len}")
+                write!(
+                    f,
+                    "pcapng block 0x{block_type:08x} has an invalid length {len}"
+                )
             }
             ErrorKind::BadHeader(what) => write!(f, "invalid pcapng header: {what}"),
             ErrorKind::UnknownInterface { id } => {
@@ -310,8 +313,8 @@ impl<R: Read> Source<R> {
     /// Skips `n` bytes without buffering them.
     pub(crate) fn skip(&mut self, n: u64) -> Result<(), ErrorKind> {
         self.ensure(n)?;
-        let got = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())
-            .map_err(ErrorKind::Io)?;
+        let got =
+            io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(ErrorKind::Io)?;
         self.offset += got;
         if got < n {
             return Err(ErrorKind::Truncated {
@@ -368,7 +371,10 @@ impl CaptureReader<BufReader<File>> {
     pub fn open(path: impl AsRef<Path>) -> crate::Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| crate::Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| crate::Error::io(path, e))?
+            .len();
         let inner = BufReader::with_capacity(READ_BUFFER, file);
         Ok(Self::start(inner, Some(len), path)?)
     }
@@ -570,6 +576,9 @@ mod tests {
         assert!(err.is_fatal());
         let lib: crate::Error = err.into();
         let text = lib.to_string();
-        assert!(text.contains("a.pcap:7") && text.contains("byte 1234"), "{text}");
+        assert!(
+            text.contains("a.pcap:7") && text.contains("byte 1234"),
+            "{text}"
+        );
     }
 }

@@ -329,7 +329,11 @@ impl Decoder {
         let is_error = if v6 { p.is_error_v6() } else { p.is_error_v4() };
         Transport::Icmp {
             icmp_type: p.msg_type(),
-            quoted: if is_error { quoted_ports(p.payload(), v6) } else { None },
+            quoted: if is_error {
+                quoted_ports(p.payload(), v6)
+            } else {
+                None
+            },
         }
     }
 
@@ -512,7 +516,13 @@ mod tests {
         one.extend_from_slice(&inner);
         let (m, bad) = frame(LinkType::ETHERNET, &eth(0x8100, &one));
         assert_eq!(bad, None);
-        assert_eq!(m.transport, Transport::Udp { src_port: 5000, dst_port: 53 });
+        assert_eq!(
+            m.transport,
+            Transport::Udp {
+                src_port: 5000,
+                dst_port: 53
+            }
+        );
         let mut qinq = vec![0x00, 0x64, 0x81, 0x00];
         qinq.extend_from_slice(&one);
         let (m, bad) = frame(LinkType::ETHERNET, &eth(0x88a8, &qinq));
@@ -524,7 +534,10 @@ mod tests {
             deep.extend_from_slice(&[0x00, 0x01, 0x81, 0x00]);
         }
         deep.extend_from_slice(&inner);
-        assert_eq!(frame(LinkType::ETHERNET, &eth(0x8100, &deep)).1, Some(Malformed::Vlan));
+        assert_eq!(
+            frame(LinkType::ETHERNET, &eth(0x8100, &deep)).1,
+            Some(Malformed::Vlan)
+        );
         // A tag cut short.
         let (m, bad) = frame(LinkType::ETHERNET, &eth(0x8100, &[0x00, 0x01]));
         assert_eq!(bad, Some(Malformed::Vlan));
@@ -549,8 +562,18 @@ mod tests {
         let (m, bad) = frame(LinkType::LINUX_SLL2, &sll2);
         assert_eq!(bad, None);
         assert_eq!(m.src_mac, SRC_MAC);
-        assert_eq!(m.transport, Transport::Tcp { src_port: 1, dst_port: 2, flags: 0x10 });
-        assert_eq!(frame(LinkType::LINUX_SLL2, &sll2[..19]).1, Some(Malformed::Link));
+        assert_eq!(
+            m.transport,
+            Transport::Tcp {
+                src_port: 1,
+                dst_port: 2,
+                flags: 0x10
+            }
+        );
+        assert_eq!(
+            frame(LinkType::LINUX_SLL2, &sll2[..19]).1,
+            Some(Malformed::Link)
+        );
     }
 
     #[test]
@@ -563,7 +586,13 @@ mod tests {
         for lt in [LinkType::RAW, LinkType::IPV6] {
             let (m, bad) = frame(lt, &v6p);
             assert_eq!(bad, None);
-            assert_eq!(m.transport, Transport::Udp { src_port: 3, dst_port: 4 });
+            assert_eq!(
+                m.transport,
+                Transport::Udp {
+                    src_port: 3,
+                    dst_port: 4
+                }
+            );
         }
         assert_eq!(frame(LinkType::RAW, &[0x50, 0, 0]).1, Some(Malformed::Ip));
         assert_eq!(frame(LinkType::RAW, &[]).1, Some(Malformed::Ip));
@@ -575,12 +604,28 @@ mod tests {
         null.extend_from_slice(&ipv4(1, A, B, &[8, 0, 0, 0, 0, 0, 0, 0]));
         let (m, bad) = frame(LinkType::NULL, &null);
         assert_eq!(bad, None);
-        assert_eq!(m.transport, Transport::Icmp { icmp_type: 8, quoted: None });
+        assert_eq!(
+            m.transport,
+            Transport::Icmp {
+                icmp_type: 8,
+                quoted: None
+            }
+        );
         let mut lo = vec![0, 0, 0, 24];
         lo.extend_from_slice(&ipv6(6, &tcp(7, 8, 0x12)));
         let (m, _) = frame(LinkType::LOOP, &lo);
-        assert_eq!(m.transport, Transport::Tcp { src_port: 7, dst_port: 8, flags: 0x12 });
-        assert_eq!(frame(LinkType::LOOP, &[0, 0, 0, 7, 0x45]).0.network, Network::None);
+        assert_eq!(
+            m.transport,
+            Transport::Tcp {
+                src_port: 7,
+                dst_port: 8,
+                flags: 0x12
+            }
+        );
+        assert_eq!(
+            frame(LinkType::LOOP, &[0, 0, 0, 7, 0x45]).0.network,
+            Network::None
+        );
         assert_eq!(frame(LinkType::NULL, &[2, 0]).1, Some(Malformed::Link));
     }
 
@@ -600,9 +645,18 @@ mod tests {
         a.extend_from_slice(&B.octets());
         let (m, bad) = frame(LinkType::ETHERNET, &eth(0x0806, &a));
         assert_eq!(bad, None);
-        assert_eq!(m.network, Network::Arp { sender: A, target: B });
+        assert_eq!(
+            m.network,
+            Network::Arp {
+                sender: A,
+                target: B
+            }
+        );
         assert_eq!(m.transport, Transport::None);
-        assert_eq!(frame(LinkType::ETHERNET, &eth(0x0806, &a[..20])).1, Some(Malformed::Arp));
+        assert_eq!(
+            frame(LinkType::ETHERNET, &eth(0x0806, &a[..20])).1,
+            Some(Malformed::Arp)
+        );
     }
 
     #[test]
@@ -633,7 +687,10 @@ mod tests {
         first[6] = 0x20; // MF
         assert_eq!(
             frame(LinkType::RAW, &first).0.transport,
-            Transport::Udp { src_port: 1000, dst_port: 2000 }
+            Transport::Udp {
+                src_port: 1000,
+                dst_port: 2000
+            }
         );
         let mut later = first.clone();
         later[6] = 0x00;
@@ -652,10 +709,20 @@ mod tests {
         chain.extend_from_slice(&tcp(443, 51000, 0x18));
         let (m, bad) = frame(LinkType::RAW, &ipv6(0, &chain));
         assert_eq!(bad, None);
-        assert_eq!(m.transport, Transport::Tcp { src_port: 443, dst_port: 51000, flags: 0x18 });
+        assert_eq!(
+            m.transport,
+            Transport::Tcp {
+                src_port: 443,
+                dst_port: 51000,
+                flags: 0x18
+            }
+        );
         // A later fragment.
         let later = [17u8, 0, 0x00, 0x10, 0, 0, 0, 9, 1, 2, 3, 4];
-        assert_eq!(frame(LinkType::RAW, &ipv6(44, &later)).0.transport, Transport::Other(17));
+        assert_eq!(
+            frame(LinkType::RAW, &ipv6(44, &later)).0.transport,
+            Transport::Other(17)
+        );
         // A routing header claiming more than is there.
         let (m, bad) = frame(LinkType::RAW, &ipv6(43, &[6, 9, 0, 0, 0, 0, 0, 0]));
         assert_eq!(bad, Some(Malformed::Ipv6Ext));
@@ -668,7 +735,14 @@ mod tests {
         t[12] = 0x30;
         let (m, bad) = frame(LinkType::RAW, &ipv4(6, A, B, &t));
         assert_eq!(bad, Some(Malformed::Tcp));
-        assert_eq!(m.transport, Transport::Tcp { src_port: 1, dst_port: 2, flags: 0x02 });
+        assert_eq!(
+            m.transport,
+            Transport::Tcp {
+                src_port: 1,
+                dst_port: 2,
+                flags: 0x02
+            }
+        );
         let (m, bad) = frame(LinkType::RAW, &ipv4(6, A, B, &t[..2]));
         assert_eq!(bad, Some(Malformed::Tcp));
         assert_eq!(m.transport, Transport::Other(6));
@@ -689,7 +763,14 @@ mod tests {
         let (m, _) = decode_checked(&raw);
         assert_eq!(m.wire_len, 1514);
         assert_eq!(m.network, v4(A, B));
-        assert_eq!(m.transport, Transport::Tcp { src_port: 5, dst_port: 6, flags: 0 });
+        assert_eq!(
+            m.transport,
+            Transport::Tcp {
+                src_port: 5,
+                dst_port: 6,
+                flags: 0
+            }
+        );
     }
 
     #[test]
@@ -698,7 +779,13 @@ mod tests {
         u[5] = 3;
         let (m, bad) = frame(LinkType::RAW, &ipv4(17, A, B, &u));
         assert_eq!(bad, Some(Malformed::Udp));
-        assert_eq!(m.transport, Transport::Udp { src_port: 1, dst_port: 2 });
+        assert_eq!(
+            m.transport,
+            Transport::Udp {
+                src_port: 1,
+                dst_port: 2
+            }
+        );
     }
 
     #[test]
@@ -708,44 +795,91 @@ mod tests {
         unreach.extend_from_slice(&quoted[..28]);
         let (m, bad) = frame(LinkType::RAW, &ipv4(1, A, B, &unreach));
         assert_eq!(bad, None);
-        assert_eq!(m.transport, Transport::Icmp { icmp_type: 3, quoted: Some((53, 40000)) });
+        assert_eq!(
+            m.transport,
+            Transport::Icmp {
+                icmp_type: 3,
+                quoted: Some((53, 40000))
+            }
+        );
         // An echo request's payload is not a quote.
         let mut echo = vec![8, 0, 0, 0, 0, 0, 0, 0];
         echo.extend_from_slice(&quoted);
         assert_eq!(
             frame(LinkType::RAW, &ipv4(1, A, B, &echo)).0.transport,
-            Transport::Icmp { icmp_type: 8, quoted: None }
+            Transport::Icmp {
+                icmp_type: 8,
+                quoted: None
+            }
         );
         // ICMPv6 time exceeded quoting TCP.
         let mut exceeded = vec![3, 0, 0, 0, 0, 0, 0, 0];
         exceeded.extend_from_slice(&ipv6(6, &tcp(80, 9999, 0x02)));
         assert_eq!(
             frame(LinkType::RAW, &ipv6(58, &exceeded)).0.transport,
-            Transport::Icmp { icmp_type: 3, quoted: Some((80, 9999)) }
+            Transport::Icmp {
+                icmp_type: 3,
+                quoted: Some((80, 9999))
+            }
         );
         // A cut quote is not an error of the outer packet.
         let mut cut = vec![11, 0, 0, 0, 0, 0, 0, 0];
         cut.extend_from_slice(&quoted[..10]);
         let (m, bad) = frame(LinkType::RAW, &ipv4(1, A, B, &cut));
-        assert_eq!((m.transport, bad), (Transport::Icmp { icmp_type: 11, quoted: None }, None));
+        assert_eq!(
+            (m.transport, bad),
+            (
+                Transport::Icmp {
+                    icmp_type: 11,
+                    quoted: None
+                },
+                None
+            )
+        );
         // An ICMP header cut short.
         let (m, bad) = frame(LinkType::RAW, &ipv4(1, A, B, &[3, 1]));
         assert_eq!(bad, Some(Malformed::Icmp));
-        assert_eq!(m.transport, Transport::Icmp { icmp_type: 3, quoted: None });
+        assert_eq!(
+            m.transport,
+            Transport::Icmp {
+                icmp_type: 3,
+                quoted: None
+            }
+        );
     }
 
     #[test]
     fn gre_and_ipip_take_inner_ports_and_outer_addresses() {
-        let inner = ipv4(17, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), &udp(7, 8, b"x"));
+        let inner = ipv4(
+            17,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            &udp(7, 8, b"x"),
+        );
         let mut gre = vec![0, 0, 0x08, 0x00];
         gre.extend_from_slice(&inner);
         let (m, bad) = frame(LinkType::ETHERNET, &eth(0x0800, &ipv4(47, A, B, &gre)));
         assert_eq!(bad, None);
         assert_eq!(m.network, v4(A, B));
-        assert_eq!(m.transport, Transport::Udp { src_port: 7, dst_port: 8 });
+        assert_eq!(
+            m.transport,
+            Transport::Udp {
+                src_port: 7,
+                dst_port: 8
+            }
+        );
         assert_eq!(m.src_mac, SRC_MAC);
         let (m, _) = frame(LinkType::RAW, &ipv4(4, A, B, &inner));
-        assert_eq!((m.network, m.transport), (v4(A, B), Transport::Udp { src_port: 7, dst_port: 8 }));
+        assert_eq!(
+            (m.network, m.transport),
+            (
+                v4(A, B),
+                Transport::Udp {
+                    src_port: 7,
+                    dst_port: 8
+                }
+            )
+        );
         // Inner Ethernet (transparent bridging) keeps the outer MACs.
         let mut teb = vec![0, 0, 0x65, 0x58];
         let mut inner_eth = vec![1; 12];
@@ -753,15 +887,30 @@ mod tests {
         inner_eth.extend_from_slice(&inner);
         teb.extend_from_slice(&inner_eth);
         let (m, _) = frame(LinkType::ETHERNET, &eth(0x0800, &ipv4(47, A, B, &teb)));
-        assert_eq!((m.src_mac, m.transport), (SRC_MAC, Transport::Udp { src_port: 7, dst_port: 8 }));
+        assert_eq!(
+            (m.src_mac, m.transport),
+            (
+                SRC_MAC,
+                Transport::Udp {
+                    src_port: 7,
+                    dst_port: 8
+                }
+            )
+        );
         // Malformed GRE, and GRE with a non-IP payload.
         let (m, bad) = frame(LinkType::RAW, &ipv4(47, A, B, &[0, 1]));
-        assert_eq!((m.transport, bad), (Transport::Other(47), Some(Malformed::Gre)));
+        assert_eq!(
+            (m.transport, bad),
+            (Transport::Other(47), Some(Malformed::Gre))
+        );
         let (m, _) = frame(LinkType::RAW, &ipv4(47, A, B, &[0, 0, 0x88, 0xcc, 0]));
         assert_eq!(m.transport, Transport::Other(47));
         // A tunnel inside a tunnel is not followed.
         let nested = ipv4(4, A, B, &ipv4(4, A, B, &inner));
-        assert_eq!(frame(LinkType::RAW, &nested).0.transport, Transport::Other(4));
+        assert_eq!(
+            frame(LinkType::RAW, &nested).0.transport,
+            Transport::Other(4)
+        );
     }
 
     #[test]
@@ -783,7 +932,12 @@ mod tests {
         let mut stats = DecodeStats::default();
         for f in &frames {
             for n in 0..=f.len() {
-                for lt in [LinkType::ETHERNET, LinkType::RAW, LinkType::LINUX_SLL, LinkType::NULL] {
+                for lt in [
+                    LinkType::ETHERNET,
+                    LinkType::RAW,
+                    LinkType::LINUX_SLL,
+                    LinkType::NULL,
+                ] {
                     stats.record(frame(lt, &f[..n]).1);
                 }
             }

@@ -81,7 +81,10 @@ pub struct Header {
 
 impl Header {
     /// Reads the rest of the file header after its magic.
-    pub(crate) fn read<R: io::Read>(source: &mut Source<R>, magic: Magic) -> Result<Self, ErrorKind> {
+    pub(crate) fn read<R: io::Read>(
+        source: &mut Source<R>,
+        magic: Magic,
+    ) -> Result<Self, ErrorKind> {
         let mut b = [0u8; FILE_HEADER_LEN];
         source.read_exact(&mut b[4..])?;
         // The upper bits of the link-type field carry FCS information.
@@ -116,7 +119,11 @@ impl Header {
         let m = self.magic;
         let cap_len = m.u32_at(&h, field::CAP_LEN);
         let wire_len = m.u32_at(&h, field::WIRE_LEN);
-        let limit = if self.snaplen == 0 { MAX_RECORD } else { self.snaplen.min(MAX_RECORD) };
+        let limit = if self.snaplen == 0 {
+            MAX_RECORD
+        } else {
+            self.snaplen.min(MAX_RECORD)
+        };
         if cap_len > limit {
             let kind = ErrorKind::RecordTooLong {
                 len: u64::from(cap_len),
@@ -212,8 +219,20 @@ mod tests {
 
     /// A file header and records, in the byte order and precision asked.
     fn file(big_endian: bool, nanos: bool, records: &[(u32, u32, u32, u32, &[u8])]) -> Vec<u8> {
-        let w = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
-        let w16 = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w16 = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         let mut b = Vec::new();
         b.extend_from_slice(&w(if nanos { MAGIC_NANOS } else { MAGIC_MICROS }));
         b.extend_from_slice(&w16(2));
@@ -230,7 +249,10 @@ mod tests {
         b
     }
 
-    fn read_all(bytes: &[u8]) -> (Vec<(u64, i64, u32, Vec<u8>)>, Option<CaptureError>) {
+    /// Frame number, time, wire length, bytes.
+    type Frame = (u64, i64, u32, Vec<u8>);
+
+    fn read_all(bytes: &[u8]) -> (Vec<Frame>, Option<CaptureError>) {
         let mut r = CaptureReader::from_reader(bytes, "t.pcap").unwrap();
         let mut buf = Vec::new();
         let mut out = Vec::new();
@@ -249,7 +271,11 @@ mod tests {
     fn reads_each_byte_order_and_precision() {
         for big_endian in [false, true] {
             for nanos in [false, true] {
-                let b = file(big_endian, nanos, &[(10, 5, 3, 60, b"abc"), (11, 0, 1, 1, b"d")]);
+                let b = file(
+                    big_endian,
+                    nanos,
+                    &[(10, 5, 3, 60, b"abc"), (11, 0, 1, 1, b"d")],
+                );
                 let (frames, err) = read_all(&b);
                 assert!(err.is_none(), "{big_endian} {nanos}: {err:?}");
                 let frac = if nanos { 5 } else { 5_000 };
@@ -271,7 +297,10 @@ mod tests {
         assert!(err.is_fatal());
         assert!(matches!(err.kind(), ErrorKind::Truncated { .. }));
         assert_eq!(err.record(), 2);
-        assert_eq!(err.offset(), (FILE_HEADER_LEN + RECORD_HEADER_LEN + 4) as u64);
+        assert_eq!(
+            err.offset(),
+            (FILE_HEADER_LEN + RECORD_HEADER_LEN + 4) as u64
+        );
     }
 
     #[test]
@@ -280,7 +309,13 @@ mod tests {
         b.extend_from_slice(&[1, 2, 3]);
         let (frames, err) = read_all(&b);
         assert_eq!(frames.len(), 1);
-        assert!(matches!(err.unwrap().kind(), ErrorKind::Truncated { needed: 16, available: 3 }));
+        assert!(matches!(
+            err.unwrap().kind(),
+            ErrorKind::Truncated {
+                needed: 16,
+                available: 3
+            }
+        ));
     }
 
     #[test]
@@ -288,7 +323,10 @@ mod tests {
         let b = file(false, false, &[(1, 0, 0x7fff_ffff, 0x7fff_ffff, b"")]);
         let (frames, err) = read_all(&b);
         assert!(frames.is_empty());
-        assert!(matches!(err.unwrap().kind(), ErrorKind::RecordTooLong { limit: 65535, .. }));
+        assert!(matches!(
+            err.unwrap().kind(),
+            ErrorKind::RecordTooLong { limit: 65535, .. }
+        ));
     }
 
     #[test]
@@ -316,12 +354,17 @@ mod tests {
     fn writer_round_trips() {
         for nanos in [false, true] {
             let mut w = PcapWriter::new(Vec::new(), LinkType::ETHERNET, 4, nanos).unwrap();
-            w.write_packet(1_600_000_000_123_456_789, 100, b"abcdef").unwrap();
+            w.write_packet(1_600_000_000_123_456_789, 100, b"abcdef")
+                .unwrap();
             w.write_packet(1_600_000_001_000_000_000, 0, b"xy").unwrap();
             let bytes = w.finish().unwrap();
             let (frames, err) = read_all(&bytes);
             assert!(err.is_none());
-            let ts = if nanos { 1_600_000_000_123_456_789 } else { 1_600_000_000_123_456_000 };
+            let ts = if nanos {
+                1_600_000_000_123_456_789
+            } else {
+                1_600_000_000_123_456_000
+            };
             assert_eq!(frames[0], (1, ts, 100, b"abcd".to_vec()));
             assert_eq!(frames[1], (2, 1_600_000_001_000_000_000, 2, b"xy".to_vec()));
         }
@@ -337,11 +380,17 @@ mod tests {
     fn recognises_magic() {
         assert_eq!(
             Magic::from_bytes([0xd4, 0xc3, 0xb2, 0xa1]),
-            Some(Magic { big_endian: false, nanos: false })
+            Some(Magic {
+                big_endian: false,
+                nanos: false
+            })
         );
         assert_eq!(
             Magic::from_bytes([0xa1, 0xb2, 0x3c, 0x4d]),
-            Some(Magic { big_endian: true, nanos: true })
+            Some(Magic {
+                big_endian: true,
+                nanos: true
+            })
         );
         assert_eq!(Magic::from_bytes([0, 0, 0, 0]), None);
     }

@@ -133,7 +133,12 @@ impl Reader {
         Ok(())
     }
 
-    fn trailer<R: Read>(&self, source: &mut Source<R>, block_type: u32, len: u32) -> Result<(), ErrorKind> {
+    fn trailer<R: Read>(
+        &self,
+        source: &mut Source<R>,
+        block_type: u32,
+        len: u32,
+    ) -> Result<(), ErrorKind> {
         let mut t = [0u8; 4];
         source.read_exact(&mut t)?;
         if self.u32_at(&t, 0) != len {
@@ -185,7 +190,10 @@ impl Reader {
                     }
                     let data = grow(buf, body as usize);
                     source.read_exact(data).map_err(|k| (k, at))?;
-                    return self.packet(block_type, len, data).map(Some).map_err(|k| (k, at));
+                    return self
+                        .packet(block_type, len, data)
+                        .map(Some)
+                        .map_err(|k| (k, at));
                 }
                 IDB_TYPE => {
                     if len > MAX_IDB {
@@ -193,7 +201,9 @@ impl Reader {
                     }
                     let mut scratch = std::mem::take(&mut self.scratch);
                     let data = grow(&mut scratch, body as usize);
-                    let result = source.read_exact(data).and_then(|()| self.interface(len, data));
+                    let result = source
+                        .read_exact(data)
+                        .and_then(|()| self.interface(len, data));
                     self.scratch = scratch;
                     result.map_err(|k| (k, at))?;
                 }
@@ -228,7 +238,9 @@ impl Reader {
         while at + 4 <= end {
             let code = self.u16_at(b, at);
             let olen = usize::from(self.u16_at(b, at + 2));
-            let value = b.get(at + 4..at + 4 + olen).filter(|_| at + 4 + olen <= end);
+            let value = b
+                .get(at + 4..at + 4 + olen)
+                .filter(|_| at + 4 + olen <= end);
             let Some(value) = value else { return Err(bad) };
             match (code, value) {
                 (OPT_END, _) => break,
@@ -266,10 +278,13 @@ impl Reader {
                     return Err(bad);
                 }
                 let wire_len = self.u32_at(b, 0);
-                let snap = self.interfaces.first().map_or(u32::MAX, |i| match i.snaplen {
-                    0 => u32::MAX,
-                    s => s,
-                });
+                let snap = self
+                    .interfaces
+                    .first()
+                    .map_or(u32::MAX, |i| match i.snaplen {
+                        0 => u32::MAX,
+                        s => s,
+                    });
                 let cap = wire_len.min(snap).min((end - 4) as u32);
                 (0, None, cap, wire_len, 4)
             }
@@ -333,15 +348,26 @@ mod tests {
 
     impl Builder {
         fn new(be: bool) -> Self {
-            let mut b = Builder { be, out: Vec::new() };
+            let mut b = Builder {
+                be,
+                out: Vec::new(),
+            };
             b.shb();
             b
         }
         fn u32(&self, v: u32) -> [u8; 4] {
-            if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         }
         fn u16(&self, v: u16) -> [u8; 2] {
-            if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         }
         fn block(&mut self, block_type: u32, body: &[u8]) {
             let padded = body.len().div_ceil(4) * 4;
@@ -379,7 +405,11 @@ mod tests {
                 body.extend_from_slice(&self.u16(OPT_TSOFFSET));
                 body.extend_from_slice(&self.u16(8));
                 let raw = o as u64;
-                let full = if self.be { raw.to_be_bytes() } else { raw.to_le_bytes() };
+                let full = if self.be {
+                    raw.to_be_bytes()
+                } else {
+                    raw.to_le_bytes()
+                };
                 body.extend_from_slice(&full);
             }
             body.extend_from_slice(&[0; 4]); // opt_endofopt
@@ -410,7 +440,14 @@ mod tests {
         let (mut out, mut errs) = (Vec::new(), Vec::new());
         loop {
             match r.next_packet(&mut buf) {
-                Ok(Some(f)) => out.push((f.index, f.ts_ns, f.wire_len, f.link_type, f.interface, f.data.to_vec())),
+                Ok(Some(f)) => out.push((
+                    f.index,
+                    f.ts_ns,
+                    f.wire_len,
+                    f.link_type,
+                    f.interface,
+                    f.data.to_vec(),
+                )),
                 Ok(None) => return (out, errs),
                 Err(e) => errs.push(e),
             }
@@ -428,8 +465,21 @@ mod tests {
             b.epb(1, 2_000_000_007, 40, b"xyz");
             let (frames, errs) = read_all(&b.out);
             assert!(errs.is_empty(), "{errs:?}");
-            assert_eq!(frames[0], (1, 1_500_000_000, 60, LinkType::ETHERNET, 0, b"abcde".to_vec()));
-            assert_eq!(frames[1], (2, 102_000_000_007, 40, LinkType::RAW, 1, b"xyz".to_vec()));
+            assert_eq!(
+                frames[0],
+                (
+                    1,
+                    1_500_000_000,
+                    60,
+                    LinkType::ETHERNET,
+                    0,
+                    b"abcde".to_vec()
+                )
+            );
+            assert_eq!(
+                frames[1],
+                (2, 102_000_000_007, 40, LinkType::RAW, 1, b"xyz".to_vec())
+            );
         }
     }
 
@@ -453,7 +503,17 @@ mod tests {
         b.spb(10, b"0123456789");
         let (frames, errs) = read_all(&b.out);
         assert!(errs.is_empty());
-        assert_eq!(frames[1], (2, 7_000_000_000, 10, LinkType::ETHERNET, 0, b"0123456789".to_vec()));
+        assert_eq!(
+            frames[1],
+            (
+                2,
+                7_000_000_000,
+                10,
+                LinkType::ETHERNET,
+                0,
+                b"0123456789".to_vec()
+            )
+        );
     }
 
     #[test]
@@ -480,7 +540,10 @@ mod tests {
         let (frames, errs) = read_all(&b.out);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 2);
-        assert!(matches!(errs[0].kind(), ErrorKind::UnknownInterface { id: 3 }));
+        assert!(matches!(
+            errs[0].kind(),
+            ErrorKind::UnknownInterface { id: 3 }
+        ));
     }
 
     #[test]
@@ -507,11 +570,17 @@ mod tests {
         let mut odd = b.out.clone();
         odd[at + 4] = 13; // not a multiple of 4
         let (_, errs) = read_all(&odd);
-        assert!(matches!(errs[0].kind(), ErrorKind::BadBlock { len: 13, .. }));
+        assert!(matches!(
+            errs[0].kind(),
+            ErrorKind::BadBlock { len: 13, .. }
+        ));
         let mut huge = b.out.clone();
         huge[at + 4..at + 8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
         let (_, errs) = read_all(&huge);
-        assert!(matches!(errs[0].kind(), ErrorKind::RecordTooLong { .. }), "{errs:?}");
+        assert!(
+            matches!(errs[0].kind(), ErrorKind::RecordTooLong { .. }),
+            "{errs:?}"
+        );
         let mut trailer = b.out.clone();
         let n = trailer.len();
         trailer[n - 4] = 0;

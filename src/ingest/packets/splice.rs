@@ -180,7 +180,9 @@ pub fn splice<B: Read, I: Read, W: Write, L: Write>(
     if let Some((insert_start, _, _)) = insert.head {
         let base_start = base.head.map_or(insert_start, |h| h.0);
         let at_ns = (cfg.at_s * 1e9).round() as i64;
-        let shift = base_start.saturating_add(at_ns).saturating_sub(insert_start);
+        let shift = base_start
+            .saturating_add(at_ns)
+            .saturating_sub(insert_start);
         insert.shift_ns = shift;
         insert.head = insert.head.map(|(t, w, c)| (t.saturating_add(shift), w, c));
         summary.shift_ns = shift;
@@ -226,11 +228,17 @@ mod tests {
         w.finish().unwrap()
     }
 
-    fn run(base: &[u8], insert: &[u8], at_s: f64) -> Result<(Vec<(i64, u8)>, String, SpliceSummary), SpliceError> {
+    /// The written packets (time in us, first byte), labels and summary.
+    type Spliced = (Vec<(i64, u8)>, String, SpliceSummary);
+
+    fn run(base: &[u8], insert: &[u8], at_s: f64) -> Result<Spliced, SpliceError> {
         let b = CaptureReader::from_reader(base, "base").unwrap();
         let i = CaptureReader::from_reader(insert, "insert").unwrap();
         let (mut out, mut labels) = (Vec::new(), Vec::new());
-        let cfg = SpliceConfig { at_s, ..SpliceConfig::default() };
+        let cfg = SpliceConfig {
+            at_s,
+            ..SpliceConfig::default()
+        };
         let summary = splice(b, i, &mut out, &mut labels, &cfg)?;
         let mut r = CaptureReader::from_reader(&out[..], "out").unwrap();
         let mut buf = Vec::new();
@@ -243,8 +251,16 @@ mod tests {
 
     #[test]
     fn merges_in_time_order_with_labels() {
-        let base = capture(&[1_000_000, 2_000_000, 3_000_000, 4_000_000], b'b', LinkType::ETHERNET);
-        let attack = capture(&[50_000_000, 50_500_000, 51_500_000], b'a', LinkType::ETHERNET);
+        let base = capture(
+            &[1_000_000, 2_000_000, 3_000_000, 4_000_000],
+            b'b',
+            LinkType::ETHERNET,
+        );
+        let attack = capture(
+            &[50_000_000, 50_500_000, 51_500_000],
+            b'a',
+            LinkType::ETHERNET,
+        );
         let (packets, labels, summary) = run(&base, &attack, 1.25).unwrap();
         assert_eq!(
             packets,
@@ -272,7 +288,10 @@ mod tests {
         let base = capture(&[10, 20], b'b', LinkType::ETHERNET);
         let attack = capture(&[0, 0], b'a', LinkType::ETHERNET);
         let (packets, _, _) = run(&base, &attack, 0.00001).unwrap();
-        assert_eq!(packets, vec![(10, b'b'), (20, b'b'), (20, b'a'), (20, b'a')]);
+        assert_eq!(
+            packets,
+            vec![(10, b'b'), (20, b'b'), (20, b'a'), (20, b'a')]
+        );
         let (late, _, _) = run(&base, &attack, 100.0).unwrap();
         assert_eq!(late.last(), Some(&(100_000_010, b'a')));
     }

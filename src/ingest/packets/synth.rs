@@ -128,7 +128,9 @@ impl SynthConfig {
             )));
         }
         if self.start_ns < 0 {
-            return Err(crate::Error::Data("start time should not be before 1970".into()));
+            return Err(crate::Error::Data(
+                "start time should not be before 1970".into(),
+            ));
         }
         Ok(())
     }
@@ -171,7 +173,8 @@ pub fn write<P: Write, L: Write>(
             Some(a) => net.flood(a, &mut frame),
             None => net.benign(&mut frame),
         }
-        out.write_packet(ts_ns, frame.len() as u32, &frame).map_err(io)?;
+        out.write_packet(ts_ns, frame.len() as u32, &frame)
+            .map_err(io)?;
         match attack {
             Some(a) => writeln!(labels, "{},{a}", i + 1),
             None => writeln!(labels, "{},normal", i + 1),
@@ -197,7 +200,10 @@ fn flood_at(cfg: &SynthConfig, i: u64) -> Option<Attack> {
     let slot = (i - lead) / slot_len;
     let pos = (i - lead) % slot_len;
     let burst = slot_len / 4..slot_len - slot_len / 4;
-    cfg.attacks.get(slot as usize).copied().filter(|_| burst.contains(&pos))
+    cfg.attacks
+        .get(slot as usize)
+        .copied()
+        .filter(|_| burst.contains(&pos))
 }
 
 /// A home device.
@@ -248,14 +254,40 @@ const ACTIVITIES: [(Activity, u32); 7] = [
 /// A packet waiting to be sent: the reply half of an exchange.
 #[derive(Debug, Clone, Copy)]
 enum Reply {
-    Dns { dev: usize, port: u16, id: u16 },
-    Ntp { dev: usize, port: u16 },
-    Mqtt { dev: usize },
-    Https { dev: usize, len: usize },
-    Http { dev: usize, port: u16 },
-    TcpAck { dev: usize, remote: Ipv4Addr, port: u16, remote_port: u16 },
-    Arp { dev: usize },
-    Ping { dev: usize, id: u16, seq: u16 },
+    Dns {
+        dev: usize,
+        port: u16,
+        id: u16,
+    },
+    Ntp {
+        dev: usize,
+        port: u16,
+    },
+    Mqtt {
+        dev: usize,
+    },
+    Https {
+        dev: usize,
+        len: usize,
+    },
+    Http {
+        dev: usize,
+        port: u16,
+    },
+    TcpAck {
+        dev: usize,
+        remote: Ipv4Addr,
+        port: u16,
+        remote_port: u16,
+    },
+    Arp {
+        dev: usize,
+    },
+    Ping {
+        dev: usize,
+        id: u16,
+        seq: u16,
+    },
 }
 
 /// The simulated network: devices, pending replies and the random source.
@@ -329,15 +361,36 @@ impl Network {
             }
             Activity::Ntp => {
                 let port = self.rng.random_range(32_768..61_000);
-                udp_frame(f, d.mac, GATEWAY_MAC, d.ip, NTP_SERVER, 64, port, 123, |p| {
-                    p.extend_from_slice(&[0x23]);
-                    p.resize(p.len() + 47, 0);
-                });
+                udp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    d.ip,
+                    NTP_SERVER,
+                    64,
+                    port,
+                    123,
+                    |p| {
+                        p.extend_from_slice(&[0x23]);
+                        p.resize(p.len() + 47, 0);
+                    },
+                );
                 self.reply_later(Reply::Ntp { dev, port });
             }
             Activity::Mqtt => {
                 // PINGREQ.
-                tcp_frame(f, d.mac, GATEWAY_MAC, d.ip, MQTT_BROKER, 64, (d.mqtt_port, 1883), d.seq, 0x18, &[0xc0, 0x00]);
+                tcp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    d.ip,
+                    MQTT_BROKER,
+                    64,
+                    (d.mqtt_port, 1883),
+                    d.seq,
+                    0x18,
+                    &[0xc0, 0x00],
+                );
                 self.devices[dev].seq = d.seq.wrapping_add(2);
                 self.reply_later(Reply::Mqtt { dev });
             }
@@ -347,7 +400,18 @@ impl Network {
                 body.extend_from_slice(&(len as u16).to_be_bytes());
                 body.resize(5 + len, 0);
                 self.rng.fill(&mut body[5..]);
-                tcp_frame(f, d.mac, GATEWAY_MAC, d.ip, CLOUD, 64, (d.https_port, 443), d.seq, 0x18, &body);
+                tcp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    d.ip,
+                    CLOUD,
+                    64,
+                    (d.https_port, 443),
+                    d.seq,
+                    0x18,
+                    &body,
+                );
                 self.devices[dev].seq = d.seq.wrapping_add(body.len() as u32);
                 let len = self.rng.random_range(30..1200);
                 self.reply_later(Reply::Https { dev, len });
@@ -355,11 +419,31 @@ impl Network {
             Activity::Http => {
                 let port = self.rng.random_range(32_768..61_000);
                 let req = b"GET /firmware/version HTTP/1.1\r\nHost: update.iot-vendor.example\r\nUser-Agent: iot-agent/2.1\r\n\r\n";
-                tcp_frame(f, d.mac, GATEWAY_MAC, d.ip, CLOUD, 64, (port, 80), d.seq, 0x18, req);
+                tcp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    d.ip,
+                    CLOUD,
+                    64,
+                    (port, 80),
+                    d.seq,
+                    0x18,
+                    req,
+                );
                 self.reply_later(Reply::Http { dev, port });
             }
             Activity::Arp => {
-                arp_frame(f, GATEWAY_MAC, BROADCAST, 1, GATEWAY_MAC, GATEWAY_IP, [0; 6], d.ip);
+                arp_frame(
+                    f,
+                    GATEWAY_MAC,
+                    BROADCAST,
+                    1,
+                    GATEWAY_MAC,
+                    GATEWAY_IP,
+                    [0; 6],
+                    d.ip,
+                );
                 self.reply_later(Reply::Arp { dev });
             }
             Activity::Ping => {
@@ -376,19 +460,47 @@ impl Network {
             Reply::Dns { dev, port, id } => {
                 let d = &self.devices[dev];
                 let name_len = self.rng.random_range(10..30);
-                udp_frame(f, GATEWAY_MAC, d.mac, GATEWAY_IP, d.ip, 64, 53, port, |p| dns(p, id, name_len, true));
+                udp_frame(f, GATEWAY_MAC, d.mac, GATEWAY_IP, d.ip, 64, 53, port, |p| {
+                    dns(p, id, name_len, true)
+                });
             }
             Reply::Ntp { dev, port } => {
                 let d = &self.devices[dev];
-                udp_frame(f, GATEWAY_MAC, d.mac, NTP_SERVER, d.ip, 54, 123, port, |p| {
-                    p.extend_from_slice(&[0x24, 2]);
-                    p.resize(p.len() + 46, 0);
-                });
+                udp_frame(
+                    f,
+                    GATEWAY_MAC,
+                    d.mac,
+                    NTP_SERVER,
+                    d.ip,
+                    54,
+                    123,
+                    port,
+                    |p| {
+                        p.extend_from_slice(&[0x24, 2]);
+                        p.resize(p.len() + 46, 0);
+                    },
+                );
             }
             Reply::Mqtt { dev } => {
                 let d = &self.devices[dev];
-                tcp_frame(f, GATEWAY_MAC, d.mac, MQTT_BROKER, d.ip, 52, (1883, d.mqtt_port), d.seq ^ 0x5a5a, 0x18, &[0xd0, 0x00]);
-                self.reply_later(Reply::TcpAck { dev, remote: MQTT_BROKER, port: d.mqtt_port, remote_port: 1883 });
+                tcp_frame(
+                    f,
+                    GATEWAY_MAC,
+                    d.mac,
+                    MQTT_BROKER,
+                    d.ip,
+                    52,
+                    (1883, d.mqtt_port),
+                    d.seq ^ 0x5a5a,
+                    0x18,
+                    &[0xd0, 0x00],
+                );
+                self.reply_later(Reply::TcpAck {
+                    dev,
+                    remote: MQTT_BROKER,
+                    port: d.mqtt_port,
+                    remote_port: 1883,
+                });
             }
             Reply::Https { dev, len } => {
                 let d = &self.devices[dev];
@@ -396,21 +508,74 @@ impl Network {
                 body.extend_from_slice(&(len as u16).to_be_bytes());
                 body.resize(5 + len, 0);
                 self.rng.fill(&mut body[5..]);
-                tcp_frame(f, GATEWAY_MAC, d.mac, CLOUD, d.ip, 50, (443, d.https_port), d.seq ^ 0x1234, 0x18, &body);
-                self.reply_later(Reply::TcpAck { dev, remote: CLOUD, port: d.https_port, remote_port: 443 });
+                tcp_frame(
+                    f,
+                    GATEWAY_MAC,
+                    d.mac,
+                    CLOUD,
+                    d.ip,
+                    50,
+                    (443, d.https_port),
+                    d.seq ^ 0x1234,
+                    0x18,
+                    &body,
+                );
+                self.reply_later(Reply::TcpAck {
+                    dev,
+                    remote: CLOUD,
+                    port: d.https_port,
+                    remote_port: 443,
+                });
             }
             Reply::Http { dev, port } => {
                 let d = &self.devices[dev];
-                let body = b"HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nConnection: keep-alive\r\n\r\n";
-                tcp_frame(f, GATEWAY_MAC, d.mac, CLOUD, d.ip, 50, (80, port), 1, 0x18, body);
+                let body =
+                    b"HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nConnection: keep-alive\r\n\r\n";
+                tcp_frame(
+                    f,
+                    GATEWAY_MAC,
+                    d.mac,
+                    CLOUD,
+                    d.ip,
+                    50,
+                    (80, port),
+                    1,
+                    0x18,
+                    body,
+                );
             }
-            Reply::TcpAck { dev, remote, port, remote_port } => {
+            Reply::TcpAck {
+                dev,
+                remote,
+                port,
+                remote_port,
+            } => {
                 let d = &self.devices[dev];
-                tcp_frame(f, d.mac, GATEWAY_MAC, d.ip, remote, 64, (port, remote_port), d.seq, 0x10, &[]);
+                tcp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    d.ip,
+                    remote,
+                    64,
+                    (port, remote_port),
+                    d.seq,
+                    0x10,
+                    &[],
+                );
             }
             Reply::Arp { dev } => {
                 let d = &self.devices[dev];
-                arp_frame(f, d.mac, GATEWAY_MAC, 2, d.mac, d.ip, GATEWAY_MAC, GATEWAY_IP);
+                arp_frame(
+                    f,
+                    d.mac,
+                    GATEWAY_MAC,
+                    2,
+                    d.mac,
+                    d.ip,
+                    GATEWAY_MAC,
+                    GATEWAY_IP,
+                );
             }
             Reply::Ping { dev, id, seq } => {
                 let d = &self.devices[dev];
@@ -423,7 +588,11 @@ impl Network {
     fn flood(&mut self, a: Attack, f: &mut Vec<u8>) {
         let bot = self.rng.random_range(0..self.devices.len() / 2);
         let (mac, own_ip) = (self.devices[bot].mac, self.devices[bot].ip);
-        let src = if a.spoofed { Ipv4Addr::from(self.rng.random::<u32>()) } else { own_ip };
+        let src = if a.spoofed {
+            Ipv4Addr::from(self.rng.random::<u32>())
+        } else {
+            own_ip
+        };
         let sport = self.rng.random_range(1024..65_535);
         let seq = self.rng.random();
         let ttl = 64;
@@ -431,21 +600,56 @@ impl Network {
             FloodKind::Udp => {
                 let dport = self.rng.random();
                 let rng = &mut self.rng;
-                udp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, sport, dport, |p| random_bytes(p, rng, 512));
+                udp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, sport, dport, |p| {
+                    random_bytes(p, rng, 512)
+                });
             }
             FloodKind::Syn => {
                 let dport = self.rng.random();
-                tcp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, (sport, dport), seq, 0x02, &[]);
+                tcp_frame(
+                    f,
+                    mac,
+                    GATEWAY_MAC,
+                    src,
+                    VICTIM,
+                    ttl,
+                    (sport, dport),
+                    seq,
+                    0x02,
+                    &[],
+                );
             }
             FloodKind::Ack => {
                 let dport = self.rng.random();
                 let mut body = vec![0; 512];
                 self.rng.fill(&mut body[..]);
-                tcp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, (sport, dport), seq, 0x10, &body);
+                tcp_frame(
+                    f,
+                    mac,
+                    GATEWAY_MAC,
+                    src,
+                    VICTIM,
+                    ttl,
+                    (sport, dport),
+                    seq,
+                    0x10,
+                    &body,
+                );
             }
             FloodKind::Http => {
                 let req = b"GET / HTTP/1.1\r\nHost: 198.51.100.23\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
-                tcp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, (sport, 80), seq, 0x18, req);
+                tcp_frame(
+                    f,
+                    mac,
+                    GATEWAY_MAC,
+                    src,
+                    VICTIM,
+                    ttl,
+                    (sport, 80),
+                    seq,
+                    0x18,
+                    req,
+                );
             }
             FloodKind::Gre => {
                 let inner_src = Ipv4Addr::from(self.rng.random::<u32>());
@@ -474,13 +678,19 @@ fn random_bytes(f: &mut Vec<u8>, rng: &mut ChaCha8Rng, n: usize) {
 /// A DNS query or response for an A record of a `name_len`-byte name.
 fn dns(p: &mut Vec<u8>, id: u16, name_len: usize, response: bool) {
     p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(if response { &[0x81, 0x80, 0, 1, 0, 1] } else { &[0x01, 0x00, 0, 1, 0, 0] });
+    p.extend_from_slice(if response {
+        &[0x81, 0x80, 0, 1, 0, 1]
+    } else {
+        &[0x01, 0x00, 0, 1, 0, 0]
+    });
     p.extend_from_slice(&[0, 0, 0, 0]);
     p.push(name_len as u8);
     p.resize(p.len() + name_len, b'a');
     p.extend_from_slice(&[0, 0, 1, 0, 1]);
     if response {
-        p.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34]);
+        p.extend_from_slice(&[
+            0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34,
+        ]);
     }
 }
 
@@ -577,7 +787,11 @@ fn tcp_frame(
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
     f.extend_from_slice(&seq.to_be_bytes());
-    let ack = if flags & 0x10 != 0 { seq.rotate_left(7) } else { 0 };
+    let ack = if flags & 0x10 != 0 {
+        seq.rotate_left(7)
+    } else {
+        0
+    };
     f.extend_from_slice(&ack.to_be_bytes());
     f.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
     f.extend_from_slice(payload);
@@ -641,8 +855,8 @@ mod tests {
     use super::*;
     use crate::ingest::packets::capture::CaptureReader;
     use crate::ingest::packets::decode::{decode_checked, DecodeStats};
-    use crate::ingest::packets::{Network as Net, Transport};
     use crate::ingest::packets::wire::ipv4;
+    use crate::ingest::packets::{Network as Net, Transport};
 
     fn config(packets: u64, attacks: &[&str]) -> SynthConfig {
         SynthConfig {
@@ -664,7 +878,10 @@ mod tests {
     fn is_deterministic() {
         let cfg = config(500, &["udp", "syn-spoofed"]);
         assert_eq!(generate(&cfg), generate(&cfg));
-        let other = SynthConfig { seed: 8, ..cfg.clone() };
+        let other = SynthConfig {
+            seed: 8,
+            ..cfg.clone()
+        };
         assert_ne!(generate(&cfg).0, generate(&other).0);
     }
 
@@ -697,7 +914,10 @@ mod tests {
             }
             match label {
                 "syn" => assert!(matches!(meta.transport, Transport::Tcp { flags: 0x02, .. })),
-                "http" => assert!(matches!(meta.transport, Transport::Tcp { dst_port: 80, .. })),
+                "http" => assert!(matches!(
+                    meta.transport,
+                    Transport::Tcp { dst_port: 80, .. }
+                )),
                 "udp" | "gre-spoofed" => assert!(matches!(meta.transport, Transport::Udp { .. })),
                 _ => {}
             }
@@ -723,13 +943,24 @@ mod tests {
             match (meta.network, meta.transport) {
                 (Net::Arp { .. }, _) => arp += 1,
                 (_, Transport::Icmp { .. }) => icmp += 1,
-                (_, Transport::Udp { dst_port: 53, .. } | Transport::Udp { src_port: 53, .. }) => dns += 1,
-                (_, Transport::Tcp { dst_port: 1883, .. } | Transport::Tcp { src_port: 1883, .. }) => mqtt += 1,
-                (_, Transport::Tcp { dst_port: 443, .. } | Transport::Tcp { src_port: 443, .. }) => https += 1,
+                (_, Transport::Udp { dst_port: 53, .. } | Transport::Udp { src_port: 53, .. }) => {
+                    dns += 1
+                }
+                (
+                    _,
+                    Transport::Tcp { dst_port: 1883, .. } | Transport::Tcp { src_port: 1883, .. },
+                ) => mqtt += 1,
+                (
+                    _,
+                    Transport::Tcp { dst_port: 443, .. } | Transport::Tcp { src_port: 443, .. },
+                ) => https += 1,
                 _ => {}
             }
         }
-        assert!(arp > 20 && icmp > 20 && dns > 100 && mqtt > 100 && https > 100, "{arp} {icmp} {dns} {mqtt} {https}");
+        assert!(
+            arp > 20 && icmp > 20 && dns > 100 && mqtt > 100 && https > 100,
+            "{arp} {icmp} {dns} {mqtt} {https}"
+        );
     }
 
     #[test]
@@ -749,16 +980,31 @@ mod tests {
 
     #[test]
     fn parses_attack_names() {
-        assert_eq!("gre".parse::<Attack>(), Ok(Attack { kind: FloodKind::Gre, spoofed: false }));
-        assert_eq!("ack-spoofed".parse::<Attack>().map(|a| a.to_string()), Ok("ack-spoofed".into()));
+        assert_eq!(
+            "gre".parse::<Attack>(),
+            Ok(Attack {
+                kind: FloodKind::Gre,
+                spoofed: false
+            })
+        );
+        assert_eq!(
+            "ack-spoofed".parse::<Attack>().map(|a| a.to_string()),
+            Ok("ack-spoofed".into())
+        );
         assert!("smurf".parse::<Attack>().is_err());
     }
 
     #[test]
     fn rejects_bad_rate() {
-        let cfg = SynthConfig { rate: 0.0, ..config(10, &[]) };
+        let cfg = SynthConfig {
+            rate: 0.0,
+            ..config(10, &[])
+        };
         assert!(write(&cfg, Vec::new(), Vec::new()).is_err());
-        let cfg = SynthConfig { rate: f64::NAN, ..config(10, &[]) };
+        let cfg = SynthConfig {
+            rate: f64::NAN,
+            ..config(10, &[])
+        };
         assert!(cfg.validate().is_err());
     }
 

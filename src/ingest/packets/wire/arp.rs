@@ -82,7 +82,10 @@ mod tests {
         assert_eq!(p.operation(), 1);
         assert_eq!(
             p.ipv4_addrs(),
-            Some((Ipv4Addr::new(192, 168, 2, 108), Ipv4Addr::new(192, 168, 2, 1)))
+            Some((
+                Ipv4Addr::new(192, 168, 2, 108),
+                Ipv4Addr::new(192, 168, 2, 1)
+            ))
         );
     }
 

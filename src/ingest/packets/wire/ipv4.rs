@@ -120,7 +120,11 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
         let b = self.buffer.as_ref();
         let total = usize::from(self.total_len());
-        let end = if total == 0 { b.len() } else { total.min(b.len()) };
+        let end = if total == 0 {
+            b.len()
+        } else {
+            total.min(b.len())
+        };
         b.get(self.header_len()..end).unwrap_or(&[])
     }
 }

@@ -90,7 +90,11 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
         let b = self.buffer.as_ref();
         let len = usize::from(self.payload_len());
-        let end = if len == 0 { b.len() } else { (HEADER_LEN + len).min(b.len()) };
+        let end = if len == 0 {
+            b.len()
+        } else {
+            (HEADER_LEN + len).min(b.len())
+        };
         &b[HEADER_LEN..end]
     }
 }
@@ -208,7 +212,12 @@ mod tests {
         assert_eq!(f.frag_offset(), Some(0xa7));
         assert_eq!(f.payload(), &[0xaa]);
         let auth = [6u8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(ExtHeader::new_checked(&auth[..], ext::AUTH).unwrap().header_len(), 12);
+        assert_eq!(
+            ExtHeader::new_checked(&auth[..], ext::AUTH)
+                .unwrap()
+                .header_len(),
+            12
+        );
     }
 
     #[test]

@@ -104,7 +104,11 @@ pub fn partial(b: &[u8]) -> Option<(u16, u16, u8)> {
     if b.len() < PORTS_LEN {
         return None;
     }
-    let flags = if b.len() >= FLAGS_LEN { b[field::FLAGS] } else { 0 };
+    let flags = if b.len() >= FLAGS_LEN {
+        b[field::FLAGS]
+    } else {
+        0
+    };
     Some((be16(b, field::SRC_PORT), be16(b, field::DST_PORT), flags))
 }
 
