@@ -208,3 +208,134 @@ fn truncated_copy_of_a_real_capture_reports_the_damage() {
     assert!(err.to_string().contains("truncated"), "{err}");
     assert!(reader.next_packet(&mut buf).unwrap().is_none());
 }
+
+/// Random damage to a valid capture: reading ends (cleanly or with a
+/// reported error) and decoding never panics.
+fn survive_damage(bytes: &[u8], seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..300 {
+        let mut damaged = bytes.to_vec();
+        for _ in 0..rng.random_range(1..8) {
+            let at = rng.random_range(0..damaged.len());
+            damaged[at] = rng.random();
+        }
+        damaged.truncate(rng.random_range(1..=damaged.len()));
+        let Ok(mut reader) = CaptureReader::from_reader(&damaged[..], "damaged") else {
+            continue;
+        };
+        let mut buf = Vec::new();
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps <= damaged.len(), "reader does not advance");
+            match reader.next_packet(&mut buf) {
+                Ok(Some(raw)) => {
+                    let _ = decode_checked(&raw);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_fatal() => {
+                    assert!(e.offset() <= damaged.len() as u64);
+                    assert!(reader.next_packet(&mut buf).unwrap().is_none());
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_synthetic_pcap_never_panics() {
+    use floodwatch::ingest::packets::synth::{self, SynthConfig};
+    let cfg = SynthConfig {
+        packets: 40,
+        rate: 100.0,
+        seed: 5,
+        attacks: vec!["gre".parse().unwrap(), "udp-spoofed".parse().unwrap()],
+        start_ns: 1_700_000_000_000_000_000,
+    };
+    let mut pcap = Vec::new();
+    synth::write(&cfg, &mut pcap, std::io::sink()).unwrap();
+    survive_damage(&pcap, 1);
+}
+
+#[test]
+fn damaged_pcapng_never_panics() {
+    // Section header, one Ethernet interface with nanosecond resolution,
+    // two enhanced packet blocks and a simple one, all little-endian.
+    fn block(out: &mut Vec<u8>, t: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let len = (padded + 12) as u32;
+        out.extend_from_slice(&t.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    let mut b = Vec::new();
+    block(
+        &mut b,
+        0x0a0d_0d0a,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    block(
+        &mut b,
+        1,
+        &[1, 0, 0, 0, 0, 0, 4, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0],
+    );
+    let frame: Vec<u8> = (0u8..60).collect();
+    for ts in [1u32, 2] {
+        let mut epb = vec![0, 0, 0, 0, 0, 0, 0, 0];
+        epb.extend_from_slice(&ts.to_le_bytes());
+        epb.extend_from_slice(&60u32.to_le_bytes());
+        epb.extend_from_slice(&60u32.to_le_bytes());
+        epb.extend_from_slice(&frame);
+        block(&mut b, 6, &epb);
+    }
+    let mut spb = 60u32.to_le_bytes().to_vec();
+    spb.extend_from_slice(&frame);
+    block(&mut b, 3, &spb);
+    let mut reader = CaptureReader::from_reader(&b[..], "ok.pcapng").unwrap();
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while reader.next_packet(&mut buf).unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    survive_damage(&b, 2);
+}
+
+#[test]
+fn random_bytes_decode_without_panic_on_every_link_type() {
+    use floodwatch::ingest::packets::capture::{LinkType, RawFrame};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut data = vec![0u8; 128];
+    for link in [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999] {
+        for _ in 0..2000 {
+            let n = rng.random_range(0..data.len());
+            rng.fill(&mut data[..n]);
+            // Steer the first bytes towards real headers now and then.
+            if n > 14 && rng.random::<bool>() {
+                data[12..14].copy_from_slice(
+                    &[[0x08, 0x00], [0x86, 0xdd], [0x81, 0x00], [0x08, 0x06]]
+                        [rng.random_range(0..4)],
+                );
+                data[14] = if rng.random() { 0x45 } else { 0x60 };
+            }
+            let raw = RawFrame {
+                index: 1,
+                ts_ns: 0,
+                wire_len: n as u32,
+                link_type: LinkType(link),
+                interface: 0,
+                data: &data[..n],
+            };
+            let (meta, _) = decode_checked(&raw);
+            assert_eq!(meta.wire_len, n as u32);
+        }
+    }
+}

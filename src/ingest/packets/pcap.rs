@@ -131,8 +131,8 @@ impl Header {
             };
             return Err((kind, at));
         }
-        let data = grow(buf, cap_len as usize);
         source.ensure(u64::from(cap_len)).map_err(|k| (k, at))?;
+        let data = grow(buf, cap_len as usize);
         source.read_exact(data).map_err(|k| (k, at))?;
         if cap_len > wire_len {
             return Err((ErrorKind::CapLenExceedsWireLen { cap_len, wire_len }, at));
