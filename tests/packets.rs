@@ -313,7 +313,7 @@ fn random_bytes_decode_without_panic_on_every_link_type() {
     use floodwatch::ingest::packets::capture::{LinkType, RawFrame};
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-    let mut data = vec![0u8; 128];
+    let mut data = [0u8; 128];
     for link in [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999] {
         for _ in 0..2000 {
             let n = rng.random_range(0..data.len());
