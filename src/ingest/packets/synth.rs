@@ -258,6 +258,7 @@ enum Reply {
         dev: usize,
         port: u16,
         id: u16,
+        name: usize,
     },
     Ntp {
         dev: usize,
@@ -353,11 +354,16 @@ impl Network {
             Activity::Dns => {
                 let port = self.rng.random_range(32_768..61_000);
                 let id = self.rng.random();
-                let name_len = self.rng.random_range(10..30);
+                let name = self.rng.random_range(0..DNS_NAMES.len());
                 udp_frame(f, d.mac, GATEWAY_MAC, d.ip, GATEWAY_IP, 64, port, 53, |p| {
-                    dns(p, id, name_len, false)
+                    dns(p, id, DNS_NAMES[name], false)
                 });
-                self.reply_later(Reply::Dns { dev, port, id });
+                self.reply_later(Reply::Dns {
+                    dev,
+                    port,
+                    id,
+                    name,
+                });
             }
             Activity::Ntp => {
                 let port = self.rng.random_range(32_768..61_000);
@@ -457,11 +463,15 @@ impl Network {
 
     fn reply(&mut self, r: Reply, f: &mut Vec<u8>) {
         match r {
-            Reply::Dns { dev, port, id } => {
+            Reply::Dns {
+                dev,
+                port,
+                id,
+                name,
+            } => {
                 let d = &self.devices[dev];
-                let name_len = self.rng.random_range(10..30);
                 udp_frame(f, GATEWAY_MAC, d.mac, GATEWAY_IP, d.ip, 64, 53, port, |p| {
-                    dns(p, id, name_len, true)
+                    dns(p, id, DNS_NAMES[name], true)
                 });
             }
             Reply::Ntp { dev, port } => {
@@ -675,8 +685,18 @@ fn random_bytes(f: &mut Vec<u8>, rng: &mut ChaCha8Rng, n: usize) {
     rng.fill(&mut f[start..]);
 }
 
-/// A DNS query or response for an A record of a `name_len`-byte name.
-fn dns(p: &mut Vec<u8>, id: u16, name_len: usize, response: bool) {
+/// Names the devices look up (reserved `.example` domains).
+const DNS_NAMES: [&str; 6] = [
+    "mqtt.iot-vendor.example",
+    "api.iot-vendor.example",
+    "pool.ntp.example",
+    "update.iot-vendor.example",
+    "stream.camera-cloud.example",
+    "telemetry.plug-maker.example",
+];
+
+/// A DNS query, or its response with one A record, for `name`.
+fn dns(p: &mut Vec<u8>, id: u16, name: &str, response: bool) {
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(if response {
         &[0x81, 0x80, 0, 1, 0, 1]
@@ -684,8 +704,10 @@ fn dns(p: &mut Vec<u8>, id: u16, name_len: usize, response: bool) {
         &[0x01, 0x00, 0, 1, 0, 0]
     });
     p.extend_from_slice(&[0, 0, 0, 0]);
-    p.push(name_len as u8);
-    p.resize(p.len() + name_len, b'a');
+    for label in name.split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
     p.extend_from_slice(&[0, 0, 1, 0, 1]);
     if response {
         p.extend_from_slice(&[
@@ -911,6 +933,12 @@ mod tests {
                 let ip = ipv4::Packet::new_checked(&raw.data[14..]).unwrap();
                 let header = &raw.data[14..14 + ip.header_len()];
                 assert_eq!(checksum_finish(checksum_add(0, header)), 0, "ip checksum");
+                let l4 = ip.payload();
+                if matches!(ip.protocol(), 6 | 17) {
+                    let pseudo =
+                        checksum_add(u32::from(ip.protocol()) + l4.len() as u32, &header[12..20]);
+                    assert_eq!(checksum_finish(checksum_add(pseudo, l4)), 0, "l4 checksum");
+                }
             }
             match label {
                 "syn" => assert!(matches!(meta.transport, Transport::Tcp { flags: 0x02, .. })),
