@@ -16,6 +16,22 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`PacketSource`] wraps that loop, counting skipped records and keeping the
+//! damage that ends a truncated file:
+//!
+//! ```no_run
+//! use floodwatch::ingest::packets::capture::PacketSource;
+//! # fn main() -> floodwatch::Result<()> {
+//! let mut packets = PacketSource::open("trace.pcap")?;
+//! let bytes: u64 = packets.by_ref().map(|p| u64::from(p.wire_len)).sum();
+//! if let Some(damage) = packets.damage() {
+//!     eprintln!("warning: {damage}");
+//! }
+//! eprintln!("{bytes} bytes; {}; {} skipped", packets.stats(), packets.skipped());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::fs::File;
@@ -492,6 +508,103 @@ impl<R: Read> CaptureReader<R> {
     }
 }
 
+/// Skipped-record errors kept for the report; the rest are only counted.
+const KEPT_PROBLEMS: usize = 16;
+
+/// Decoded packets of a capture, one at a time: the reading loop every
+/// consumer needs. Records the reader skips (see
+/// [`CaptureError::is_fatal`]) are counted and the first few kept; damage
+/// that ends the file early is kept in [`PacketSource::damage`] and ends the
+/// stream, so what came before it is still used.
+#[derive(Debug)]
+pub struct PacketSource<R = BufReader<File>> {
+    reader: CaptureReader<R>,
+    buf: Vec<u8>,
+    stats: super::decode::DecodeStats,
+    skipped: u64,
+    problems: Vec<CaptureError>,
+    damage: Option<CaptureError>,
+}
+
+impl PacketSource<BufReader<File>> {
+    /// Opens a capture file.
+    pub fn open(path: impl AsRef<Path>) -> crate::Result<Self> {
+        Ok(Self::new(CaptureReader::open(path)?))
+    }
+}
+
+impl<R: Read> PacketSource<R> {
+    /// Decodes the packets of `reader`.
+    pub fn new(reader: CaptureReader<R>) -> Self {
+        PacketSource {
+            reader,
+            buf: Vec::new(),
+            stats: super::decode::DecodeStats::default(),
+            skipped: 0,
+            problems: Vec::new(),
+            damage: None,
+        }
+    }
+
+    /// The next decoded packet, or `None` at the end of the capture or at
+    /// damage that ends it.
+    pub fn next_packet(&mut self) -> Option<super::PacketMeta> {
+        loop {
+            match self.reader.next_packet(&mut self.buf) {
+                Ok(Some(raw)) => {
+                    let (meta, bad) = super::decode::decode_checked(&raw);
+                    self.stats.record(bad);
+                    return Some(meta);
+                }
+                Ok(None) => return None,
+                Err(e) if e.is_fatal() => {
+                    self.damage = Some(e);
+                    return None;
+                }
+                Err(e) => {
+                    self.skipped += 1;
+                    if self.problems.len() < KEPT_PROBLEMS {
+                        self.problems.push(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decoding counts: frames and malformed layers.
+    pub fn stats(&self) -> &super::decode::DecodeStats {
+        &self.stats
+    }
+
+    /// Records skipped as unusable (not decoded).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The first skipped records' errors.
+    pub fn problems(&self) -> &[CaptureError] {
+        &self.problems
+    }
+
+    /// The damage that ended the capture early, if any.
+    pub fn damage(&self) -> Option<&CaptureError> {
+        self.damage.as_ref()
+    }
+
+    /// The reader underneath (link type, precision, record count).
+    pub fn reader(&self) -> &CaptureReader<R> {
+        &self.reader
+    }
+}
+
+impl<R: Read> Iterator for PacketSource<R> {
+    type Item = super::PacketMeta;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_packet()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +693,34 @@ mod tests {
             text.contains("a.pcap:7") && text.contains("byte 1234"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn packet_source_counts_skips_and_keeps_damage() {
+        use crate::ingest::packets::pcap::PcapWriter;
+        let mut w = PcapWriter::new(Vec::new(), LinkType::RAW, 65535, false).unwrap();
+        let ip = [
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        w.write_packet(1_000, 20, &ip).unwrap();
+        w.write_packet(2_000, 20, &[0x45, 0]).unwrap();
+        w.write_packet(3_000, 20, &ip).unwrap();
+        let mut bytes = w.finish().unwrap();
+        // Record 2: captured length 2 above an original length of 1.
+        let rec2 = 24 + 16 + 20;
+        bytes[rec2 + 12..rec2 + 16].copy_from_slice(&1u32.to_le_bytes());
+        // Record 3 cut short.
+        bytes.truncate(bytes.len() - 5);
+        let reader = CaptureReader::from_reader(&bytes[..], "t.pcap").unwrap();
+        let mut source = PacketSource::new(reader);
+        let metas: Vec<_> = source.by_ref().collect();
+        assert_eq!(metas.len(), 1);
+        assert_eq!(metas[0].index, 1);
+        assert_eq!(source.skipped(), 1);
+        assert_eq!(source.problems().len(), 1);
+        assert_eq!(source.stats().frames(), 1);
+        assert_eq!(source.damage().map(|d| d.record()), Some(3));
+        assert_eq!(source.reader().records(), 3);
+        assert!(source.next_packet().is_none());
     }
 }
