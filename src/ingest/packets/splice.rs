@@ -72,7 +72,8 @@ pub fn splice_files(
     let (pcap_out, label_out) = (create(out)?, create(labels)?);
     splice(base_reader, insert_reader, pcap_out, label_out, cfg).map_err(|e| match e {
         SpliceError::Lib(e) => e,
-        SpliceError::Write(e) => crate::Error::io(out, e),
+        SpliceError::Capture(e) => crate::Error::io(out, e),
+        SpliceError::Labels(e) => crate::Error::io(labels, e),
     })
 }
 
@@ -82,9 +83,12 @@ pub enum SpliceError {
     /// The inputs cannot be spliced.
     #[error(transparent)]
     Lib(#[from] crate::Error),
-    /// Writing an output failed.
-    #[error("writing the splice: {0}")]
-    Write(#[from] io::Error),
+    /// Writing the merged capture failed.
+    #[error("writing the spliced capture: {0}")]
+    Capture(io::Error),
+    /// Writing the labels failed.
+    #[error("writing the labels: {0}")]
+    Labels(io::Error),
 }
 
 /// One input: its reader, label, current packet and counters.
@@ -144,10 +148,11 @@ impl<R: Read> Input<R> {
         labels: &mut L,
         index: u64,
         label: &str,
-    ) -> io::Result<()> {
+    ) -> Result<(), SpliceError> {
         if let Some((ts, wire_len, cap)) = self.head {
-            out.write_packet(ts, wire_len, &self.buf[..cap])?;
-            writeln!(labels, "{index},{label}")?;
+            out.write_packet(ts, wire_len, &self.buf[..cap])
+                .map_err(SpliceError::Capture)?;
+            writeln!(labels, "{index},{label}").map_err(SpliceError::Labels)?;
             self.written += 1;
         }
         Ok(())
@@ -187,8 +192,10 @@ pub fn splice<B: Read, I: Read, W: Write, L: Write>(
         insert.head = insert.head.map(|(t, w, c)| (t.saturating_add(shift), w, c));
         summary.shift_ns = shift;
     }
-    let mut out = PcapWriter::new(out, link_type, SNAPLEN, nanos)?;
-    labels.write_all(b"packet_index,label\n")?;
+    let mut out = PcapWriter::new(out, link_type, SNAPLEN, nanos).map_err(SpliceError::Capture)?;
+    labels
+        .write_all(b"packet_index,label\n")
+        .map_err(SpliceError::Labels)?;
     let mut index = 0;
     loop {
         // Ties go to the base capture: its packets were there first.
@@ -208,8 +215,8 @@ pub fn splice<B: Read, I: Read, W: Write, L: Write>(
             insert.advance(&mut l, &mut summary.problems)?;
         }
     }
-    out.finish()?;
-    labels.flush()?;
+    out.finish().map_err(SpliceError::Capture)?;
+    labels.flush().map_err(SpliceError::Labels)?;
     summary.base_packets = base.written;
     summary.insert_packets = insert.written;
     Ok(summary)
@@ -316,6 +323,27 @@ mod tests {
         assert!(matches!(run(&eth, &raw, 0.0), Err(SpliceError::Lib(_))));
         assert!(run(&eth, &eth, -1.0).is_err());
         assert!(run(&eth, &eth, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn write_errors_name_the_output() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let base = capture(&[1], b'b', LinkType::ETHERNET);
+        let cfg = SpliceConfig::default();
+        let open = || CaptureReader::from_reader(&base[..], "b").unwrap();
+        let err = splice(open(), open(), Full, Vec::new(), &cfg).unwrap_err();
+        assert!(matches!(err, SpliceError::Capture(_)));
+        let err = splice(open(), open(), Vec::new(), Full, &cfg).unwrap_err();
+        assert!(matches!(err, SpliceError::Labels(_)));
+        assert!(err.to_string().contains("labels"));
     }
 
     #[test]
