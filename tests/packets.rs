@@ -44,7 +44,7 @@ fn mac(m: &[u8; 6]) -> String {
 
 /// Checks one packet against a row of Kitsune-py's inputs.
 fn check(meta: &PacketMeta, cols: &[&str]) -> Result<(), String> {
-    let [idx, _iptype, src_mac, dst_mac, src_ip, src_proto, dst_ip, dst_proto, size, ts] = cols
+    let [idx, ip_type, src_mac, dst_mac, src_ip, src_proto, dst_ip, dst_proto, size, ts] = cols
     else {
         return Err(format!("bad row {cols:?}"));
     };
@@ -56,6 +56,15 @@ fn check(meta: &PacketMeta, cols: &[&str]) -> Result<(), String> {
         }
     };
     want("index", meta.index.to_string(), idx)?;
+    // Kitsune's IP type: 0 for IPv4 (ARP included), 1 for IPv6, nan else.
+    let got_type = match meta.network {
+        Network::Ip {
+            src: IpAddr::V6(_), ..
+        } => "1",
+        Network::Ip { .. } | Network::Arp { .. } => "0",
+        Network::None => "nan",
+    };
+    want("IPtype", got_type.to_string(), ip_type)?;
     want("srcMAC", mac(&meta.src_mac), src_mac)?;
     want("dstMAC", mac(&meta.dst_mac), dst_mac)?;
     want("size", meta.wire_len.to_string(), size)?;
