@@ -3,6 +3,7 @@
 
 mod splice;
 mod synth_pcap;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,9 @@ enum Command {
     /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
     /// IoT capture with Mirai-style floods and its labels.
     SynthPcap(synth_pcap::Args),
+    /// Detect floods as records arrive: capture file, live interface or
+    /// standard input; alerts, scores and metrics.
+    Watch(watch::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Splice(args) => splice::run(args, cli.quiet),
         Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
+        Command::Watch(args) => watch::run(args, cli.quiet),
     }
 }

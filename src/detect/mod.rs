@@ -5,4 +5,5 @@ pub mod episode;
 pub mod metrics;
 pub mod queue;
 pub mod sink;
+pub mod stream;
 pub mod vote;

@@ -1,1 +1,2 @@
 //! Records to numeric vectors.
+pub mod victim;

@@ -288,6 +288,14 @@ impl Autoencoder {
         out[0]
     }
 
+    /// [`Autoencoder::score`] reusing the caller's buffers, so that scoring
+    /// one record at a time allocates nothing.
+    pub fn score_with(&self, x: &[f32], ws: &mut Workspace) -> f32 {
+        let mut out = [0.0];
+        self.score_rows(x, 1, ws, &mut out);
+        out[0]
+    }
+
     /// [`Autoencoder::score`] of every row of `x` into `out`.
     ///
     /// # Panics
