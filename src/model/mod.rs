@@ -1,7 +1,7 @@
 //! Detectors: `fit` on normal data, `score` (higher = more anomalous),
 //! thresholds and the saved bundle.
 
-mod classic;
+pub(crate) mod classic;
 pub mod iforest;
 pub mod lof;
 pub mod ocsvm;
