@@ -203,6 +203,17 @@ mod tests {
     }
 
     #[test]
+    fn duplicated_rows_do_not_break_the_fit() {
+        // Flow tables repeat rows a lot; identical points must not give NaN.
+        let mut x = Matrix::zeros(60, 3);
+        for i in 30..60 {
+            x.row_mut(i)[0] = 1.0;
+        }
+        let e = Tsne::params().epochs(100).embed(&x).unwrap();
+        assert!(e.points.iter().flatten().all(|v| v.is_finite()));
+    }
+
+    #[test]
     fn bad_params_and_data_are_rejected() {
         let e = Tsne::params().perplexity(0.5).embed(&blobs()).unwrap_err();
         assert_eq!(
