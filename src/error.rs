@@ -34,6 +34,9 @@ pub enum Error {
     /// A model or its parameters are invalid.
     #[error("{0}")]
     Model(String),
+    /// A picture cannot be drawn (bad plot data, backend failure).
+    #[error("picture: {0}")]
+    Plot(String),
     /// A model bundle cannot be loaded.
     #[error("{}: {msg}", path.display())]
     Bundle {

@@ -2,10 +2,14 @@
 //! thresholds and the saved bundle.
 
 pub mod autoencoder;
+pub(crate) mod classic;
 pub mod dense;
+pub mod iforest;
 mod kernel;
 pub mod kitnet;
+pub mod lof;
 pub mod logistic;
+pub mod ocsvm;
 pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};

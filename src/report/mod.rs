@@ -1,4 +1,9 @@
 //! Metrics, classification reports and pictures.
 
 pub mod classification;
+pub mod html;
 pub mod metrics;
+#[cfg(feature = "plot")]
+pub mod plot;
+#[cfg(feature = "plot")]
+pub mod tsne;
