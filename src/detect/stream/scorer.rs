@@ -389,7 +389,7 @@ impl StreamScorer for OnlineAutoencoder {
         };
         check_record(x, self.names.len())?;
         r.scaler.apply(x, &mut r.scaled);
-        r.ae.feature_errors(&r.scaled, &mut r.errors);
+        r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
         let total: f64 = r.errors.iter().map(|&e| f64::from(e)).sum();
         for (s, &e) in shares.iter_mut().zip(&r.errors) {
             *s = if total > 0.0 {
