@@ -503,6 +503,67 @@ mod tests {
         assert_eq!(s.records, 0);
     }
 
+    /// Sleeps on every record: a scorer slower than its input.
+    struct Slow;
+
+    impl StreamScorer for Slow {
+        fn score(&mut self, _: &[f64]) -> Result<Option<f64>> {
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(Some(0.0))
+        }
+        fn threshold(&self) -> Option<f64> {
+            Some(1.0)
+        }
+        fn explain(&mut self, _: &[f64], _: &mut [f64]) -> Result<()> {
+            Ok(())
+        }
+        fn grace_left(&self) -> u64 {
+            0
+        }
+        fn model(&self) -> Option<SavedModel> {
+            None
+        }
+    }
+
+    #[test]
+    fn input_outrunning_scoring_is_dropped_and_counted() {
+        use crate::detect::queue::{bounded, Overflow};
+        use crate::features::victim::Victim;
+        use crate::ingest::packets::{Network, PacketMeta, Transport};
+        use source::{PacketRecords, QueueFeed};
+        use std::sync::atomic::AtomicU64;
+
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = bounded(4, Overflow::Drop, Arc::clone(&dropped));
+        let producer = std::thread::spawn(move || {
+            for i in 1..=500u64 {
+                let p = PacketMeta {
+                    index: i,
+                    timestamp: i as f64 * 1e-3,
+                    wire_len: 60,
+                    src_mac: [0; 6],
+                    dst_mac: [0; 6],
+                    network: Network::None,
+                    transport: Transport::None,
+                };
+                tx.push((p, Instant::now()));
+            }
+        });
+        let params = EngineParams {
+            tracker: TrackerParams::new(),
+            top_features: 0,
+            save_model: None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let mut e = Engine::new(params, Box::new(Slow), Arc::clone(&metrics), Arc::default());
+        let mut src = PacketRecords::new(QueueFeed::new(rx, dropped), Victim::new(4).unwrap());
+        let s = e.run(&mut src, &mut Collect::default()).unwrap();
+        producer.join().unwrap();
+        assert!(s.dropped > 0, "{s:?}");
+        assert_eq!(s.records + s.dropped, 500, "every packet scored or counted");
+        assert_eq!(metrics.dropped.load(Relaxed), s.dropped);
+    }
+
     #[test]
     fn saves_the_model_when_grace_ends() {
         let dir = tempfile::tempdir().unwrap();

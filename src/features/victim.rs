@@ -6,11 +6,13 @@
 //! and unremarkable. The victim, however, sees its packet rate, its share of
 //! SYNs without ACK and the sizes it receives change at once. This family
 //! keys damped statistics on the *destination* host (IP, ARP target, or MAC
-//! for frames without a network layer) and, for floods spread over many
-//! targets, on all traffic together.
+//! for frames without a network layer).
+//!
+//! There is deliberately no all-traffic family: with one, every benign packet
+//! during a flood scores as anomalous and alerts name bystanders as targets.
 //!
 //! For each of the five decay rates of Kitsune (λ = 5, 3, 1, 0.1, 0.01 per
-//! second) and each of the two keys (`dst`, `all`), four features:
+//! second), four features:
 //!
 //! - `weight`: damped packet count (a rate);
 //! - `size_mean`, `size_var`: damped mean and variance of the wire length;
@@ -31,10 +33,8 @@ use crate::{Error, Result};
 const LAMBDAS: [f64; 5] = [5.0, 3.0, 1.0, 0.1, 0.01];
 /// Features per key and rate.
 const PER_LANE: usize = 4;
-/// Features per key (all rates).
-const PER_KEY: usize = PER_LANE * LAMBDAS.len();
 /// Number of features of the layout.
-pub const N_FEATURES: usize = 2 * PER_KEY;
+pub const N_FEATURES: usize = PER_LANE * LAMBDAS.len();
 
 /// The host a packet is aimed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +109,6 @@ impl Damped {
 pub struct Victim {
     names: Vec<String>,
     targets: LruCache<Target, Damped>,
-    all: Option<Damped>,
     evictions: u64,
 }
 
@@ -122,7 +121,6 @@ impl Victim {
         Ok(Victim {
             names: names(),
             targets: LruCache::new(cap),
-            all: None,
             evictions: 0,
         })
     }
@@ -144,21 +142,17 @@ impl Victim {
             Transport::Tcp { flags, .. } if flags & 0x12 == 0x02 => 1.0,
             _ => 0.0,
         };
-        let (dst_out, all_out) = out.split_at_mut(PER_KEY);
         let key = Target::of(p);
         match self.targets.get_mut(&key) {
-            Some(d) => d.update(t, size, syn, dst_out),
+            Some(d) => d.update(t, size, syn, out),
             None => {
                 let mut d = Damped::new(t);
-                d.update(t, size, syn, dst_out);
+                d.update(t, size, syn, out);
                 if self.targets.push(key, d).is_some_and(|(k, _)| k != key) {
                     self.evictions += 1;
                 }
             }
         }
-        self.all
-            .get_or_insert_with(|| Damped::new(t))
-            .update(t, size, syn, all_out);
     }
 
     /// Destination hosts held now.
@@ -182,14 +176,12 @@ impl Victim {
     }
 }
 
-/// `dst_L5_weight`, ..., `all_L0.01_syn_share`.
+/// `dst_L5_weight`, ..., `dst_L0.01_syn_share`.
 fn names() -> Vec<String> {
     let mut names = Vec::with_capacity(N_FEATURES);
-    for key in ["dst", "all"] {
-        for l in LAMBDAS {
-            for s in ["weight", "size_mean", "size_var", "syn_share"] {
-                names.push(format!("{key}_L{l}_{s}"));
-            }
+    for l in LAMBDAS {
+        for s in ["weight", "size_mean", "size_var", "syn_share"] {
+            names.push(format!("dst_L{l}_{s}"));
         }
     }
     names
@@ -248,10 +240,9 @@ mod tests {
         }
         assert!(out[w] > 50.0, "{}", out[w]);
         assert!(out[syn] > 0.95, "{}", out[syn]);
-        // Another target is unaffected, the global family is not.
+        // Another target is unaffected.
         v.update(&pkt(1.2, 3, 0x10, 100), &mut out);
         assert_eq!(out[w], 1.0);
-        assert!(out[col(&v, "all_L1_weight")] > 50.0);
         let mean = col(&v, "dst_L0.01_size_mean");
         assert_eq!(out[mean], 100.0);
         assert_eq!(out[col(&v, "dst_L0.01_size_var")], 0.0);
