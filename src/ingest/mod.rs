@@ -1,3 +1,4 @@
 //! Records in: CSV tables and packet captures.
 
+pub mod csv;
 pub mod packets;

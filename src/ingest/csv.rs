@@ -1,0 +1,533 @@
+//! Streaming CSV tables: one or several files read record by record into one
+//! reused [`csv::ByteRecord`], so memory does not grow with the file length.
+//!
+//! Files have a header line, or none when the column names come from a
+//! `--columns` file (one name a line). Several files must hold the same
+//! columns, matched by name (their order may differ). Errors name the file,
+//! the 1-based line and the column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+use crate::{Error, Result};
+
+/// Why a row was rejected (with `--skip-bad-rows`) or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// The row has more or fewer fields than the header.
+    Ragged,
+    /// Text (or nothing) where a number is expected.
+    NotNumeric,
+    /// NaN or an infinity.
+    NonFinite,
+}
+
+impl Reason {
+    /// A stable short name, used as the key of rejection counts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Ragged => "ragged",
+            Reason::NotNumeric => "not_numeric",
+            Reason::NonFinite => "non_finite",
+        }
+    }
+}
+
+/// A malformed row: why, and the error that names file, line and column.
+#[derive(Debug)]
+pub struct BadRow {
+    /// The kind of defect, for counting.
+    pub reason: Reason,
+    /// The full error.
+    pub error: Error,
+}
+
+/// Counts of rows rejected with `--skip-bad-rows`, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    counts: BTreeMap<&'static str, u64>,
+    first: Option<String>,
+}
+
+impl Rejections {
+    /// Counts one rejected row.
+    pub fn add(&mut self, bad: &BadRow) {
+        *self.counts.entry(bad.reason.name()).or_default() += 1;
+        if self.first.is_none() {
+            self.first = Some(bad.error.to_string());
+        }
+    }
+
+    /// Total rejected rows.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Counts by reason name.
+    pub fn by_reason(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    /// A one-line summary such as `3 rows rejected (ragged 1, non_finite 2; first: ...)`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "{} rows rejected ({}; first: {})",
+            self.total(),
+            parts.join(", "),
+            self.first.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// Reads a `--columns` file: one column name a line, blank lines ignored.
+pub fn read_columns_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err(Error::Input {
+            file: path.to_owned(),
+            line: 1,
+            msg: "columns file names no column".into(),
+        });
+    }
+    check_unique(path, &names)?;
+    Ok(names)
+}
+
+fn check_unique(path: &Path, names: &[String]) -> Result<()> {
+    let mut seen = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = seen.insert(n.as_str(), i) {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: format!(
+                    "column '{n}' appears twice (fields {} and {})",
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One open file: its reader and where each canonical column sits in it.
+struct OpenFile {
+    reader: csv::Reader<BufReader<File>>,
+    /// `perm[c]` = field index in this file of canonical column `c`.
+    perm: Vec<usize>,
+    /// True when `perm` is the identity (the common case: no lookup needed).
+    identity: bool,
+}
+
+/// A streaming reader over one or several CSV files with the same columns.
+pub struct CsvSource {
+    files: Vec<PathBuf>,
+    header: Vec<String>,
+    given_columns: bool,
+    next_file: usize,
+    current: Option<OpenFile>,
+    record: ByteRecord,
+    line: u64,
+}
+
+impl std::fmt::Debug for CsvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvSource")
+            .field("files", &self.files)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CsvSource {
+    /// Opens `files`. With `columns`, the files have no header line and these
+    /// are the names; otherwise the first line of each file is its header.
+    pub fn open(files: &[PathBuf], columns: Option<&[String]>) -> Result<Self> {
+        let Some(first) = files.first() else {
+            return Err(Error::Data("no input file given".into()));
+        };
+        let mut src = CsvSource {
+            files: files.to_vec(),
+            header: Vec::new(),
+            given_columns: columns.is_some(),
+            next_file: 0,
+            current: None,
+            record: ByteRecord::new(),
+            line: 0,
+        };
+        src.header = match columns {
+            Some(names) => names.to_vec(),
+            None => Self::read_header(first)?.1,
+        };
+        src.open_next()?;
+        Ok(src)
+    }
+
+    /// The column names, in the first file's order.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// The file being read (the last one once all are read).
+    pub fn current_file(&self) -> &Path {
+        let i = self.next_file.saturating_sub(1);
+        self.files.get(i).map_or(Path::new("-"), PathBuf::as_path)
+    }
+
+    fn builder() -> csv::ReaderBuilder {
+        let mut b = csv::ReaderBuilder::new();
+        // Ragged rows are reported by us with their line, not by the parser.
+        b.flexible(true).has_headers(false);
+        b
+    }
+
+    fn open_reader(path: &Path) -> Result<csv::Reader<BufReader<File>>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::builder().from_reader(BufReader::with_capacity(1 << 16, file)))
+    }
+
+    fn read_header(path: &Path) -> Result<(csv::Reader<BufReader<File>>, Vec<String>)> {
+        let mut reader = Self::open_reader(path)?;
+        let mut rec = ByteRecord::new();
+        let found = reader
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_error(path, e))?;
+        if !found {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: "empty file: no header line (for a file without one, pass --columns)".into(),
+            });
+        }
+        let names: Vec<String> = rec
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+            .collect();
+        check_unique(path, &names)?;
+        Ok((reader, names))
+    }
+
+    /// Opens the next file; false when all are read.
+    fn open_next(&mut self) -> Result<bool> {
+        let Some(path) = self.files.get(self.next_file).cloned() else {
+            self.current = None;
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let (reader, names) = if self.given_columns {
+            (Self::open_reader(&path)?, self.header.clone())
+        } else {
+            Self::read_header(&path)?
+        };
+        let perm = self.permutation(&path, &names)?;
+        let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
+        self.current = Some(OpenFile {
+            reader,
+            perm,
+            identity,
+        });
+        Ok(true)
+    }
+
+    fn permutation(&self, path: &Path, names: &[String]) -> Result<Vec<usize>> {
+        let pos: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        if names.len() != self.header.len() {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: format!(
+                    "{} columns, but the first file has {}: all --data files need the same columns",
+                    names.len(),
+                    self.header.len()
+                ),
+            });
+        }
+        self.header
+            .iter()
+            .map(|n| {
+                pos.get(n.as_str()).copied().ok_or_else(|| Error::Input {
+                    file: path.to_owned(),
+                    line: 1,
+                    msg: format!("column '{n}' of the first file is missing"),
+                })
+            })
+            .collect()
+    }
+
+    /// Reads the next row. `Ok(None)` at the end of the last file; a ragged
+    /// row is an `Err(BadRow)` after which reading may go on.
+    pub fn next_row(&mut self) -> std::result::Result<Option<Row<'_>>, BadRow> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                return Ok(None);
+            };
+            let fi = self.next_file - 1;
+            let found = cur
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| BadRow {
+                    reason: Reason::Ragged,
+                    error: csv_error(&self.files[fi], e),
+                })?;
+            if !found {
+                self.open_next().map_err(|error| BadRow {
+                    reason: Reason::Ragged,
+                    error,
+                })?;
+                continue;
+            }
+            self.line = self.record.position().map_or(0, |p| p.line());
+            let path = &self.files[fi];
+            if self.record.len() != self.header.len() {
+                return Err(BadRow {
+                    reason: Reason::Ragged,
+                    error: Error::Input {
+                        file: path.clone(),
+                        line: self.line,
+                        msg: format!(
+                            "{} fields, but the header has {}",
+                            self.record.len(),
+                            self.header.len()
+                        ),
+                    },
+                });
+            }
+            let cur = self.current.as_ref().expect("checked above");
+            return Ok(Some(Row {
+                file: path,
+                line: self.line,
+                record: &self.record,
+                perm: if cur.identity { None } else { Some(&cur.perm) },
+                header: &self.header,
+            }));
+        }
+    }
+}
+
+/// Errors from the CSV parser (I/O, mostly), with the file and line.
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::Input {
+            file: path.to_owned(),
+            line,
+            msg: format!("{other:?}"),
+        },
+    }
+}
+
+/// One row of a [`CsvSource`], borrowed until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The file it comes from.
+    pub file: &'a Path,
+    /// Its 1-based line.
+    pub line: u64,
+    record: &'a ByteRecord,
+    perm: Option<&'a [usize]>,
+    header: &'a [String],
+}
+
+impl<'a> Row<'a> {
+    /// A row over `record`, whose fields are in `header` order (e.g. a copy
+    /// kept with [`Row::to_record`]).
+    ///
+    /// # Panics
+    /// Later, in [`Row::get`], if `record` is shorter than `header`.
+    pub fn new(file: &'a Path, line: u64, record: &'a ByteRecord, header: &'a [String]) -> Self {
+        Row {
+            file,
+            line,
+            record,
+            perm: None,
+            header,
+        }
+    }
+
+    /// The raw bytes of canonical column `col` (an index into the header).
+    ///
+    /// # Panics
+    /// If `col` is not below the header length (a programming error).
+    pub fn get(&self, col: usize) -> &'a [u8] {
+        let field = match self.perm {
+            Some(p) => p[col],
+            None => col,
+        };
+        // Length equality with the header is checked before a Row is made.
+        &self.record[field]
+    }
+
+    /// Canonical column `col` as trimmed text (lossy on invalid UTF-8).
+    pub fn text(&self, col: usize) -> std::borrow::Cow<'a, str> {
+        match String::from_utf8_lossy(self.get(col)) {
+            std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.trim()),
+            std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.trim().to_owned()),
+        }
+    }
+
+    /// An input error about column `col` of this row.
+    pub fn error(&self, col: usize, reason: Reason, msg: impl std::fmt::Display) -> BadRow {
+        let name = self.header.get(col).map_or("?", String::as_str);
+        BadRow {
+            reason,
+            error: Error::Input {
+                file: self.file.to_owned(),
+                line: self.line,
+                msg: format!("column '{name}' (field {}): {msg}", col + 1),
+            },
+        }
+    }
+
+    /// The fields in canonical order, as an owned record (for sampling).
+    pub fn to_record(&self) -> ByteRecord {
+        match self.perm {
+            None => self.record.clone(),
+            Some(p) => p.iter().map(|&i| &self.record[i]).collect(),
+        }
+    }
+
+    /// The raw record in the file's own field order (for echoing it back).
+    pub fn raw(&self) -> &'a ByteRecord {
+        self.record
+    }
+}
+
+/// Parses a numeric field: `Ok(None)` when it is not a number at all,
+/// `Err` for NaN and infinities.
+pub fn parse_number(field: &[u8]) -> std::result::Result<Option<f64>, ()> {
+    let Ok(s) = std::str::from_utf8(field) else {
+        return Ok(None);
+    };
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        Ok(_) => Err(()),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        p
+    }
+
+    fn collect(src: &mut CsvSource) -> (Vec<Vec<String>>, Vec<String>) {
+        let (mut rows, mut errs) = (Vec::new(), Vec::new());
+        let n = src.header().len();
+        loop {
+            match src.next_row() {
+                Ok(Some(r)) => rows.push((0..n).map(|c| r.text(c).into_owned()).collect()),
+                Ok(None) => break,
+                Err(bad) => errs.push(bad.error.to_string()),
+            }
+        }
+        (rows, errs)
+    }
+
+    #[test]
+    fn several_files_matched_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.csv", "x,y,label\n1,2,normal\n");
+        let b = file(&d, "b.csv", "label, x ,y\nattack,3,4\n");
+        let mut src = CsvSource::open(&[a, b], None).unwrap();
+        assert_eq!(src.header(), ["x", "y", "label"]);
+        let (rows, errs) = collect(&mut src);
+        assert!(errs.is_empty());
+        assert_eq!(rows, [["1", "2", "normal"], ["3", "4", "attack"]]);
+    }
+
+    #[test]
+    fn ragged_row_names_file_and_line_then_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.csv", "x,y,label\n1,2\n3,4,normal\n");
+        let mut src = CsvSource::open(&[a], None).unwrap();
+        let (rows, errs) = collect(&mut src);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].contains("a.csv:2") && errs[0].contains("2 fields"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn headerless_with_columns() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.txt", "1,2,normal\n");
+        let cols = file(&d, "cols.txt", "x\ny\n\nlabel\n");
+        let names = read_columns_file(&cols).unwrap();
+        let mut src = CsvSource::open(&[a], Some(&names)).unwrap();
+        let (rows, _) = collect(&mut src);
+        assert_eq!(rows, [["1", "2", "normal"]]);
+    }
+
+    #[test]
+    fn empty_file_and_mismatched_columns_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let e = file(&d, "e.csv", "");
+        let err = CsvSource::open(&[e], None).unwrap_err().to_string();
+        assert!(err.contains("e.csv:1: empty file"), "{err}");
+        let a = file(&d, "a.csv", "x,y\n1,2\n");
+        let b = file(&d, "b.csv", "x,z\n1,2\n");
+        let mut src = CsvSource::open(&[a, b], None).unwrap();
+        let (_, errs) = collect(&mut src);
+        assert!(errs[0].contains("column 'y'"), "{errs:?}");
+        let dup = file(&d, "d.csv", "x,x\n");
+        assert!(CsvSource::open(&[dup], None).is_err());
+        assert!(CsvSource::open(&[], None).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number(b" 1.5 "), Ok(Some(1.5)));
+        assert_eq!(parse_number(b"tcp"), Ok(None));
+        assert_eq!(parse_number(b""), Ok(None));
+        assert_eq!(parse_number(b"NaN"), Err(()));
+        assert_eq!(parse_number(b"-Infinity"), Err(()));
+        assert_eq!(parse_number(&[0xff]), Ok(None));
+    }
+
+    #[test]
+    fn rejections_count_by_reason() {
+        let mut r = Rejections::default();
+        let bad = BadRow {
+            reason: Reason::NonFinite,
+            error: Error::Data("x".into()),
+        };
+        r.add(&bad);
+        r.add(&bad);
+        assert_eq!(r.total(), 2);
+        assert_eq!(r.by_reason()["non_finite"], 2);
+        assert!(r.summary().starts_with("2 rows rejected (non_finite 2"));
+    }
+}
