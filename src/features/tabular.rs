@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::csv::{parse_number, BadRow, Reason, Row};
+use crate::ingest::csv::{parse_number, BadRow, Number, Reason, Row};
 use crate::{Error, Result};
 
 /// Most one-hot slots a categorical column gets (the rest share "unknown").
@@ -73,7 +73,7 @@ impl Schema {
             .iter()
             .flat_map(|c| {
                 let one_hot = !matches!(c.kind, ColumnKind::Numeric);
-                std::iter::repeat_n(one_hot, c.width())
+                std::iter::repeat(one_hot).take(c.width())
             })
             .collect()
     }
@@ -201,9 +201,9 @@ impl Encoder {
 /// A numeric field as `f32`, or the reason it is not one.
 fn numeric(row: &Row, col: usize, field: &[u8]) -> std::result::Result<f32, BadRow> {
     match parse_number(field) {
-        Ok(Some(v)) if (v as f32).is_finite() => Ok(v as f32),
-        Ok(Some(v)) => Err(row.error(col, Reason::NonFinite, format!("{v} overflows f32"))),
-        Ok(None) => Err(row.error(
+        Number::Finite(v) if (v as f32).is_finite() => Ok(v as f32),
+        Number::Finite(v) => Err(row.error(col, Reason::NonFinite, format!("{v} overflows f32"))),
+        Number::Text => Err(row.error(
             col,
             Reason::NotNumeric,
             format!(
@@ -211,7 +211,7 @@ fn numeric(row: &Row, col: usize, field: &[u8]) -> std::result::Result<f32, BadR
                 String::from_utf8_lossy(field)
             ),
         )),
-        Err(()) => Err(row.error(
+        Number::NonFinite => Err(row.error(
             col,
             Reason::NonFinite,
             format!("{} is not a finite number", String::from_utf8_lossy(field)),
@@ -248,14 +248,14 @@ impl SchemaBuilder {
     /// A rejected row leaves the statistics untouched.
     pub fn observe(&mut self, row: &Row) -> std::result::Result<(), BadRow> {
         for &c in &self.cols {
-            if let Err(()) = parse_number(row.get(c)) {
+            if parse_number(row.get(c)) == Number::NonFinite {
                 let f = String::from_utf8_lossy(row.get(c)).into_owned();
                 return Err(row.error(c, Reason::NonFinite, format!("{f} is not a finite number")));
             }
         }
         for (s, &c) in self.stats.iter_mut().zip(&self.cols) {
             let field = row.get(c).trim_ascii();
-            if !s.text && !matches!(parse_number(field), Ok(Some(_))) {
+            if !s.text && !matches!(parse_number(field), Number::Finite(_)) {
                 s.text = true;
             }
             if let Some(n) = s.counts.get_mut(field) {

@@ -413,16 +413,26 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Parses a numeric field: `Ok(None)` when it is not a number at all,
-/// `Err` for NaN and infinities.
-pub fn parse_number(field: &[u8]) -> std::result::Result<Option<f64>, ()> {
+/// What a field holds, read as a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// A finite number.
+    Finite(f64),
+    /// NaN or an infinity.
+    NonFinite,
+    /// Not a number at all (text, or nothing).
+    Text,
+}
+
+/// Parses a field (surrounding spaces allowed) as a number.
+pub fn parse_number(field: &[u8]) -> Number {
     let Ok(s) = std::str::from_utf8(field) else {
-        return Ok(None);
+        return Number::Text;
     };
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Some(v)),
-        Ok(_) => Err(()),
-        Err(_) => Ok(None),
+        Ok(v) if v.is_finite() => Number::Finite(v),
+        Ok(_) => Number::NonFinite,
+        Err(_) => Number::Text,
     }
 }
 
@@ -509,12 +519,12 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(parse_number(b" 1.5 "), Ok(Some(1.5)));
-        assert_eq!(parse_number(b"tcp"), Ok(None));
-        assert_eq!(parse_number(b""), Ok(None));
-        assert_eq!(parse_number(b"NaN"), Err(()));
-        assert_eq!(parse_number(b"-Infinity"), Err(()));
-        assert_eq!(parse_number(&[0xff]), Ok(None));
+        assert_eq!(parse_number(b" 1.5 "), Number::Finite(1.5));
+        assert_eq!(parse_number(b"tcp"), Number::Text);
+        assert_eq!(parse_number(b""), Number::Text);
+        assert_eq!(parse_number(b"NaN"), Number::NonFinite);
+        assert_eq!(parse_number(b"-Infinity"), Number::NonFinite);
+        assert_eq!(parse_number(&[0xff]), Number::Text);
     }
 
     #[test]
