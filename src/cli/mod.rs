@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
+pub mod synth;
+pub mod test;
+pub mod train;
+
 /// Detect DDoS floods and network anomalies with autoencoders trained on
 /// normal traffic.
 #[derive(Debug, Parser)]
@@ -18,10 +23,37 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Train a model bundle from labelled CSV files.
+    Train(train::Args),
+    /// Score CSV files with a model bundle.
+    Test(test::Args),
+    /// Write the built-in labelled IoT / Mirai flood table.
+    Synth(synth::Args),
+    /// Synthesise, train, test and report, in a few seconds.
+    Demo(demo::Args),
+}
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _ = cli.quiet;
-    match cli.command {}
+    match cli.command {
+        Command::Train(a) => train::run(a, cli.quiet),
+        Command::Test(a) => test::run(a, cli.quiet),
+        Command::Synth(a) => synth::run(a, cli.quiet),
+        Command::Demo(a) => demo::run(a, cli.quiet),
+    }
+}
+
+/// A progress bar on standard error, hidden with `--quiet` or when standard
+/// error is not a terminal.
+pub fn progress_bar(len: u64, unit: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(len).with_style(style)
 }

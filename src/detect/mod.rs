@@ -1,1 +1,2 @@
 //! Batch and streaming detection.
+pub mod batch;

@@ -144,6 +144,10 @@ pub struct CsvSource {
     current: Option<OpenFile>,
     record: ByteRecord,
     line: u64,
+    /// Bytes of the files finished before the current one.
+    done_bytes: u64,
+    /// Size of the current file.
+    current_size: u64,
 }
 
 impl std::fmt::Debug for CsvSource {
@@ -170,6 +174,8 @@ impl CsvSource {
             current: None,
             record: ByteRecord::new(),
             line: 0,
+            done_bytes: 0,
+            current_size: 0,
         };
         src.header = match columns {
             Some(names) => names.to_vec(),
@@ -182,6 +188,20 @@ impl CsvSource {
     /// The column names, in the first file's order.
     pub fn header(&self) -> &[String] {
         &self.header
+    }
+
+    /// Total size of the input files (for progress; 0 where unknown).
+    pub fn total_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Bytes consumed so far over all files.
+    pub fn bytes_read(&self) -> u64 {
+        self.done_bytes + self.record.position().map_or(0, |p| p.byte())
     }
 
     /// The file being read (the last one once all are read).
@@ -225,6 +245,8 @@ impl CsvSource {
 
     /// Opens the next file; false when all are read.
     fn open_next(&mut self) -> Result<bool> {
+        self.done_bytes += self.current_size;
+        self.current_size = 0;
         let Some(path) = self.files.get(self.next_file).cloned() else {
             self.current = None;
             return Ok(false);
@@ -236,6 +258,7 @@ impl CsvSource {
             Self::read_header(&path)?
         };
         let perm = self.permutation(&path, &names)?;
+        self.current_size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
         self.current = Some(OpenFile {
             reader,
@@ -396,6 +419,15 @@ impl<'a> Row<'a> {
                 line: self.line,
                 msg: format!("column '{name}' (field {}): {msg}", col + 1),
             },
+        }
+    }
+
+    /// Copies the fields, in canonical order, into `out` (reusing its buffers).
+    pub fn copy_into(&self, out: &mut ByteRecord) {
+        out.clear();
+        match self.perm {
+            None => self.record.iter().for_each(|f| out.push_field(f)),
+            Some(p) => p.iter().for_each(|&i| out.push_field(&self.record[i])),
         }
     }
 

@@ -8,3 +8,4 @@ pub mod logistic;
 pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};
+pub mod bundle;
