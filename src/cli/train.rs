@@ -52,8 +52,8 @@ pub struct Args {
     /// Threshold rule: fpr:F, quantile:Q, meanstd:K or lognormal:P.
     #[arg(long, default_value = "fpr:0.01")]
     pub threshold: ThresholdRule,
-    /// Scaling: log-minmax-clip, log-minmax, minmax-clip or minmax.
-    #[arg(long, default_value = "log-minmax-clip")]
+    /// Scaling: log-minmax (log1p on heavy tails), log-minmax-clip, minmax-clip or minmax.
+    #[arg(long, default_value = "log-minmax")]
     pub scaling: ScalerParams,
     /// Count malformed rows as rejected instead of stopping at the first.
     #[arg(long)]

@@ -73,7 +73,7 @@ impl Schema {
             .iter()
             .flat_map(|c| {
                 let one_hot = !matches!(c.kind, ColumnKind::Numeric);
-                std::iter::repeat(one_hot).take(c.width())
+                std::iter::repeat_n(one_hot, c.width())
             })
             .collect()
     }
