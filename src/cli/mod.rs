@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod demo;
 pub mod synth;
 pub mod test;
@@ -32,6 +33,8 @@ enum Command {
     Synth(synth::Args),
     /// Synthesise, train, test and report, in a few seconds.
     Demo(demo::Args),
+    /// Time training and scoring on generated data; print JSON.
+    Bench(bench::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(a) => test::run(a, cli.quiet),
         Command::Synth(a) => synth::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Bench(a) => bench::run(a, cli.quiet),
     }
 }
 
