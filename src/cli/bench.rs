@@ -43,7 +43,8 @@ fn table(path: &Path, rows: usize, seed: u64) -> anyhow::Result<()> {
         let z: [f32; 5] = std::array::from_fn(|_| rng.random_range(0.0..1.0));
         line.clear();
         for m in &mix {
-            let v: f32 = m.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>() + rng.random_range(0.0..0.05);
+            let v: f32 =
+                m.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>() + rng.random_range(0.0..0.05);
             line.push_str(&format!("{:.4},", v * 100.0));
         }
         line.push_str("normal\n");

@@ -17,6 +17,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use std::sync::mpsc::{Receiver, SyncSender};
+
 use csv::ByteRecord;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -520,85 +522,182 @@ struct Batch {
     records: Vec<ByteRecord>,
     labels: Vec<Option<u32>>,
     len: usize,
+    /// Input bytes read when the batch was complete (for progress).
+    bytes: u64,
+}
+
+impl Batch {
+    fn new(rows: usize, width: usize) -> Self {
+        Batch {
+            x: Matrix::zeros(rows, width),
+            records: vec![ByteRecord::new(); rows],
+            labels: vec![None; rows],
+            len: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Batches in flight between the reading and the scoring thread.
+const IN_FLIGHT: usize = 3;
+
+/// The reading side of [`test`]: CSV parsing, checks and encoding.
+struct Reader<'a> {
+    src: CsvSource,
+    enc: Encoder,
+    input: &'a Input,
+    bundle: &'a Bundle,
+    label_col: Option<usize>,
+    keep_records: bool,
+    rejections: Rejections,
+    class_names: Vec<String>,
+    label_ids: HashMap<String, u32>,
+}
+
+impl Reader<'_> {
+    /// Fills `batch`; false once the input is exhausted.
+    fn fill(&mut self, batch: &mut Batch) -> Result<bool> {
+        batch.len = 0;
+        let cap = batch.x.rows();
+        while batch.len < cap {
+            let row = match self.src.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    batch.bytes = self.src.bytes_read();
+                    return Ok(false);
+                }
+                Err(bad) => {
+                    self.input.reject(bad, &mut self.rejections)?;
+                    continue;
+                }
+            };
+            let i = batch.len;
+            if let Err(bad) = self.enc.encode(&row, batch.x.row_mut(i)) {
+                self.input.reject(bad, &mut self.rejections)?;
+                continue;
+            }
+            batch.labels[i] = self.label_col.map(|c| {
+                let label = row.text(c);
+                label_id(
+                    &label,
+                    &mut self.label_ids,
+                    &mut self.class_names,
+                    self.bundle,
+                )
+            });
+            if self.keep_records {
+                row.copy_into(&mut batch.records[i]);
+            }
+            batch.len += 1;
+        }
+        batch.bytes = self.src.bytes_read();
+        Ok(true)
+    }
+
+    /// Reads batches from `empty` until the input ends, sends them to `full`.
+    fn run(&mut self, empty: &Receiver<Batch>, full: &SyncSender<Batch>) -> Result<()> {
+        // A closed channel means the scoring side stopped (on an error it reports).
+        while let Ok(mut batch) = empty.recv() {
+            let more = self.fill(&mut batch)?;
+            if batch.len > 0 && full.send(batch).is_err() {
+                return Ok(());
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scoring side of [`test`]: everything after encoding.
+struct Scorer {
+    out: Option<PredWriter>,
+    truth: Truth,
+    rows: u64,
+    anomalies: u64,
 }
 
 /// Scores the files with `bundle`, writing predictions if asked.
+///
+/// Two threads: one parses and encodes batches, the other scales, scores
+/// and writes them, with [`IN_FLIGHT`] batches recycled between them.
 pub fn test(
     bundle: &Bundle,
     opts: &TestOptions,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
-    let mut src = opts.input.open()?;
+    let src = opts.input.open()?;
     let first = opts.input.data.first().cloned().unwrap_or_default();
     let header = src.header().to_vec();
-    let mut enc = bundle.schema.bind(&header, &first)?;
-    let label_col = label_index(&header, Some(&bundle.label_column));
+    let enc = bundle.schema.bind(&header, &first)?;
     let total_bytes = src.total_bytes();
-    let mut class_names = bundle
+    let class_names = bundle
         .classifier
         .as_ref()
         .map(|c| c.class_names.clone())
         .unwrap_or_default();
-    let mut out = match &opts.out {
+    let out = match &opts.out {
         Some(p) => Some(open_predictions(p, &header, bundle.classifier.is_some())?),
         None => None,
     };
-    let batch_rows = opts.batch_rows.max(1);
-    let mut batch = Batch {
-        x: Matrix::zeros(batch_rows, enc.width()),
-        records: vec![ByteRecord::new(); batch_rows],
-        labels: vec![None; batch_rows],
-        len: 0,
+    let mut reader = Reader {
+        label_col: label_index(&header, Some(&bundle.label_column)),
+        keep_records: out.is_some(),
+        label_ids: class_names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect(),
+        class_names,
+        src,
+        enc,
+        input: &opts.input,
+        bundle,
+        rejections: Rejections::default(),
     };
-    let mut truth = Truth::default();
-    let mut rejections = Rejections::default();
-    let (mut rows, mut anomalies) = (0u64, 0u64);
-    let mut label_ids: HashMap<String, u32> = class_names
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), i as u32))
-        .collect();
-    let mut done = false;
-    while !done {
-        batch.len = 0;
-        while batch.len < batch_rows {
-            let row = match src.next_row() {
-                Ok(Some(row)) => row,
-                Ok(None) => {
-                    done = true;
-                    break;
-                }
-                Err(bad) => {
-                    opts.input.reject(bad, &mut rejections)?;
-                    continue;
-                }
-            };
-            let i = batch.len;
-            if let Err(bad) = enc.encode(&row, batch.x.row_mut(i)) {
-                opts.input.reject(bad, &mut rejections)?;
-                continue;
-            }
-            batch.labels[i] = label_col.map(|c| {
-                let label = row.text(c);
-                label_id(&label, &mut label_ids, &mut class_names, bundle)
-            });
-            if out.is_some() {
-                row.copy_into(&mut batch.records[i]);
-            }
-            batch.len += 1;
-        }
-        if batch.len == 0 {
-            continue;
-        }
-        anomalies += score_batch(bundle, &mut batch, &mut truth, out.as_mut())?;
-        rows += batch.len as u64;
-        on_progress(Progress {
-            rows,
-            bytes: src.bytes_read(),
-            total_bytes,
-        });
+    let mut scorer = Scorer {
+        out,
+        truth: Truth::default(),
+        rows: 0,
+        anomalies: 0,
+    };
+    let batch_rows = opts.batch_rows.max(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel();
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        // The receiver is alive here: sending cannot fail.
+        let _ = empty_tx.send(Batch::new(batch_rows, reader.enc.width()));
     }
-    if rows == 0 && rejections.total() == 0 {
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = &mut reader;
+        // Moved in: the channel ends close when the reader returns.
+        let reading = scope.spawn(move || reader.run(&empty_rx, &full_tx));
+        let scored = (|| -> Result<()> {
+            for mut batch in full_rx.iter() {
+                scorer.anomalies +=
+                    score_batch(bundle, &mut batch, &mut scorer.truth, scorer.out.as_mut())?;
+                scorer.rows += batch.len as u64;
+                on_progress(Progress {
+                    rows: scorer.rows,
+                    bytes: batch.bytes,
+                    total_bytes,
+                });
+                // The reader may have finished: then nobody needs the batch back.
+                let _ = empty_tx.send(batch);
+            }
+            Ok(())
+        })();
+        // Unblock the reader if scoring stopped early.
+        drop(full_rx);
+        drop(empty_tx);
+        let read = reading
+            .join()
+            .unwrap_or_else(|_| Err(Error::Data("the reading thread panicked".into())));
+        read.and(scored)
+    })?;
+    let (rows, anomalies) = (scorer.rows, scorer.anomalies);
+    if rows == 0 && reader.rejections.total() == 0 {
         return Err(Error::Data(format!(
             "{}: no data rows to score",
             opts.input
@@ -609,21 +708,22 @@ pub fn test(
                 .join(", ")
         )));
     }
-    if let Some(w) = out {
+    if let Some(w) = scorer.out {
+        let path = opts.out.clone().unwrap_or_default();
         let file = w
             .into_inner()
-            .map_err(|e| Error::io(opts.out.clone().unwrap_or_default(), e.into_error()))?;
+            .map_err(|e| Error::io(path, e.into_error()))?;
         file.commit()?;
     }
     Ok(report(
         bundle,
         rows,
         anomalies,
-        &rejections,
-        &enc,
-        label_col.is_some(),
-        &truth,
-        &class_names,
+        &reader.rejections,
+        &reader.enc,
+        reader.label_col.is_some(),
+        &scorer.truth,
+        &reader.class_names,
     ))
 }
 
@@ -690,14 +790,20 @@ fn score_batch(
 ) -> Result<u64> {
     let n = batch.len;
     let d = batch.x.cols();
-    let mut x = Matrix::from_vec(n, d, batch.x.as_slice()[..n * d].to_vec()).unwrap_or_default();
-    bundle.scaler.transform(&mut x);
+    let mut partial;
+    let x = if n == batch.x.rows() {
+        &mut batch.x
+    } else {
+        partial = Matrix::from_vec(n, d, batch.x.as_slice()[..n * d].to_vec()).unwrap_or_default();
+        &mut partial
+    };
+    bundle.scaler.transform(x);
     let mut scores = vec![0.0; n];
-    bundle.autoencoder.score_batch(&x, &mut scores);
+    bundle.autoencoder.score_batch(x, &mut scores);
     let flagged: Vec<bool> = scores.iter().map(|&s| s > bundle.threshold).collect();
     let mut predicted = vec![(0usize, 0f32, 0f32); 0];
     if let Some(c) = &bundle.classifier {
-        let z = bundle.autoencoder.encode_batch(&x);
+        let z = bundle.autoencoder.encode_batch(x);
         let mut p = vec![0.0; c.model.n_classes()];
         predicted = z
             .iter_rows()
