@@ -128,3 +128,23 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_median() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert!(median(vec![]).is_nan());
+        let d = std::env::temp_dir().join(format!("floodwatch-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("t.csv");
+        table(&p, 3, 1).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines.iter().all(|l| l.split(',').count() == COLS + 1));
+    }
+}

@@ -92,3 +92,16 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     super::test::run(test, quiet)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_directory_is_removed() {
+        let d = std::env::temp_dir().join(format!("floodwatch-demo-test-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        drop(TempDir(d.clone()));
+        assert!(!d.exists());
+    }
+}

@@ -55,9 +55,39 @@ pub fn progress_bar(len: u64, unit: &str, quiet: bool) -> indicatif::ProgressBar
     if quiet || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let style = indicatif::ProgressStyle::with_template(&format!(
-        "{{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
-    ))
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let counts = if unit == "bytes" {
+        "{bytes}/{total_bytes}".to_string()
+    } else {
+        format!("{{pos}}/{{len}} {unit}")
+    };
+    let style = indicatif::ProgressStyle::with_template(&format!("{{bar:30}} {counts} {{msg}}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     indicatif::ProgressBar::new(len).with_style(style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subcommands_parse() {
+        for args in [
+            &["fw", "demo"][..],
+            &["fw", "-q", "synth", "--out", "x.csv"],
+            &[
+                "fw",
+                "test",
+                "--data",
+                "a",
+                "--model",
+                "m",
+                "--fail-on-anomaly",
+            ],
+            &["fw", "bench", "--score-rows", "10"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["fw", "nope"]).is_err());
+        assert!(progress_bar(3, "epochs", true).is_hidden());
+    }
 }

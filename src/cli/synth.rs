@@ -51,3 +51,23 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_from_flags() {
+        let mut a = Args {
+            out: "x.csv".into(),
+            rows: 5,
+            seed: 3,
+            attack_fraction: 0.5,
+            attack_mix: Some("GRE.IP=2".into()),
+        };
+        let p = a.params().unwrap();
+        assert_eq!((p.rows, p.seed, p.mix.len()), (5, 3, 1));
+        a.attack_mix = Some("nope".into());
+        assert!(a.params().is_err());
+    }
+}

@@ -119,3 +119,31 @@ pub fn print_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_text_without_labels() {
+        let r = Report {
+            rows: 10,
+            rejected: 1,
+            rejected_by_reason: Default::default(),
+            anomalies: 2,
+            threshold: 0.5,
+            unknown_values: [("proto".to_string(), 3)].into_iter().collect(),
+            reconstruction: None,
+            latent_classifier: None,
+            classification_report: None,
+        };
+        let mut out = Vec::new();
+        print_report(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("rows 10  rejected 1  anomalies 2 (threshold 0.500000)"));
+        assert!(
+            text.contains("\"proto\": 3") && !text.contains("roc_auc"),
+            "{text}"
+        );
+    }
+}

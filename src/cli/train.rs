@@ -130,3 +130,51 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_map_to_options() {
+        let w = Wrap::try_parse_from([
+            "t",
+            "--data",
+            "a.csv",
+            "b.csv",
+            "--model",
+            "m.fw",
+            "--drop",
+            "id",
+            "--normal-label",
+            "BENIGN",
+            "--threshold",
+            "quantile:0.9",
+            "--scaling",
+            "minmax",
+            "--epochs",
+            "3",
+        ])
+        .unwrap();
+        let o = w.args.options().unwrap();
+        assert_eq!(o.input.data.len(), 2);
+        assert_eq!(o.normal_labels, ["BENIGN"]);
+        assert_eq!(o.drop, ["id"]);
+        assert_eq!(o.threshold, ThresholdRule::Quantile(0.9));
+        assert!(!o.scaling.log);
+        assert_eq!(o.epochs, 3);
+        let w = Wrap::try_parse_from(["t", "--data", "a.csv", "--model", "m.fw"]).unwrap();
+        assert_eq!(w.args.options().unwrap().normal_labels, ["normal"]);
+        assert!(
+            Wrap::try_parse_from(["t", "--data", "a", "--model", "m", "--threshold", "x"]).is_err()
+        );
+        assert!(Wrap::try_parse_from(["t", "--model", "m"]).is_err());
+    }
+}

@@ -293,6 +293,12 @@ fn encode_kept(
 
 /// Trains a bundle; `on_epoch` hears of every autoencoder epoch.
 pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Result<Trained> {
+    if opts.rows < 2 {
+        return Err(Error::Model(format!(
+            "normal rows to sample should be at least 2, but is {}",
+            opts.rows
+        )));
+    }
     if !(0.0..1.0).contains(&opts.holdout) {
         return Err(Error::Model(format!(
             "holdout should be in [0, 1), but is {}",
@@ -886,5 +892,125 @@ fn report(
         reconstruction,
         latent_classifier,
         classification_report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// 300 rows: normal rows near (1, 2), attacks far away.
+    fn table() -> String {
+        let mut t = String::from("x,y,kind,Label\n");
+        for i in 0..300 {
+            let j = (i % 10) as f32 / 10.0;
+            if i % 5 == 4 {
+                t += &format!("{},{},b,attack\n", 50.0 + j, 90.0 - j);
+            } else {
+                t += &format!("{},{},a,normal\n", 1.0 + j, 2.0 + j);
+            }
+        }
+        t
+    }
+
+    fn options(data: PathBuf) -> TrainOptions {
+        TrainOptions {
+            input: Input {
+                data: vec![data],
+                ..Input::default()
+            },
+            epochs: 30,
+            batch_size: 32,
+            learning_rate: 0.01,
+            ..TrainOptions::default()
+        }
+    }
+
+    #[test]
+    fn label_column_lookup() {
+        let h: Vec<String> = ["a", "LABEL", "c"].map(String::from).to_vec();
+        assert_eq!(label_index(&h, None), Some(1));
+        assert_eq!(label_index(&h, Some("c")), Some(2));
+        assert_eq!(label_index(&h, Some("label")), None);
+    }
+
+    #[test]
+    fn train_then_test_separates_attacks() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let trained = train(&options(data.clone()), &mut |_| {}).unwrap();
+        let b = &trained.bundle;
+        assert_eq!(b.label_column, "Label");
+        assert_eq!((b.meta.normal_rows, b.meta.attack_rows), (240, 60));
+        assert_eq!((b.meta.train_rows, b.meta.holdout_rows), (192, 48));
+        let c = b.classifier.as_ref().unwrap();
+        assert_eq!(c.class_names, ["normal", "attack"]);
+        let out = d.path().join("p.csv");
+        let opts = TestOptions {
+            input: Input {
+                data: vec![data],
+                ..Input::default()
+            },
+            out: Some(out.clone()),
+            batch_rows: 7,
+        };
+        let mut calls = 0;
+        let r = test(b, &opts, &mut |_| calls += 1).unwrap();
+        assert_eq!(calls, 300 / 7 + 1);
+        assert_eq!(r.rows, 300);
+        let rec = r.reconstruction.unwrap();
+        assert!(rec.roc_auc.unwrap() > 0.99, "{rec:?}");
+        assert_eq!(rec.confusion.tp, 60);
+        let lat = r.latent_classifier.unwrap();
+        assert_eq!(lat.confusion.tp + lat.confusion.tn, 300, "{lat:?}");
+        let text = std::fs::read_to_string(out).unwrap();
+        assert_eq!(text.lines().count(), 301);
+        assert!(text.lines().nth(5).unwrap().contains(",attack,"));
+    }
+
+    #[test]
+    fn sampling_is_bounded_and_deterministic() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let opts = TrainOptions {
+            rows: 50,
+            attack_rows: 10,
+            epochs: 1,
+            ..options(data)
+        };
+        let a = train(&opts, &mut |_| {}).unwrap().bundle;
+        let b = train(&opts, &mut |_| {}).unwrap().bundle;
+        assert_eq!((a.meta.train_rows, a.meta.holdout_rows), (40, 10));
+        assert_eq!(a.meta.classifier_attack_rows, 10);
+        assert_eq!(a.autoencoder, b.autoencoder);
+        assert_eq!(a.threshold.to_bits(), b.threshold.to_bits());
+    }
+
+    #[test]
+    fn bad_options_and_data() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let bad = TrainOptions {
+            rows: 1,
+            ..options(data.clone())
+        };
+        assert!(train(&bad, &mut |_| {}).is_err());
+        let bad = TrainOptions {
+            holdout: 1.0,
+            ..options(data.clone())
+        };
+        assert!(train(&bad, &mut |_| {}).is_err());
+        let bad = TrainOptions {
+            drop: vec!["x".into(), "y".into(), "kind".into()],
+            ..options(data)
+        };
+        let err = train(&bad, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("no feature column"), "{err}");
     }
 }

@@ -335,12 +335,15 @@ impl CsvSource {
                     },
                 });
             }
-            let cur = self.current.as_ref().expect("checked above");
+            let perm = match &self.current {
+                Some(cur) if !cur.identity => Some(cur.perm.as_slice()),
+                _ => None,
+            };
             return Ok(Some(Row {
                 file: path,
                 line: self.line,
                 record: &self.record,
-                perm: if cur.identity { None } else { Some(&cur.perm) },
+                perm,
                 header: &self.header,
             }));
         }
