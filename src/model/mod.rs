@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub mod dense;
 mod kernel;
+pub mod kitnet;
 pub mod logistic;
 pub mod threshold;
 
