@@ -1,5 +1,5 @@
-//! Batch detection on CSV tables: [`train`] a bundle from labelled files,
-//! [`test`] a bundle on new files.
+//! Batch detection on CSV tables: [`train()`] a bundle from labelled files,
+//! [`test()`] a bundle on new files.
 //!
 //! `train` reads the files once: it learns the [`Schema`], checks every row
 //! and keeps deterministic reservoir samples of normal rows (default 8,000)
@@ -456,7 +456,7 @@ fn fit_classifier(
     })
 }
 
-/// What [`test`] does.
+/// What [`test()`] does.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     /// The files to score.
@@ -501,7 +501,7 @@ pub struct Report {
     pub classification_report: Option<ClassificationReport>,
 }
 
-/// Progress of [`test`]: rows done, bytes read, total bytes.
+/// Progress of [`test()`]: rows done, bytes read, total bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     /// Rows scored so far.
@@ -547,7 +547,7 @@ impl Batch {
 /// Batches in flight between the reading and the scoring thread.
 const IN_FLIGHT: usize = 3;
 
-/// The reading side of [`test`]: CSV parsing, checks and encoding.
+/// The reading side of [`test()`]: CSV parsing, checks and encoding.
 struct Reader<'a> {
     src: CsvSource,
     enc: Encoder,
@@ -616,7 +616,7 @@ impl Reader<'_> {
     }
 }
 
-/// The scoring side of [`test`]: everything after encoding.
+/// The scoring side of [`test()`]: everything after encoding.
 struct Scorer {
     out: Option<PredWriter>,
     truth: Truth,
@@ -627,7 +627,7 @@ struct Scorer {
 /// Scores the files with `bundle`, writing predictions if asked.
 ///
 /// Two threads: one parses and encodes batches, the other scales, scores
-/// and writes them, with [`IN_FLIGHT`] batches recycled between them.
+/// and writes them, with three batches recycled between them.
 pub fn test(
     bundle: &Bundle,
     opts: &TestOptions,
