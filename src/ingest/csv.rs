@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
@@ -128,7 +127,7 @@ fn check_unique(path: &Path, names: &[String]) -> Result<()> {
 
 /// One open file: its reader and where each canonical column sits in it.
 struct OpenFile {
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<File>,
     /// `perm[c]` = field index in this file of canonical column `c`.
     perm: Vec<usize>,
     /// True when `perm` is the identity (the common case: no lookup needed).
@@ -217,12 +216,13 @@ impl CsvSource {
         b
     }
 
-    fn open_reader(path: &Path) -> Result<csv::Reader<BufReader<File>>> {
+    fn open_reader(path: &Path) -> Result<csv::Reader<File>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self::builder().from_reader(BufReader::with_capacity(1 << 16, file)))
+        // The csv reader buffers itself: a BufReader would only add a copy.
+        Ok(Self::builder().buffer_capacity(1 << 16).from_reader(file))
     }
 
-    fn read_header(path: &Path) -> Result<(csv::Reader<BufReader<File>>, Vec<String>)> {
+    fn read_header(path: &Path) -> Result<(csv::Reader<File>, Vec<String>)> {
         let mut reader = Self::open_reader(path)?;
         let mut rec = ByteRecord::new();
         let found = reader
