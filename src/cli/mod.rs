@@ -1,6 +1,9 @@
 //! Flags and subcommands. Each subcommand lives in its own file with its
 //! `Args` and a `run` that builds library objects and reports.
 
+mod splice;
+mod synth_pcap;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +38,11 @@ enum Command {
     Demo(demo::Args),
     /// Time training and scoring on generated data; print JSON.
     Bench(bench::Args),
+    /// Put an attack capture into a benign one and label every packet.
+    Splice(splice::Args),
+    /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
+    /// IoT capture with Mirai-style floods and its labels.
+    SynthPcap(synth_pcap::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -45,6 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
+        Command::Splice(args) => splice::run(args, cli.quiet),
+        Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
     }
 }
 
