@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+pub mod demo;
+pub mod synth;
+pub mod test;
+pub mod train;
+
 /// Detect DDoS floods and network anomalies with autoencoders trained on
 /// normal traffic.
 #[derive(Debug, Parser)]
@@ -22,6 +28,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a model bundle from labelled CSV files.
+    Train(train::Args),
+    /// Score CSV files with a model bundle.
+    Test(test::Args),
+    /// Write the built-in labelled IoT / Mirai flood table.
+    Synth(synth::Args),
+    /// Synthesise, train, test and report, in a few seconds.
+    Demo(demo::Args),
+    /// Time training and scoring on generated data; print JSON.
+    Bench(bench::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
     /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
@@ -31,9 +47,57 @@ enum Command {
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _ = cli.quiet;
     match cli.command {
+        Command::Train(a) => train::run(a, cli.quiet),
+        Command::Test(a) => test::run(a, cli.quiet),
+        Command::Synth(a) => synth::run(a, cli.quiet),
+        Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Bench(a) => bench::run(a, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
         Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
+    }
+}
+
+/// A progress bar on standard error, hidden with `--quiet` or when standard
+/// error is not a terminal.
+pub fn progress_bar(len: u64, unit: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let counts = if unit == "bytes" {
+        "{bytes}/{total_bytes}".to_string()
+    } else {
+        format!("{{pos}}/{{len}} {unit}")
+    };
+    let style = indicatif::ProgressStyle::with_template(&format!("{{bar:30}} {counts} {{msg}}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(len).with_style(style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subcommands_parse() {
+        for args in [
+            &["fw", "demo"][..],
+            &["fw", "-q", "synth", "--out", "x.csv"],
+            &[
+                "fw",
+                "test",
+                "--data",
+                "a",
+                "--model",
+                "m",
+                "--fail-on-anomaly",
+            ],
+            &["fw", "bench", "--score-rows", "10"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["fw", "nope"]).is_err());
+        assert!(progress_bar(3, "epochs", true).is_hidden());
     }
 }

@@ -1,1 +1,3 @@
 //! Records to numeric vectors.
+pub mod scale;
+pub mod tabular;
