@@ -40,9 +40,6 @@ enum Command {
     Bench(bench::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
-    /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
-    /// IoT capture with Mirai-style floods and its labels.
-    SynthPcap(synth_pcap::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -54,7 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
-        Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
     }
 }
 
