@@ -76,6 +76,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn flag_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn subcommands_parse() {
         for args in [
             &["fw", "demo"][..],
