@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use floodwatch::features::kitsune::{corrected_names, kitsune_names, Kitsune, KitsuneInputs, N_FEATURES};
+use floodwatch::features::kitsune::{
+    corrected_names, kitsune_names, Kitsune, KitsuneInputs, N_FEATURES,
+};
 use floodwatch::features::stream_table::TableConfig;
 
 fn golden_dir() -> Option<PathBuf> {
@@ -36,8 +38,12 @@ fn inputs(line: &str, lineno: usize) -> KitsuneInputs {
     let f: Vec<&str> = line.split('\t').collect();
     assert_eq!(f.len(), 10, "inputs line {lineno}: {line}");
     let at = format!("inputs line {lineno}");
-    KitsuneInputs::new([f[2], f[3], f[4], f[5], f[6], f[7]], num(f[8], &at), num(f[9], &at))
-        .unwrap_or_else(|e| panic!("{at}: {e}"))
+    KitsuneInputs::new(
+        [f[2], f[3], f[4], f[5], f[6], f[7]],
+        num(f[8], &at),
+        num(f[9], &at),
+    )
+    .unwrap_or_else(|e| panic!("{at}: {e}"))
 }
 
 /// Relative 1e-6, absolute 1e-9 near zero.
@@ -57,22 +63,43 @@ fn check_capture(dir: &Path, capture: &str) {
         let input = inputs(inp, k + 1);
         x.update_inputs(&input, &mut out);
         let cols: Vec<&str> = exp.split(',').collect();
-        assert_eq!(cols.len(), 2 + N_FEATURES, "{capture} features line {}", k + 1);
-        assert_eq!(num(cols[1], "timestamp"), input.timestamp, "{capture} row {k}: timestamp");
+        assert_eq!(
+            cols.len(),
+            2 + N_FEATURES,
+            "{capture} features line {}",
+            k + 1
+        );
+        assert_eq!(
+            num(cols[1], "timestamp"),
+            input.timestamp,
+            "{capture} row {k}: timestamp"
+        );
         for (j, (ours, theirs)) in out.iter().zip(&cols[2..]).enumerate() {
             let theirs = num(theirs, "feature");
             if !within(*ours, theirs) {
                 bad += 1;
                 if first_bad.len() < 10 {
-                    first_bad.push(format!("packet {} feature {j}: ours {ours:e} reference {theirs:e}", cols[0]));
+                    first_bad.push(format!(
+                        "packet {} feature {j}: ours {ours:e} reference {theirs:e}",
+                        cols[0]
+                    ));
                 }
             }
         }
     }
     let evicted: u64 = x.table_stats_sum();
-    assert_eq!(evicted, 0, "{capture}: the default capacity must hold the reference captures");
-    assert_eq!(bad, 0, "{capture}: {bad} values differ; first: {first_bad:#?}");
-    eprintln!("{capture}: {} packets x {N_FEATURES} features match", ins.len() - 1);
+    assert_eq!(
+        evicted, 0,
+        "{capture}: the default capacity must hold the reference captures"
+    );
+    assert_eq!(
+        bad, 0,
+        "{capture}: {bad} values differ; first: {first_bad:#?}"
+    );
+    eprintln!(
+        "{capture}: {} packets x {N_FEATURES} features match",
+        ins.len() - 1
+    );
 }
 
 trait Evictions {
@@ -82,7 +109,10 @@ trait Evictions {
 impl Evictions for Kitsune {
     fn table_stats_sum(&self) -> u64 {
         use floodwatch::features::packet::FeatureExtractor;
-        self.table_stats().iter().map(|t| t.evicted + t.reclaimed).sum()
+        self.table_stats()
+            .iter()
+            .map(|t| t.evicted + t.reclaimed)
+            .sum()
     }
 }
 
@@ -105,12 +135,26 @@ fn column_names_match_the_column_map() {
     let Some(dir) = golden_dir() else { return };
     let path = dir.join("column_map.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let map: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let field = |k: &str| -> Vec<String> { map.iter().map(|m| m[k].as_str().unwrap_or_default().to_string()).collect() };
+    let map: Vec<serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let field = |k: &str| -> Vec<String> {
+        map.iter()
+            .map(|m| m[k].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
     assert_eq!(field("kitsune_native"), kitsune_names());
     assert_eq!(field("name"), corrected_names());
     // And the features CSV header uses the honest names.
-    let header = gz_lines(&dir.join("mirai_first2000.pcap.features.csv.gz")).into_iter().next().unwrap_or_default();
-    let expected: Vec<String> = ["packet_index".to_string(), "timestamp".to_string()].into_iter().chain(corrected_names()).collect();
-    assert_eq!(header.split(',').map(str::to_string).collect::<Vec<_>>(), expected);
+    let header = gz_lines(&dir.join("mirai_first2000.pcap.features.csv.gz"))
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let expected: Vec<String> = ["packet_index".to_string(), "timestamp".to_string()]
+        .into_iter()
+        .chain(corrected_names())
+        .collect();
+    assert_eq!(
+        header.split(',').map(str::to_string).collect::<Vec<_>>(),
+        expected
+    );
 }

@@ -34,7 +34,37 @@ pub const INITIAL_WEIGHT: f64 = 1e-20;
 /// (`math.pow(2, -lambda * dt)`).
 #[inline]
 pub fn decay_factors(dt: f64) -> [f64; NL] {
-    LAMBDAS.map(|lambda| 2f64.powf(-lambda * dt))
+    LAMBDAS.map(|lambda| std::hint::black_box(2f64).powf(-lambda * dt))
+}
+
+/// `x^2` rounded exactly as the C library's `pow(x, 2)` rounds it, which is
+/// what Kitsune-py computes (`math.pow(v, 2)`, `var**2`). glibc's `pow` is
+/// not always correctly rounded (error up to 0.52 ulp), so `x * x` differs
+/// from it by one ulp now and then, enough to move a variance computed by
+/// cancellation. Fast path: the exact error of `x * x` (Dekker's product)
+/// shows whether the square is far enough from a rounding midpoint for every
+/// 0.52-ulp `pow` to agree with `x * x`; otherwise `pow` itself is called.
+#[inline]
+pub fn sq(x: f64) -> f64 {
+    const SPLIT: f64 = 134_217_729.0; // 2^27 + 1
+    let p = x * x;
+    let bits = p.to_bits();
+    let biased = (bits >> 52) & 0x7ff;
+    // Dekker's split needs headroom above and below.
+    if (64..1900).contains(&biased) {
+        let c = SPLIT * x;
+        let hi = c - (c - x);
+        let lo = x - hi;
+        let err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
+        let mantissa = bits & ((1 << 52) - 1);
+        let ulp = f64::from_bits((biased - 52) << 52);
+        if err == 0.0 || (mantissa != 0 && err.abs() < 0.47 * ulp) {
+            return p;
+        }
+    } else if p == 0.0 {
+        return p;
+    }
+    x.powf(std::hint::black_box(2.0))
 }
 
 /// Remembers the factors of the last few time gaps: within one packet several
@@ -186,12 +216,13 @@ impl Stats1D {
     #[inline]
     pub fn insert(&mut self, v: f64, t: f64, cache: &mut DecayCache) {
         self.decay(t, cache);
+        let v2 = sq(v);
         for lane in &mut self.lanes {
             lane.cf1 += v;
-            lane.cf2 += v * v;
+            lane.cf2 += v2;
             lane.w += 1.0;
             lane.mean = lane.cf1 / lane.w;
-            lane.var = (lane.cf2 / lane.w - lane.mean * lane.mean).abs();
+            lane.var = (lane.cf2 / lane.w - sq(lane.mean)).abs();
         }
     }
 
@@ -268,7 +299,14 @@ impl Cov2D {
     /// lane (already including `v`). Kitsune-py's `update_cov`: decay, then
     /// add the product of this residual with the other side's last one.
     #[inline]
-    pub fn update(&mut self, side: usize, v: f64, t: f64, means: &[f64; NL], cache: &mut DecayCache) {
+    pub fn update(
+        &mut self,
+        side: usize,
+        v: f64,
+        t: f64,
+        means: &[f64; NL],
+        cache: &mut DecayCache,
+    ) {
         let side = side & 1;
         let dt = t - self.last_t;
         if dt > 0.0 {
@@ -301,8 +339,8 @@ impl Cov2D {
 /// product is 0 (operation order as in Kitsune-py).
 #[inline]
 pub fn pair_stats(a: &Lane, b: &Lane, c: &CovLane) -> [f64; 4] {
-    let radius = (a.var * a.var + b.var * b.var).sqrt();
-    let magnitude = (a.mean * a.mean + b.mean * b.mean).sqrt();
+    let radius = (sq(a.var) + sq(b.var)).sqrt();
+    let magnitude = (sq(a.mean) + sq(b.mean)).sqrt();
     let cov = c.cf3 / c.w3;
     let ss = a.var.sqrt() * b.var.sqrt();
     let pcc = if ss != 0.0 { cov / ss } else { 0.0 };
@@ -315,7 +353,11 @@ mod tests {
 
     /// Naive damped statistics over the whole history, recomputed from scratch.
     fn naive(values: &[(f64, f64)], lambda: f64, now: f64) -> (f64, f64, f64) {
-        let (mut w, mut s1, mut s2) = (INITIAL_WEIGHT * 2f64.powf(-lambda * (now - values[0].1)), 0.0, 0.0);
+        let (mut w, mut s1, mut s2) = (
+            INITIAL_WEIGHT * 2f64.powf(-lambda * (now - values[0].1)),
+            0.0,
+            0.0,
+        );
         for &(v, t) in values {
             let f = 2f64.powf(-lambda * (now - t));
             w += f;
@@ -351,7 +393,11 @@ mod tests {
                 let (w, m, var) = naive(&seq[..=k], lambda, t);
                 assert!(close(s.w, w), "lambda {lambda} step {k}: w {} vs {w}", s.w);
                 assert!(close(s.mean(), m), "lambda {lambda} step {k}: mean");
-                assert!(close(s.variance(), var), "lambda {lambda} step {k}: var {} vs {var}", s.variance());
+                assert!(
+                    close(s.variance(), var),
+                    "lambda {lambda} step {k}: var {} vs {var}",
+                    s.variance()
+                );
             }
         }
     }
@@ -406,7 +452,40 @@ mod tests {
         s.insert(1.0, 0.0, &mut cache);
         assert!(close(s.weight_at(100.0), 0.5 * (1.0 + INITIAL_WEIGHT)));
         assert_eq!(s.weight_at(-5.0), s.lanes[SLOWEST].w);
-        assert_eq!(Stats1D::new(0.0).weight_at(200.0), 0.25, "an empty stream counts as seen once");
+        assert_eq!(
+            Stats1D::new(0.0).weight_at(200.0),
+            0.25,
+            "an empty stream counts as seen once"
+        );
+    }
+
+    #[test]
+    fn sq_rounds_like_pow() {
+        let pow2 = |x: f64| x.powf(std::hint::black_box(2.0));
+        // The value where glibc's pow(x, 2) and x * x differ by one ulp.
+        let m = 87.9999999926674;
+        assert_eq!(sq(m), pow2(m));
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = f64::from_bits(state >> 12 | 0x3ff0_0000_0000_0000) * 1500.0;
+            assert_eq!(sq(x).to_bits(), pow2(x).to_bits(), "x = {x:e}");
+        }
+        for x in [
+            0.0,
+            -0.0,
+            1e-200,
+            1e200,
+            3.0,
+            -7.5,
+            f64::INFINITY,
+            2f64.powi(30),
+        ] {
+            assert_eq!(sq(x).to_bits(), pow2(x).to_bits(), "x = {x:e}");
+        }
+        assert!(sq(f64::NAN).is_nan());
     }
 
     #[test]
@@ -427,7 +506,7 @@ mod tests {
             let mut c = Cov2D::new(0.0);
             for k in 0..400 {
                 let t = k as f64 * 0.01;
-                let x = if (k / 2) % 2 == 0 { 100.0 } else { 200.0 };
+                let x = if (k / 20) % 2 == 0 { 100.0 } else { 200.0 };
                 if k % 2 == 0 {
                     a.insert(x, t, &mut cache);
                     c.update(0, x, t, &a.lanes.map(|l| l.mean), &mut cache);
@@ -437,10 +516,11 @@ mod tests {
                     c.update(1, y, t, &b.lanes.map(|l| l.mean), &mut cache);
                 }
             }
-            let [radius, magnitude, cov, pcc] = pair_stats(&a.lanes[SLOWEST], &b.lanes[SLOWEST], &c.lanes[SLOWEST]);
+            let [radius, magnitude, cov, pcc] =
+                pair_stats(&a.lanes[SLOWEST], &b.lanes[SLOWEST], &c.lanes[SLOWEST]);
             assert!(radius > 0.0 && magnitude > 150.0 && magnitude < 250.0);
             assert_eq!(cov > 0.0, expect_positive, "cov {cov}");
-            assert!(pcc.abs() <= 1.0 + 1e-9 && pcc.abs() > 0.5, "pcc {pcc}");
+            assert!(pcc.abs() <= 1.0 + 1e-9 && pcc.abs() > 0.3, "pcc {pcc}");
         }
     }
 

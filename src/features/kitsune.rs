@@ -57,7 +57,10 @@ use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::features::incstat::{DecayCache, Stats1D, LAMBDAS, NL};
-use crate::features::packet::{push_all, put_host, put_service, Endpoints, FeatureExtractor, Host, Service, HOST_LEN, SERVICE_LEN};
+use crate::features::packet::{
+    push_all, put_host, put_service, Endpoints, FeatureExtractor, Host, Service, HOST_LEN,
+    SERVICE_LEN,
+};
 use crate::features::pair_table::{CovUpdates, Table2D};
 use crate::features::stream_table::{Key, Table, TableConfig, TableStats};
 use crate::ingest::packets::PacketMeta;
@@ -95,9 +98,21 @@ impl KitsuneInputs {
     /// From text fields in Kitsune's order `[srcMAC, dstMAC, srcIP,
     /// srcProtocol, dstIP, dstProtocol]`; an error names a field too long.
     pub fn new(fields: [&str; 6], size: f64, timestamp: f64) -> Result<Self> {
-        const NAMES: [&str; 6] = ["srcMAC", "dstMAC", "srcIP", "srcProtocol", "dstIP", "dstProtocol"];
+        const NAMES: [&str; 6] = [
+            "srcMAC",
+            "dstMAC",
+            "srcIP",
+            "srcProtocol",
+            "dstIP",
+            "dstProtocol",
+        ];
         let [a, b, c, d, e, f] = fields;
-        let too_long = |i: usize| Error::Data(format!("{} '{}' is too long for a stream key", NAMES[i], fields[i]));
+        let too_long = |i: usize| {
+            Error::Data(format!(
+                "{} '{}' is too long for a stream key",
+                NAMES[i], fields[i]
+            ))
+        };
         Ok(KitsuneInputs {
             src_mac: text(a).ok_or_else(|| too_long(0))?,
             dst_mac: text(b).ok_or_else(|| too_long(1))?,
@@ -269,7 +284,11 @@ where
 
 /// Per rate: weight, mean, variance of the source, then radius, magnitude,
 /// covariance, pcc of the pair.
-fn write_2d<K: std::hash::Hash + Eq>(t: &Table2D<K>, touched: crate::features::pair_table::Touched, out: &mut [f64]) {
+fn write_2d<K: std::hash::Hash + Eq>(
+    t: &Table2D<K>,
+    touched: crate::features::pair_table::Touched,
+    out: &mut [f64],
+) {
     let src = t.stream(touched.src);
     for (lane, chunk) in out.chunks_exact_mut(7).enumerate() {
         let l = &src.lanes[lane];
@@ -292,7 +311,18 @@ pub fn kitsune_names() -> Vec<String> {
     };
     let two = |fam: &str, v: &mut Vec<String>| {
         for l in LAMBDAS.map(lambda_label) {
-            v.extend(["weight_0", "mean_0", "std_0", "radius_0_1", "magnitude_0_1", "covariance_0_1", "pcc_0_1"].map(|s| format!("{fam}_{l}_{s}")));
+            v.extend(
+                [
+                    "weight_0",
+                    "mean_0",
+                    "std_0",
+                    "radius_0_1",
+                    "magnitude_0_1",
+                    "covariance_0_1",
+                    "pcc_0_1",
+                ]
+                .map(|s| format!("{fam}_{l}_{s}")),
+            );
         }
     };
     one("MI_dir", &mut v);
@@ -307,9 +337,31 @@ pub fn corrected_names() -> Vec<String> {
     let mut v = Vec::with_capacity(N_FEATURES);
     for (fam, stats) in [
         ("MI_dir", &["weight", "mean", "variance"][..]),
-        ("HH", &["weight", "mean", "variance", "radius", "magnitude", "covariance", "pcc"][..]),
+        (
+            "HH",
+            &[
+                "weight",
+                "mean",
+                "variance",
+                "radius",
+                "magnitude",
+                "covariance",
+                "pcc",
+            ][..],
+        ),
         ("HH_jit", &["weight", "mean", "variance"][..]),
-        ("HpHp", &["weight", "mean", "variance", "radius", "magnitude", "covariance", "pcc"][..]),
+        (
+            "HpHp",
+            &[
+                "weight",
+                "mean",
+                "variance",
+                "radius",
+                "magnitude",
+                "covariance",
+                "pcc",
+            ][..],
+        ),
     ] {
         for l in LAMBDAS.map(lambda_label) {
             v.extend(stats.iter().map(|s| format!("{fam}_L{l}_{s}")));
@@ -348,7 +400,10 @@ impl Kitsune {
         let hp = if x.src_proto.as_bytes() == b"arp" {
             (concat(&[src_mac]), concat(&[dst_mac]))
         } else {
-            (concat(&[src_ip, x.src_proto.as_bytes()]), concat(&[dst_ip, x.dst_proto.as_bytes()]))
+            (
+                concat(&[src_ip, x.src_proto.as_bytes()]),
+                concat(&[dst_ip, x.dst_proto.as_bytes()]),
+            )
         };
         let keys = StreamKeys {
             mi: concat(&[src_mac, src_ip]),
@@ -405,7 +460,11 @@ fn host_key<const N: usize>(h: &Host) -> Key<N> {
 /// The corrected socket key: ARP streams are keyed on the MACs, as in Kitsune.
 fn socket_key(mac: &[u8; 6], h: &Host, s: &Service) -> Key<C_HP_KEY> {
     let mut k = Key::new();
-    let host = if *s == Service::Arp { Host::Mac(*mac) } else { *h };
+    let host = if *s == Service::Arp {
+        Host::Mac(*mac)
+    } else {
+        *h
+    };
     put_host(&mut k, &host);
     put_service(&mut k, s);
     k
@@ -428,9 +487,13 @@ impl FeatureExtractor for KitsuneCorrected {
             mi,
             h: (host_key(&e.src), host_key(&e.dst)),
             jit,
-            hp: (socket_key(&e.src_mac, &e.src, &e.src_service), socket_key(&e.dst_mac, &e.dst, &e.dst_service)),
+            hp: (
+                socket_key(&e.src_mac, &e.src, &e.src_service),
+                socket_key(&e.dst_mac, &e.dst, &e.dst_service),
+            ),
         };
-        self.engine.update(keys, f64::from(p.wire_len), p.timestamp, out);
+        self.engine
+            .update(keys, f64::from(p.wire_len), p.timestamp, out);
     }
 
     fn table_stats(&self) -> Vec<TableStats> {
@@ -458,36 +521,116 @@ mod tests {
 
     #[test]
     fn maps_udp_tcp_and_quoted_icmp() {
-        let ip = Network::Ip { src: v4([192, 168, 2, 115]), dst: v4([192, 168, 2, 1]) };
-        let x = KitsuneInputs::from_packet(&meta(ip, Transport::Udp { src_port: 2440, dst_port: 53 }));
-        assert_eq!(fields(&x), ["00:14:1c:28:d6:06", "ff:ff:ff:ff:ff:ff", "192.168.2.115", "2440", "192.168.2.1", "53"]);
+        let ip = Network::Ip {
+            src: v4([192, 168, 2, 115]),
+            dst: v4([192, 168, 2, 1]),
+        };
+        let x = KitsuneInputs::from_packet(&meta(
+            ip,
+            Transport::Udp {
+                src_port: 2440,
+                dst_port: 53,
+            },
+        ));
+        assert_eq!(
+            fields(&x),
+            [
+                "00:14:1c:28:d6:06",
+                "ff:ff:ff:ff:ff:ff",
+                "192.168.2.115",
+                "2440",
+                "192.168.2.1",
+                "53"
+            ]
+        );
         assert_eq!((x.size, x.timestamp), (60.0, 1.5));
-        let x = KitsuneInputs::from_packet(&meta(ip, Transport::Icmp { icmp_type: 3, quoted: Some((0, 65535)) }));
-        assert_eq!(fields(&x)[3..], ["0".to_string(), "192.168.2.1".into(), "65535".into()]);
+        let x = KitsuneInputs::from_packet(&meta(
+            ip,
+            Transport::Icmp {
+                icmp_type: 3,
+                quoted: Some((0, 65535)),
+            },
+        ));
+        assert_eq!(
+            fields(&x)[3..],
+            ["0".to_string(), "192.168.2.1".into(), "65535".into()]
+        );
     }
 
     #[test]
     fn maps_icmp_arp_other_and_non_ip() {
-        let ip = Network::Ip { src: v4([192, 168, 2, 101]), dst: v4([192, 168, 2, 110]) };
-        let x = KitsuneInputs::from_packet(&meta(ip, Transport::Icmp { icmp_type: 8, quoted: None }));
+        let ip = Network::Ip {
+            src: v4([192, 168, 2, 101]),
+            dst: v4([192, 168, 2, 110]),
+        };
+        let x = KitsuneInputs::from_packet(&meta(
+            ip,
+            Transport::Icmp {
+                icmp_type: 8,
+                quoted: None,
+            },
+        ));
         assert_eq!(fields(&x)[3], "icmp");
         let x = KitsuneInputs::from_packet(&meta(ip, Transport::Other(2)));
         assert_eq!(fields(&x)[3], "");
-        let arp = Network::Arp { sender: Ipv4Addr::new(192, 168, 2, 109), target: Ipv4Addr::new(192, 168, 2, 106) };
+        let arp = Network::Arp {
+            sender: Ipv4Addr::new(192, 168, 2, 109),
+            target: Ipv4Addr::new(192, 168, 2, 106),
+        };
         let x = KitsuneInputs::from_packet(&meta(arp, Transport::None));
-        assert_eq!(fields(&x)[2..], ["192.168.2.109".to_string(), "arp".into(), "192.168.2.106".into(), "arp".into()]);
+        assert_eq!(
+            fields(&x)[2..],
+            [
+                "192.168.2.109".to_string(),
+                "arp".into(),
+                "192.168.2.106".into(),
+                "arp".into()
+            ]
+        );
         let x = KitsuneInputs::from_packet(&meta(Network::None, Transport::None));
-        assert_eq!(fields(&x)[2..], ["00:14:1c:28:d6:06".to_string(), "".into(), "ff:ff:ff:ff:ff:ff".into(), "".into()]);
+        assert_eq!(
+            fields(&x)[2..],
+            [
+                "00:14:1c:28:d6:06".to_string(),
+                "".into(),
+                "ff:ff:ff:ff:ff:ff".into(),
+                "".into()
+            ]
+        );
     }
 
     #[test]
     fn maps_ipv6_and_icmpv6() {
         let src = IpAddr::V6("fe80::1".parse::<Ipv6Addr>().expect("literal"));
         let dst = IpAddr::V6("ff02::1".parse::<Ipv6Addr>().expect("literal"));
-        let x = KitsuneInputs::from_packet(&meta(Network::Ip { src, dst }, Transport::Icmp { icmp_type: 134, quoted: None }));
-        assert_eq!(fields(&x)[2..], ["fe80::1".to_string(), "".into(), "ff02::1".into(), "".into()]);
-        let long = IpAddr::V6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse::<Ipv6Addr>().expect("literal"));
-        let x = KitsuneInputs::from_packet(&meta(Network::Ip { src: long, dst: long }, Transport::None));
+        let x = KitsuneInputs::from_packet(&meta(
+            Network::Ip { src, dst },
+            Transport::Icmp {
+                icmp_type: 134,
+                quoted: None,
+            },
+        ));
+        assert_eq!(
+            fields(&x)[2..],
+            [
+                "fe80::1".to_string(),
+                "".into(),
+                "ff02::1".into(),
+                "".into()
+            ]
+        );
+        let long = IpAddr::V6(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse::<Ipv6Addr>()
+                .expect("literal"),
+        );
+        let x = KitsuneInputs::from_packet(&meta(
+            Network::Ip {
+                src: long,
+                dst: long,
+            },
+            Transport::None,
+        ));
         assert_eq!(x.src_ip.len(), 39);
     }
 
@@ -515,8 +658,23 @@ mod tests {
     fn concatenated_keys_collide_only_in_the_faithful_layout() {
         // 192.168.2.1 port 53 and 192.168.2.153 with no port share a HpHp key
         // in Kitsune-py; the corrected layout keeps them apart.
-        let a = meta(Network::Ip { src: v4([192, 168, 2, 1]), dst: v4([10, 0, 0, 1]) }, Transport::Udp { src_port: 53, dst_port: 7 });
-        let b = meta(Network::Ip { src: v4([192, 168, 2, 153]), dst: v4([10, 0, 0, 2]) }, Transport::Other(47));
+        let a = meta(
+            Network::Ip {
+                src: v4([192, 168, 2, 1]),
+                dst: v4([10, 0, 0, 1]),
+            },
+            Transport::Udp {
+                src_port: 53,
+                dst_port: 7,
+            },
+        );
+        let b = meta(
+            Network::Ip {
+                src: v4([192, 168, 2, 153]),
+                dst: v4([10, 0, 0, 2]),
+            },
+            Transport::Other(47),
+        );
         let mut out = [0.0; N_FEATURES];
         let mut faithful = Kitsune::new(TableConfig::default()).expect("config");
         let mut corrected = KitsuneCorrected::new(TableConfig::default()).expect("config");
@@ -524,21 +682,40 @@ mod tests {
             x.update(&a, &mut out);
             x.update(&b, &mut out);
         }
-        let hp_streams = |s: Vec<TableStats>| s.iter().find(|t| t.name == "HpHp.streams").map(|t| t.len);
-        assert_eq!(hp_streams(faithful.table_stats()), Some(3), "collision: 3 distinct streams, not 4");
+        let hp_streams =
+            |s: Vec<TableStats>| s.iter().find(|t| t.name == "HpHp.streams").map(|t| t.len);
+        assert_eq!(
+            hp_streams(faithful.table_stats()),
+            Some(3),
+            "collision: 3 distinct streams, not 4"
+        );
         assert_eq!(hp_streams(corrected.table_stats()), Some(4));
     }
 
     #[test]
     fn faithful_and_corrected_agree_on_simple_traffic() {
         // One TCP conversation, no collisions: only the covariance differs.
-        let ip = |s, d| Network::Ip { src: v4(s), dst: v4(d) };
+        let ip = |s, d| Network::Ip {
+            src: v4(s),
+            dst: v4(d),
+        };
         let mut faithful = Kitsune::new(TableConfig::default()).expect("config");
         let mut corrected = KitsuneCorrected::new(TableConfig::default()).expect("config");
         let (mut a, mut b) = ([0.0; N_FEATURES], [0.0; N_FEATURES]);
         for k in 0..50u32 {
-            let (s, d, sp, dp) = if k % 3 == 0 { ([10, 0, 0, 2], [10, 0, 0, 1], 80, 4000) } else { ([10, 0, 0, 1], [10, 0, 0, 2], 4000, 80) };
-            let mut p = meta(ip(s, d), Transport::Tcp { src_port: sp, dst_port: dp, flags: 0x10 });
+            let (s, d, sp, dp) = if k % 3 == 0 {
+                ([10, 0, 0, 2], [10, 0, 0, 1], 80, 4000)
+            } else {
+                ([10, 0, 0, 1], [10, 0, 0, 2], 4000, 80)
+            };
+            let mut p = meta(
+                ip(s, d),
+                Transport::Tcp {
+                    src_port: sp,
+                    dst_port: dp,
+                    flags: 0x10,
+                },
+            );
             p.timestamp = 100.0 + f64::from(k) * 0.01;
             p.wire_len = 60 + (k * 97) % 1400;
             faithful.update(&p, &mut a);
@@ -549,7 +726,12 @@ mod tests {
                 _ => false,
             };
             for i in (0..N_FEATURES).filter(|&i| !covariance_or_pcc(i)) {
-                assert!((a[i] - b[i]).abs() <= 1e-9 * a[i].abs().max(1.0), "packet {k} feature {i}: {} vs {}", a[i], b[i]);
+                assert!(
+                    (a[i] - b[i]).abs() <= 1e-9 * a[i].abs().max(1.0),
+                    "packet {k} feature {i}: {} vs {}",
+                    a[i],
+                    b[i]
+                );
             }
         }
         assert!(a.iter().chain(&b).all(|v| v.is_finite()));

@@ -69,7 +69,11 @@ impl FromStr for Layout {
         Layout::ALL
             .into_iter()
             .find(|l| l.to_string() == s)
-            .ok_or_else(|| Error::Data(format!("unknown layout '{s}' (expected kitsune, kitsune-corrected or nbaiot)")))
+            .ok_or_else(|| {
+                Error::Data(format!(
+                    "unknown layout '{s}' (expected kitsune, kitsune-corrected or nbaiot)"
+                ))
+            })
     }
 }
 
@@ -124,7 +128,11 @@ impl Endpoints {
                 Host::Ip(IpAddr::V4(target)),
                 (Service::Arp, Service::Arp),
             ),
-            Network::None => (Host::Mac(p.src_mac), Host::Mac(p.dst_mac), (Service::None, Service::None)),
+            Network::None => (
+                Host::Mac(p.src_mac),
+                Host::Mac(p.dst_mac),
+                (Service::None, Service::None),
+            ),
         };
         Endpoints {
             src_mac: p.src_mac,
@@ -139,10 +147,16 @@ impl Endpoints {
 
 fn services(t: &Transport) -> (Service, Service) {
     match *t {
-        Transport::Tcp { src_port, dst_port, .. } | Transport::Udp { src_port, dst_port } => {
+        Transport::Tcp {
+            src_port, dst_port, ..
+        }
+        | Transport::Udp { src_port, dst_port } => {
             (Service::Port(src_port), Service::Port(dst_port))
         }
-        Transport::Icmp { quoted: Some((s, d)), .. } => (Service::Port(s), Service::Port(d)),
+        Transport::Icmp {
+            quoted: Some((s, d)),
+            ..
+        } => (Service::Port(s), Service::Port(d)),
         Transport::Icmp { quoted: None, .. } => (Service::Icmp, Service::Icmp),
         Transport::Other(_) | Transport::None => (Service::None, Service::None),
     }
@@ -217,32 +231,74 @@ pub(crate) mod tests {
 
     #[test]
     fn tcp_and_quoted_icmp_give_ports() {
-        let ip = Network::Ip { src: v4([10, 0, 0, 1]), dst: v4([10, 0, 0, 2]) };
-        let e = Endpoints::of(&meta(ip, Transport::Tcp { src_port: 1, dst_port: 80, flags: 2 }));
-        assert_eq!((e.src_service, e.dst_service), (Service::Port(1), Service::Port(80)));
-        let e = Endpoints::of(&meta(ip, Transport::Icmp { icmp_type: 3, quoted: Some((53, 999)) }));
-        assert_eq!((e.src_service, e.dst_service), (Service::Port(53), Service::Port(999)));
-        let e = Endpoints::of(&meta(ip, Transport::Icmp { icmp_type: 8, quoted: None }));
+        let ip = Network::Ip {
+            src: v4([10, 0, 0, 1]),
+            dst: v4([10, 0, 0, 2]),
+        };
+        let e = Endpoints::of(&meta(
+            ip,
+            Transport::Tcp {
+                src_port: 1,
+                dst_port: 80,
+                flags: 2,
+            },
+        ));
+        assert_eq!(
+            (e.src_service, e.dst_service),
+            (Service::Port(1), Service::Port(80))
+        );
+        let e = Endpoints::of(&meta(
+            ip,
+            Transport::Icmp {
+                icmp_type: 3,
+                quoted: Some((53, 999)),
+            },
+        ));
+        assert_eq!(
+            (e.src_service, e.dst_service),
+            (Service::Port(53), Service::Port(999))
+        );
+        let e = Endpoints::of(&meta(
+            ip,
+            Transport::Icmp {
+                icmp_type: 8,
+                quoted: None,
+            },
+        ));
         assert_eq!(e.src_service, Service::Icmp);
         let e = Endpoints::of(&meta(ip, Transport::Other(47)));
-        assert_eq!((e.src, e.src_service), (Host::Ip(v4([10, 0, 0, 1])), Service::None));
+        assert_eq!(
+            (e.src, e.src_service),
+            (Host::Ip(v4([10, 0, 0, 1])), Service::None)
+        );
     }
 
     #[test]
     fn arp_and_non_ip_frames() {
-        let arp = Network::Arp { sender: Ipv4Addr::new(192, 168, 2, 109), target: Ipv4Addr::new(192, 168, 2, 106) };
+        let arp = Network::Arp {
+            sender: Ipv4Addr::new(192, 168, 2, 109),
+            target: Ipv4Addr::new(192, 168, 2, 106),
+        };
         let e = Endpoints::of(&meta(arp, Transport::None));
         assert_eq!(e.dst, Host::Ip(v4([192, 168, 2, 106])));
         assert_eq!(e.src_service, Service::Arp);
         let e = Endpoints::of(&meta(Network::None, Transport::None));
-        assert_eq!((e.src, e.dst), (Host::Mac([0x00, 0x14, 0x1c, 0x28, 0xd6, 0x06]), Host::Mac([0xff; 6])));
+        assert_eq!(
+            (e.src, e.dst),
+            (
+                Host::Mac([0x00, 0x14, 0x1c, 0x28, 0xd6, 0x06]),
+                Host::Mac([0xff; 6])
+            )
+        );
     }
 
     #[test]
     fn host_encodings_never_collide() {
         let hosts = [
             Host::Ip(v4([1, 2, 3, 4])),
-            Host::Ip(IpAddr::V6(Ipv6Addr::from([1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))),
+            Host::Ip(IpAddr::V6(Ipv6Addr::from([
+                1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]))),
             Host::Mac([1, 2, 3, 4, 0, 0]),
         ];
         let keys: Vec<Key<17>> = hosts
@@ -270,7 +326,10 @@ pub(crate) mod tests {
             assert!(x.names().len() >= 100);
         }
         assert!("kitnet".parse::<Layout>().is_err());
-        let bad = TableConfig { capacity: 0, weight_cutoff: 0.0 };
+        let bad = TableConfig {
+            capacity: 0,
+            weight_cutoff: 0.0,
+        };
         assert!(Layout::Kitsune.extractor(bad).is_err());
     }
 }
