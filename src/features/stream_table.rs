@@ -503,10 +503,7 @@ mod tests {
             assert_eq!(t.get(i).lanes[0].cf1, n as f64);
         }
         assert_eq!(t.stats("x").evicted, 10_000 - 50);
-        assert!(
-            t.slots.capacity() == 50,
-            "slab never grows past the cap"
-        );
+        assert!(t.slots.capacity() == 50, "slab never grows past the cap");
     }
 
     #[test]
