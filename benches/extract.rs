@@ -294,7 +294,7 @@ fn main() {
     let packets = mixed_traffic(1_000_000);
     for layout in Layout::ALL
         .into_iter()
-        .filter(|l| only.is_none_or(|o| o == *l))
+        .filter(|l| only.map_or(true, |o| o == *l))
     {
         let (wall, cpu, checksum) = throughput(layout, &packets);
         let json = serde_json::json!({
