@@ -47,7 +47,9 @@
 //!   algorithmic attack on the extractor);
 //! - a frame whose two keys are equal uses its own self pair (covariance 0);
 //! - ICMPv6 without a quoted header is service ICMP like ICMPv4;
-//! - the variance columns are named `variance` (e.g. `HH_L5_variance`).
+//! - the variance columns are named `variance` (e.g. `HH_L5_variance`);
+//! - decay factors come from `exp2` (a few ulps from Kitsune-py's `pow`,
+//!   three times cheaper).
 //!
 //! Both layouts bound every table (see [`crate::features::stream_table`]);
 //! with the default capacity the shared reference captures never reach it.
@@ -244,7 +246,7 @@ where
             hh: Table2D::new(config, mode),
             jit: Table::new(config),
             hp: Table2D::new(config, mode),
-            cache: DecayCache::default(),
+            cache: DecayCache::new(mode == CovUpdates::Kitsune),
         })
     }
 

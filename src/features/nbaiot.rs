@@ -87,7 +87,7 @@ impl Nbaiot {
             hh: Table2D::new(config, CovUpdates::Once),
             jit: Table::new(config),
             hp: Table2D::new(config, CovUpdates::Once),
-            cache: DecayCache::default(),
+            cache: DecayCache::new(false),
             names: nbaiot_names(),
         })
     }
