@@ -695,6 +695,50 @@ mod tests {
     }
 
     #[test]
+    fn million_spoofed_sources_keep_every_table_at_its_cap() {
+        let cap = 10_000;
+        let config = TableConfig {
+            capacity: cap,
+            ..TableConfig::default()
+        };
+        let mut faithful = Kitsune::new(config).expect("config");
+        let mut corrected = KitsuneCorrected::new(config).expect("config");
+        let mut out = [0.0; N_FEATURES];
+        for i in 0..1_000_000u32 {
+            let src = v4(i.wrapping_mul(0x9e37_79b1).to_be_bytes());
+            let mut p = meta(
+                Network::Ip {
+                    src,
+                    dst: v4([10, 10, 10, 10]),
+                },
+                Transport::Tcp {
+                    src_port: (i % 60_000) as u16,
+                    dst_port: 80,
+                    flags: 2,
+                },
+            );
+            p.timestamp = 1e9 + f64::from(i) * 1e-6;
+            let x: &mut dyn FeatureExtractor = if i % 2 == 0 {
+                &mut faithful
+            } else {
+                &mut corrected
+            };
+            x.update(&p, &mut out);
+        }
+        assert!(out.iter().all(|v| v.is_finite()));
+        for x in [&faithful as &dyn FeatureExtractor, &corrected] {
+            let tables = x.table_stats();
+            assert_eq!(tables.len(), 6);
+            for t in &tables {
+                assert!(t.len <= cap, "{t:?}");
+                // 500,000 distinct sources each: all but the last cap evicted
+                // (the victim's own streams stay).
+                assert!(t.evicted >= 500_000 - cap as u64, "{t:?}");
+            }
+        }
+    }
+
+    #[test]
     fn faithful_and_corrected_agree_on_simple_traffic() {
         // One TCP conversation, no collisions: only the covariance differs.
         let ip = |s, d| Network::Ip {
