@@ -1,6 +1,9 @@
 //! Flags and subcommands. Each subcommand lives in its own file with its
 //! `Args` and a `run` that builds library objects and reports.
 
+mod splice;
+mod synth_pcap;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -18,10 +21,19 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Put an attack capture into a benign one and label every packet.
+    Splice(splice::Args),
+    /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
+    /// IoT capture with Mirai-style floods and its labels.
+    SynthPcap(synth_pcap::Args),
+}
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = cli.quiet;
-    match cli.command {}
+    match cli.command {
+        Command::Splice(args) => splice::run(args, cli.quiet),
+        Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
+    }
 }

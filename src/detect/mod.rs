@@ -1,1 +1,8 @@
 //! Batch and streaming detection.
+
+pub mod alert;
+pub mod episode;
+pub mod metrics;
+pub mod queue;
+pub mod sink;
+pub mod vote;

@@ -1,1 +1,4 @@
 //! Metrics, classification reports and pictures.
+
+pub mod classification;
+pub mod metrics;

@@ -75,3 +75,11 @@ pub struct PacketMeta {
     /// Transport layer.
     pub transport: Transport,
 }
+
+pub mod capture;
+pub mod decode;
+pub mod pcap;
+pub mod pcapng;
+pub mod splice;
+pub mod synth;
+pub mod wire;

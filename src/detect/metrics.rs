@@ -1,0 +1,269 @@
+//! Counters of a running detector, served in Prometheus' text format
+//! (`--metrics 127.0.0.1:PORT`). Atomics, so the scoring thread never waits
+//! for a scrape.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 10e-3, 100e-3,
+];
+
+/// Per-record latency histogram (cumulative on output, as Prometheus wants).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; LATENCY_BUCKETS.len()],
+    overflow: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        match LATENCY_BUCKETS.iter().position(|&b| s <= b) {
+            Some(i) => self.counts[i].fetch_add(1, Relaxed),
+            None => self.overflow.fetch_add(1, Relaxed),
+        };
+        self.sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Relaxed)).sum::<u64>() + self.overflow.load(Relaxed)
+    }
+
+    /// Smallest bucket bound below which at least `q` of the observations
+    /// fall (`None` when empty or beyond the last bucket).
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        let mut seen = 0;
+        for (c, b) in self.counts.iter().zip(LATENCY_BUCKETS) {
+            seen += c.load(Relaxed);
+            if total > 0 && seen as f64 >= q * total as f64 {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let mut cumulative = 0;
+        for (c, b) in self.counts.iter().zip(LATENCY_BUCKETS) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_ns.load(Relaxed) as f64 * 1e-9
+        );
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// What a detector counts while it runs.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Records scored.
+    pub records: AtomicU64,
+    /// Records above the threshold.
+    pub anomalies: AtomicU64,
+    /// Alert events emitted (episode starts and ends).
+    pub alerts: AtomicU64,
+    /// Records dropped because input outran scoring.
+    pub dropped: AtomicU64,
+    /// Records rejected as malformed.
+    pub rejected: AtomicU64,
+    /// Entries now held in the stream tables.
+    pub table_entries: AtomicU64,
+    /// Stream-table entries evicted to stay within capacity.
+    pub evictions: AtomicU64,
+    /// Per-record scoring latency.
+    pub latency: Histogram,
+    started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            records: AtomicU64::new(0),
+            anomalies: AtomicU64::new(0),
+            alerts: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            table_entries: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            latency: Histogram::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Metrics {
+    /// The metrics in Prometheus' text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            ("records_total", "Records scored.", &self.records),
+            (
+                "anomalies_total",
+                "Records above the threshold.",
+                &self.anomalies,
+            ),
+            ("alerts_total", "Alert events emitted.", &self.alerts),
+            (
+                "dropped_total",
+                "Records dropped because input outran scoring.",
+                &self.dropped,
+            ),
+            (
+                "rejected_total",
+                "Malformed records rejected.",
+                &self.rejected,
+            ),
+            (
+                "table_evictions_total",
+                "Stream-table entries evicted.",
+                &self.evictions,
+            ),
+        ];
+        for (name, help, v) in counters {
+            metric(&mut out, name, help, "counter", v.load(Relaxed) as f64);
+        }
+        let entries = self.table_entries.load(Relaxed) as f64;
+        metric(
+            &mut out,
+            "table_entries",
+            "Entries in the stream tables.",
+            "gauge",
+            entries,
+        );
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = self.records.load(Relaxed) as f64 / secs;
+        metric(
+            &mut out,
+            "records_per_second",
+            "Mean records scored per second since start.",
+            "gauge",
+            rate,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP floodwatch_record_latency_seconds Per-record scoring latency."
+        );
+        let _ = writeln!(out, "# TYPE floodwatch_record_latency_seconds histogram");
+        self.latency
+            .render("floodwatch_record_latency_seconds", &mut out);
+        out
+    }
+}
+
+fn metric(out: &mut String, name: &str, help: &str, kind: &str, value: f64) {
+    let _ = writeln!(out, "# HELP floodwatch_{name} {help}");
+    let _ = writeln!(out, "# TYPE floodwatch_{name} {kind}");
+    let _ = writeln!(out, "floodwatch_{name} {value}");
+}
+
+/// A background HTTP server answering every request with the metrics.
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Serves `metrics` on `addr` (port 0 picks a free port).
+    pub fn start(addr: &str, metrics: Arc<Metrics>) -> Result<Self> {
+        let server = tiny_http::Server::http(addr)
+            .map_err(|e| Error::Data(format!("cannot serve metrics on {addr}: {e}")))?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| Error::Data(format!("metrics address {addr} is not an IP socket")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Relaxed) {
+                if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) {
+                    let header = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"text/plain; version=0.0.4"[..],
+                    );
+                    let mut resp = tiny_http::Response::from_string(metrics.render());
+                    if let Ok(h) = header {
+                        resp.add_header(h);
+                    }
+                    let _ = req.respond(resp);
+                }
+            }
+        });
+        Ok(MetricsServer {
+            addr: bound,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_nanos(500));
+        h.observe(Duration::from_micros(15));
+        h.observe(Duration::from_secs(1));
+        assert_eq!(h.count(), 3);
+        assert_eq!(h.quantile_bound(0.5), Some(20e-6));
+        let mut out = String::new();
+        h.render("x", &mut out);
+        assert!(out.contains("x_bucket{le=\"0.000001\"} 1"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.00002\"} 2"));
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3"));
+    }
+
+    #[test]
+    fn scraped_over_http() {
+        let m = Arc::new(Metrics::default());
+        m.records.fetch_add(42, Relaxed);
+        m.dropped.fetch_add(3, Relaxed);
+        let server = MetricsServer::start("127.0.0.1:0", m.clone()).unwrap();
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1."), "{body}");
+        assert!(body.contains("floodwatch_records_total 42"));
+        assert!(body.contains("floodwatch_dropped_total 3"));
+        assert!(body.contains("# TYPE floodwatch_record_latency_seconds histogram"));
+    }
+}

@@ -1,0 +1,337 @@
+//! Where alerts go: the [`AlertSink`] trait and its implementations, a JSON
+//! lines writer and a command hook (`--on-alert CMD`, like FastNetMon's
+//! notify script); a `Vec` of sinks fans out to all of them.
+
+use std::io::{self, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::alert::Alert;
+
+/// Receives alert events, in order.
+pub trait AlertSink {
+    /// One alert event.
+    fn alert(&mut self, alert: &Alert) -> io::Result<()>;
+
+    /// No more alerts: flush buffers, wait for children.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: AlertSink + ?Sized> AlertSink for Box<S> {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        (**self).alert(alert)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
+impl<S: AlertSink + ?Sized> AlertSink for &mut S {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        (**self).alert(alert)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// Fan-out: every sink sees every alert, even when an earlier one fails;
+/// the first error is returned.
+impl<S: AlertSink> AlertSink for Vec<S> {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        let mut result = Ok(());
+        for s in self.iter_mut() {
+            result = result.and(s.alert(alert));
+        }
+        result
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for s in self.iter_mut() {
+            result = result.and(s.finish());
+        }
+        result
+    }
+}
+
+/// Writes each alert as one JSON line (see [`Alert`](super::alert) for the
+/// schema) to any writer; flushes after each alert, since alerts are rare
+/// and someone may be tailing the file.
+#[derive(Debug)]
+pub struct JsonLines<W: Write> {
+    out: W,
+    written: u64,
+}
+
+impl<W: Write> JsonLines<W> {
+    /// Alerts to `out`.
+    pub fn new(out: W) -> Self {
+        JsonLines { out, written: 0 }
+    }
+
+    /// Alerts written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> AlertSink for JsonLines<W> {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, alert)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        self.written += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// What a [`CommandHook`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookStats {
+    /// Commands started.
+    pub spawned: u64,
+    /// Commands that could not start, could not be fed, exited with a
+    /// failure, or were killed at `finish` for running too long.
+    pub failed: u64,
+    /// Alerts not handed to the command because `max_running` were still
+    /// running.
+    pub dropped: u64,
+}
+
+/// Runs a shell command (`sh -c CMD`) for each alert, with the alert's JSON
+/// line on its standard input. Never blocks the detector: at most
+/// `max_running` commands run at once and further alerts are counted as
+/// dropped meanwhile. The command's standard output is discarded so it cannot
+/// interleave with alerts written to standard output; its standard error is
+/// inherited.
+#[derive(Debug)]
+pub struct CommandHook {
+    command: String,
+    max_running: usize,
+    finish_timeout: Duration,
+    running: Vec<Child>,
+    stats: HookStats,
+}
+
+impl CommandHook {
+    /// A hook running `command` with at most 4 commands at once and 5 s for
+    /// the last ones to finish.
+    pub fn new(command: impl Into<String>) -> Self {
+        CommandHook {
+            command: command.into(),
+            max_running: 4,
+            finish_timeout: Duration::from_secs(5),
+            running: Vec::new(),
+            stats: HookStats::default(),
+        }
+    }
+
+    /// Commands allowed to run at once (at least 1). Default 4.
+    pub fn max_running(mut self, n: usize) -> Self {
+        self.max_running = n.max(1);
+        self
+    }
+
+    /// How long [`finish`](AlertSink::finish) waits for running commands
+    /// before killing them. Default 5 s.
+    pub fn finish_timeout(mut self, t: Duration) -> Self {
+        self.finish_timeout = t;
+        self
+    }
+
+    /// What the hook did so far.
+    pub fn stats(&self) -> HookStats {
+        self.stats
+    }
+
+    /// Forgets the commands that exited, counting failures.
+    fn reap(&mut self) {
+        let stats = &mut self.stats;
+        self.running.retain_mut(|child| match child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    stats.failed += 1;
+                }
+                false
+            }
+            Ok(None) => true,
+            Err(_) => {
+                stats.failed += 1;
+                false
+            }
+        });
+    }
+
+    fn spawn(&self) -> io::Result<Child> {
+        Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+    }
+}
+
+impl AlertSink for CommandHook {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        self.reap();
+        if self.running.len() >= self.max_running {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        let mut child = match self.spawn() {
+            Ok(c) => c,
+            Err(_) => {
+                self.stats.failed += 1;
+                return Ok(());
+            }
+        };
+        self.stats.spawned += 1;
+        // An alert line is a few kB, well under a pipe's buffer, so this
+        // write does not wait for the command to read it.
+        let mut line = alert.to_json();
+        line.push('\n');
+        let fed = match child.stdin.take() {
+            Some(mut stdin) => stdin.write_all(line.as_bytes()).is_ok(),
+            None => false,
+        };
+        if !fed {
+            self.stats.failed += 1;
+        }
+        self.running.push(child);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + self.finish_timeout;
+        loop {
+            self.reap();
+            if self.running.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for mut child in self.running.drain(..) {
+            self.stats.failed += 1;
+            // Already gone if kill fails; wait reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::alert::{Action, AlertInfo, EpisodeSummary, Proto, Timestamp};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn alert() -> Alert {
+        let t = Timestamp::from_secs(1.0);
+        Alert {
+            timestamp: t,
+            event_type: "alert",
+            src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            src_port: 1,
+            dest_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            dest_port: 2,
+            proto: Proto::Udp,
+            alert: AlertInfo {
+                action: Action::Start,
+                signature: "s".into(),
+                category: "c".into(),
+            },
+            score: 1.0,
+            threshold: 0.5,
+            top_features: vec![],
+            episode: EpisodeSummary {
+                start: t,
+                last_seen: t,
+                packets: 1,
+                bytes: 2,
+                peak_score: 1.0,
+                sources: 1,
+                end_reason: None,
+            },
+        }
+    }
+
+    struct Failing;
+    impl AlertSink for Failing {
+        fn alert(&mut self, _: &Alert) -> io::Result<()> {
+            Err(io::Error::other("full"))
+        }
+    }
+
+    #[test]
+    fn json_lines_one_line_per_alert() {
+        let mut s = JsonLines::new(Vec::new());
+        s.alert(&alert()).unwrap();
+        s.alert(&alert()).unwrap();
+        s.finish().unwrap();
+        assert_eq!(s.written(), 2);
+        let text = String::from_utf8(s.into_inner()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["alert"]["action"], "start");
+        assert_eq!(v["proto"], "UDP");
+    }
+
+    #[test]
+    fn fan_out_reaches_every_sink_despite_errors() {
+        let mut sinks: Vec<Box<dyn AlertSink>> =
+            vec![Box::new(Failing), Box::new(JsonLines::new(Vec::new()))];
+        assert!(sinks.alert(&alert()).is_err());
+        assert!(sinks.finish().is_ok());
+        let mut ok = JsonLines::new(Vec::new());
+        let mut pair = vec![&mut ok];
+        pair.alert(&alert()).unwrap();
+        assert_eq!(ok.written(), 1);
+    }
+
+    #[test]
+    fn hook_counts_failures_and_drops() {
+        let mut h = CommandHook::new("cat >/dev/null; exit 3").max_running(8);
+        h.alert(&alert()).unwrap();
+        h.finish().unwrap();
+        assert_eq!(
+            h.stats(),
+            HookStats {
+                spawned: 1,
+                failed: 1,
+                dropped: 0
+            }
+        );
+
+        let mut h = CommandHook::new("exec sleep 5")
+            .max_running(1)
+            .finish_timeout(Duration::from_millis(50));
+        h.alert(&alert()).unwrap();
+        h.alert(&alert()).unwrap();
+        h.finish().unwrap();
+        assert_eq!(
+            h.stats(),
+            HookStats {
+                spawned: 1,
+                failed: 1,
+                dropped: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,433 @@
+//! The dense autoencoder `d -> 100 tanh -> 50 relu -> 50 tanh -> 100 tanh -> d`
+//! of the original Network-Anomaly-Detection tool, trained with Adam on
+//! normal rows only. Its score is the mean squared reconstruction error; its
+//! latent representation is the output of the 50-unit tanh layer.
+//!
+//! The output layer is linear (the issue leaves it open): inputs are scaled to
+//! [0, 1] but test rows may fall outside, and a linear output reports that
+//! distance instead of clipping it away.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::dense::{Activation, Adam, Gradients, Network, Workspace};
+use crate::{Error, Matrix, Result};
+
+/// Index of the latent layer (the encoder's output) in the network.
+const LATENT_LAYER: usize = 2;
+/// Rows per forward pass when scoring: big enough for an efficient matrix
+/// product, small enough to stay in cache.
+const SCORE_CHUNK: usize = 256;
+
+/// Hyperparameters of [`Autoencoder`]; `fit` validates them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderParams {
+    hidden: [usize; 4],
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f32,
+    l1_activity: f32,
+    seed: u64,
+}
+
+impl Default for AutoencoderParams {
+    fn default() -> Self {
+        AutoencoderParams {
+            hidden: [100, 50, 50, 100],
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            l1_activity: 1e-5,
+            seed: 42,
+        }
+    }
+}
+
+/// One epoch's outcome, for progress reporting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Total epochs.
+    pub epochs: usize,
+    /// Mean training loss (MSE) over the epoch.
+    pub loss: f32,
+    /// Validation MSE after the epoch, when validation rows were given.
+    pub val_loss: Option<f32>,
+}
+
+/// Loss per epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainHistory {
+    /// Mean training loss per epoch.
+    pub loss: Vec<f32>,
+    /// Validation loss per epoch (empty without validation rows).
+    pub val_loss: Vec<f32>,
+}
+
+impl AutoencoderParams {
+    /// The defaults: hidden widths 100, 50, 50, 100; 10 epochs; batch 256;
+    /// Adam with learning rate 1e-3; L1 activity 1e-5 on the first layer;
+    /// seed 42.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hidden widths (encoder 1, encoder 2, latent, decoder 1). Default
+    /// `[100, 50, 50, 100]`; each at least 1.
+    pub fn hidden(mut self, widths: [usize; 4]) -> Self {
+        self.hidden = widths;
+        self
+    }
+
+    /// Passes over the training rows. Default 10; at least 1.
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.epochs = n;
+        self
+    }
+
+    /// Rows per gradient step. Default 256; at least 1.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// Adam's learning rate. Default 1e-3; finite and positive.
+    pub fn learning_rate(mut self, lr: f32) -> Self {
+        self.learning_rate = lr;
+        self
+    }
+
+    /// L1 activity regularisation on the first hidden layer. Default 1e-5;
+    /// finite and non-negative.
+    pub fn l1_activity(mut self, c: f32) -> Self {
+        self.l1_activity = c;
+        self
+    }
+
+    /// Seed of the weight initialisation and the batch shuffling. Default 42.
+    pub fn seed(mut self, s: u64) -> Self {
+        self.seed = s;
+        self
+    }
+
+    /// The number of epochs.
+    pub fn epoch_count(&self) -> usize {
+        self.epochs
+    }
+
+    fn check(&self, train: &Matrix, valid: Option<&Matrix>) -> Result<()> {
+        let bad = |msg: String| Err(Error::Model(msg));
+        if self.epochs == 0 {
+            return bad("epochs should be at least 1, but is 0".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch size should be at least 1, but is 0".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!(
+                "learning rate should be finite and positive, but is {}",
+                self.learning_rate
+            ));
+        }
+        if !(self.l1_activity.is_finite() && self.l1_activity >= 0.0) {
+            return bad(format!(
+                "L1 activity should be finite and non-negative, but is {}",
+                self.l1_activity
+            ));
+        }
+        if self.hidden.contains(&0) {
+            return bad(format!(
+                "hidden widths should be at least 1, but are {:?}",
+                self.hidden
+            ));
+        }
+        if train.rows() == 0 || train.cols() == 0 {
+            return bad(format!(
+                "training data should have rows and columns, but is {} x {}",
+                train.rows(),
+                train.cols()
+            ));
+        }
+        if let Some(v) = valid.filter(|v| v.cols() != train.cols()) {
+            return bad(format!(
+                "validation data has {} columns, training data {}",
+                v.cols(),
+                train.cols()
+            ));
+        }
+        let finite = |m: &Matrix| m.as_slice().iter().all(|v| v.is_finite());
+        if !finite(train) || !valid.is_none_or(finite) {
+            return bad("training data contains NaN or infinite values".into());
+        }
+        Ok(())
+    }
+
+    /// Trains on `train` (normal rows only), reporting each epoch to
+    /// `on_epoch`; `valid` rows are only scored, for the validation loss.
+    pub fn fit(
+        &self,
+        train: &Matrix,
+        valid: Option<&Matrix>,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Autoencoder, TrainHistory)> {
+        self.check(train, valid)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let d = train.cols();
+        let [h1, h2, h3, h4] = self.hidden;
+        let acts = [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Tanh,
+            Activation::Linear,
+        ];
+        let mut model = Autoencoder {
+            net: Network::new(&[d, h1, h2, h3, h4, d], &acts, &mut rng),
+        };
+        let mut trainer = Trainer::new(&model.net, self);
+        let mut history = TrainHistory::default();
+        let mut order: Vec<usize> = (0..train.rows()).collect();
+        for epoch in 1..=self.epochs {
+            order.shuffle(&mut rng);
+            let loss = trainer.epoch(&mut model.net, train, &order);
+            let val_loss = valid.map(|v| model.mean_score(v));
+            history.loss.push(loss);
+            history.val_loss.extend(val_loss);
+            on_epoch(&EpochReport {
+                epoch,
+                epochs: self.epochs,
+                loss,
+                val_loss,
+            });
+        }
+        Ok((model, history))
+    }
+}
+
+/// Optimizer state and buffers of one training run.
+struct Trainer {
+    adam: Adam,
+    grads: Gradients,
+    ws: Workspace,
+    batch: Vec<f32>,
+    grad_out: Vec<f32>,
+    batch_size: usize,
+    l1: f32,
+}
+
+impl Trainer {
+    fn new(net: &Network, p: &AutoencoderParams) -> Self {
+        Trainer {
+            adam: Adam::new(net, p.learning_rate),
+            grads: Gradients::new(net),
+            ws: Workspace::default(),
+            batch: Vec::new(),
+            grad_out: Vec::new(),
+            batch_size: p.batch_size,
+            l1: p.l1_activity,
+        }
+    }
+
+    /// One pass over `order`; returns the mean reconstruction MSE.
+    fn epoch(&mut self, net: &mut Network, x: &Matrix, order: &[usize]) -> f32 {
+        let d = x.cols();
+        let mut total = 0.0f64;
+        for idx in order.chunks(self.batch_size) {
+            self.batch.clear();
+            idx.iter()
+                .for_each(|&i| self.batch.extend_from_slice(x.row(i)));
+            let rows = idx.len();
+            let out = net.forward(&self.batch, rows, net.depth(), &mut self.ws);
+            let scale = 2.0 / (rows * d) as f32;
+            self.grad_out.clear();
+            let mut sq = 0.0f64;
+            for (o, t) in out.iter().zip(&self.batch) {
+                let e = o - t;
+                sq += (e * e) as f64;
+                self.grad_out.push(scale * e);
+            }
+            total += sq / d as f64;
+            net.backward(
+                &self.batch,
+                rows,
+                &mut self.ws,
+                &mut self.grad_out,
+                self.l1,
+                &mut self.grads,
+            );
+            self.adam.step(net, &self.grads);
+        }
+        (total / order.len() as f64) as f32
+    }
+}
+
+/// A trained autoencoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Autoencoder {
+    net: Network,
+}
+
+impl Autoencoder {
+    /// Width of the input rows.
+    pub fn input_dim(&self) -> usize {
+        self.net.input_dim()
+    }
+
+    /// Width of the latent representation.
+    pub fn latent_dim(&self) -> usize {
+        self.net.width(LATENT_LAYER)
+    }
+
+    /// Mean squared reconstruction error of one row.
+    pub fn score(&self, x: &[f32]) -> f32 {
+        let mut out = [0.0];
+        self.score_rows(x, 1, &mut Workspace::default(), &mut out);
+        out[0]
+    }
+
+    /// [`Autoencoder::score`] of every row of `x` into `out`.
+    ///
+    /// # Panics
+    /// If `out.len() != x.rows()` or `x.cols() != self.input_dim()`.
+    pub fn score_batch(&self, x: &Matrix, out: &mut [f32]) {
+        assert_eq!(out.len(), x.rows());
+        assert_eq!(x.cols(), self.input_dim());
+        let mut ws = Workspace::default();
+        let d = x.cols();
+        for (chunk, out) in x
+            .as_slice()
+            .chunks(SCORE_CHUNK * d)
+            .zip(out.chunks_mut(SCORE_CHUNK))
+        {
+            self.score_rows(chunk, out.len(), &mut ws, out);
+        }
+    }
+
+    fn score_rows(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
+        let d = self.input_dim();
+        let recon = self.net.forward(x, rows, self.net.depth(), ws);
+        for ((o, r), s) in x.chunks_exact(d).zip(recon.chunks_exact(d)).zip(out) {
+            let sum: f32 = o.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum();
+            *s = sum / d as f32;
+        }
+    }
+
+    /// Per-feature squared reconstruction error of one row (their mean is
+    /// the score): the basis of explanations.
+    pub fn feature_errors(&self, x: &[f32], out: &mut [f32]) {
+        let mut ws = Workspace::default();
+        let recon = self.net.forward(x, 1, self.net.depth(), &mut ws);
+        for ((o, a), b) in out.iter_mut().zip(x).zip(recon) {
+            *o = (a - b) * (a - b);
+        }
+    }
+
+    /// The latent representation (encoder output) of every row.
+    pub fn encode_batch(&self, x: &Matrix) -> Matrix {
+        let width = self.latent_dim();
+        let mut latent = Matrix::with_cols(width);
+        let mut ws = Workspace::default();
+        for chunk in x.as_slice().chunks(SCORE_CHUNK * x.cols().max(1)) {
+            let rows = chunk.len() / x.cols().max(1);
+            let z = self.net.forward(chunk, rows, LATENT_LAYER + 1, &mut ws);
+            z.chunks_exact(width).for_each(|r| latent.push_row(r));
+        }
+        latent
+    }
+
+    fn mean_score(&self, x: &Matrix) -> f32 {
+        let mut s = vec![0.0; x.rows()];
+        self.score_batch(x, &mut s);
+        (s.iter().map(|&v| v as f64).sum::<f64>() / s.len().max(1) as f64) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Rows on a 2-d manifold in 8 dimensions, in [0, 1].
+    fn manifold(rows: usize, seed: u64) -> Matrix {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut m = Matrix::with_cols(8);
+        for _ in 0..rows {
+            let (a, b): (f32, f32) = (rng.random(), rng.random());
+            m.push_row(&[
+                a,
+                b,
+                (a + b) / 2.0,
+                a * b,
+                1.0 - a,
+                0.5,
+                b * b,
+                (a - b).abs(),
+            ]);
+        }
+        m
+    }
+
+    fn small() -> AutoencoderParams {
+        AutoencoderParams::new()
+            .hidden([16, 8, 4, 16])
+            .epochs(30)
+            .batch_size(32)
+    }
+
+    #[test]
+    fn learns_normal_and_flags_outliers() {
+        let train = manifold(1000, 1);
+        let valid = manifold(200, 2);
+        let mut epochs = 0;
+        let (ae, hist) = small()
+            .learning_rate(0.01)
+            .fit(&train, Some(&valid), &mut |_| epochs += 1)
+            .unwrap();
+        assert_eq!(epochs, 30);
+        assert!(hist.loss[29] < hist.loss[0] / 5.0, "{:?}", hist.loss);
+        assert_eq!(hist.val_loss.len(), 30);
+        let mut scores = vec![0.0; valid.rows()];
+        ae.score_batch(&valid, &mut scores);
+        let worst_normal = scores.iter().cloned().fold(0.0, f32::max);
+        let outlier = [0.9, 0.1, 0.9, 0.9, 0.9, 0.0, 0.9, 0.1];
+        assert!(ae.score(&outlier) > 3.0 * worst_normal);
+        assert!((ae.score(valid.row(3)) - scores[3]).abs() < 1e-6);
+        let mut fe = [0.0; 8];
+        ae.feature_errors(&outlier, &mut fe);
+        assert!((fe.iter().sum::<f32>() / 8.0 - ae.score(&outlier)).abs() < 1e-6);
+        assert_eq!(ae.encode_batch(&valid).rows(), 200);
+        assert_eq!(ae.latent_dim(), 4);
+    }
+
+    #[test]
+    fn same_seed_same_model() {
+        let train = manifold(300, 3);
+        let fit = |s| {
+            small()
+                .epochs(2)
+                .seed(s)
+                .fit(&train, None, &mut |_| {})
+                .unwrap()
+                .0
+        };
+        assert_eq!(fit(5), fit(5));
+        assert_ne!(fit(5), fit(6));
+    }
+
+    #[test]
+    fn rejects_bad_params_and_data() {
+        let train = manifold(10, 4);
+        let err =
+            |p: AutoencoderParams, x: &Matrix| p.fit(x, None, &mut |_| {}).unwrap_err().to_string();
+        assert!(err(small().epochs(0), &train).contains("epochs"));
+        assert!(err(small().batch_size(0), &train).contains("batch"));
+        assert!(err(small().learning_rate(f32::NAN), &train).contains("learning rate"));
+        assert!(err(small(), &Matrix::with_cols(8)).contains("rows"));
+        let mut nan = train.clone();
+        nan.row_mut(0)[0] = f32::NAN;
+        assert!(err(small(), &nan).contains("NaN"));
+    }
+}

@@ -1,0 +1,412 @@
+//! A small fully connected network with batched forward and backward passes
+//! and the Adam optimizer: the engine under the autoencoder and the latent
+//! classifier.
+//!
+//! Written by hand over [`super::kernel::gemm`] because the models are tiny
+//! (a few thousand weights): a framework's per-call overhead would dominate,
+//! and this keeps the build light. `tests::gradient_matches_finite_differences`
+//! guards the backpropagation.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::kernel::{fast_tanh, gemm, Op};
+
+/// Activation of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// Identity.
+    Linear,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// max(0, x).
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, z: &mut [f32]) {
+        match self {
+            Activation::Linear => {}
+            Activation::Tanh => z.iter_mut().for_each(|v| *v = fast_tanh(*v)),
+            Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
+        }
+    }
+
+    /// Multiplies `grad` by the derivative, expressed through the output `a`.
+    fn backprop(self, a: &[f32], grad: &mut [f32]) {
+        match self {
+            Activation::Linear => {}
+            Activation::Tanh => grad.iter_mut().zip(a).for_each(|(g, &a)| *g *= 1.0 - a * a),
+            Activation::Relu => grad.iter_mut().zip(a).for_each(|(g, &a)| {
+                if a <= 0.0 {
+                    *g = 0.0
+                }
+            }),
+        }
+    }
+}
+
+/// One fully connected layer: `a = act(x W + b)`, `W` stored `input x output`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    input: usize,
+    output: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    activation: Activation,
+}
+
+impl Dense {
+    /// Glorot-uniform weights (Keras' default) and zero bias.
+    fn new(input: usize, output: usize, activation: Activation, rng: &mut impl Rng) -> Self {
+        let limit = (6.0 / (input + output) as f32).sqrt();
+        let weights = (0..input * output)
+            .map(|_| rng.random_range(-limit..limit))
+            .collect();
+        Dense {
+            input,
+            output,
+            weights,
+            bias: vec![0.0; output],
+            activation,
+        }
+    }
+
+    fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        for row in out.chunks_exact_mut(self.output).take(rows) {
+            row.copy_from_slice(&self.bias);
+        }
+        gemm(
+            rows,
+            self.input,
+            self.output,
+            1.0,
+            x,
+            Op::N,
+            &self.weights,
+            Op::N,
+            1.0,
+            out,
+        );
+        self.activation.apply(&mut out[..rows * self.output]);
+    }
+}
+
+/// A stack of [`Dense`] layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    layers: Vec<Dense>,
+}
+
+impl Network {
+    /// Layers of sizes `sizes[0] -> sizes[1] -> ...` with `activations[i]`
+    /// after layer `i`.
+    ///
+    /// # Panics
+    /// If `activations.len() + 1 != sizes.len()`.
+    pub fn new(sizes: &[usize], activations: &[Activation], rng: &mut impl Rng) -> Self {
+        assert_eq!(sizes.len(), activations.len() + 1);
+        let layers = sizes
+            .windows(2)
+            .zip(activations)
+            .map(|(w, &act)| Dense::new(w[0], w[1], act, rng))
+            .collect();
+        Network { layers }
+    }
+
+    /// Width of the input.
+    pub fn input_dim(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.input)
+    }
+
+    /// Width of layer `i`'s output.
+    pub fn width(&self, i: usize) -> usize {
+        self.layers[i].output
+    }
+
+    /// Number of layers.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Runs `rows` rows of `x` through the first `upto` layers, keeping every
+    /// layer's output in `ws`; returns the last one.
+    pub fn forward<'w>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        ws.ensure(self, rows);
+        for (l, layer) in self.layers.iter().enumerate().take(upto) {
+            let (done, rest) = ws.acts.split_at_mut(l);
+            let input = if l == 0 { x } else { &done[l - 1][..] };
+            layer.forward(input, rows, &mut rest[0]);
+        }
+        &ws.acts[upto - 1][..rows * self.layers[upto - 1].output]
+    }
+
+    /// Backpropagates `grad_out` (d loss / d final output, `rows x out`,
+    /// overwritten) through the network after [`Network::forward`] on the same
+    /// `x` and `ws`, writing parameter gradients to `grads`. `l1_first` adds
+    /// the gradient of `l1_first * sum|a0| / rows` (Keras' L1 activity
+    /// regularisation) on the first layer's output.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        grad_out: &mut [f32],
+        l1_first: f32,
+        grads: &mut Gradients,
+    ) {
+        let last = self.layers.len() - 1;
+        let mut delta = std::mem::take(&mut ws.delta);
+        delta.resize(grad_out.len(), 0.0);
+        delta.copy_from_slice(grad_out);
+        for l in (0..=last).rev() {
+            let layer = &self.layers[l];
+            let a = &ws.acts[l][..rows * layer.output];
+            let d = &mut delta[..rows * layer.output];
+            if l == 0 && l1_first > 0.0 {
+                let c = l1_first / rows as f32;
+                d.iter_mut().zip(a).for_each(|(g, &a)| *g += c * a.signum());
+            }
+            layer.activation.backprop(a, d);
+            let input = if l == 0 { x } else { &ws.acts[l - 1][..] };
+            gemm(
+                layer.input,
+                rows,
+                layer.output,
+                1.0,
+                input,
+                Op::T,
+                d,
+                Op::N,
+                0.0,
+                &mut grads.weights[l],
+            );
+            column_sums(d, layer.output, &mut grads.bias[l]);
+            if l > 0 {
+                let back = &mut ws.back;
+                back.resize(rows * layer.input, 0.0);
+                gemm(
+                    rows,
+                    layer.output,
+                    layer.input,
+                    1.0,
+                    d,
+                    Op::N,
+                    &layer.weights,
+                    Op::T,
+                    0.0,
+                    back,
+                );
+                std::mem::swap(&mut delta, back);
+            }
+        }
+        ws.delta = delta;
+    }
+
+    fn params_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.weights, &mut l.bias])
+    }
+}
+
+fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in x.chunks_exact(cols) {
+        out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+}
+
+/// Per-layer outputs and scratch space, reused across batches so that
+/// training and scoring allocate nothing per row.
+#[derive(Debug, Default, Clone)]
+pub struct Workspace {
+    acts: Vec<Vec<f32>>,
+    delta: Vec<f32>,
+    back: Vec<f32>,
+}
+
+impl Workspace {
+    fn ensure(&mut self, net: &Network, rows: usize) {
+        self.acts.resize_with(net.layers.len(), Vec::new);
+        for (a, l) in self.acts.iter_mut().zip(&net.layers) {
+            if a.len() < rows * l.output {
+                a.resize(rows * l.output, 0.0);
+            }
+        }
+    }
+
+    /// Output of layer `l` from the last forward pass (`rows x width`).
+    pub fn layer_output(&self, l: usize) -> &[f32] {
+        &self.acts[l]
+    }
+}
+
+/// Gradients of every parameter, shaped like the network.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    weights: Vec<Vec<f32>>,
+    bias: Vec<Vec<f32>>,
+}
+
+impl Gradients {
+    /// Zero gradients for `net`.
+    pub fn new(net: &Network) -> Self {
+        Gradients {
+            weights: net
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.weights.len()])
+                .collect(),
+            bias: net.layers.iter().map(|l| vec![0.0; l.bias.len()]).collect(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Vec<f32>> {
+        self.weights
+            .iter()
+            .zip(&self.bias)
+            .flat_map(|(w, b)| [w, b])
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with Keras' defaults for beta1, beta2 and epsilon.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    lr: f32,
+    step: i32,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl Adam {
+    const BETA1: f32 = 0.9;
+    const BETA2: f32 = 0.999;
+    const EPS: f32 = 1e-7;
+
+    /// Optimizer state for `net` with learning rate `lr`.
+    pub fn new(net: &Network, lr: f32) -> Self {
+        let zeros: Vec<Vec<f32>> = Gradients::new(net)
+            .iter()
+            .map(|g| vec![0.0; g.len()])
+            .collect();
+        Adam {
+            lr,
+            step: 0,
+            m: zeros.clone(),
+            v: zeros,
+        }
+    }
+
+    /// One update of `net` along `grads`.
+    pub fn step(&mut self, net: &mut Network, grads: &Gradients) {
+        self.step += 1;
+        let c1 = 1.0 - Self::BETA1.powi(self.step);
+        let c2 = 1.0 - Self::BETA2.powi(self.step);
+        let lr = self.lr * c2.sqrt() / c1;
+        let slots = net
+            .params_mut()
+            .zip(grads.iter())
+            .zip(self.m.iter_mut().zip(&mut self.v));
+        for ((p, g), (m, v)) in slots {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
+                *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
+                *p -= lr * *m / (v.sqrt() + Self::EPS);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn loss(net: &Network, x: &[f32], y: &[f32], rows: usize, l1: f32) -> f64 {
+        let mut ws = Workspace::default();
+        let out = net.forward(x, rows, net.depth(), &mut ws).to_vec();
+        let mse: f64 = out
+            .iter()
+            .zip(y)
+            .map(|(o, t)| ((o - t) as f64).powi(2))
+            .sum();
+        let reg: f64 = ws.layer_output(0)[..rows * net.width(0)]
+            .iter()
+            .map(|a| a.abs() as f64)
+            .sum();
+        mse / out.len() as f64 + l1 as f64 * reg / rows as f64
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let net = Network::new(&[4, 6, 5, 3], &acts, &mut rng);
+        let rows = 5;
+        let x: Vec<f32> = (0..rows * 4).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let y: Vec<f32> = (0..rows * 3).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let l1 = 0.01;
+
+        let mut ws = Workspace::default();
+        let out = net.forward(&x, rows, net.depth(), &mut ws).to_vec();
+        let n = out.len() as f32;
+        let mut g: Vec<f32> = out.iter().zip(&y).map(|(o, t)| 2.0 * (o - t) / n).collect();
+        let mut grads = Gradients::new(&net);
+        net.backward(&x, rows, &mut ws, &mut g, l1, &mut grads);
+
+        let analytic: Vec<f32> = grads.iter().flatten().copied().collect();
+        let mut probe = net.clone();
+        let count = analytic.len();
+        let h = 1e-3;
+        for i in (0..count).step_by(3) {
+            let set = |p: &mut Network, delta: f32| {
+                let slot = p.params_mut().flat_map(|v| v.iter_mut()).nth(i).unwrap();
+                *slot += delta;
+            };
+            set(&mut probe, h);
+            let up = loss(&probe, &x, &y, rows, l1);
+            set(&mut probe, -2.0 * h);
+            let down = loss(&probe, &x, &y, rows, l1);
+            set(&mut probe, h);
+            let numeric = ((up - down) / (2.0 * h as f64)) as f32;
+            let err = (numeric - analytic[i]).abs();
+            assert!(
+                err < 2e-3 * (1.0 + numeric.abs()),
+                "param {i}: numeric {numeric} analytic {}",
+                analytic[i]
+            );
+        }
+    }
+
+    #[test]
+    fn adam_fits_a_linear_map() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut net = Network::new(&[2, 1], &[Activation::Linear], &mut rng);
+        let x: Vec<f32> = (0..64).map(|i| ((i * 7) % 11) as f32 / 11.0).collect();
+        let y: Vec<f32> = x.chunks(2).map(|r| 3.0 * r[0] - 2.0 * r[1] + 0.5).collect();
+        let mut adam = Adam::new(&net, 0.05);
+        let mut grads = Gradients::new(&net);
+        let mut ws = Workspace::default();
+        for _ in 0..2000 {
+            let out = net.forward(&x, 32, 1, &mut ws).to_vec();
+            let mut g: Vec<f32> = out
+                .iter()
+                .zip(&y)
+                .map(|(o, t)| 2.0 * (o - t) / 32.0)
+                .collect();
+            net.backward(&x, 32, &mut ws, &mut g, 0.0, &mut grads);
+            adam.step(&mut net, &grads);
+        }
+        let w = &net.layers[0];
+        assert!((w.weights[0] - 3.0).abs() < 0.01 && (w.weights[1] + 2.0).abs() < 0.01);
+        assert!((w.bias[0] - 0.5).abs() < 0.01);
+    }
+}
