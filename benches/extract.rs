@@ -311,7 +311,7 @@ fn main() {
         };
         for layout in Layout::ALL
             .into_iter()
-            .filter(|l| only.map_or(true, |o| o == *l))
+            .filter(|l| only.is_none() || only == Some(*l))
         {
             let (wall, cpu, checksum) = throughput(layout, &packets);
             let json = serde_json::json!({

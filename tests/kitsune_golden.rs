@@ -158,3 +158,115 @@ fn column_names_match_the_column_map() {
         expected
     );
 }
+
+/// `floodwatch extract` on the real capture (decoder + mapping + layout)
+/// against Kitsune-py's features.
+fn check_extract(capture: &str) {
+    let Some(dir) = golden_dir() else { return };
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/pcap")
+        .join(capture);
+    if !pcap.is_file() {
+        eprintln!("skipping: ../shared/data/pcap/{capture} not found");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("features.csv");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["--quiet", "extract", "--layout", "kitsune", "--pcap"])
+        .arg(&pcap)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run floodwatch");
+    assert!(status.success(), "extract failed: {status}");
+    let ours = std::fs::read_to_string(&out).expect("features written");
+    let ours: Vec<&str> = ours.lines().collect();
+    let gold = gz_lines(&dir.join(format!("{capture}.features.csv.gz")));
+    assert_eq!(ours.len(), gold.len(), "{capture}: row counts");
+    let header: Vec<String> = ["packet_index".to_string(), "timestamp".to_string()]
+        .into_iter()
+        .chain(kitsune_names())
+        .collect();
+    assert_eq!(ours[0], header.join(","));
+    let mut bad = Vec::new();
+    let mut count = 0usize;
+    for (a, b) in ours.iter().zip(&gold).skip(1) {
+        let (x, y): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+        assert_eq!(x.len(), y.len(), "{capture}: columns of packet {}", y[0]);
+        assert_eq!(x[0], y[0], "{capture}: packet_index");
+        assert_eq!(
+            num(x[1], "timestamp"),
+            num(y[1], "timestamp"),
+            "{capture}: timestamp of packet {}",
+            y[0]
+        );
+        for (j, (u, v)) in x[2..].iter().zip(&y[2..]).enumerate() {
+            if !within(num(u, "ours"), num(v, "reference")) {
+                count += 1;
+                if bad.len() < 10 {
+                    bad.push(format!(
+                        "packet {} feature {j}: ours {u} reference {v}",
+                        y[0]
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        count, 0,
+        "{capture}: {count} values differ; first: {bad:#?}"
+    );
+}
+
+#[test]
+fn extract_mirai_first2000_matches_kitsune_py() {
+    check_extract("mirai_first2000.pcap");
+}
+
+#[test]
+fn extract_spoofed_synflood_matches_kitsune_py() {
+    check_extract("pkt.TCP.synflood.spoofed.pcap");
+}
+
+#[test]
+fn extract_other_layouts_write_their_columns() {
+    let pcap =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap/mirai_first2000.pcap");
+    if !pcap.is_file() {
+        eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (layout, columns) in [("kitsune-corrected", 102), ("nbaiot", 117)] {
+        let out = tmp.path().join(format!("{layout}.csv"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+            .args([
+                "--quiet",
+                "extract",
+                "--table-capacity",
+                "64",
+                "--layout",
+                layout,
+                "--pcap",
+            ])
+            .arg(&pcap)
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .expect("run floodwatch");
+        assert!(status.success(), "{layout}: {status}");
+        let text = std::fs::read_to_string(&out).expect("written");
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 2001, "{layout}");
+        for row in &rows {
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells.len(), columns, "{layout}");
+        }
+        let finite = rows[1..]
+            .iter()
+            .flat_map(|r| r.split(',').skip(2))
+            .all(|c| c.parse::<f64>().is_ok_and(f64::is_finite));
+        assert!(finite, "{layout}: every value a finite number");
+    }
+}

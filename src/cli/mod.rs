@@ -1,6 +1,7 @@
 //! Flags and subcommands. Each subcommand lives in its own file with its
 //! `Args` and a `run` that builds library objects and reports.
 
+mod extract;
 mod splice;
 mod synth_pcap;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Compute per-packet features (Kitsune / N-BaIoT) of a capture into a CSV.
+    Extract(extract::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
     /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
@@ -33,6 +36,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = cli.quiet;
     match cli.command {
+        Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
         Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
     }
