@@ -187,20 +187,30 @@ fn golden_replay(capture: &str) {
         eprintln!("skipping golden replay: {} not found", path.display());
         return;
     };
+    let mut rejected = 0usize;
     let inputs: Vec<KitsuneInputs> = BufReader::new(GzDecoder::new(file))
         .lines()
         .skip(1)
         .map_while(Result::ok)
         .filter_map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
-            KitsuneInputs::new(
-                [f[2], f[3], f[4], f[5], f[6], f[7]],
-                f[8].parse().ok()?,
-                f[9].parse().ok()?,
-            )
-            .ok()
+            let parsed = match f[..] {
+                [_, _, a, b, c, d, e, g, size, ts] => match (size.parse(), ts.parse()) {
+                    (Ok(size), Ok(ts)) => KitsuneInputs::new([a, b, c, d, e, g], size, ts).ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            rejected += usize::from(parsed.is_none());
+            parsed
         })
         .collect();
+    if rejected > 0 {
+        eprintln!(
+            "golden replay: {rejected} malformed rows of {} rejected",
+            path.display()
+        );
+    }
     let replays = 1_000_000usize.div_ceil(inputs.len().max(1));
     let (wall, cpu) = best_of_3(replays * inputs.len(), || {
         let mut out = [0.0; 100];

@@ -1,4 +1,10 @@
 //! Records to numeric vectors.
+//!
+//! Packet features: a [`packet::FeatureExtractor`] turns each decoded frame
+//! into damped-window statistics ([`incstat`]) kept in bounded tables
+//! ([`stream_table`], [`pair_table`]); the layouts are [`kitsune`] (faithful
+//! and corrected, 100 features) and [`nbaiot`] (115), chosen with
+//! [`packet::Layout`].
 
 pub mod incstat;
 pub mod kitsune;
