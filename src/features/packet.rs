@@ -328,7 +328,7 @@ pub(crate) mod tests {
         assert!("kitnet".parse::<Layout>().is_err());
         let bad = TableConfig {
             capacity: 0,
-            weight_cutoff: 0.0,
+            ..TableConfig::default()
         };
         assert!(Layout::Kitsune.extractor(bad).is_err());
     }

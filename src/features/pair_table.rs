@@ -75,6 +75,7 @@ pub struct Table2D<K> {
     streams: Table<K, Stream>,
     pairs: Table<u64, Pair>,
     mode: CovUpdates,
+    fanout_limit: usize,
 }
 
 impl<K: Hash + Eq> Table2D<K> {
@@ -84,6 +85,7 @@ impl<K: Hash + Eq> Table2D<K> {
             streams: Table::new(config),
             pairs: Table::new(config),
             mode,
+            fanout_limit: config.fanout_limit,
         }
     }
 
@@ -117,12 +119,18 @@ impl<K: Hash + Eq> Table2D<K> {
         stats.insert(v, t, cache);
         let means = stats.lanes.map(|l| l.mean);
         if self.mode == CovUpdates::Kitsune {
-            let mut n = self.streams.get(s).head;
-            while n != NIL {
+            // Newest links first, at most `fanout_limit`; the updates are
+            // independent (each link has its own other end), so the order
+            // does not change the results.
+            let mut n = self.streams.get(s).tail;
+            for _ in 0..self.fanout_limit {
+                if n == NIL {
+                    break;
+                }
                 let p = n >> 1;
-                let next = self.pairs.get(p).next[(n & 1) as usize];
+                let prev = self.pairs.get(p).prev[(n & 1) as usize];
                 self.update_link(p, s, v, t, &means, cache);
-                n = next;
+                n = prev;
             }
         }
         let d = self.register(dst, t);
@@ -288,7 +296,7 @@ mod tests {
     fn cfg(capacity: usize) -> TableConfig {
         TableConfig {
             capacity,
-            weight_cutoff: 1e-6,
+            ..TableConfig::default()
         }
     }
 
@@ -307,6 +315,31 @@ mod tests {
         // First packet creates the pair (one update), then 2 per packet vs 1.
         assert!((w3[0] - 5.0).abs() < 0.01, "{w3:?}");
         assert!((w3[1] - 3.0).abs() < 0.01, "{w3:?}");
+    }
+
+    #[test]
+    fn fanout_is_limited_to_the_newest_links() {
+        let mut cache = DecayCache::default();
+        let config = TableConfig {
+            fanout_limit: 2,
+            ..cfg(10)
+        };
+        let mut t = Table2D::new(config, CovUpdates::Kitsune);
+        let pairs: Vec<u32> = (1..=4)
+            .map(|d| t.update(key(0), key(d), 60.0, 0.0, &mut cache).pair)
+            .collect();
+        let w3 = |t: &Table2D<Key<4>>| {
+            pairs
+                .iter()
+                .map(|&p| t.pairs.get(p).cov.lanes[4].w3)
+                .collect::<Vec<_>>()
+        };
+        let before = w3(&t);
+        // A packet to a fifth peer updates only the two newest links first.
+        t.update(key(0), key(5), 60.0, 1.0, &mut cache);
+        let after = w3(&t);
+        let grew: Vec<bool> = before.iter().zip(&after).map(|(b, a)| a > b).collect();
+        assert_eq!(grew, [false, false, true, true]);
     }
 
     #[test]

@@ -36,15 +36,22 @@ pub struct TableConfig {
     /// Entries whose weight, faded at the slowest rate, is below this are
     /// reclaimed (in `[0, 1)`; 0 turns reclamation off).
     pub weight_cutoff: f64,
+    /// In the `kitsune` layout, the most links of its source a packet
+    /// updates (Kitsune-py: all of them, so a host linked to a flood's
+    /// spoofed sources costs O(capacity) per packet it sends). The most
+    /// recently created links are updated; at least 1.
+    pub fanout_limit: usize,
 }
 
 impl Default for TableConfig {
     /// 100,000 entries, cutoff 1e-6 (a one-packet stream of the 0.01 window
-    /// reaches it after about 33 minutes of silence).
+    /// reaches it after about 33 minutes of silence), fan-out of 1,024 links
+    /// (the shared reference captures need at most 140).
     fn default() -> Self {
         TableConfig {
             capacity: 100_000,
             weight_cutoff: 1e-6,
+            fanout_limit: 1024,
         }
     }
 }
@@ -58,6 +65,11 @@ impl TableConfig {
                 NIL / 2 - 1,
                 self.capacity
             )));
+        }
+        if self.fanout_limit == 0 {
+            return Err(Error::Data(
+                "fan-out limit should be at least 1, but is 0".to_string(),
+            ));
         }
         if !(0.0..1.0).contains(&self.weight_cutoff) {
             return Err(Error::Data(format!(
@@ -409,7 +421,7 @@ mod tests {
     fn config(capacity: usize) -> TableConfig {
         TableConfig {
             capacity,
-            weight_cutoff: 1e-6,
+            ..TableConfig::default()
         }
     }
 
@@ -444,13 +456,20 @@ mod tests {
         let bad = TableConfig {
             capacity: 10,
             weight_cutoff: 1.5,
+            ..TableConfig::default()
         };
         assert!(bad.validate().is_err());
         let nan = TableConfig {
             capacity: 10,
             weight_cutoff: f64::NAN,
+            ..TableConfig::default()
         };
         assert!(nan.validate().is_err());
+        let no_fanout = TableConfig {
+            fanout_limit: 0,
+            ..TableConfig::default()
+        };
+        assert!(no_fanout.validate().is_err());
     }
 
     #[test]
