@@ -51,8 +51,11 @@
 //! - decay factors come from `exp2` (a few ulps from Kitsune-py's `pow`,
 //!   three times cheaper).
 //!
-//! Both layouts bound every table (see [`crate::features::stream_table`]);
-//! with the default capacity the shared reference captures never reach it.
+//! Both layouts bound every table (see [`crate::features::stream_table`]),
+//! and the faithful one bounds its fan-out: a packet updates at most
+//! [`TableConfig::fanout_limit`] links of its source (the newest). Below
+//! those limits the faithful layout is exact; the shared reference captures
+//! stay below the defaults (at most 140 links per sender, 37,624 streams).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
