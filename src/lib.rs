@@ -19,6 +19,7 @@ pub mod ingest;
 mod matrix;
 pub mod model;
 pub mod report;
+pub mod util;
 
 pub use error::{Error, Result};
 pub use matrix::Matrix;

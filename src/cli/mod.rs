@@ -1,8 +1,14 @@
 //! Flags and subcommands. Each subcommand lives in its own file with its
 //! `Args` and a `run` that builds library objects and reports.
 
+mod bench;
+mod demo;
+mod extract;
 mod splice;
+mod synth;
 mod synth_pcap;
+mod test;
+mod train;
 mod watch;
 
 use std::process::ExitCode;
@@ -23,11 +29,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a model bundle from labelled CSV files.
+    Train(train::Args),
+    /// Score CSV files with a model bundle.
+    Test(test::Args),
+    /// Write the built-in labelled IoT / Mirai flood table.
+    Synth(synth::Args),
+    /// Synthesise, train, test and report, in a few seconds.
+    Demo(demo::Args),
+    /// Time training and scoring on generated data; print JSON.
+    Bench(bench::Args),
+    /// Compute per-packet features (Kitsune / N-BaIoT) of a capture into a CSV.
+    Extract(extract::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
-    /// TEMPORARY (the lead folds it into `synth --pcap`): write a synthetic
-    /// IoT capture with Mirai-style floods and its labels.
-    SynthPcap(synth_pcap::Args),
     /// Detect floods as records arrive: capture file, live interface or
     /// standard input; alerts, scores and metrics.
     Watch(watch::Args),
@@ -35,10 +50,64 @@ enum Command {
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _ = cli.quiet;
     match cli.command {
+        Command::Train(a) => train::run(a, cli.quiet),
+        Command::Test(a) => test::run(a, cli.quiet),
+        Command::Synth(a) => synth::run(a, cli.quiet),
+        Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Bench(a) => bench::run(a, cli.quiet),
+        Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
-        Command::SynthPcap(args) => synth_pcap::run(args, cli.quiet),
         Command::Watch(args) => watch::run(args, cli.quiet),
+    }
+}
+
+/// A progress bar on standard error, hidden with `--quiet` or when standard
+/// error is not a terminal.
+pub fn progress_bar(len: u64, unit: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let counts = if unit == "bytes" {
+        "{bytes}/{total_bytes}".to_string()
+    } else {
+        format!("{{pos}}/{{len}} {unit}")
+    };
+    let style = indicatif::ProgressStyle::with_template(&format!("{{bar:30}} {counts} {{msg}}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::new(len).with_style(style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        for args in [
+            &["fw", "demo"][..],
+            &["fw", "-q", "synth", "--out", "x.csv"],
+            &[
+                "fw",
+                "test",
+                "--data",
+                "a",
+                "--model",
+                "m",
+                "--fail-on-anomaly",
+            ],
+            &["fw", "bench", "--score-rows", "10"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["fw", "nope"]).is_err());
+        assert!(progress_bar(3, "epochs", true).is_hidden());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -11,24 +11,21 @@ use clap::Args as ClapArgs;
 
 use floodwatch::ingest::packets::synth::{self, Attack, SynthConfig};
 
-/// Flags of the capture synthesizer.
+/// Flags of the capture synthesizer (part of `floodwatch synth`).
 #[derive(Debug, ClapArgs)]
-pub struct Args {
-    /// The capture to write (classic pcap, Ethernet).
-    #[arg(long, value_name = "OUT")]
-    pub pcap: PathBuf,
-    /// The label file to write (`packet_index,label`).
-    #[arg(long, value_name = "OUT.csv")]
-    pub labels: PathBuf,
+pub struct CaptureArgs {
+    /// Write a capture (classic pcap, Ethernet) instead of a CSV table.
+    #[arg(long, value_name = "OUT", requires = "labels")]
+    pub pcap: Option<PathBuf>,
+    /// With --pcap: the label file to write (`packet_index,label`).
+    #[arg(long, value_name = "OUT.csv", requires = "pcap")]
+    pub labels: Option<PathBuf>,
     /// Number of packets.
     #[arg(long, default_value_t = 100_000)]
     pub packets: u64,
     /// Benign packets per second (floods arrive ten times faster).
     #[arg(long, value_name = "PPS", default_value_t = 1_000.0)]
     pub rate: f64,
-    /// Seed of the random generator: the same seed writes the same file.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// A flood to mix in, in order: udp, syn, ack, http or gre, with
     /// `-spoofed` for random source addresses (e.g. `syn-spoofed`).
     #[arg(long = "attack", value_name = "KIND")]
@@ -38,21 +35,27 @@ pub struct Args {
     pub start: u32,
 }
 
-/// Writes the capture and its labels.
-pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+/// Writes the capture `pcap` and its `labels`.
+pub fn run(
+    args: CaptureArgs,
+    pcap: &Path,
+    labels: &Path,
+    seed: u64,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     let cfg = SynthConfig {
         packets: args.packets,
         rate: args.rate,
-        seed: args.seed,
+        seed,
         attacks: args.attacks,
         start_ns: i64::from(args.start) * 1_000_000_000,
     };
-    let create = |p: &PathBuf| {
+    let create = |p: &Path| {
         File::create(p)
             .map(|f| BufWriter::with_capacity(1 << 20, f))
             .with_context(|| format!("creating {}", p.display()))
     };
-    let summary = synth::write(&cfg, create(&args.pcap)?, create(&args.labels)?)?;
+    let summary = synth::write(&cfg, create(pcap)?, create(labels)?)?;
     if !quiet {
         let secs = (summary.end_ns - cfg.start_ns) as f64 * 1e-9;
         eprintln!(
@@ -60,8 +63,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             summary.packets,
             summary.normal,
             summary.packets - summary.normal,
-            args.pcap.display(),
-            args.labels.display()
+            pcap.display(),
+            labels.display()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -75,7 +78,7 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        args: Args,
+        args: CaptureArgs,
     }
 
     #[test]
@@ -92,8 +95,6 @@ mod tests {
             "200",
             "--rate",
             "50",
-            "--seed",
-            "3",
             "--attack",
             "udp",
             "--attack",
@@ -101,7 +102,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.args.attacks.len(), 2);
-        run(cli.args, true).unwrap();
+        run(cli.args, &pcap, &labels, 3, true).unwrap();
         let text = std::fs::read_to_string(&labels).unwrap();
         assert_eq!(text.lines().count(), 201);
         assert!(std::fs::metadata(&pcap).unwrap().len() > 24 + 200 * 16);
@@ -124,6 +125,7 @@ mod tests {
             "--rate=0",
         ])
         .unwrap();
-        assert!(run(cli.args, true).is_err());
+        assert!(run(cli.args, &p, &p, 0, true).is_err());
+        assert!(Cli::try_parse_from(["t", "--pcap", "a"]).is_err());
     }
 }

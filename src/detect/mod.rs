@@ -1,6 +1,7 @@
 //! Batch and streaming detection.
 
 pub mod alert;
+pub mod batch;
 pub mod episode;
 pub mod metrics;
 pub mod queue;

@@ -13,3 +13,4 @@ pub mod ocsvm;
 pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};
+pub mod bundle;

@@ -1,0 +1,149 @@
+//! `floodwatch test`: score CSV files with a saved bundle.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use floodwatch::detect::batch::{self, Input, Report, TestOptions};
+use floodwatch::ingest::csv::read_columns_file;
+use floodwatch::model::bundle::Bundle;
+
+/// Score every row of CSV files with a model bundle; with labels, report
+/// how well it does.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// CSV files to score (columns matched to the model's by name).
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// The model bundle written by `train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Column names, one a line, for files without a header line.
+    #[arg(long)]
+    pub columns: Option<PathBuf>,
+    /// Write the input columns plus score, is_anomaly (and predicted,
+    /// probability with a classifier) to this CSV file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the metrics as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Count malformed rows as rejected instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Exit with status 3 when any row is an anomaly.
+    #[arg(long)]
+    pub fail_on_anomaly: bool,
+    /// Rows scored together.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_rows: usize,
+}
+
+/// Scores, prints the report, writes the outputs.
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+    let bundle = Bundle::load(&args.model)?;
+    let report = score(&args, &bundle, quiet)?;
+    print_report(&report, &mut std::io::stdout().lock())?;
+    if let Some(p) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        floodwatch::util::write_atomically(p, |mut f| f.write_all(&json))?;
+    }
+    if !quiet && report.rejected > 0 {
+        eprintln!(
+            "{} rows rejected: {:?}",
+            report.rejected, report.rejected_by_reason
+        );
+    }
+    if args.fail_on_anomaly && report.anomalies > 0 {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the scoring with a progress bar over the input bytes.
+pub fn score(args: &Args, bundle: &Bundle, quiet: bool) -> anyhow::Result<Report> {
+    let columns = match &args.columns {
+        Some(p) => Some(read_columns_file(p)?),
+        None => None,
+    };
+    let opts = TestOptions {
+        input: Input {
+            data: args.data.clone(),
+            columns,
+            skip_bad_rows: args.skip_bad_rows,
+        },
+        out: args.out.clone(),
+        batch_rows: args.batch_rows,
+    };
+    let bar = super::progress_bar(0, "bytes", quiet);
+    let report = batch::test(bundle, &opts, &mut |p| {
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.bytes);
+        bar.set_message(format!("{} rows", p.rows));
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Prints the summary, metrics and classification report.
+pub fn print_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "rows {}  rejected {}  anomalies {} (threshold {:.6})",
+        r.rows, r.rejected, r.anomalies, r.threshold
+    )?;
+    for (name, m) in [
+        ("reconstruction", &r.reconstruction),
+        ("latent classifier", &r.latent_classifier),
+    ] {
+        if let Some(m) = m {
+            let auc = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+            writeln!(
+                out,
+                "{name:<18} roc_auc {}  pr_auc {}  precision {:.4}  recall {:.4}  f1 {:.4}  accuracy {:.4}",
+                auc(m.roc_auc),
+                auc(m.pr_auc),
+                m.precision,
+                m.recall,
+                m.f1,
+                m.accuracy
+            )?;
+        }
+    }
+    if !r.unknown_values.is_empty() {
+        writeln!(out, "unknown categorical values: {:?}", r.unknown_values)?;
+    }
+    if let Some(c) = &r.classification_report {
+        writeln!(out, "\n{c}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_text_without_labels() {
+        let r = Report {
+            rows: 10,
+            rejected: 1,
+            rejected_by_reason: Default::default(),
+            anomalies: 2,
+            threshold: 0.5,
+            unknown_values: [("proto".to_string(), 3)].into_iter().collect(),
+            reconstruction: None,
+            latent_classifier: None,
+            classification_report: None,
+        };
+        let mut out = Vec::new();
+        print_report(&r, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("rows 10  rejected 1  anomalies 2 (threshold 0.500000)"));
+        assert!(
+            text.contains("\"proto\": 3") && !text.contains("roc_auc"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! `floodwatch train`: learn a model bundle from labelled CSV files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use floodwatch::detect::batch::{self, Input, TrainOptions};
+use floodwatch::features::scale::ScalerParams;
+use floodwatch::ingest::csv::read_columns_file;
+use floodwatch::model::threshold::ThresholdRule;
+
+/// Train an autoencoder on the normal rows of labelled CSV files (and, when
+/// they hold attacks, a classifier on its latent representation).
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Training CSV files (same columns, matched by name).
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Where to write the model bundle.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Column names, one a line, for files without a header line.
+    #[arg(long)]
+    pub columns: Option<PathBuf>,
+    /// The label column [default: a column named `label`, any case].
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// A label of normal rows (repeatable) [default: normal].
+    #[arg(long = "normal-label")]
+    pub normal_labels: Vec<String>,
+    /// A column to leave out, e.g. an identifier (repeatable).
+    #[arg(long)]
+    pub drop: Vec<String>,
+    /// Autoencoder epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f32,
+    /// Normal rows sampled (20 % of them calibrate the threshold).
+    #[arg(long, default_value_t = 8000)]
+    pub rows: usize,
+    /// Attack rows sampled for the latent classifier.
+    #[arg(long, default_value_t = 8000)]
+    pub attack_rows: usize,
+    /// Random seed (sampling, initialisation, shuffling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Threshold rule: fpr:F, quantile:Q, meanstd:K or lognormal:P.
+    #[arg(long, default_value = "fpr:0.01")]
+    pub threshold: ThresholdRule,
+    /// Scaling: log-minmax (log1p on heavy tails), log-minmax-clip, minmax-clip or minmax.
+    #[arg(long, default_value = "log-minmax")]
+    pub scaling: ScalerParams,
+    /// Count malformed rows as rejected instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+impl Args {
+    /// The library options these flags mean.
+    pub fn options(&self) -> anyhow::Result<TrainOptions> {
+        let columns = match &self.columns {
+            Some(p) => Some(read_columns_file(p)?),
+            None => None,
+        };
+        let mut normal_labels = self.normal_labels.clone();
+        if normal_labels.is_empty() {
+            normal_labels.push("normal".into());
+        }
+        Ok(TrainOptions {
+            input: Input {
+                data: self.data.clone(),
+                columns,
+                skip_bad_rows: self.skip_bad_rows,
+            },
+            label_column: self.label_column.clone(),
+            normal_labels,
+            drop: self.drop.clone(),
+            rows: self.rows,
+            attack_rows: self.attack_rows,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            scaling: self.scaling,
+            threshold: self.threshold,
+            ..TrainOptions::default()
+        })
+    }
+}
+
+/// Trains and saves the bundle.
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+    let opts = args.options()?;
+    let bar = super::progress_bar(opts.epochs as u64, "epochs", quiet);
+    let trained = batch::train(&opts, &mut |e| {
+        let val = e.val_loss.map_or(String::new(), |v| format!(" val {v:.5}"));
+        bar.set_message(format!("loss {:.5}{val}", e.loss));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    trained.bundle.save(&args.model)?;
+    if !quiet {
+        let b = &trained.bundle;
+        let m = &b.meta;
+        eprintln!(
+            "trained on {} normal rows ({} more held back), {} features, {} epochs, final loss {:.5}",
+            m.train_rows,
+            m.holdout_rows,
+            b.schema.width(),
+            m.epochs,
+            m.history.loss.last().copied().unwrap_or(f32::NAN)
+        );
+        eprintln!("threshold {:.6} ({})", b.threshold, b.threshold_rule);
+        if let Some(c) = &b.classifier {
+            eprintln!(
+                "latent classifier over {} classes: {}",
+                c.class_names.len(),
+                c.class_names.join(", ")
+            );
+        }
+        if trained.rejections.total() > 0 {
+            eprintln!("{}", trained.rejections.summary());
+        }
+        eprintln!("saved {}", args.model.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_map_to_options() {
+        let w = Wrap::try_parse_from([
+            "t",
+            "--data",
+            "a.csv",
+            "b.csv",
+            "--model",
+            "m.fw",
+            "--drop",
+            "id",
+            "--normal-label",
+            "BENIGN",
+            "--threshold",
+            "quantile:0.9",
+            "--scaling",
+            "minmax",
+            "--epochs",
+            "3",
+        ])
+        .unwrap();
+        let o = w.args.options().unwrap();
+        assert_eq!(o.input.data.len(), 2);
+        assert_eq!(o.normal_labels, ["BENIGN"]);
+        assert_eq!(o.drop, ["id"]);
+        assert_eq!(o.threshold, ThresholdRule::Quantile(0.9));
+        assert!(!o.scaling.log);
+        assert_eq!(o.epochs, 3);
+        let w = Wrap::try_parse_from(["t", "--data", "a.csv", "--model", "m.fw"]).unwrap();
+        assert_eq!(w.args.options().unwrap().normal_labels, ["normal"]);
+        assert!(
+            Wrap::try_parse_from(["t", "--data", "a", "--model", "m", "--threshold", "x"]).is_err()
+        );
+        assert!(Wrap::try_parse_from(["t", "--model", "m"]).is_err());
+    }
+}

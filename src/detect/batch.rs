@@ -1,0 +1,1016 @@
+//! Batch detection on CSV tables: [`train()`] a bundle from labelled files,
+//! [`test()`] a bundle on new files.
+//!
+//! `train` reads the files once: it learns the [`Schema`], checks every row
+//! and keeps deterministic reservoir samples of normal rows (default 8,000)
+//! and attack rows (as many), so its memory is bounded by those sizes, not by
+//! the files. The normal sample is shuffled and split: 80 % train the scaler
+//! and the autoencoder, the other 20 % calibrate the threshold. When the
+//! files hold attack rows, a softmax regression learns the labels from the
+//! latent representation of the normal training rows and the attack sample.
+//!
+//! `test` streams the files in batches of [`TestOptions::batch_rows`] rows:
+//! memory holds one batch plus, for the metrics on labelled data, 16 bytes
+//! per row (score, truth, classifier outputs); unlabelled data runs in
+//! constant memory.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use csv::ByteRecord;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::features::scale::ScalerParams;
+use crate::features::tabular::{Encoder, Schema, SchemaBuilder};
+use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row};
+use crate::model::autoencoder::{AutoencoderParams, EpochReport};
+use crate::model::bundle::{Bundle, Classifier, TrainMeta};
+use crate::model::logistic::LogisticParams;
+use crate::model::threshold::ThresholdRule;
+use crate::report::classification::ClassificationReport;
+use crate::report::metrics::{binary_metrics, BinaryMetrics};
+use crate::util::AtomicFile;
+use crate::{Error, Matrix, Result};
+
+/// Most distinct labels tracked (more would be an identifier, not a label).
+const MAX_LABELS: usize = 1000;
+
+/// Where the input is and how to read it.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// The CSV files.
+    pub data: Vec<PathBuf>,
+    /// Column names for header-less files.
+    pub columns: Option<Vec<String>>,
+    /// Count malformed rows as rejected instead of failing.
+    pub skip_bad_rows: bool,
+}
+
+impl Input {
+    fn open(&self) -> Result<CsvSource> {
+        CsvSource::open(&self.data, self.columns.as_deref())
+    }
+
+    /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
+    fn reject(&self, bad: BadRow, rejections: &mut Rejections) -> Result<()> {
+        if self.skip_bad_rows {
+            rejections.add(&bad);
+            Ok(())
+        } else {
+            Err(bad.error)
+        }
+    }
+}
+
+/// What [`train`] does.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The training files.
+    pub input: Input,
+    /// The label column; `None`: a column named `label`, any case.
+    pub label_column: Option<String>,
+    /// Labels of normal rows. Default `["normal"]`.
+    pub normal_labels: Vec<String>,
+    /// Columns left out of the features.
+    pub drop: Vec<String>,
+    /// Normal rows sampled (train + holdout). Default 8,000.
+    pub rows: usize,
+    /// Share of the sampled normal rows held back for the threshold. Default 0.2.
+    pub holdout: f64,
+    /// Attack rows sampled for the classifier. Default 8,000.
+    pub attack_rows: usize,
+    /// Epochs. Default 10.
+    pub epochs: usize,
+    /// Mini-batch size. Default 256.
+    pub batch_size: usize,
+    /// Adam learning rate. Default 1e-3.
+    pub learning_rate: f32,
+    /// Seed of sampling, initialisation and shuffling. Default 42.
+    pub seed: u64,
+    /// Feature scaling.
+    pub scaling: ScalerParams,
+    /// Threshold rule. Default `fpr:0.01`.
+    pub threshold: ThresholdRule,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            input: Input::default(),
+            label_column: None,
+            normal_labels: vec!["normal".into()],
+            drop: Vec::new(),
+            rows: 8000,
+            holdout: 0.2,
+            attack_rows: 8000,
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            seed: 42,
+            scaling: ScalerParams::default(),
+            threshold: ThresholdRule::default(),
+        }
+    }
+}
+
+/// The result of [`train`].
+#[derive(Debug)]
+pub struct Trained {
+    /// The model, ready to save.
+    pub bundle: Bundle,
+    /// Rows rejected with `--skip-bad-rows`.
+    pub rejections: Rejections,
+}
+
+/// Finds the label column: `name` exactly, or else `label` in any case.
+fn label_index(header: &[String], name: Option<&str>) -> Option<usize> {
+    match name {
+        Some(n) => header.iter().position(|h| h == n),
+        None => header.iter().position(|h| h.eq_ignore_ascii_case("label")),
+    }
+}
+
+/// A row kept by reservoir sampling.
+struct Kept {
+    file: PathBuf,
+    line: u64,
+    record: ByteRecord,
+    label: String,
+}
+
+/// Algorithm R: keeps a uniform sample of at most `cap` of `seen` items.
+fn reservoir(
+    sample: &mut Vec<Kept>,
+    cap: usize,
+    seen: u64,
+    rng: &mut ChaCha8Rng,
+    row: &Row,
+    label: &str,
+) {
+    let keep = |row: &Row| Kept {
+        file: row.file.to_owned(),
+        line: row.line,
+        record: row.to_record(),
+        label: label.to_owned(),
+    };
+    if sample.len() < cap {
+        sample.push(keep(row));
+    } else if cap > 0 {
+        let j = rng.random_range(0..seen);
+        if let Some(slot) = sample.get_mut(j as usize) {
+            *slot = keep(row);
+        }
+    }
+}
+
+/// What one pass over the training files found.
+struct Scan {
+    header: Vec<String>,
+    label_col: usize,
+    schema: Schema,
+    normal: Vec<Kept>,
+    attack: Vec<Kept>,
+    rows_read: u64,
+    normal_rows: u64,
+    attack_rows: u64,
+    labels: BTreeSet<String>,
+    rejections: Rejections,
+}
+
+fn scan(opts: &TrainOptions) -> Result<Scan> {
+    let mut src = opts.input.open()?;
+    let header = src.header().to_vec();
+    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let label_col =
+        label_index(&header, opts.label_column.as_deref()).ok_or_else(|| Error::Input {
+            file: first.clone(),
+            line: 1,
+            msg: format!(
+                "no label column '{}' at train time (columns: {}); name it with --label-column",
+                opts.label_column.as_deref().unwrap_or("label"),
+                header.join(", ")
+            ),
+        })?;
+    for d in &opts.drop {
+        if !header.contains(d) {
+            return Err(Error::Input {
+                file: first.clone(),
+                line: 1,
+                msg: format!("--drop column '{d}' is not in the header"),
+            });
+        }
+    }
+    let features: Vec<usize> = (0..header.len())
+        .filter(|&i| i != label_col && !opts.drop.contains(&header[i]))
+        .collect();
+    if features.is_empty() {
+        return Err(Error::Data(
+            "no feature column left after --drop and the label".into(),
+        ));
+    }
+    let mut builder = SchemaBuilder::new(&header, features);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let (mut normal, mut attack) = (Vec::new(), Vec::new());
+    let (mut rows_read, mut normal_rows, mut attack_rows) = (0u64, 0u64, 0u64);
+    let mut labels = BTreeSet::new();
+    let mut rejections = Rejections::default();
+    loop {
+        let row = match src.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(bad) => {
+                rows_read += 1;
+                opts.input.reject(bad, &mut rejections)?;
+                continue;
+            }
+        };
+        rows_read += 1;
+        if let Err(bad) = builder.observe(&row) {
+            opts.input.reject(bad, &mut rejections)?;
+            continue;
+        }
+        let label = row.text(label_col);
+        if labels.len() < MAX_LABELS {
+            labels.insert(label.to_string());
+        }
+        if opts.normal_labels.iter().any(|n| n == label.as_ref()) {
+            normal_rows += 1;
+            reservoir(&mut normal, opts.rows, normal_rows, &mut rng, &row, &label);
+        } else {
+            attack_rows += 1;
+            reservoir(
+                &mut attack,
+                opts.attack_rows,
+                attack_rows,
+                &mut rng,
+                &row,
+                &label,
+            );
+        }
+    }
+    Ok(Scan {
+        header,
+        label_col,
+        schema: builder.finish(),
+        normal,
+        attack,
+        rows_read,
+        normal_rows,
+        attack_rows,
+        labels,
+        rejections,
+    })
+}
+
+/// Encodes kept rows; rows that fail (a value beyond `f32`) are rejected.
+fn encode_kept(
+    kept: Vec<Kept>,
+    enc: &mut Encoder,
+    header: &[String],
+    input: &Input,
+    rejections: &mut Rejections,
+) -> Result<(Matrix, Vec<String>)> {
+    let mut x = Matrix::with_cols(enc.width());
+    let mut labels = Vec::with_capacity(kept.len());
+    let mut buf = vec![0.0; enc.width()];
+    for k in kept {
+        let row = Row::new(&k.file, k.line, &k.record, header);
+        match enc.encode(&row, &mut buf) {
+            Ok(()) => {
+                x.push_row(&buf);
+                labels.push(k.label);
+            }
+            Err(bad) => input.reject(bad, rejections)?,
+        }
+    }
+    Ok((x, labels))
+}
+
+/// Trains a bundle; `on_epoch` hears of every autoencoder epoch.
+pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Result<Trained> {
+    if opts.rows < 2 {
+        return Err(Error::Model(format!(
+            "normal rows to sample should be at least 2, but is {}",
+            opts.rows
+        )));
+    }
+    if !(0.0..1.0).contains(&opts.holdout) {
+        return Err(Error::Model(format!(
+            "holdout should be in [0, 1), but is {}",
+            opts.holdout
+        )));
+    }
+    let files = opts
+        .input
+        .data
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>();
+    let mut s = scan(opts)?;
+    if s.rows_read == 0 {
+        return Err(Error::Data(format!("{}: no data rows", files.join(", "))));
+    }
+    if s.normal.len() < 2 {
+        let seen: Vec<&str> = s.labels.iter().map(String::as_str).take(20).collect();
+        return Err(Error::Data(format!(
+            "{}: {} normal rows (label {}) in column '{}', need at least 2 to train; labels seen: {}",
+            files.join(", "),
+            s.normal.len(),
+            opts.normal_labels.join(" or "),
+            s.header[s.label_col],
+            seen.join(", ")
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
+    // Reservoir order depends on replacement history: shuffle before splitting.
+    s.normal.shuffle(&mut rng);
+    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let mut enc = s.schema.bind(&s.header, &first)?;
+    let (normal, _) = encode_kept(
+        std::mem::take(&mut s.normal),
+        &mut enc,
+        &s.header,
+        &opts.input,
+        &mut s.rejections,
+    )?;
+    let n = normal.rows();
+    let n_hold = ((n as f64 * opts.holdout).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+    if n < 2 {
+        return Err(Error::Data(
+            "fewer than 2 normal rows left to train on".into(),
+        ));
+    }
+    let train_idx: Vec<usize> = (n_hold..n).collect();
+    let hold_idx: Vec<usize> = (0..n_hold).collect();
+    let mut train_x = normal.select_rows(&train_idx);
+    let mut hold_x = normal.select_rows(&hold_idx);
+    drop(normal);
+    let scaler = opts.scaling.fit(&train_x, &s.schema.one_hot_mask())?;
+    scaler.transform(&mut train_x);
+    scaler.transform(&mut hold_x);
+    let params = AutoencoderParams::new()
+        .epochs(opts.epochs)
+        .batch_size(opts.batch_size)
+        .learning_rate(opts.learning_rate)
+        .seed(opts.seed);
+    let (autoencoder, history) = params.fit(&train_x, Some(&hold_x), on_epoch)?;
+    let mut hold_scores = vec![0.0; hold_x.rows()];
+    autoencoder.score_batch(&hold_x, &mut hold_scores);
+    let threshold = opts.threshold.calibrate(&hold_scores)?;
+    let (attack_x, attack_labels) = encode_kept(
+        std::mem::take(&mut s.attack),
+        &mut enc,
+        &s.header,
+        &opts.input,
+        &mut s.rejections,
+    )?;
+    let classifier = if attack_x.rows() > 0 {
+        let mut attack_x = attack_x;
+        scaler.transform(&mut attack_x);
+        Some(fit_classifier(
+            opts,
+            &autoencoder,
+            &train_x,
+            &attack_x,
+            &attack_labels,
+        )?)
+    } else {
+        None
+    };
+    let meta = TrainMeta {
+        floodwatch_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        data: files,
+        rows_read: s.rows_read,
+        rows_rejected: s.rejections.total(),
+        normal_rows: s.normal_rows,
+        attack_rows: s.attack_rows,
+        train_rows: train_x.rows(),
+        holdout_rows: hold_x.rows(),
+        classifier_attack_rows: attack_labels.len(),
+        epochs: opts.epochs,
+        batch_size: opts.batch_size,
+        learning_rate: opts.learning_rate,
+        seed: opts.seed,
+        history,
+        dropped: opts.drop.clone(),
+    };
+    Ok(Trained {
+        bundle: Bundle {
+            schema: s.schema,
+            label_column: s.header[s.label_col].clone(),
+            normal_labels: opts.normal_labels.clone(),
+            scaler,
+            autoencoder,
+            threshold_rule: opts.threshold,
+            threshold,
+            classifier,
+            meta,
+        },
+        rejections: s.rejections,
+    })
+}
+
+/// Softmax regression on the latent of normal (class 0) and attack rows
+/// (one class per label, sorted).
+fn fit_classifier(
+    opts: &TrainOptions,
+    ae: &crate::model::Autoencoder,
+    normal: &Matrix,
+    attack: &Matrix,
+    attack_labels: &[String],
+) -> Result<Classifier> {
+    let mut class_names = vec![opts
+        .normal_labels
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "normal".into())];
+    let distinct: BTreeSet<&String> = attack_labels.iter().collect();
+    class_names.extend(distinct.into_iter().cloned());
+    let index: HashMap<&str, usize> = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut x = ae.encode_batch(normal);
+    let mut y = vec![0; normal.rows()];
+    let z = ae.encode_batch(attack);
+    for (row, label) in z.iter_rows().zip(attack_labels) {
+        x.push_row(row);
+        y.push(index.get(label.as_str()).copied().unwrap_or(0));
+    }
+    let model = LogisticParams::new()
+        .seed(opts.seed)
+        .fit(&x, &y, class_names.len())?;
+    Ok(Classifier {
+        model,
+        class_names,
+        normal_class: 0,
+    })
+}
+
+/// What [`test()`] does.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// The files to score.
+    pub input: Input,
+    /// Where to write predictions (input columns + score, is_anomaly, ...).
+    pub out: Option<PathBuf>,
+    /// Rows scored together. Default 4,096.
+    pub batch_rows: usize,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            input: Input::default(),
+            out: None,
+            batch_rows: 4096,
+        }
+    }
+}
+
+/// Metrics on labelled test data, with the stable keys of `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Rows scored.
+    pub rows: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// Rejections by reason.
+    pub rejected_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// Rows above the threshold.
+    pub anomalies: u64,
+    /// The threshold used.
+    pub threshold: f32,
+    /// Unknown categorical values, by column.
+    pub unknown_values: std::collections::BTreeMap<String, u64>,
+    /// Reconstruction error vs the threshold (null without labels).
+    pub reconstruction: Option<BinaryMetrics>,
+    /// Latent classifier, attack = not the normal class (null without a
+    /// classifier or labels).
+    pub latent_classifier: Option<BinaryMetrics>,
+    /// Per-class report of the latent classifier.
+    pub classification_report: Option<ClassificationReport>,
+}
+
+/// Progress of [`test()`]: rows done, bytes read, total bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Rows scored so far.
+    pub rows: u64,
+    /// Bytes read so far.
+    pub bytes: u64,
+    /// Bytes to read in all.
+    pub total_bytes: u64,
+}
+
+/// Accumulates what the metrics need, row by row.
+#[derive(Default)]
+struct Truth {
+    scores: Vec<f32>,
+    flagged: Vec<bool>,
+    class_truth: Vec<u32>,
+    class_pred: Vec<u32>,
+    class_attack_prob: Vec<f32>,
+}
+
+/// One batch of rows being scored.
+struct Batch {
+    x: Matrix,
+    records: Vec<ByteRecord>,
+    labels: Vec<Option<u32>>,
+    len: usize,
+    /// Input bytes read when the batch was complete (for progress).
+    bytes: u64,
+}
+
+impl Batch {
+    fn new(rows: usize, width: usize) -> Self {
+        Batch {
+            x: Matrix::zeros(rows, width),
+            records: vec![ByteRecord::new(); rows],
+            labels: vec![None; rows],
+            len: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Batches in flight between the reading and the scoring thread.
+const IN_FLIGHT: usize = 3;
+
+/// The reading side of [`test()`]: CSV parsing, checks and encoding.
+struct Reader<'a> {
+    src: CsvSource,
+    enc: Encoder,
+    input: &'a Input,
+    bundle: &'a Bundle,
+    label_col: Option<usize>,
+    keep_records: bool,
+    rejections: Rejections,
+    class_names: Vec<String>,
+    label_ids: HashMap<String, u32>,
+}
+
+impl Reader<'_> {
+    /// Fills `batch`; false once the input is exhausted.
+    fn fill(&mut self, batch: &mut Batch) -> Result<bool> {
+        batch.len = 0;
+        let cap = batch.x.rows();
+        while batch.len < cap {
+            let row = match self.src.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    batch.bytes = self.src.bytes_read();
+                    return Ok(false);
+                }
+                Err(bad) => {
+                    self.input.reject(bad, &mut self.rejections)?;
+                    continue;
+                }
+            };
+            let i = batch.len;
+            if let Err(bad) = self.enc.encode(&row, batch.x.row_mut(i)) {
+                self.input.reject(bad, &mut self.rejections)?;
+                continue;
+            }
+            batch.labels[i] = self.label_col.map(|c| {
+                let label = row.text(c);
+                label_id(
+                    &label,
+                    &mut self.label_ids,
+                    &mut self.class_names,
+                    self.bundle,
+                )
+            });
+            if self.keep_records {
+                row.copy_into(&mut batch.records[i]);
+            }
+            batch.len += 1;
+        }
+        batch.bytes = self.src.bytes_read();
+        Ok(true)
+    }
+
+    /// Reads batches from `empty` until the input ends, sends them to `full`.
+    fn run(&mut self, empty: &Receiver<Batch>, full: &SyncSender<Batch>) -> Result<()> {
+        // A closed channel means the scoring side stopped (on an error it reports).
+        while let Ok(mut batch) = empty.recv() {
+            let more = self.fill(&mut batch)?;
+            if batch.len > 0 && full.send(batch).is_err() {
+                return Ok(());
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scoring side of [`test()`]: everything after encoding.
+struct Scorer {
+    out: Option<PredWriter>,
+    truth: Truth,
+    rows: u64,
+    anomalies: u64,
+}
+
+/// Scores the files with `bundle`, writing predictions if asked.
+///
+/// Two threads: one parses and encodes batches, the other scales, scores
+/// and writes them, with three batches recycled between them.
+pub fn test(
+    bundle: &Bundle,
+    opts: &TestOptions,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Report> {
+    let src = opts.input.open()?;
+    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let header = src.header().to_vec();
+    let enc = bundle.schema.bind(&header, &first)?;
+    let total_bytes = src.total_bytes();
+    let class_names = bundle
+        .classifier
+        .as_ref()
+        .map(|c| c.class_names.clone())
+        .unwrap_or_default();
+    let out = match &opts.out {
+        Some(p) => Some(open_predictions(p, &header, bundle.classifier.is_some())?),
+        None => None,
+    };
+    let mut reader = Reader {
+        label_col: label_index(&header, Some(&bundle.label_column)),
+        keep_records: out.is_some(),
+        label_ids: class_names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect(),
+        class_names,
+        src,
+        enc,
+        input: &opts.input,
+        bundle,
+        rejections: Rejections::default(),
+    };
+    let mut scorer = Scorer {
+        out,
+        truth: Truth::default(),
+        rows: 0,
+        anomalies: 0,
+    };
+    let batch_rows = opts.batch_rows.max(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel();
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        // The receiver is alive here: sending cannot fail.
+        let _ = empty_tx.send(Batch::new(batch_rows, reader.enc.width()));
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = &mut reader;
+        // Moved in: the channel ends close when the reader returns.
+        let reading = scope.spawn(move || reader.run(&empty_rx, &full_tx));
+        let scored = (|| -> Result<()> {
+            for mut batch in full_rx.iter() {
+                scorer.anomalies +=
+                    score_batch(bundle, &mut batch, &mut scorer.truth, scorer.out.as_mut())?;
+                scorer.rows += batch.len as u64;
+                on_progress(Progress {
+                    rows: scorer.rows,
+                    bytes: batch.bytes,
+                    total_bytes,
+                });
+                // The reader may have finished: then nobody needs the batch back.
+                let _ = empty_tx.send(batch);
+            }
+            Ok(())
+        })();
+        // Unblock the reader if scoring stopped early.
+        drop(full_rx);
+        drop(empty_tx);
+        let read = reading
+            .join()
+            .unwrap_or_else(|_| Err(Error::Data("the reading thread panicked".into())));
+        read.and(scored)
+    })?;
+    let (rows, anomalies) = (scorer.rows, scorer.anomalies);
+    if rows == 0 && reader.rejections.total() == 0 {
+        return Err(Error::Data(format!(
+            "{}: no data rows to score",
+            opts.input
+                .data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(w) = scorer.out {
+        let path = opts.out.clone().unwrap_or_default();
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        file.commit()?;
+    }
+    Ok(report(
+        bundle,
+        rows,
+        anomalies,
+        &reader.rejections,
+        &reader.enc,
+        reader.label_col.is_some(),
+        &scorer.truth,
+        &reader.class_names,
+    ))
+}
+
+/// The class id of a test label: a trained class, or a new name appended
+/// (bounded by [`MAX_LABELS`]; beyond, all share the last id).
+fn label_id(
+    label: &str,
+    ids: &mut HashMap<String, u32>,
+    names: &mut Vec<String>,
+    bundle: &Bundle,
+) -> u32 {
+    let key = if bundle.normal_labels.iter().any(|n| n == label) {
+        bundle
+            .classifier
+            .as_ref()
+            .map_or(label, |c| c.class_names[c.normal_class].as_str())
+    } else {
+        label
+    };
+    if let Some(&id) = ids.get(key) {
+        return id;
+    }
+    if names.len() >= MAX_LABELS {
+        return (names.len() - 1) as u32;
+    }
+    names.push(key.to_owned());
+    let id = (names.len() - 1) as u32;
+    ids.insert(key.to_owned(), id);
+    id
+}
+
+fn is_normal_label(bundle: &Bundle, names: &[String], id: u32) -> bool {
+    names.get(id as usize).is_some_and(|n| {
+        bundle.normal_labels.contains(n)
+            || bundle
+                .classifier
+                .as_ref()
+                .is_some_and(|c| c.class_names[c.normal_class] == *n)
+    })
+}
+
+type PredWriter = csv::Writer<AtomicFile>;
+
+fn open_predictions(path: &Path, header: &[String], classifier: bool) -> Result<PredWriter> {
+    let file = AtomicFile::create(path)?;
+    let mut w = csv::Writer::from_writer(file);
+    let mut cols: Vec<&str> = header.iter().map(String::as_str).collect();
+    cols.extend(["score", "is_anomaly"]);
+    if classifier {
+        cols.extend(["predicted", "probability"]);
+    }
+    w.write_record(&cols)
+        .map_err(|e| Error::io(path, e.into()))?;
+    Ok(w)
+}
+
+/// Scores one batch, records the metrics' inputs, writes predictions;
+/// returns the anomalies found.
+fn score_batch(
+    bundle: &Bundle,
+    batch: &mut Batch,
+    truth: &mut Truth,
+    out: Option<&mut PredWriter>,
+) -> Result<u64> {
+    let n = batch.len;
+    let d = batch.x.cols();
+    let mut partial;
+    let x = if n == batch.x.rows() {
+        &mut batch.x
+    } else {
+        partial = Matrix::from_vec(n, d, batch.x.as_slice()[..n * d].to_vec()).unwrap_or_default();
+        &mut partial
+    };
+    bundle.scaler.transform(x);
+    let mut scores = vec![0.0; n];
+    bundle.autoencoder.score_batch(x, &mut scores);
+    let flagged: Vec<bool> = scores.iter().map(|&s| s > bundle.threshold).collect();
+    let mut predicted = vec![(0usize, 0f32, 0f32); 0];
+    if let Some(c) = &bundle.classifier {
+        let z = bundle.autoencoder.encode_batch(x);
+        let mut p = vec![0.0; c.model.n_classes()];
+        predicted = z
+            .iter_rows()
+            .map(|zr| {
+                c.model.predict_proba(zr, &mut p);
+                let k = crate::model::logistic::argmax(&p);
+                (k, p[k], 1.0 - p[c.normal_class])
+            })
+            .collect();
+    }
+    if batch.labels[..n].iter().any(Option::is_some) {
+        for i in 0..n {
+            let Some(label) = batch.labels[i] else {
+                continue;
+            };
+            truth.scores.push(scores[i]);
+            truth.flagged.push(flagged[i]);
+            truth.class_truth.push(label);
+            if let Some(&(k, _, attack_p)) = predicted.get(i) {
+                truth.class_pred.push(k as u32);
+                truth.class_attack_prob.push(attack_p);
+            }
+        }
+    }
+    if let Some(w) = out {
+        let mut num = ryu::Buffer::new();
+        for i in 0..n {
+            let rec = &mut batch.records[i];
+            rec.push_field(num.format(scores[i]).as_bytes());
+            rec.push_field(if flagged[i] { b"1" } else { b"0" });
+            if let (Some(c), Some(&(k, p, _))) = (&bundle.classifier, predicted.get(i)) {
+                rec.push_field(c.class_names[k].as_bytes());
+                rec.push_field(num.format(p).as_bytes());
+            }
+            w.write_byte_record(rec)
+                .map_err(|e| Error::io(w.get_ref().path().to_owned(), e.into()))?;
+        }
+    }
+    Ok(flagged.iter().filter(|&&f| f).count() as u64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    bundle: &Bundle,
+    rows: u64,
+    anomalies: u64,
+    rejections: &Rejections,
+    enc: &Encoder,
+    labelled: bool,
+    truth: &Truth,
+    class_names: &[String],
+) -> Report {
+    let attack: Vec<bool> = truth
+        .class_truth
+        .iter()
+        .map(|&id| !is_normal_label(bundle, class_names, id))
+        .collect();
+    let reconstruction = labelled.then(|| binary_metrics(&truth.scores, &truth.flagged, &attack));
+    let classifier = bundle.classifier.as_ref().filter(|_| labelled);
+    let latent_classifier = classifier.map(|c| {
+        let pred: Vec<bool> = truth
+            .class_pred
+            .iter()
+            .map(|&k| k as usize != c.normal_class)
+            .collect();
+        binary_metrics(&truth.class_attack_prob, &pred, &attack)
+    });
+    let classification_report = classifier.map(|_| {
+        let t: Vec<usize> = truth.class_truth.iter().map(|&k| k as usize).collect();
+        let p: Vec<usize> = truth.class_pred.iter().map(|&k| k as usize).collect();
+        ClassificationReport::new(class_names, &t, &p)
+    });
+    Report {
+        rows,
+        rejected: rejections.total(),
+        rejected_by_reason: rejections.by_reason().clone(),
+        anomalies,
+        threshold: bundle.threshold,
+        unknown_values: enc.unknown_counts().into_iter().collect(),
+        reconstruction,
+        latent_classifier,
+        classification_report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// 300 rows: normal rows near (1, 2), attacks far away.
+    fn table() -> String {
+        let mut t = String::from("x,y,kind,Label\n");
+        for i in 0..300 {
+            let j = (i % 10) as f32 / 10.0;
+            if i % 5 == 4 {
+                t += &format!("{},{},b,attack\n", 50.0 + j, 90.0 - j);
+            } else {
+                t += &format!("{},{},a,normal\n", 1.0 + j, 2.0 + j);
+            }
+        }
+        t
+    }
+
+    fn options(data: PathBuf) -> TrainOptions {
+        TrainOptions {
+            input: Input {
+                data: vec![data],
+                ..Input::default()
+            },
+            epochs: 30,
+            batch_size: 32,
+            learning_rate: 0.01,
+            ..TrainOptions::default()
+        }
+    }
+
+    #[test]
+    fn label_column_lookup() {
+        let h: Vec<String> = ["a", "LABEL", "c"].map(String::from).to_vec();
+        assert_eq!(label_index(&h, None), Some(1));
+        assert_eq!(label_index(&h, Some("c")), Some(2));
+        assert_eq!(label_index(&h, Some("label")), None);
+    }
+
+    #[test]
+    fn train_then_test_separates_attacks() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let trained = train(&options(data.clone()), &mut |_| {}).unwrap();
+        let b = &trained.bundle;
+        assert_eq!(b.label_column, "Label");
+        assert_eq!((b.meta.normal_rows, b.meta.attack_rows), (240, 60));
+        assert_eq!((b.meta.train_rows, b.meta.holdout_rows), (192, 48));
+        let c = b.classifier.as_ref().unwrap();
+        assert_eq!(c.class_names, ["normal", "attack"]);
+        let out = d.path().join("p.csv");
+        let opts = TestOptions {
+            input: Input {
+                data: vec![data],
+                ..Input::default()
+            },
+            out: Some(out.clone()),
+            batch_rows: 7,
+        };
+        let mut calls = 0;
+        let r = test(b, &opts, &mut |_| calls += 1).unwrap();
+        assert_eq!(calls, 300 / 7 + 1);
+        assert_eq!(r.rows, 300);
+        let rec = r.reconstruction.unwrap();
+        assert!(rec.roc_auc.unwrap() > 0.99, "{rec:?}");
+        assert_eq!(rec.confusion.tp, 60);
+        let lat = r.latent_classifier.unwrap();
+        assert_eq!(lat.confusion.tp + lat.confusion.tn, 300, "{lat:?}");
+        let text = std::fs::read_to_string(out).unwrap();
+        assert_eq!(text.lines().count(), 301);
+        assert!(text.lines().nth(5).unwrap().contains(",attack,"));
+    }
+
+    #[test]
+    fn sampling_is_bounded_and_deterministic() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let opts = TrainOptions {
+            rows: 50,
+            attack_rows: 10,
+            epochs: 1,
+            ..options(data)
+        };
+        let a = train(&opts, &mut |_| {}).unwrap().bundle;
+        let b = train(&opts, &mut |_| {}).unwrap().bundle;
+        assert_eq!((a.meta.train_rows, a.meta.holdout_rows), (40, 10));
+        assert_eq!(a.meta.classifier_attack_rows, 10);
+        assert_eq!(a.autoencoder, b.autoencoder);
+        assert_eq!(a.threshold.to_bits(), b.threshold.to_bits());
+    }
+
+    #[test]
+    fn bad_options_and_data() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let bad = TrainOptions {
+            rows: 1,
+            ..options(data.clone())
+        };
+        assert!(train(&bad, &mut |_| {}).is_err());
+        let bad = TrainOptions {
+            holdout: 1.0,
+            ..options(data.clone())
+        };
+        assert!(train(&bad, &mut |_| {}).is_err());
+        let bad = TrainOptions {
+            drop: vec!["x".into(), "y".into(), "kind".into()],
+            ..options(data)
+        };
+        let err = train(&bad, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("no feature column"), "{err}");
+    }
+}

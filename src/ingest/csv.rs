@@ -1,0 +1,664 @@
+//! Streaming CSV tables: one or several files read record by record into one
+//! reused [`csv::ByteRecord`], so memory does not grow with the file length.
+//!
+//! Files have a header line, or none when the column names come from a
+//! `--columns` file (one name a line). Several files must hold the same
+//! columns, matched by name (their order may differ). Errors name the file,
+//! the 1-based line and the column.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+use crate::{Error, Result};
+
+/// Why a row was rejected (with `--skip-bad-rows`) or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// The row has more or fewer fields than the header.
+    Ragged,
+    /// Text (or nothing) where a number is expected.
+    NotNumeric,
+    /// NaN or an infinity.
+    NonFinite,
+}
+
+impl Reason {
+    /// A stable short name, used as the key of rejection counts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Ragged => "ragged",
+            Reason::NotNumeric => "not_numeric",
+            Reason::NonFinite => "non_finite",
+        }
+    }
+}
+
+/// A malformed row: why, and the error that names file, line and column.
+#[derive(Debug)]
+pub struct BadRow {
+    /// The kind of defect, for counting.
+    pub reason: Reason,
+    /// The full error.
+    pub error: Error,
+}
+
+/// Counts of rows rejected with `--skip-bad-rows`, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    counts: BTreeMap<&'static str, u64>,
+    first: Option<String>,
+}
+
+impl Rejections {
+    /// Counts one rejected row.
+    pub fn add(&mut self, bad: &BadRow) {
+        *self.counts.entry(bad.reason.name()).or_default() += 1;
+        if self.first.is_none() {
+            self.first = Some(bad.error.to_string());
+        }
+    }
+
+    /// Total rejected rows.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Counts by reason name.
+    pub fn by_reason(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    /// A one-line summary such as `3 rows rejected (ragged 1, non_finite 2; first: ...)`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "{} rows rejected ({}; first: {})",
+            self.total(),
+            parts.join(", "),
+            self.first.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// Reads a `--columns` file: one column name a line, blank lines ignored.
+pub fn read_columns_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err(Error::Input {
+            file: path.to_owned(),
+            line: 1,
+            msg: "columns file names no column".into(),
+        });
+    }
+    check_unique(path, &names)?;
+    Ok(names)
+}
+
+fn check_unique(path: &Path, names: &[String]) -> Result<()> {
+    let mut seen = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = seen.insert(n.as_str(), i) {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: format!(
+                    "column '{n}' appears twice (fields {} and {})",
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One open file: its reader and where each canonical column sits in it.
+struct OpenFile {
+    reader: csv::Reader<File>,
+    /// `perm[c]` = field index in this file of canonical column `c`.
+    perm: Vec<usize>,
+    /// True when `perm` is the identity (the common case: no lookup needed).
+    identity: bool,
+}
+
+/// A streaming reader over one or several CSV files with the same columns.
+pub struct CsvSource {
+    files: Vec<PathBuf>,
+    header: Vec<String>,
+    given_columns: bool,
+    next_file: usize,
+    current: Option<OpenFile>,
+    record: ByteRecord,
+    line: u64,
+    /// Bytes of the files finished before the current one.
+    done_bytes: u64,
+    /// Size of the current file.
+    current_size: u64,
+}
+
+impl std::fmt::Debug for CsvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvSource")
+            .field("files", &self.files)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CsvSource {
+    /// Opens `files`. With `columns`, the files have no header line and these
+    /// are the names; otherwise the first line of each file is its header.
+    pub fn open(files: &[PathBuf], columns: Option<&[String]>) -> Result<Self> {
+        let Some(first) = files.first() else {
+            return Err(Error::Data("no input file given".into()));
+        };
+        let mut src = CsvSource {
+            files: files.to_vec(),
+            header: Vec::new(),
+            given_columns: columns.is_some(),
+            next_file: 0,
+            current: None,
+            record: ByteRecord::new(),
+            line: 0,
+            done_bytes: 0,
+            current_size: 0,
+        };
+        src.header = match columns {
+            Some(names) => names.to_vec(),
+            None => Self::read_header(first)?.1,
+        };
+        src.open_next()?;
+        Ok(src)
+    }
+
+    /// The column names, in the first file's order.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Total size of the input files (for progress; 0 where unknown).
+    pub fn total_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Bytes consumed so far over all files.
+    pub fn bytes_read(&self) -> u64 {
+        self.done_bytes + self.record.position().map_or(0, |p| p.byte())
+    }
+
+    /// The file being read (the last one once all are read).
+    pub fn current_file(&self) -> &Path {
+        let i = self.next_file.saturating_sub(1);
+        self.files.get(i).map_or(Path::new("-"), PathBuf::as_path)
+    }
+
+    fn builder() -> csv::ReaderBuilder {
+        let mut b = csv::ReaderBuilder::new();
+        // Ragged rows are reported by us with their line, not by the parser.
+        b.flexible(true).has_headers(false);
+        b
+    }
+
+    fn open_reader(path: &Path) -> Result<csv::Reader<File>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // The csv reader buffers itself: a BufReader would only add a copy.
+        Ok(Self::builder().buffer_capacity(1 << 16).from_reader(file))
+    }
+
+    fn read_header(path: &Path) -> Result<(csv::Reader<File>, Vec<String>)> {
+        let mut reader = Self::open_reader(path)?;
+        let mut rec = ByteRecord::new();
+        let found = reader
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_error(path, e))?;
+        if !found {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: "empty file: no header line (for a file without one, pass --columns)".into(),
+            });
+        }
+        let names: Vec<String> = rec
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+            .collect();
+        check_unique(path, &names)?;
+        Ok((reader, names))
+    }
+
+    /// Opens the next file; false when all are read.
+    fn open_next(&mut self) -> Result<bool> {
+        self.done_bytes += self.current_size;
+        self.current_size = 0;
+        let Some(path) = self.files.get(self.next_file).cloned() else {
+            self.current = None;
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let (reader, names) = if self.given_columns {
+            (Self::open_reader(&path)?, self.header.clone())
+        } else {
+            Self::read_header(&path)?
+        };
+        let perm = self.permutation(&path, &names)?;
+        self.current_size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
+        self.current = Some(OpenFile {
+            reader,
+            perm,
+            identity,
+        });
+        Ok(true)
+    }
+
+    fn permutation(&self, path: &Path, names: &[String]) -> Result<Vec<usize>> {
+        let pos: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        if names.len() != self.header.len() {
+            return Err(Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: format!(
+                    "{} columns, but the first file has {}: all --data files need the same columns",
+                    names.len(),
+                    self.header.len()
+                ),
+            });
+        }
+        self.header
+            .iter()
+            .map(|n| {
+                pos.get(n.as_str()).copied().ok_or_else(|| Error::Input {
+                    file: path.to_owned(),
+                    line: 1,
+                    msg: format!("column '{n}' of the first file is missing"),
+                })
+            })
+            .collect()
+    }
+
+    /// Reads the next row. `Ok(None)` at the end of the last file; a ragged
+    /// row is an `Err(BadRow)` after which reading may go on.
+    pub fn next_row(&mut self) -> std::result::Result<Option<Row<'_>>, BadRow> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                return Ok(None);
+            };
+            let fi = self.next_file - 1;
+            let found = cur
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| BadRow {
+                    reason: Reason::Ragged,
+                    error: csv_error(&self.files[fi], e),
+                })?;
+            if !found {
+                self.open_next().map_err(|error| BadRow {
+                    reason: Reason::Ragged,
+                    error,
+                })?;
+                continue;
+            }
+            self.line = self.record.position().map_or(0, |p| p.line());
+            let path = &self.files[fi];
+            if self.record.len() != self.header.len() {
+                return Err(BadRow {
+                    reason: Reason::Ragged,
+                    error: Error::Input {
+                        file: path.clone(),
+                        line: self.line,
+                        msg: format!(
+                            "{} fields, but the header has {}",
+                            self.record.len(),
+                            self.header.len()
+                        ),
+                    },
+                });
+            }
+            let perm = match &self.current {
+                Some(cur) if !cur.identity => Some(cur.perm.as_slice()),
+                _ => None,
+            };
+            return Ok(Some(Row {
+                file: path,
+                line: self.line,
+                record: &self.record,
+                perm,
+                header: &self.header,
+            }));
+        }
+    }
+}
+
+/// Errors from the CSV parser (I/O, mostly), with the file and line.
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::Input {
+            file: path.to_owned(),
+            line,
+            msg: format!("{other:?}"),
+        },
+    }
+}
+
+/// One row of a [`CsvSource`], borrowed until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The file it comes from.
+    pub file: &'a Path,
+    /// Its 1-based line.
+    pub line: u64,
+    record: &'a ByteRecord,
+    perm: Option<&'a [usize]>,
+    header: &'a [String],
+}
+
+impl<'a> Row<'a> {
+    /// A row over `record`, whose fields are in `header` order (e.g. a copy
+    /// kept with [`Row::to_record`]).
+    ///
+    /// # Panics
+    /// Later, in [`Row::get`], if `record` is shorter than `header`.
+    pub fn new(file: &'a Path, line: u64, record: &'a ByteRecord, header: &'a [String]) -> Self {
+        Row {
+            file,
+            line,
+            record,
+            perm: None,
+            header,
+        }
+    }
+
+    /// The raw bytes of canonical column `col` (an index into the header).
+    ///
+    /// # Panics
+    /// If `col` is not below the header length (a programming error).
+    pub fn get(&self, col: usize) -> &'a [u8] {
+        let field = match self.perm {
+            Some(p) => p[col],
+            None => col,
+        };
+        // Length equality with the header is checked before a Row is made.
+        &self.record[field]
+    }
+
+    /// Canonical column `col` as trimmed text (lossy on invalid UTF-8).
+    pub fn text(&self, col: usize) -> std::borrow::Cow<'a, str> {
+        match String::from_utf8_lossy(self.get(col)) {
+            std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.trim()),
+            std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.trim().to_owned()),
+        }
+    }
+
+    /// An input error about column `col` of this row.
+    pub fn error(&self, col: usize, reason: Reason, msg: impl std::fmt::Display) -> BadRow {
+        let name = self.header.get(col).map_or("?", String::as_str);
+        BadRow {
+            reason,
+            error: Error::Input {
+                file: self.file.to_owned(),
+                line: self.line,
+                msg: format!("column '{name}' (field {}): {msg}", col + 1),
+            },
+        }
+    }
+
+    /// Copies the fields, in canonical order, into `out` (reusing its buffers).
+    pub fn copy_into(&self, out: &mut ByteRecord) {
+        out.clear();
+        match self.perm {
+            None => self.record.iter().for_each(|f| out.push_field(f)),
+            Some(p) => p.iter().for_each(|&i| out.push_field(&self.record[i])),
+        }
+    }
+
+    /// The fields in canonical order, as an owned record (for sampling).
+    pub fn to_record(&self) -> ByteRecord {
+        match self.perm {
+            None => self.record.clone(),
+            Some(p) => p.iter().map(|&i| &self.record[i]).collect(),
+        }
+    }
+
+    /// The raw record in the file's own field order (for echoing it back).
+    pub fn raw(&self) -> &'a ByteRecord {
+        self.record
+    }
+}
+
+/// What a field holds, read as a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// A finite number.
+    Finite(f64),
+    /// NaN or an infinity.
+    NonFinite,
+    /// Not a number at all (text, or nothing).
+    Text,
+}
+
+/// Parses a field (surrounding spaces allowed) as a number.
+pub fn parse_number(field: &[u8]) -> Number {
+    if let Some(v) = parse_plain_decimal(field) {
+        return Number::Finite(v);
+    }
+    let Ok(s) = std::str::from_utf8(field) else {
+        return Number::Text;
+    };
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Number::Finite(v),
+        Ok(_) => Number::NonFinite,
+        Err(_) => Number::Text,
+    }
+}
+
+/// Exact powers of ten up to 1e22, the largest exactly representable in `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The fast path of number parsing (Clinger's): `[-+]digits[.digits]` with at
+/// most 2^53 as integer mantissa and at most 22 decimals is one exact integer
+/// divided by one exact power of ten, so one correctly rounded division gives
+/// the same value as the standard parser. `None` for anything else (the
+/// caller falls back to the standard parser).
+fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, b),
+    };
+    let (mut mant, mut decimals, mut any, mut dot) = (0u64, 0usize, false, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                mant = mant.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+                decimals += usize::from(dot);
+                any = true;
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if !any || mant > 1 << 53 {
+        return None;
+    }
+    let v = mant as f64 / *POW10.get(decimals)?;
+    Some(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        p
+    }
+
+    fn collect(src: &mut CsvSource) -> (Vec<Vec<String>>, Vec<String>) {
+        let (mut rows, mut errs) = (Vec::new(), Vec::new());
+        let n = src.header().len();
+        loop {
+            match src.next_row() {
+                Ok(Some(r)) => rows.push((0..n).map(|c| r.text(c).into_owned()).collect()),
+                Ok(None) => break,
+                Err(bad) => errs.push(bad.error.to_string()),
+            }
+        }
+        (rows, errs)
+    }
+
+    #[test]
+    fn several_files_matched_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.csv", "x,y,label\n1,2,normal\n");
+        let b = file(&d, "b.csv", "label, x ,y\nattack,3,4\n");
+        let mut src = CsvSource::open(&[a, b], None).unwrap();
+        assert_eq!(src.header(), ["x", "y", "label"]);
+        let (rows, errs) = collect(&mut src);
+        assert!(errs.is_empty());
+        assert_eq!(rows, [["1", "2", "normal"], ["3", "4", "attack"]]);
+    }
+
+    #[test]
+    fn ragged_row_names_file_and_line_then_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.csv", "x,y,label\n1,2\n3,4,normal\n");
+        let mut src = CsvSource::open(&[a], None).unwrap();
+        let (rows, errs) = collect(&mut src);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].contains("a.csv:2") && errs[0].contains("2 fields"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn headerless_with_columns() {
+        let d = tempfile::tempdir().unwrap();
+        let a = file(&d, "a.txt", "1,2,normal\n");
+        let cols = file(&d, "cols.txt", "x\ny\n\nlabel\n");
+        let names = read_columns_file(&cols).unwrap();
+        let mut src = CsvSource::open(&[a], Some(&names)).unwrap();
+        let (rows, _) = collect(&mut src);
+        assert_eq!(rows, [["1", "2", "normal"]]);
+    }
+
+    #[test]
+    fn empty_file_and_mismatched_columns_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let e = file(&d, "e.csv", "");
+        let err = CsvSource::open(&[e], None).unwrap_err().to_string();
+        assert!(err.contains("e.csv:1: empty file"), "{err}");
+        let a = file(&d, "a.csv", "x,y\n1,2\n");
+        let b = file(&d, "b.csv", "x,z\n1,2\n");
+        let mut src = CsvSource::open(&[a, b], None).unwrap();
+        let (_, errs) = collect(&mut src);
+        assert!(errs[0].contains("column 'y'"), "{errs:?}");
+        let dup = file(&d, "d.csv", "x,x\n");
+        assert!(CsvSource::open(&[dup], None).is_err());
+        assert!(CsvSource::open(&[], None).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number(b" 1.5 "), Number::Finite(1.5));
+        assert_eq!(parse_number(b"tcp"), Number::Text);
+        assert_eq!(parse_number(b""), Number::Text);
+        assert_eq!(parse_number(b"NaN"), Number::NonFinite);
+        assert_eq!(parse_number(b"-Infinity"), Number::NonFinite);
+        assert_eq!(parse_number(&[0xff]), Number::Text);
+        assert_eq!(parse_number(b"."), Number::Text);
+        assert_eq!(parse_number(b"-"), Number::Text);
+        assert_eq!(parse_number(b"1.2.3"), Number::Text);
+        assert_eq!(parse_number(b"1e3"), Number::Finite(1000.0));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_standard_parser() {
+        let cases = [
+            "0",
+            "-0",
+            "+7",
+            "0.1",
+            "0.3",
+            "123.456",
+            "-98765.4321",
+            "1.",
+            ".5",
+            "9007199254740992",
+            "9007199254740993",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "123456789012345678901234",
+            "35.186224",
+            "2.2250738585072014",
+        ];
+        for c in cases {
+            let want: f64 = c.parse().unwrap();
+            match parse_plain_decimal(c.as_bytes()) {
+                Some(v) => assert_eq!(v.to_bits(), want.to_bits(), "{c}"),
+                None => assert_eq!(parse_number(c.as_bytes()), Number::Finite(want), "{c}"),
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let s = format!(
+                "{}.{:0w$}",
+                x % 1_000_000,
+                (x >> 20) % 10_000_000,
+                w = (x % 8) as usize
+            );
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(parse_number(s.as_bytes()), Number::Finite(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejections_count_by_reason() {
+        let mut r = Rejections::default();
+        let bad = BadRow {
+            reason: Reason::NonFinite,
+            error: Error::Data("x".into()),
+        };
+        r.add(&bad);
+        r.add(&bad);
+        assert_eq!(r.total(), 2);
+        assert_eq!(r.by_reason()["non_finite"], 2);
+        assert!(r.summary().starts_with("2 rows rejected (non_finite 2"));
+    }
+}
