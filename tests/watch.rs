@@ -34,7 +34,7 @@ fn synth(dir: &Path) -> (PathBuf, PathBuf) {
         bin()
             .args([
                 "-q",
-                "synth-pcap",
+                "synth",
                 "--packets",
                 "6000",
                 "--rate",

@@ -14,13 +14,15 @@ use clap::{Args as ClapArgs, ValueEnum};
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
-use floodwatch::detect::stream::source::{Paced, PacketFeatures, PacketRecords};
+use floodwatch::detect::stream::source::{Paced, PacketRecords};
 use floodwatch::detect::stream::{
     Engine, EngineParams, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel, StreamScorer,
     Summary,
 };
 use floodwatch::detect::vote::VoteParams;
-use floodwatch::features::victim::Victim;
+use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::packet::FeatureExtractor;
+use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::PacketSource;
 use floodwatch::model::kitnet::KitNetParams;
 use floodwatch::model::threshold::ThresholdRule;
@@ -71,8 +73,9 @@ pub struct Args {
     /// Save the model learned during grace (as soon as grace ends).
     #[arg(long, value_name = "PATH", requires = "grace")]
     pub save_model: Option<PathBuf>,
-    /// Packet feature layout.
-    #[arg(long, default_value = "victim")]
+    /// Packet feature layout: floodwatch (kitsune-corrected + victim), victim
+    /// (destination-keyed only), kitsune, kitsune-corrected or nbaiot.
+    #[arg(long, default_value = "floodwatch")]
     pub layout: String,
     /// Most entries per state table of the layout.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
@@ -114,11 +117,12 @@ fn parse_vote(s: &str) -> Result<VoteParams, String> {
 }
 
 /// A packet feature layout by name.
-fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn PacketFeatures + Send>> {
-    match name {
-        "victim" => Ok(Box::new(Victim::new(capacity)?)),
-        _ => bail!("unknown layout '{name}' (expected victim)"),
-    }
+fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn FeatureExtractor>> {
+    let config = TableConfig {
+        capacity,
+        ..TableConfig::default()
+    };
+    Ok(name.parse::<WatchLayout>()?.extractor(config)?)
 }
 
 /// Hidden widths for `d` inputs: 3/4 then 1/3 of the input, as Kitsune's
@@ -203,7 +207,7 @@ fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordS
 fn live(
     iface: &str,
     queue: usize,
-    features: Box<dyn PacketFeatures + Send>,
+    features: Box<dyn FeatureExtractor>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     use floodwatch::detect::stream::source::QueueFeed;
@@ -219,7 +223,7 @@ fn live(
 fn live(
     iface: &str,
     _queue: usize,
-    _features: Box<dyn PacketFeatures + Send>,
+    _features: Box<dyn FeatureExtractor>,
     _stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")

@@ -26,6 +26,8 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
+use crate::features::packet::FeatureExtractor;
+use crate::features::stream_table::TableStats;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 use crate::{Error, Result};
 
@@ -173,6 +175,26 @@ impl Victim {
     /// Destination hosts evicted because the table was full.
     pub fn evictions(&self) -> u64 {
         self.evictions
+    }
+}
+
+impl FeatureExtractor for Victim {
+    fn names(&self) -> &[String] {
+        Victim::names(self)
+    }
+
+    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
+        Victim::update(self, p, out)
+    }
+
+    fn table_stats(&self) -> Vec<TableStats> {
+        vec![TableStats {
+            name: "dst".into(),
+            len: self.len(),
+            capacity: self.capacity(),
+            evicted: self.evictions,
+            reclaimed: 0,
+        }]
     }
 }
 

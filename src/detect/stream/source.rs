@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detect::alert::FlowContext;
-use crate::features::victim::Victim;
+use crate::features::packet::FeatureExtractor;
 use crate::ingest::packets::capture::PacketSource;
 use crate::ingest::packets::PacketMeta;
 use crate::Error;
@@ -74,47 +74,6 @@ pub trait RecordSource {
     /// Input records dropped because input outran scoring.
     fn dropped(&self) -> u64 {
         0
-    }
-}
-
-/// A packet feature layout, as the engine needs it.
-pub trait PacketFeatures {
-    /// Column names, one per feature.
-    fn names(&self) -> &[String];
-    /// Updates the statistics with `p` and writes its features to `out`.
-    fn update(&mut self, p: &PacketMeta, out: &mut [f64]);
-    /// State table usage.
-    fn usage(&self) -> TableUsage;
-}
-
-impl PacketFeatures for Victim {
-    fn names(&self) -> &[String] {
-        Victim::names(self)
-    }
-
-    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
-        Victim::update(self, p, out)
-    }
-
-    fn usage(&self) -> TableUsage {
-        TableUsage {
-            entries: self.len() as u64,
-            evictions: self.evictions(),
-        }
-    }
-}
-
-impl<T: PacketFeatures + ?Sized> PacketFeatures for Box<T> {
-    fn names(&self) -> &[String] {
-        (**self).names()
-    }
-
-    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
-        (**self).update(p, out)
-    }
-
-    fn usage(&self) -> TableUsage {
-        (**self).usage()
     }
 }
 
@@ -244,7 +203,7 @@ pub struct PacketRecords<F, X> {
     features: X,
 }
 
-impl<F: PacketFeed, X: PacketFeatures> PacketRecords<F, X> {
+impl<F: PacketFeed, X: FeatureExtractor> PacketRecords<F, X> {
     /// Reads `feed` through the layout `features`.
     pub fn new(feed: F, features: X) -> Self {
         PacketRecords { feed, features }
@@ -256,7 +215,7 @@ impl<F: PacketFeed, X: PacketFeatures> PacketRecords<F, X> {
     }
 }
 
-impl<F: PacketFeed, X: PacketFeatures> RecordSource for PacketRecords<F, X> {
+impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
     fn names(&self) -> &[String] {
         self.features.names()
     }
@@ -279,7 +238,13 @@ impl<F: PacketFeed, X: PacketFeatures> RecordSource for PacketRecords<F, X> {
     }
 
     fn usage(&self) -> TableUsage {
-        self.features.usage()
+        self.features
+            .table_stats()
+            .iter()
+            .fold(TableUsage::default(), |u, t| TableUsage {
+                entries: u.entries + t.len as u64,
+                evictions: u.evictions + t.evicted,
+            })
     }
 
     fn skipped(&self) -> u64 {
@@ -295,6 +260,7 @@ impl<F: PacketFeed, X: PacketFeatures> RecordSource for PacketRecords<F, X> {
 mod tests {
     use super::*;
     use crate::detect::queue::{bounded, Overflow};
+    use crate::features::victim::Victim;
     use crate::ingest::packets::{Network, Transport};
 
     fn pkt(index: u64, t: f64) -> PacketMeta {
