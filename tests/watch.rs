@@ -202,6 +202,88 @@ fn a_saved_model_is_reused_without_grace() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("model.json"));
 }
 
+/// Pipes `input` into `watch --stdin` with `model`; returns stderr.
+fn watch_stdin(model: &Path, input: &str, alerts: &Path) -> String {
+    let mut child = bin()
+        .args(["watch", "--stdin", "--queue", "100000", "--model"])
+        .arg(model)
+        .arg("--alerts")
+        .arg(alerts)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn stdin_csv_and_json_lines_in_a_bundles_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, model) = (dir.path().join("t.csv"), dir.path().join("t.fwm"));
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rows", "3000", "--out"])
+            .arg(&table),
+    );
+    run_ok(
+        bin()
+            .args(["-q", "train", "--epochs", "3", "--data"])
+            .arg(&table)
+            .arg("--model")
+            .arg(&model),
+    );
+    let text = std::fs::read_to_string(&table).unwrap();
+    let lines: Vec<&str> = text.lines().take(301).collect();
+    let alerts_file = dir.path().join("a.jsonl");
+
+    // CSV with its header, plus one malformed line.
+    let mut csv = lines.join("\n");
+    csv.push_str("\n1,2,3\n");
+    let stderr = watch_stdin(&model, &csv, &alerts_file);
+    assert!(stderr.contains("300 records (0 in grace)"), "{stderr}");
+    assert!(stderr.contains("1 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("fields"),
+        "the rejection names the defect: {stderr}"
+    );
+
+    // The same rows as JSON objects.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let json: String = lines[1..]
+        .iter()
+        .map(|l| {
+            let obj: serde_json::Map<String, Value> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect();
+            format!("{}\n", Value::Object(obj))
+        })
+        .collect();
+    let stderr = watch_stdin(&model, &format!("{json}{{\"uid\":1}}\n"), &alerts_file);
+    assert!(stderr.contains("300 records (0 in grace)"), "{stderr}");
+    assert!(
+        stderr.contains("1 rejected") && stderr.contains("missing"),
+        "{stderr}"
+    );
+    // A bundle is refused for packets, with a reason.
+    let out = bin()
+        .args(["watch", "--pcap", "x.pcap", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
 #[test]
 fn bad_input_is_an_error_naming_it() {
     let out = bin()

@@ -13,8 +13,10 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
+use floodwatch::detect::queue::{bounded, Overflow};
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
 use floodwatch::detect::stream::source::{Paced, PacketRecords};
+use floodwatch::detect::stream::tabular::{is_bundle, BundleScorer, LineRecords};
 use floodwatch::detect::stream::{
     Engine, EngineParams, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel, StreamScorer,
     Summary,
@@ -23,7 +25,9 @@ use floodwatch::detect::vote::VoteParams;
 use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
+use floodwatch::features::tabular::Schema;
 use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::model::bundle::Bundle;
 use floodwatch::model::kitnet::KitNetParams;
 use floodwatch::model::threshold::ThresholdRule;
 use floodwatch::model::AutoencoderParams;
@@ -39,7 +43,7 @@ pub enum Detector {
 
 /// Flags of `watch`.
 #[derive(Debug, ClapArgs)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin"])))]
 #[command(group(clap::ArgGroup::new("learn").required(true).args(["model", "grace"])))]
 pub struct Args {
     /// Read packets from a capture file (pcap or pcapng), as fast as possible.
@@ -51,11 +55,16 @@ pub struct Args {
     /// Capture live from this interface (needs root and the `live` feature).
     #[arg(long, value_name = "IF")]
     pub interface: Option<String>,
-    /// Most records waiting between a live capture and scoring; more are
-    /// dropped and counted.
+    /// Read records from standard input: CSV with a header, or JSON lines, in
+    /// the schema of the bundle given with --model (from `train`).
+    #[arg(long, requires = "model", conflicts_with = "grace")]
+    pub stdin: bool,
+    /// Most records waiting between a live capture or standard input and
+    /// scoring; more are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub queue: usize,
-    /// Score with a model saved by `--save-model`.
+    /// Score with a model saved by `--save-model`, or (with --stdin) a
+    /// bundle from `train`.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Learn normal traffic online from the first N records, then detect.
@@ -135,6 +144,12 @@ fn hidden_for(d: usize) -> [usize; 4] {
 
 fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>> {
     if let Some(path) = &args.model {
+        if is_bundle(path) {
+            bail!(
+                "{}: a bundle from `train` scores tabular records (--stdin), not packets",
+                path.display()
+            );
+        }
         let model = SavedModel::load(path)?;
         if model.features() != names {
             bail!(
@@ -200,7 +215,7 @@ fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordS
     if let Some(iface) = &args.interface {
         return live(iface, args.queue, features, stop);
     }
-    bail!("no source given (--pcap or --interface)")
+    bail!("no packet source given (--pcap or --interface)")
 }
 
 #[cfg(feature = "live")]
@@ -229,6 +244,32 @@ fn live(
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
 }
 
+/// Lines of standard input through a bounded lossy queue of `queue` lines.
+fn stdin_source(schema: Schema, queue: usize) -> Box<dyn RecordSource> {
+    use std::io::BufRead;
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (tx, rx) = bounded(queue, Overflow::Drop, Arc::clone(&dropped));
+    // The reader ends at end of input; on a signal the process exits
+    // without waiting for it.
+    std::thread::spawn(move || {
+        let mut input = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                    if !tx.push((line, std::time::Instant::now())) {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Box::new(LineRecords::new(rx, dropped, schema, "-"))
+}
+
 /// Watches until the input ends or SIGINT/SIGTERM, then prints the summary.
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -247,8 +288,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut source = source(&args, &stop)?;
-    let scorer = scorer(&args, source.names())?;
+    let (mut source, scorer) = if args.stdin {
+        let path = args.model.clone().unwrap_or_default();
+        let bundle = Bundle::load(&path)?;
+        let src = stdin_source(bundle.schema.clone(), args.queue);
+        let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
+        (src, scorer)
+    } else {
+        let src = source(&args, &stop)?;
+        let scorer = scorer(&args, src.names())?;
+        (src, scorer)
+    };
     let params = EngineParams {
         tracker: TrackerParams::new()
             .vote(args.vote)

@@ -14,6 +14,7 @@
 
 pub mod scorer;
 pub mod source;
+pub mod tabular;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
