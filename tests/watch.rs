@@ -275,13 +275,14 @@ fn stdin_csv_and_json_lines_in_a_bundles_schema() {
         stderr.contains("1 rejected") && stderr.contains("missing"),
         "{stderr}"
     );
-    // A bundle is refused for packets, with a reason.
+    // A bundle trained on tables is refused for packets, with a reason.
     let out = bin()
         .args(["watch", "--pcap", "x.pcap", "--model"])
         .arg(&model)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stdin"));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `Args` and a `run` that builds library objects and reports.
 
 mod bench;
+mod capture_flags;
 mod demo;
 mod extract;
 mod splice;

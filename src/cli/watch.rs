@@ -63,8 +63,8 @@ pub struct Args {
     /// scoring; more are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub queue: usize,
-    /// Score with a model saved by `--save-model`, or (with --stdin) a
-    /// bundle from `train`.
+    /// Score with a model saved by `--save-model`, or a bundle from `train`
+    /// (trained on captures for packet sources, on tables for --stdin).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Learn normal traffic online from the first N records, then detect.
@@ -144,12 +144,6 @@ fn hidden_for(d: usize) -> [usize; 4] {
 
 fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>> {
     if let Some(path) = &args.model {
-        if is_bundle(path) {
-            bail!(
-                "{}: a bundle from `train` scores tabular records (--stdin), not packets",
-                path.display()
-            );
-        }
         let model = SavedModel::load(path)?;
         if model.features() != names {
             bail!(
@@ -203,7 +197,15 @@ fn sinks(args: &Args) -> anyhow::Result<Vec<Box<dyn AlertSink>>> {
 }
 
 fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordSource>> {
-    let features = layout(&args.layout, args.table_capacity)?;
+    packet_source(args, layout(&args.layout, args.table_capacity)?, stop)
+}
+
+/// Packets from the capture file or interface, featured by `features`.
+fn packet_source(
+    args: &Args,
+    features: Box<dyn FeatureExtractor>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn RecordSource>> {
     if let Some(path) = &args.pcap {
         let packets = PacketSource::open(path)?;
         return Ok(if args.realtime {
@@ -242,6 +244,32 @@ fn live(
     _stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
+}
+
+/// A bundle trained on captures (`train --pcap`): packets are featured with
+/// its layout and table capacity, then scored by its autoencoder.
+fn packet_bundle(
+    args: &Args,
+    path: &std::path::Path,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(Box<dyn RecordSource>, Box<dyn StreamScorer>)> {
+    let bundle = Bundle::load(path)?;
+    let Some(capture) = &bundle.capture else {
+        bail!(
+            "{}: this bundle was trained on CSV tables: use --stdin",
+            path.display()
+        );
+    };
+    let features = capture.extractor()?;
+    if features.names() != bundle.schema.feature_names() {
+        bail!(
+            "{}: the bundle's columns are not layout '{}''s features",
+            path.display(),
+            capture.layout
+        );
+    }
+    let src = packet_source(args, features, stop)?;
+    Ok((src, Box::new(BundleScorer::new(&bundle))))
 }
 
 /// Lines of standard input through a bounded lossy queue of `queue` lines.
@@ -294,6 +322,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         let src = stdin_source(bundle.schema.clone(), args.queue);
         let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
         (src, scorer)
+    } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
+        packet_bundle(&args, path, &stop)?
     } else {
         let src = source(&args, &stop)?;
         let scorer = scorer(&args, src.names())?;

@@ -9,6 +9,7 @@
 //! and corrected, 100 features) and [`nbaiot`] (115), chosen with
 //! [`packet::Layout`].
 
+pub mod capture_table;
 pub mod combined;
 pub mod incstat;
 pub mod kitsune;

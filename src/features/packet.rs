@@ -13,7 +13,7 @@ use crate::features::stream_table::{Key, TableConfig, TableStats};
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 
 /// Turns packets, one at a time, into fixed-length feature vectors.
-pub trait FeatureExtractor {
+pub trait FeatureExtractor: Send {
     /// Column names, one per feature, in output order.
     fn names(&self) -> &[String];
 
