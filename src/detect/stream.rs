@@ -213,7 +213,7 @@ impl Engine {
             };
             self.x = x;
             result?;
-            if self.summary.records % USAGE_EVERY == 0 {
+            if self.summary.records.is_multiple_of(USAGE_EVERY) {
                 self.refresh_usage(source);
             }
             if self.tracker.is_none() && self.scorer.threshold().is_some() {
