@@ -10,8 +10,16 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod demo;
+#[cfg(feature = "plot")]
+pub mod eval;
+#[cfg(feature = "plot")]
+pub mod plot;
+#[cfg(feature = "plot")]
+pub mod report;
 pub mod synth;
 pub mod test;
+#[cfg(feature = "plot")]
+pub mod threshold;
 pub mod train;
 
 /// Detect DDoS floods and network anomalies with autoencoders trained on
@@ -40,6 +48,18 @@ enum Command {
     Bench(bench::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
+    /// Compare every detector on the same data; metrics and pictures.
+    #[cfg(feature = "plot")]
+    Eval(eval::Args),
+    /// Draw one picture from a model bundle and data.
+    #[cfg(feature = "plot")]
+    Plot(plot::Args),
+    /// Compare threshold rules on validation data; write one into the bundle.
+    #[cfg(feature = "plot")]
+    Threshold(threshold::Args),
+    /// Write a self-contained HTML report of a model on data.
+    #[cfg(feature = "plot")]
+    Report(report::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -51,6 +71,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Eval(a) => eval::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Plot(a) => plot::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Threshold(a) => threshold::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Report(a) => report::run(a, cli.quiet),
     }
 }
 

@@ -19,6 +19,14 @@ pub struct Args {
     /// Where to write the model bundle.
     #[arg(long)]
     pub model: PathBuf,
+    /// How to read the files and train.
+    #[command(flatten)]
+    pub train: TrainFlags,
+}
+
+/// The reading and training flags, shared with `eval`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct TrainFlags {
     /// Column names, one a line, for files without a header line.
     #[arg(long)]
     pub columns: Option<PathBuf>,
@@ -63,20 +71,32 @@ pub struct Args {
 impl Args {
     /// The library options these flags mean.
     pub fn options(&self) -> anyhow::Result<TrainOptions> {
+        self.train.options(&self.data)
+    }
+}
+
+impl TrainFlags {
+    /// How to read `data` with these flags.
+    pub fn input(&self, data: &[PathBuf]) -> anyhow::Result<Input> {
         let columns = match &self.columns {
             Some(p) => Some(read_columns_file(p)?),
             None => None,
         };
+        Ok(Input {
+            data: data.to_vec(),
+            columns,
+            skip_bad_rows: self.skip_bad_rows,
+        })
+    }
+
+    /// The library options these flags mean for training files `data`.
+    pub fn options(&self, data: &[PathBuf]) -> anyhow::Result<TrainOptions> {
         let mut normal_labels = self.normal_labels.clone();
         if normal_labels.is_empty() {
             normal_labels.push("normal".into());
         }
         Ok(TrainOptions {
-            input: Input {
-                data: self.data.clone(),
-                columns,
-                skip_bad_rows: self.skip_bad_rows,
-            },
+            input: self.input(data)?,
             label_column: self.label_column.clone(),
             normal_labels,
             drop: self.drop.clone(),

@@ -119,6 +119,18 @@ impl HtmlPage {
         Ok(self)
     }
 
+    /// An inline script written by floodwatch itself (never from data);
+    /// refused when it would close its own element early.
+    pub fn script(&mut self, js: &str) -> Result<&mut Self> {
+        if js.to_ascii_lowercase().contains("</script") {
+            return Err(Error::Data(
+                "an inline script cannot contain </script".into(),
+            ));
+        }
+        let _ = writeln!(self.body, "<script>{js}</script>");
+        Ok(self)
+    }
+
     /// Number of pictures embedded so far.
     pub fn images(&self) -> usize {
         self.images
