@@ -209,6 +209,8 @@ pub struct DetectorMetrics {
     pub score_rows_per_second: f64,
     /// Per attack class: share of its rows above the threshold.
     pub detection_rate: BTreeMap<String, f64>,
+    /// Per attack class: ROC-AUC of that class against the normal rows.
+    pub roc_auc_by_class: BTreeMap<String, f64>,
 }
 
 /// Measures `run` against the truth of `data`.
@@ -235,11 +237,27 @@ pub fn measure(run: &DetectorRun, data: &Data) -> DetectorMetrics {
         threshold: run.threshold,
         fit_seconds: run.fit_seconds,
         score_rows_per_second: run.scores.len() as f64 / run.score_seconds.max(1e-9),
+        roc_auc_by_class: hits
+            .keys()
+            .filter_map(|c| Some((c.clone(), class_auc(run, data, c)?)))
+            .collect(),
         detection_rate: hits
             .into_iter()
             .map(|(k, (h, n))| (k, h as f64 / n as f64))
             .collect(),
     }
+}
+
+/// ROC-AUC of the rows labelled `class` against the normal rows.
+fn class_auc(run: &DetectorRun, data: &Data, class: &str) -> Option<f64> {
+    let (mut scores, mut truth) = (Vec::new(), Vec::new());
+    for ((l, &a), &s) in data.labels.iter().zip(&data.attack).zip(&run.scores) {
+        if !a || l == class {
+            scores.push(s);
+            truth.push(a);
+        }
+    }
+    roc_auc(&scores, &truth)
 }
 
 /// The contents of `eval.json`.
@@ -947,6 +965,10 @@ mod tests {
             assert!(m.roc_auc.unwrap() > 0.9, "{} {m:?}", r.name);
             assert_eq!(
                 m.detection_rate.keys().collect::<Vec<_>>(),
+                ["flood", "scan"]
+            );
+            assert_eq!(
+                m.roc_auc_by_class.keys().collect::<Vec<_>>(),
                 ["flood", "scan"]
             );
         }
