@@ -203,6 +203,16 @@ mod tests {
     }
 
     #[test]
+    fn scripts_are_inlined_and_cannot_close_early() {
+        let mut page = HtmlPage::new("t");
+        page.script("document.body.dataset.ok='1';").unwrap();
+        assert!(page
+            .finish()
+            .contains("<script>document.body.dataset.ok='1';</script>"));
+        assert!(page.script("x='</SCRIPT>'").is_err());
+    }
+
+    #[test]
     fn ragged_tables_are_rejected() {
         let mut page = HtmlPage::new("t");
         let e = page.table(&["a", "b"], &[vec!["1".into()]]).unwrap_err();
