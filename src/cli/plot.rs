@@ -159,6 +159,7 @@ impl Scene<'_> {
                 };
                 let hist = eval::score_histogram(
                     "Autoencoder reconstruction error per class",
+                    "reconstruction error",
                     scores,
                     &data.labels,
                     Some(threshold),

@@ -788,10 +788,11 @@ mod pictures {
         rows
     }
 
-    /// Histograms of `scores` per class with `threshold`, on a log scale
-    /// when every score is positive.
+    /// Histograms of `scores` (named `x_label`) per class with `threshold`,
+    /// on a log scale when every score is positive.
     pub fn score_histogram(
         title: &str,
+        x_label: &str,
         scores: &[f32],
         labels: &[String],
         threshold: Option<f32>,
@@ -806,11 +807,7 @@ mod pictures {
         let log10 = scores.iter().chain(&threshold).all(|&v| v > 0.0);
         ScoreHistogram {
             title: title.into(),
-            x_label: if log10 {
-                "score (log10)".into()
-            } else {
-                "score".into()
-            },
+            x_label: x_label.into(),
             classes: per,
             threshold,
             bins: 60,
