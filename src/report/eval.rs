@@ -699,6 +699,49 @@ mod pictures {
     pub const MAX_CURVE_POINTS: usize = 2000;
     /// Most features in the correlation heatmap.
     pub const MAX_CORR_FEATURES: usize = 40;
+    /// Most classes told apart by colour in the t-SNE and the histograms;
+    /// smaller attack classes beyond it are drawn together.
+    pub const MAX_DRAWN_CLASSES: usize = 8;
+    /// The class the smaller attack classes are drawn as.
+    pub const OTHER_ATTACKS: &str = "other attacks";
+
+    /// `labels` with the attack classes beyond the largest ones renamed
+    /// [`OTHER_ATTACKS`] when there are more than `max` classes, so that at
+    /// most `max` classes remain (normal classes first, always kept, with
+    /// [`OTHER_ATTACKS`] counted as one).
+    pub fn group_small_classes(labels: &[String], max: usize) -> Vec<String> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in labels {
+            *counts.entry(l.as_str()).or_default() += 1;
+        }
+        if counts.len() <= max {
+            return labels.to_vec();
+        }
+        let mut by_size: Vec<(&str, usize)> = counts.into_iter().collect();
+        by_size.sort_by(|a, b| {
+            (!is_normal_class(a.0), std::cmp::Reverse(a.1), a.0).cmp(&(
+                !is_normal_class(b.0),
+                std::cmp::Reverse(b.1),
+                b.0,
+            ))
+        });
+        let kept: Vec<&str> = by_size
+            .iter()
+            .enumerate()
+            .filter(|&(i, (n, _))| i + 1 < max || is_normal_class(n))
+            .map(|(_, (n, _))| *n)
+            .collect();
+        labels
+            .iter()
+            .map(|l| {
+                if kept.contains(&l.as_str()) {
+                    l.clone()
+                } else {
+                    OTHER_ATTACKS.to_string()
+                }
+            })
+            .collect()
+    }
 
     /// Class names of `labels`, normal classes first, then sorted, and the
     /// class index of each label.
@@ -759,7 +802,7 @@ mod pictures {
         });
         let (ex, ez) = (ex?, ez?);
         let labels: Vec<String> = rows.iter().map(|&r| data.labels[r].clone()).collect();
-        let (classes, class) = classes_of(&labels);
+        let (classes, class) = classes_of(&group_small_classes(&labels, MAX_DRAWN_CLASSES));
         let pick = |rows: &[usize]| rows.iter().map(|&r| class[r]).collect::<Vec<_>>();
         Ok(ScatterPair {
             title: format!("t-SNE of {} rows, coloured by class", rows.len()),
@@ -797,7 +840,7 @@ mod pictures {
         labels: &[String],
         threshold: Option<f32>,
     ) -> ScoreHistogram {
-        let (names, class) = classes_of(labels);
+        let (names, class) = classes_of(&group_small_classes(labels, MAX_DRAWN_CLASSES));
         let mut per: Vec<(String, Vec<f32>)> = names.into_iter().map(|n| (n, Vec::new())).collect();
         for (&s, &c) in scores.iter().zip(&class) {
             if let Some(p) = per.get_mut(c) {
@@ -1048,6 +1091,24 @@ mod tests {
         assert_eq!(names, ["BENIGN", "a", "b"]);
         assert_eq!(class, [2, 0, 1]);
         assert_eq!(sample_rows(5, 10, 1), [0, 1, 2, 3, 4]);
+        let many: Vec<String> = ["normal", "a", "a", "b", "b", "b", "c", "d"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(group_small_classes(&many, 5), many);
+        let grouped = group_small_classes(&many, 3);
+        assert_eq!(
+            grouped,
+            [
+                "normal",
+                OTHER_ATTACKS,
+                OTHER_ATTACKS,
+                "b",
+                "b",
+                "b",
+                OTHER_ATTACKS,
+                OTHER_ATTACKS
+            ]
+        );
         let s = sample_rows(100, 10, 1);
         assert_eq!(s.len(), 10);
         assert_eq!(s, sample_rows(100, 10, 1));
