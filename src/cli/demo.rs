@@ -64,22 +64,24 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let train = super::train::Args {
         data: vec![train_csv],
         model: model.clone(),
-        columns: None,
-        label_column: None,
-        normal_labels: vec![],
-        drop: IDENTIFIERS.iter().map(|s| s.to_string()).collect(),
-        epochs: 10,
-        batch_size: 256,
-        learning_rate: 1e-3,
-        rows: 8000,
-        attack_rows: 8000,
-        seed: 42,
-        threshold: Default::default(),
-        scaling: Default::default(),
-        skip_bad_rows: false,
         captures: Default::default(),
         layout: floodwatch::features::packet::Layout::KitsuneCorrected,
         table_capacity: 0,
+        train: super::train::TrainFlags {
+            columns: None,
+            label_column: None,
+            normal_labels: vec![],
+            drop: IDENTIFIERS.iter().map(|s| s.to_string()).collect(),
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            rows: 8000,
+            attack_rows: 8000,
+            seed: 42,
+            threshold: Default::default(),
+            scaling: Default::default(),
+            skip_bad_rows: false,
+        },
     };
     super::train::run(train, quiet)?;
     let keep = args.dir.is_some();
@@ -93,6 +95,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         fail_on_anomaly: false,
         batch_rows: 4096,
         captures: Default::default(),
+        explain: None,
     };
     super::test::run(test, quiet)
 }

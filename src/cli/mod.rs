@@ -4,11 +4,19 @@
 mod bench;
 mod capture_flags;
 mod demo;
+#[cfg(feature = "plot")]
+mod eval;
 mod extract;
+#[cfg(feature = "plot")]
+mod plot;
+#[cfg(feature = "plot")]
+mod report;
 mod splice;
 mod synth;
 mod synth_pcap;
 mod test;
+#[cfg(feature = "plot")]
+mod threshold;
 mod train;
 mod watch;
 
@@ -47,6 +55,18 @@ enum Command {
     /// Detect floods as records arrive: capture file, live interface or
     /// standard input; alerts, scores and metrics.
     Watch(watch::Args),
+    /// Compare every detector on the same data; metrics and pictures.
+    #[cfg(feature = "plot")]
+    Eval(eval::Args),
+    /// Draw one picture from a model bundle and data.
+    #[cfg(feature = "plot")]
+    Plot(plot::Args),
+    /// Compare threshold rules on validation data; write one into the bundle.
+    #[cfg(feature = "plot")]
+    Threshold(threshold::Args),
+    /// Write a self-contained HTML report of a model on data.
+    #[cfg(feature = "plot")]
+    Report(report::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -60,6 +80,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
         Command::Watch(args) => watch::run(args, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Eval(a) => eval::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Plot(a) => plot::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Threshold(a) => threshold::run(a, cli.quiet),
+        #[cfg(feature = "plot")]
+        Command::Report(a) => report::run(a, cli.quiet),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct Args {
     /// Rows scored together.
     #[arg(long, default_value_t = 4096)]
     pub batch_rows: usize,
+    /// Add a `top_features` column to --out naming the K input columns with
+    /// the largest share of each row's reconstruction error ("syn:0.41;...").
+    #[arg(long, value_name = "K", requires = "out")]
+    pub explain: Option<usize>,
 }
 
 /// Scores, prints the report, writes the outputs.
@@ -88,6 +92,7 @@ pub fn score(args: &Args, bundle: &Bundle, quiet: bool) -> anyhow::Result<Report
         },
         out: args.out.clone(),
         batch_rows: args.batch_rows,
+        explain: args.explain.unwrap_or(0),
     };
     let bar = super::progress_bar(0, "bytes", quiet);
     let report = batch::test(bundle, &opts, &mut |p| {

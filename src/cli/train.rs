@@ -21,6 +21,9 @@ pub struct Args {
     /// Training CSV files (same columns, matched by name).
     #[arg(long, required_unless_present = "pcap", num_args = 1..)]
     pub data: Vec<PathBuf>,
+    /// Where to write the model bundle.
+    #[arg(long)]
+    pub model: PathBuf,
     #[command(flatten)]
     pub captures: CaptureFlags,
     /// Packet feature layout for --pcap: kitsune, kitsune-corrected or nbaiot.
@@ -29,9 +32,14 @@ pub struct Args {
     /// Most entries per stream table for --pcap (memory stays bounded by it).
     #[arg(long, value_name = "N", default_value_t = TableConfig::default().capacity)]
     pub table_capacity: usize,
-    /// Where to write the model bundle.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// How to read the files and train.
+    #[command(flatten)]
+    pub train: TrainFlags,
+}
+
+/// The reading and training flags, shared with `eval`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct TrainFlags {
     /// Column names, one a line, for files without a header line.
     #[arg(long)]
     pub columns: Option<PathBuf>,
@@ -76,27 +84,41 @@ pub struct Args {
 impl Args {
     /// The library options these flags mean.
     pub fn options(&self) -> anyhow::Result<TrainOptions> {
-        let columns = match &self.columns {
-            Some(p) => Some(read_columns_file(p)?),
-            None => None,
-        };
-        let mut normal_labels = self.normal_labels.clone();
-        if normal_labels.is_empty() {
-            normal_labels.push("normal".into());
-        }
+        let mut opts = self.train.options(&self.data)?;
         let features = CaptureFeatures {
             layout: self.layout.to_string(),
             table_capacity: self.table_capacity,
         };
-        let captures = self.captures.tables(&features, Some(&normal_labels[0]))?;
+        let label_all = opts.normal_labels.first().map(String::as_str);
+        opts.input.captures = self.captures.tables(&features, label_all)?;
+        opts.capture = (!opts.input.captures.is_empty()).then_some(features);
+        Ok(opts)
+    }
+}
+
+impl TrainFlags {
+    /// How to read `data` with these flags.
+    pub fn input(&self, data: &[PathBuf]) -> anyhow::Result<Input> {
+        let columns = match &self.columns {
+            Some(p) => Some(read_columns_file(p)?),
+            None => None,
+        };
+        Ok(Input {
+            data: data.to_vec(),
+            columns,
+            skip_bad_rows: self.skip_bad_rows,
+            captures: Vec::new(),
+        })
+    }
+
+    /// The library options these flags mean for training files `data`.
+    pub fn options(&self, data: &[PathBuf]) -> anyhow::Result<TrainOptions> {
+        let mut normal_labels = self.normal_labels.clone();
+        if normal_labels.is_empty() {
+            normal_labels.push("normal".into());
+        }
         Ok(TrainOptions {
-            capture: (!captures.is_empty()).then_some(features),
-            input: Input {
-                data: self.data.clone(),
-                columns,
-                skip_bad_rows: self.skip_bad_rows,
-                captures,
-            },
+            input: self.input(data)?,
             label_column: self.label_column.clone(),
             normal_labels,
             drop: self.drop.clone(),

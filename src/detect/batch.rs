@@ -34,6 +34,7 @@ use crate::model::bundle::{Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
 use crate::model::threshold::ThresholdRule;
 use crate::report::classification::ClassificationReport;
+use crate::report::explain::{format_top, Explainer};
 use crate::report::metrics::{binary_metrics, BinaryMetrics};
 use crate::util::AtomicFile;
 use crate::{Error, Matrix, Result};
@@ -55,7 +56,7 @@ pub struct Input {
 }
 
 impl Input {
-    fn open(&self) -> Result<CsvSource> {
+    pub(crate) fn open(&self) -> Result<CsvSource> {
         let csv = self.data.iter().cloned().map(TableInput::Csv);
         let captures = self.captures.iter().cloned().map(TableInput::Capture);
         let inputs: Vec<TableInput> = csv.chain(captures).collect();
@@ -69,7 +70,7 @@ impl Input {
     }
 
     /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
-    fn reject(&self, bad: BadRow, rejections: &mut Rejections) -> Result<()> {
+    pub(crate) fn reject(&self, bad: BadRow, rejections: &mut Rejections) -> Result<()> {
         if self.skip_bad_rows {
             rejections.add(&bad);
             Ok(())
@@ -155,10 +156,18 @@ pub struct Trained {
     pub bundle: Bundle,
     /// Rows rejected with `--skip-bad-rows`.
     pub rejections: Rejections,
+    /// The scaled normal rows the autoencoder trained on.
+    pub train_x: Matrix,
+    /// The scaled normal rows held back to calibrate the threshold.
+    pub holdout_x: Matrix,
+    /// Seconds the autoencoder took to fit.
+    pub autoencoder_seconds: f64,
+    /// Seconds the latent classifier took to fit (0 without one).
+    pub classifier_seconds: f64,
 }
 
 /// Finds the label column: `name` exactly, or else `label` in any case.
-fn label_index(header: &[String], name: Option<&str>) -> Option<usize> {
+pub(crate) fn label_index(header: &[String], name: Option<&str>) -> Option<usize> {
     match name {
         Some(n) => header.iter().position(|h| h == n),
         None => header.iter().position(|h| h.eq_ignore_ascii_case("label")),
@@ -398,7 +407,9 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         .batch_size(opts.batch_size)
         .learning_rate(opts.learning_rate)
         .seed(opts.seed);
+    let started = std::time::Instant::now();
     let (autoencoder, history) = params.fit(&train_x, Some(&hold_x), on_epoch)?;
+    let autoencoder_seconds = started.elapsed().as_secs_f64();
     let mut hold_scores = vec![0.0; hold_x.rows()];
     autoencoder.score_batch(&hold_x, &mut hold_scores);
     let threshold = opts.threshold.calibrate(&hold_scores)?;
@@ -409,6 +420,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         &opts.input,
         &mut s.rejections,
     )?;
+    let started = std::time::Instant::now();
     let classifier = if attack_x.rows() > 0 {
         let mut attack_x = attack_x;
         scaler.transform(&mut attack_x);
@@ -422,6 +434,9 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
     } else {
         None
     };
+    let classifier_seconds = classifier
+        .as_ref()
+        .map_or(0.0, |_| started.elapsed().as_secs_f64());
     let meta = TrainMeta {
         floodwatch_version: env!("CARGO_PKG_VERSION").into(),
         created_unix: std::time::SystemTime::now()
@@ -456,6 +471,10 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
             capture: opts.capture.clone(),
         },
         rejections: s.rejections,
+        train_x,
+        holdout_x: hold_x,
+        autoencoder_seconds,
+        classifier_seconds,
     })
 }
 
@@ -506,6 +525,10 @@ pub struct TestOptions {
     pub out: Option<PathBuf>,
     /// Rows scored together. Default 4,096.
     pub batch_rows: usize,
+    /// With `out`: add a `top_features` column naming this many input
+    /// columns with the largest share of each row's reconstruction error
+    /// (0: none). Default 0.
+    pub explain: usize,
 }
 
 impl Default for TestOptions {
@@ -514,6 +537,7 @@ impl Default for TestOptions {
             input: Input::default(),
             out: None,
             batch_rows: 4096,
+            explain: 0,
         }
     }
 }
@@ -690,7 +714,12 @@ pub fn test(
         .map(|c| c.class_names.clone())
         .unwrap_or_default();
     let out = match &opts.out {
-        Some(p) => Some(open_predictions(p, &header, bundle.classifier.is_some())?),
+        Some(p) => Some(open_predictions(
+            p,
+            &header,
+            bundle.classifier.is_some(),
+            opts.explain > 0,
+        )?),
         None => None,
     };
     let mut reader = Reader {
@@ -715,6 +744,7 @@ pub fn test(
         anomalies: 0,
     };
     let batch_rows = opts.batch_rows.max(1);
+    let explain = (opts.explain > 0).then(|| (Explainer::new(&bundle.schema), opts.explain));
     let (empty_tx, empty_rx) = std::sync::mpsc::channel();
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
     for _ in 0..IN_FLIGHT {
@@ -727,8 +757,13 @@ pub fn test(
         let reading = scope.spawn(move || reader.run(&empty_rx, &full_tx));
         let scored = (|| -> Result<()> {
             for mut batch in full_rx.iter() {
-                scorer.anomalies +=
-                    score_batch(bundle, &mut batch, &mut scorer.truth, scorer.out.as_mut())?;
+                scorer.anomalies += score_batch(
+                    bundle,
+                    &mut batch,
+                    &mut scorer.truth,
+                    scorer.out.as_mut(),
+                    explain.as_ref(),
+                )?;
                 scorer.rows += batch.len as u64;
                 on_progress(Progress {
                     rows: scorer.rows,
@@ -819,13 +854,21 @@ fn is_normal_label(bundle: &Bundle, names: &[String], id: u32) -> bool {
 
 type PredWriter = csv::Writer<AtomicFile>;
 
-fn open_predictions(path: &Path, header: &[String], classifier: bool) -> Result<PredWriter> {
+fn open_predictions(
+    path: &Path,
+    header: &[String],
+    classifier: bool,
+    explain: bool,
+) -> Result<PredWriter> {
     let file = AtomicFile::create(path)?;
     let mut w = csv::Writer::from_writer(file);
     let mut cols: Vec<&str> = header.iter().map(String::as_str).collect();
     cols.extend(["score", "is_anomaly"]);
     if classifier {
         cols.extend(["predicted", "probability"]);
+    }
+    if explain {
+        cols.push("top_features");
     }
     w.write_record(&cols)
         .map_err(|e| Error::io(path, e.into()))?;
@@ -839,6 +882,7 @@ fn score_batch(
     batch: &mut Batch,
     truth: &mut Truth,
     out: Option<&mut PredWriter>,
+    explain: Option<&(Explainer, usize)>,
 ) -> Result<u64> {
     let n = batch.len;
     let d = batch.x.cols();
@@ -889,6 +933,10 @@ fn score_batch(
             if let (Some(c), Some(&(k, p, _))) = (&bundle.classifier, predicted.get(i)) {
                 rec.push_field(c.class_names[k].as_bytes());
                 rec.push_field(num.format(p).as_bytes());
+            }
+            if let Some((e, k)) = explain {
+                let top = e.explain(&bundle.autoencoder, x.row(i), *k);
+                rec.push_field(format_top(&top).as_bytes());
             }
             w.write_byte_record(rec)
                 .map_err(|e| Error::io(w.get_ref().path().to_owned(), e.into()))?;
@@ -1005,6 +1053,7 @@ mod tests {
             },
             out: Some(out.clone()),
             batch_rows: 7,
+            ..TestOptions::default()
         };
         let mut calls = 0;
         let r = test(b, &opts, &mut |_| calls += 1).unwrap();

@@ -125,6 +125,15 @@ impl Bundle {
         })
     }
 
+    /// Recalibrates the threshold with `rule` on the autoencoder scores of
+    /// normal rows and keeps both; returns the new threshold.
+    pub fn set_threshold(&mut self, rule: ThresholdRule, normal_scores: &[f32]) -> Result<f32> {
+        let t = rule.calibrate(normal_scores)?;
+        self.threshold_rule = rule;
+        self.threshold = t;
+        Ok(t)
+    }
+
     /// Reads a bundle written by [`Bundle::save`].
     pub fn load(path: &Path) -> Result<Bundle> {
         let bad = |msg: String| Error::Bundle {

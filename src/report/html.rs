@@ -119,6 +119,18 @@ impl HtmlPage {
         Ok(self)
     }
 
+    /// An inline script written by floodwatch itself (never from data);
+    /// refused when it would close its own element early.
+    pub fn script(&mut self, js: &str) -> Result<&mut Self> {
+        if js.to_ascii_lowercase().contains("</script") {
+            return Err(Error::Data(
+                "an inline script cannot contain </script".into(),
+            ));
+        }
+        let _ = writeln!(self.body, "<script>{js}</script>");
+        Ok(self)
+    }
+
     /// Number of pictures embedded so far.
     pub fn images(&self) -> usize {
         self.images
@@ -188,6 +200,16 @@ mod tests {
         assert!(html.contains("src=\"data:image/png;base64,iVBORw==\""));
         assert!(html.contains("src=\"data:image/svg+xml;base64,PHN2Zy8+\""));
         assert!(html.contains("<figcaption>loss</figcaption>"));
+    }
+
+    #[test]
+    fn scripts_are_inlined_and_cannot_close_early() {
+        let mut page = HtmlPage::new("t");
+        page.script("document.body.dataset.ok='1';").unwrap();
+        assert!(page
+            .finish()
+            .contains("<script>document.body.dataset.ok='1';</script>"));
+        assert!(page.script("x='</SCRIPT>'").is_err());
     }
 
     #[test]

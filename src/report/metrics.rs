@@ -236,6 +236,25 @@ mod tests {
     }
 
     #[test]
+    fn tpr_at_fpr_never_splits_a_tie() {
+        // Positives 0.9, 0.7, 0.5; negatives 0.7, 0.3, 0.1. Steps (fp, tp):
+        // (0, 1) at 0.9, (1, 2) at the 0.7 tie, (1, 3) at 0.5, (2, 3), (3, 3).
+        let s = [0.9, 0.7, 0.7, 0.5, 0.3, 0.1];
+        let t = [true, true, false, true, false, false];
+        // The tie's positive cannot be had without its negative.
+        assert_eq!(tpr_at_fpr(&s, &t, 0.0), Some(1.0 / 3.0));
+        assert_eq!(tpr_at_fpr(&s, &t, 0.3), Some(1.0 / 3.0));
+        assert_eq!(tpr_at_fpr(&s, &t, 0.34), Some(1.0));
+        assert_eq!(tpr_at_fpr(&s, &t, 1.0), Some(1.0));
+        assert_eq!(tpr_at_fpr(&s, &[false; 6], 0.5), None);
+        // All scores tied: nothing below FPR 1.
+        assert_eq!(
+            tpr_at_fpr(&[0.5; 4], &[true, false, true, false], 0.99),
+            Some(0.0)
+        );
+    }
+
+    #[test]
     fn curves_span_the_unit_square() {
         let roc = roc_curve(&S, &T);
         assert_eq!(roc.first(), Some(&(0.0, 0.0)));

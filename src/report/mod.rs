@@ -1,6 +1,8 @@
 //! Metrics, classification reports and pictures.
 
 pub mod classification;
+pub mod eval;
+pub mod explain;
 pub mod html;
 pub mod metrics;
 #[cfg(feature = "plot")]

@@ -1,0 +1,141 @@
+//! `floodwatch eval`: every detector on the same data, metrics and pictures.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args as ClapArgs;
+use floodwatch::report::eval::{self, EvalOptions};
+use floodwatch::report::html::HtmlPage;
+
+use super::plot::{write_file, Kind, Scene};
+use super::train::TrainFlags;
+
+/// Train the autoencoder, latent classifier, KitNET, Isolation Forest, LOF
+/// and One-Class SVM on the same normal rows, score the same test rows and
+/// write eval.json, eval.md, eval.html and the pictures into --out.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Training CSV files (normal rows train; attack rows, if any, train
+    /// the latent classifier).
+    #[arg(long, required = true, num_args = 1..)]
+    pub train: Vec<PathBuf>,
+    /// Test CSV files (labelled).
+    #[arg(long, required = true, num_args = 1..)]
+    pub test: Vec<PathBuf>,
+    /// Output directory (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also save the trained bundle here.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Test rows kept at most (a seeded sample beyond).
+    #[arg(long, default_value_t = 200_000)]
+    pub max_test_rows: usize,
+    /// Rows embedded by t-SNE at most (a seeded sample beyond).
+    #[arg(long, default_value_t = 5000)]
+    pub tsne_points: usize,
+    /// Also write every picture as SVG.
+    #[arg(long)]
+    pub svg: bool,
+    /// How to read the files and train (as `train`).
+    #[command(flatten)]
+    pub flags: TrainFlags,
+}
+
+/// Runs the evaluation and writes its files.
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let opts = EvalOptions {
+        train: args.flags.options(&args.train)?,
+        test: args.flags.input(&args.test)?,
+        max_test_rows: args.max_test_rows,
+    };
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let e = eval::evaluate(&opts, &mut |step| {
+        if !quiet {
+            eprintln!("[{:6.2} s] {step}", started.elapsed().as_secs_f64());
+        }
+    })?;
+    if let Some(m) = &args.model {
+        e.bundle.save(m)?;
+    }
+    write_file(
+        &args.out.join("eval.json"),
+        &serde_json::to_vec_pretty(&e.report)?,
+    )?;
+    let md = e.report.to_markdown();
+    write_file(&args.out.join("eval.md"), md.as_bytes())?;
+    let scene = Scene {
+        bundle: &e.bundle,
+        data: Some(&e.data),
+        runs: &e.runs,
+        tsne_points: args.tsne_points,
+        seed: opts.train.seed,
+    };
+    let mut page = HtmlPage::new("floodwatch eval");
+    page.paragraph(&e.report.verdict);
+    let (header, rows) = e.report.table(true);
+    page.section("Metrics").table(&header, &rows)?;
+    page.section("Pictures");
+    for kind in Kind::ALL {
+        if !quiet {
+            eprintln!(
+                "[{:6.2} s] picture {}",
+                started.elapsed().as_secs_f64(),
+                kind.describe().0
+            );
+        }
+        let png = scene.write(kind, &args.out, args.svg)?;
+        page.png(kind.describe().1, &png);
+    }
+    page.write(&args.out.join("eval.html"))?;
+    print!("{md}");
+    if !quiet {
+        eprintln!(
+            "wrote {} in {:.2} s",
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_parse_with_the_train_flags() {
+        let w = Wrap::try_parse_from([
+            "e",
+            "--train",
+            "a.csv",
+            "--test",
+            "b.csv",
+            "c.csv",
+            "--out",
+            "dir",
+            "--normal-label",
+            "BENIGN",
+            "--drop",
+            "id",
+            "--svg",
+        ])
+        .unwrap();
+        assert_eq!(w.args.test.len(), 2);
+        assert!(w.args.svg);
+        let o = w.args.flags.options(&w.args.train).unwrap();
+        assert_eq!(o.normal_labels, ["BENIGN"]);
+        assert_eq!(o.drop, ["id"]);
+        assert!(Wrap::try_parse_from(["e", "--train", "a", "--out", "d"]).is_err());
+    }
+}
