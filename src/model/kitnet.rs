@@ -295,10 +295,12 @@ impl KitNet {
     /// serde_json's `float_roundtrip` feature is on (it is for the tests);
     /// without it a weight may come back one ulp off.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |e| Error::io(path, e);
-        let mut out = BufWriter::new(File::create(path).map_err(io)?);
-        serde_json::to_writer(&mut out, self).map_err(|e| io(e.into()))?;
-        out.flush().map_err(io)
+        // Temporary file + rename: a crash never leaves half a state behind.
+        crate::util::write_atomically(path, |f| {
+            let mut out = BufWriter::new(f);
+            serde_json::to_writer(&mut out, self)?;
+            out.flush()
+        })
     }
 
     /// Reads a state written by [`save`](Self::save), checking every size.
