@@ -29,7 +29,7 @@ pub enum Reason {
     NotNumeric,
     /// NaN or an infinity.
     NonFinite,
-    /// A line longer than [`MAX_LINE_BYTES`]: the file is not read further.
+    /// A line longer than [`MAX_LINE_BYTES`]: reading ends there.
     TooLong,
 }
 
@@ -396,7 +396,17 @@ impl CsvSource {
             let found = cur
                 .reader
                 .read_byte_record(&mut self.record)
-                .map_err(|e| csv_bad_row(&self.files[fi], e))?;
+                .map_err(|e| csv_bad_row(&self.files[fi], e));
+            let found = match found {
+                Ok(found) => found,
+                Err(bad) => {
+                    if bad.reason == Reason::TooLong {
+                        // The parser is inside the long line: reading ends.
+                        self.current = None;
+                    }
+                    return Err(bad);
+                }
+            };
             if !found {
                 self.open_next().map_err(|error| BadRow {
                     reason: Reason::Ragged,

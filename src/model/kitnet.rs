@@ -265,6 +265,10 @@ impl TryFrom<KitNetState> for KitNet {
 
 /// Checks that the groups partition `0..n` and every autoencoder matches them.
 fn check_ensemble(e: &Ensemble, n: usize) -> Result<(), String> {
+    // A claimed width the groups cannot cover is refused before allocating.
+    if n > e.groups.iter().map(Vec::len).sum::<usize>() {
+        return Err(format!("{n} features, but the groups hold fewer"));
+    }
     let mut seen = vec![false; n];
     for g in &e.groups {
         for &f in g {
