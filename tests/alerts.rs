@@ -393,7 +393,7 @@ mod no_allocation {
         let mut out = Collect::default();
         let targets: Vec<IpAddr> = (0..20).map(|k| ip(0, k)).collect();
         let step = |t: &mut EpisodeTracker, out: &mut Collect, k: usize| {
-            let score = if k % 7 == 0 { 3.0 } else { 0.1 };
+            let score = if k.is_multiple_of(7) { 3.0 } else { 0.1 };
             t.observe(
                 &rec(k as f64 * 0.001, ip(1, 1), targets[k % 20], score),
                 out,

@@ -77,6 +77,9 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         threshold: Default::default(),
         scaling: Default::default(),
         skip_bad_rows: false,
+        captures: Default::default(),
+        layout: floodwatch::features::packet::Layout::KitsuneCorrected,
+        table_capacity: 0,
     };
     super::train::run(train, quiet)?;
     let keep = args.dir.is_some();
@@ -89,6 +92,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         skip_bad_rows: false,
         fail_on_anomaly: false,
         batch_rows: 4096,
+        captures: Default::default(),
     };
     super::test::run(test, quiet)
 }

@@ -1,18 +1,19 @@
 //! Flags and subcommands. Each subcommand lives in its own file with its
 //! `Args` and a `run` that builds library objects and reports.
 
+mod bench;
+mod capture_flags;
+mod demo;
+mod extract;
 mod splice;
+mod synth;
 mod synth_pcap;
+mod test;
+mod train;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-pub mod bench;
-pub mod demo;
-pub mod synth;
-pub mod test;
-pub mod train;
 
 /// Detect DDoS floods and network anomalies with autoencoders trained on
 /// normal traffic.
@@ -38,6 +39,8 @@ enum Command {
     Demo(demo::Args),
     /// Time training and scoring on generated data; print JSON.
     Bench(bench::Args),
+    /// Compute per-packet features (Kitsune / N-BaIoT) of a capture into a CSV.
+    Extract(extract::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
 }
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(a) => synth::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
+        Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
     }
 }

@@ -9,13 +9,17 @@ use floodwatch::detect::batch::{self, Input, Report, TestOptions};
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;
 
+use super::capture_flags::CaptureFlags;
+
 /// Score every row of CSV files with a model bundle; with labels, report
 /// how well it does.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// CSV files to score (columns matched to the model's by name).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "pcap", num_args = 1..)]
     pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub captures: CaptureFlags,
     /// The model bundle written by `train`.
     #[arg(long)]
     pub model: PathBuf,
@@ -67,11 +71,20 @@ pub fn score(args: &Args, bundle: &Bundle, quiet: bool) -> anyhow::Result<Report
         Some(p) => Some(read_columns_file(p)?),
         None => None,
     };
+    let captures = match (&bundle.capture, args.captures.pcap.is_empty()) {
+        (_, true) => Vec::new(),
+        (Some(features), false) => args.captures.tables(features, None)?,
+        (None, false) => anyhow::bail!(
+            "{}: this model was trained on CSV rows, not packets: --pcap needs a model trained with --pcap",
+            args.model.display()
+        ),
+    };
     let opts = TestOptions {
         input: Input {
             data: args.data.clone(),
             columns,
             skip_bad_rows: args.skip_bad_rows,
+            captures,
         },
         out: args.out.clone(),
         batch_rows: args.batch_rows,

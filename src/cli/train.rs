@@ -5,17 +5,30 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use floodwatch::detect::batch::{self, Input, TrainOptions};
+use floodwatch::features::capture_table::CaptureFeatures;
+use floodwatch::features::packet::Layout;
 use floodwatch::features::scale::ScalerParams;
+use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::threshold::ThresholdRule;
+
+use super::capture_flags::CaptureFlags;
 
 /// Train an autoencoder on the normal rows of labelled CSV files (and, when
 /// they hold attacks, a classifier on its latent representation).
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// Training CSV files (same columns, matched by name).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "pcap", num_args = 1..)]
     pub data: Vec<PathBuf>,
+    #[command(flatten)]
+    pub captures: CaptureFlags,
+    /// Packet feature layout for --pcap: kitsune, kitsune-corrected or nbaiot.
+    #[arg(long, default_value = "kitsune-corrected", requires = "pcap")]
+    pub layout: Layout,
+    /// Most entries per stream table for --pcap (memory stays bounded by it).
+    #[arg(long, value_name = "N", default_value_t = TableConfig::default().capacity)]
+    pub table_capacity: usize,
     /// Where to write the model bundle.
     #[arg(long)]
     pub model: PathBuf,
@@ -71,11 +84,18 @@ impl Args {
         if normal_labels.is_empty() {
             normal_labels.push("normal".into());
         }
+        let features = CaptureFeatures {
+            layout: self.layout.to_string(),
+            table_capacity: self.table_capacity,
+        };
+        let captures = self.captures.tables(&features, Some(&normal_labels[0]))?;
         Ok(TrainOptions {
+            capture: (!captures.is_empty()).then_some(features),
             input: Input {
                 data: self.data.clone(),
                 columns,
                 skip_bad_rows: self.skip_bad_rows,
+                captures,
             },
             label_column: self.label_column.clone(),
             normal_labels,

@@ -25,9 +25,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::features::capture_table::{CaptureFeatures, CaptureTable, ID_COLUMNS};
 use crate::features::scale::ScalerParams;
 use crate::features::tabular::{Encoder, Schema, SchemaBuilder};
-use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row};
+use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row, TableInput};
 use crate::model::autoencoder::{AutoencoderParams, EpochReport};
 use crate::model::bundle::{Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
@@ -49,11 +50,22 @@ pub struct Input {
     pub columns: Option<Vec<String>>,
     /// Count malformed rows as rejected instead of failing.
     pub skip_bad_rows: bool,
+    /// Captures read as tables of per-packet features, after the CSV files.
+    pub captures: Vec<CaptureTable>,
 }
 
 impl Input {
     fn open(&self) -> Result<CsvSource> {
-        CsvSource::open(&self.data, self.columns.as_deref())
+        let csv = self.data.iter().cloned().map(TableInput::Csv);
+        let captures = self.captures.iter().cloned().map(TableInput::Capture);
+        let inputs: Vec<TableInput> = csv.chain(captures).collect();
+        CsvSource::open_inputs(&inputs, self.columns.as_deref())
+    }
+
+    /// Every input file, CSV files first.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        let captures = self.captures.iter().map(|c| c.path.as_path());
+        self.data.iter().map(PathBuf::as_path).chain(captures)
     }
 
     /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
@@ -97,6 +109,23 @@ pub struct TrainOptions {
     pub scaling: ScalerParams,
     /// Threshold rule. Default `fpr:0.01`.
     pub threshold: ThresholdRule,
+    /// How the captures among the inputs became feature rows.
+    pub capture: Option<CaptureFeatures>,
+}
+
+impl TrainOptions {
+    /// The columns left out: `--drop`, and a capture table's identifiers.
+    pub fn dropped(&self) -> Vec<String> {
+        let mut drop = self.drop.clone();
+        if !self.input.captures.is_empty() {
+            for id in ID_COLUMNS {
+                if !drop.iter().any(|d| d == id) {
+                    drop.push(id.into());
+                }
+            }
+        }
+        drop
+    }
 }
 
 impl Default for TrainOptions {
@@ -115,6 +144,7 @@ impl Default for TrainOptions {
             seed: 42,
             scaling: ScalerParams::default(),
             threshold: ThresholdRule::default(),
+            capture: None,
         }
     }
 }
@@ -186,7 +216,12 @@ struct Scan {
 fn scan(opts: &TrainOptions) -> Result<Scan> {
     let mut src = opts.input.open()?;
     let header = src.header().to_vec();
-    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let first = opts
+        .input
+        .paths()
+        .next()
+        .map(Path::to_owned)
+        .unwrap_or_default();
     let label_col =
         label_index(&header, opts.label_column.as_deref()).ok_or_else(|| Error::Input {
             file: first.clone(),
@@ -197,7 +232,8 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
                 header.join(", ")
             ),
         })?;
-    for d in &opts.drop {
+    let drop = opts.dropped();
+    for d in &drop {
         if !header.contains(d) {
             return Err(Error::Input {
                 file: first.clone(),
@@ -207,7 +243,7 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         }
     }
     let features: Vec<usize> = (0..header.len())
-        .filter(|&i| i != label_col && !opts.drop.contains(&header[i]))
+        .filter(|&i| i != label_col && !drop.contains(&header[i]))
         .collect();
     if features.is_empty() {
         return Err(Error::Data(
@@ -308,8 +344,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
     }
     let files = opts
         .input
-        .data
-        .iter()
+        .paths()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>();
     let mut s = scan(opts)?;
@@ -330,7 +365,12 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
     // Reservoir order depends on replacement history: shuffle before splitting.
     s.normal.shuffle(&mut rng);
-    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let first = opts
+        .input
+        .paths()
+        .next()
+        .map(Path::to_owned)
+        .unwrap_or_default();
     let mut enc = s.schema.bind(&s.header, &first)?;
     let (normal, _) = encode_kept(
         std::mem::take(&mut s.normal),
@@ -401,7 +441,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         learning_rate: opts.learning_rate,
         seed: opts.seed,
         history,
-        dropped: opts.drop.clone(),
+        dropped: opts.dropped(),
     };
     Ok(Trained {
         bundle: Bundle {
@@ -414,6 +454,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
             threshold,
             classifier,
             meta,
+            capture: opts.capture.clone(),
         },
         rejections: s.rejections,
     })
@@ -635,7 +676,12 @@ pub fn test(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
     let src = opts.input.open()?;
-    let first = opts.input.data.first().cloned().unwrap_or_default();
+    let first = opts
+        .input
+        .paths()
+        .next()
+        .map(Path::to_owned)
+        .unwrap_or_default();
     let header = src.header().to_vec();
     let enc = bundle.schema.bind(&header, &first)?;
     let total_bytes = src.total_bytes();

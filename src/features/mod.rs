@@ -1,3 +1,20 @@
 //! Records to numeric vectors.
+//!
+//! Tables: a schema learned at train time ([`tabular`]) encodes CSV rows and
+//! a [`scale`]r fitted on normal rows maps them to [0, 1].
+//!
+//! Packet features: a [`packet::FeatureExtractor`] turns each decoded frame
+//! into damped-window statistics ([`incstat`]) kept in bounded tables
+//! ([`stream_table`], [`pair_table`]); the layouts are [`kitsune`] (faithful
+//! and corrected, 100 features) and [`nbaiot`] (115), chosen with
+//! [`packet::Layout`].
+
+pub mod capture_table;
+pub mod incstat;
+pub mod kitsune;
+pub mod nbaiot;
+pub mod packet;
+pub mod pair_table;
 pub mod scale;
+pub mod stream_table;
 pub mod tabular;

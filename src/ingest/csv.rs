@@ -10,15 +10,36 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use csv::ByteRecord;
 
+use crate::features::capture_table::{CaptureSummary, CaptureTable};
 use crate::{Error, Result};
 
 /// The longest line accepted, in bytes. The csv parser keeps a whole record
 /// in memory, so a longer line (a file without newlines, or a hostile one)
 /// is refused as it is read instead of being buffered.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One input table: a CSV file, or a capture read as its feature table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableInput {
+    /// A CSV file.
+    Csv(PathBuf),
+    /// A capture whose per-packet features are extracted on the fly.
+    Capture(CaptureTable),
+}
+
+impl TableInput {
+    /// The file it reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            TableInput::Csv(p) => p,
+            TableInput::Capture(c) => &c.path,
+        }
+    }
+}
 
 /// Why a row was rejected (with `--skip-bad-rows`) or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -211,9 +232,14 @@ impl<R: Read> Read for LineCap<R> {
     }
 }
 
+type Reader = csv::Reader<LineCap<Box<dyn Read + Send>>>;
+type Producer = Option<JoinHandle<Result<CaptureSummary>>>;
+
 /// One open file: its reader and where each canonical column sits in it.
 struct OpenFile {
-    reader: csv::Reader<LineCap<File>>,
+    reader: Reader,
+    /// The extraction thread behind a capture input.
+    producer: Producer,
     /// `perm[c]` = field index in this file of canonical column `c`.
     perm: Vec<usize>,
     /// True when `perm` is the identity (the common case: no lookup needed).
@@ -222,6 +248,7 @@ struct OpenFile {
 
 /// A streaming reader over one or several CSV files with the same columns.
 pub struct CsvSource {
+    inputs: Vec<TableInput>,
     files: Vec<PathBuf>,
     header: Vec<String>,
     given_columns: bool,
@@ -248,11 +275,19 @@ impl CsvSource {
     /// Opens `files`. With `columns`, the files have no header line and these
     /// are the names; otherwise the first line of each file is its header.
     pub fn open(files: &[PathBuf], columns: Option<&[String]>) -> Result<Self> {
-        let Some(first) = files.first() else {
+        let inputs: Vec<TableInput> = files.iter().cloned().map(TableInput::Csv).collect();
+        Self::open_inputs(&inputs, columns)
+    }
+
+    /// Opens CSV files and captures alike; `columns` names the columns of
+    /// header-less CSV files (captures always name theirs).
+    pub fn open_inputs(inputs: &[TableInput], columns: Option<&[String]>) -> Result<Self> {
+        let Some(first) = inputs.first() else {
             return Err(Error::Data("no input file given".into()));
         };
         let mut src = CsvSource {
-            files: files.to_vec(),
+            inputs: inputs.to_vec(),
+            files: inputs.iter().map(|i| i.path().to_owned()).collect(),
             header: Vec::new(),
             given_columns: columns.is_some(),
             next_file: 0,
@@ -262,10 +297,10 @@ impl CsvSource {
             done_bytes: 0,
             current_size: 0,
         };
-        src.header = match columns {
-            Some(names) => names.to_vec(),
-            None => Self::read_header(first)?.1,
-        };
+        // Otherwise the first file's header, read as it is opened.
+        if let (Some(names), TableInput::Csv(_)) = (columns, first) {
+            src.header = names.to_vec();
+        }
         src.open_next()?;
         Ok(src)
     }
@@ -302,16 +337,27 @@ impl CsvSource {
         b
     }
 
-    fn open_reader(path: &Path) -> Result<csv::Reader<LineCap<File>>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    fn open_reader(input: &TableInput) -> Result<(Reader, Producer)> {
+        let (read, producer): (Box<dyn Read + Send>, Producer) = match input {
+            TableInput::Csv(path) => {
+                let file = File::open(path).map_err(|e| Error::io(path, e))?;
+                (Box::new(file), None)
+            }
+            TableInput::Capture(c) => {
+                let (pipe, handle) = c.spawn()?;
+                (Box::new(pipe), Some(handle))
+            }
+        };
         // The csv reader buffers itself: a BufReader would only add a copy.
-        Ok(Self::builder()
+        let reader = Self::builder()
             .buffer_capacity(1 << 16)
-            .from_reader(LineCap::new(file, MAX_LINE_BYTES)))
+            .from_reader(LineCap::new(read, MAX_LINE_BYTES));
+        Ok((reader, producer))
     }
 
-    fn read_header(path: &Path) -> Result<(csv::Reader<LineCap<File>>, Vec<String>)> {
-        let mut reader = Self::open_reader(path)?;
+    fn read_header(input: &TableInput) -> Result<((Reader, Producer), Vec<String>)> {
+        let path = input.path();
+        let (mut reader, producer) = Self::open_reader(input)?;
         let mut rec = ByteRecord::new();
         let found = reader
             .read_byte_record(&mut rec)
@@ -328,28 +374,36 @@ impl CsvSource {
             .map(|f| String::from_utf8_lossy(f).trim().to_owned())
             .collect();
         check_unique(path, &names)?;
-        Ok((reader, names))
+        Ok(((reader, producer), names))
     }
 
     /// Opens the next file; false when all are read.
     fn open_next(&mut self) -> Result<bool> {
         self.done_bytes += self.current_size;
         self.current_size = 0;
-        let Some(path) = self.files.get(self.next_file).cloned() else {
-            self.current = None;
+        if let Some(done) = self.current.take() {
+            finish_capture(done.producer, &self.files[self.next_file - 1])?;
+        }
+        let Some(input) = self.inputs.get(self.next_file).cloned() else {
             return Ok(false);
         };
+        let path = input.path().to_owned();
         self.next_file += 1;
-        let (reader, names) = if self.given_columns {
-            (Self::open_reader(&path)?, self.header.clone())
-        } else {
-            Self::read_header(&path)?
+        let ((reader, producer), names) = match input {
+            TableInput::Csv(_) if self.given_columns => {
+                (Self::open_reader(&input)?, self.header.clone())
+            }
+            _ => Self::read_header(&input)?,
         };
+        if self.header.is_empty() {
+            self.header = names.clone();
+        }
         let perm = self.permutation(&path, &names)?;
         self.current_size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
         self.current = Some(OpenFile {
             reader,
+            producer,
             perm,
             identity,
         });
@@ -443,6 +497,25 @@ impl CsvSource {
             }));
         }
     }
+}
+
+/// Waits for the extraction thread of a finished capture input: its errors
+/// end the read, its damage reports are warnings (the rows before the damage
+/// were read).
+fn finish_capture(producer: Producer, path: &Path) -> Result<()> {
+    let Some(handle) = producer else {
+        return Ok(());
+    };
+    let summary = handle
+        .join()
+        .map_err(|_| Error::Data(format!("{}: feature extraction failed", path.display())))??;
+    for problem in &summary.skipped {
+        eprintln!("floodwatch: warning: skipped: {problem}");
+    }
+    if let Some(damage) = &summary.damage {
+        eprintln!("floodwatch: warning: capture ends early: {damage}");
+    }
+    Ok(())
 }
 
 /// A parser error as a rejected row: a too-long line, or ragged.

@@ -20,6 +20,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::capture_table::CaptureFeatures;
+
 use crate::features::scale::Scaler;
 use crate::features::tabular::Schema;
 use crate::model::autoencoder::{Autoencoder, TrainHistory};
@@ -102,6 +104,9 @@ pub struct Bundle {
     pub classifier: Option<Classifier>,
     /// Training metadata.
     pub meta: TrainMeta,
+    /// How packets became feature rows, for a model trained on captures.
+    #[serde(default)]
+    pub capture: Option<CaptureFeatures>,
 }
 
 impl Bundle {
@@ -293,6 +298,10 @@ mod tests {
                 history,
                 dropped: vec![],
             },
+            capture: Some(CaptureFeatures {
+                layout: "nbaiot".into(),
+                table_capacity: 7,
+            }),
         }
     }
 

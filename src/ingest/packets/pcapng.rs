@@ -116,7 +116,7 @@ impl Reader {
             _ => return Err(ErrorKind::BadHeader("section byte-order magic")),
         };
         let len = self.u32_at(&b, 0);
-        if len < 28 || len % 4 != 0 {
+        if len < 28 || !len.is_multiple_of(4) {
             return Err(ErrorKind::BadBlock {
                 block_type: SHB_TYPE,
                 len,
@@ -174,7 +174,7 @@ impl Reader {
             }
             source.read_exact(&mut head[4..]).map_err(|k| (k, at))?;
             let len = self.u32_at(&head, 4);
-            if len < 12 || len % 4 != 0 {
+            if len < 12 || !len.is_multiple_of(4) {
                 return Err((ErrorKind::BadBlock { block_type, len }, at));
             }
             let body = u64::from(len) - 8; // body and trailer

@@ -1,0 +1,548 @@
+//! Bounded stream tables: a keyed slab with least-recently-seen eviction.
+//!
+//! Kitsune-py keeps every stream it ever saw, so a flood of spoofed sources
+//! grows its memory without limit. A [`Table`] holds at most
+//! [`TableConfig::capacity`] entries:
+//!
+//! - an entry whose weight, faded at the slowest decay rate, is below
+//!   [`TableConfig::weight_cutoff`] is *reclaimed* when it reaches the least
+//!   recently seen end and room is wanted (at most two per insert, so the work
+//!   stays O(1) amortised);
+//! - when the table is full, the least recently seen entry is *evicted*.
+//!
+//! Layout: entries live in a `Vec` slab (grown to the capacity at most, never
+//! beyond) threaded on an intrusive doubly linked recency list; a
+//! [`hashbrown::HashTable`] of slab indices finds them by key, so a key is
+//! stored once. Hashing uses foldhash's `RandomState`, seeded randomly per
+//! table: spoofed traffic is chosen by an adversary, who must not be able to
+//! aim keys at one bucket chain.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::error::{Error, Result};
+
+/// "No slot" in the intrusive lists.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Capacity and reclamation settings of one table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableConfig {
+    /// Most entries the table holds (at least 2).
+    pub capacity: usize,
+    /// Entries whose weight, faded at the slowest rate, is below this are
+    /// reclaimed (in `[0, 1)`; 0 turns reclamation off).
+    pub weight_cutoff: f64,
+    /// In the `kitsune` layout, the most links of its source a packet
+    /// updates (Kitsune-py: all of them, so a host linked to a flood's
+    /// spoofed sources costs O(capacity) per packet it sends). The most
+    /// recently created links are updated; at least 1.
+    pub fanout_limit: usize,
+}
+
+impl Default for TableConfig {
+    /// 100,000 entries, cutoff 1e-6 (a one-packet stream of the 0.01 window
+    /// reaches it after about 33 minutes of silence), fan-out of 1,024 links
+    /// (the shared reference captures need at most 140).
+    fn default() -> Self {
+        TableConfig {
+            capacity: 100_000,
+            weight_cutoff: 1e-6,
+            fanout_limit: 1024,
+        }
+    }
+}
+
+impl TableConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.capacity < 2 || self.capacity >= NIL as usize / 2 {
+            return Err(Error::Data(format!(
+                "table capacity should be in [2, {}], but is {}",
+                NIL / 2 - 1,
+                self.capacity
+            )));
+        }
+        if self.fanout_limit == 0 {
+            return Err(Error::Data(
+                "fan-out limit should be at least 1, but is 0".to_string(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.weight_cutoff) {
+            return Err(Error::Data(format!(
+                "weight cutoff should be in [0, 1), but is {}",
+                self.weight_cutoff
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Occupancy and removals of one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    /// Table name (e.g. `HH.pairs`).
+    pub name: String,
+    /// Entries held now.
+    pub len: usize,
+    /// Most entries allowed.
+    pub capacity: usize,
+    /// Entries removed because the table was full.
+    pub evicted: u64,
+    /// Entries removed because their weight had faded below the cutoff.
+    pub reclaimed: u64,
+}
+
+/// Why an entry leaves a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The table was full and the entry was the least recently seen.
+    Evicted,
+    /// Its weight had faded below the cutoff.
+    Reclaimed,
+}
+
+/// A value whose importance fades with time.
+pub trait Decaying {
+    /// The weight (at the slowest rate) the value would have at time `t`.
+    fn weight_at(&self, t: f64) -> f64;
+}
+
+/// A fixed-size key (up to `N` bytes, no heap): addresses and ports laid
+/// out as bytes, or text for Kitsune's concatenated keys.
+#[derive(Clone, Copy)]
+pub struct Key<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Key<N> {
+    /// The empty key.
+    pub const fn new() -> Self {
+        Key {
+            len: 0,
+            bytes: [0; N],
+        }
+    }
+
+    /// Appends `part`; returns false (and appends nothing) if it does not fit.
+    pub fn push(&mut self, part: &[u8]) -> bool {
+        let start = self.len as usize;
+        let end = start + part.len();
+        match self.bytes.get_mut(start..end) {
+            Some(dst) if end <= u8::MAX as usize => {
+                dst.copy_from_slice(part);
+                self.len = end as u8;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when no byte was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<const N: usize> Default for Key<N> {
+    fn default() -> Self {
+        Key::new()
+    }
+}
+
+impl<const N: usize> PartialEq for Key<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<const N: usize> Eq for Key<N> {}
+
+impl<const N: usize> Hash for Key<N> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+    }
+}
+
+impl<const N: usize> fmt::Debug for Key<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?})", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl<const N: usize> fmt::Write for Key<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.push(s.as_bytes()) {
+            Ok(())
+        } else {
+            Err(fmt::Error)
+        }
+    }
+}
+
+impl Decaying for crate::features::incstat::Stats1D {
+    fn weight_at(&self, t: f64) -> f64 {
+        crate::features::incstat::Stats1D::weight_at(self, t)
+    }
+}
+
+#[derive(Debug)]
+struct Slot<K, V> {
+    key: K,
+    prev: u32,
+    next: u32,
+    value: V,
+}
+
+/// A bounded table of `V` by key `K` with least-recently-seen eviction.
+#[derive(Debug)]
+pub struct Table<K, V> {
+    map: HashTable<u32>,
+    hasher: RandomState,
+    slots: Vec<Slot<K, V>>,
+    free: Vec<u32>,
+    /// Most recently seen.
+    head: u32,
+    /// Least recently seen.
+    tail: u32,
+    len: usize,
+    config: TableConfig,
+    evicted: u64,
+    reclaimed: u64,
+}
+
+impl<K: Hash + Eq, V: Decaying> Table<K, V> {
+    /// An empty table (the configuration is assumed validated).
+    pub fn new(config: TableConfig) -> Self {
+        Table {
+            map: HashTable::new(),
+            hasher: RandomState::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            config,
+            evicted: 0,
+            reclaimed: 0,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Occupancy and removal counts, under `name`.
+    pub fn stats(&self, name: &str) -> TableStats {
+        TableStats {
+            name: name.to_string(),
+            len: self.len,
+            capacity: self.config.capacity,
+            evicted: self.evicted,
+            reclaimed: self.reclaimed,
+        }
+    }
+
+    /// The slot of `key`, if present (does not mark it seen).
+    #[inline]
+    pub fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        self.map
+            .find(hash, |&i| slots[i as usize].key == *key)
+            .copied()
+    }
+
+    /// The value in slot `i`.
+    #[inline]
+    pub fn get(&self, i: u32) -> &V {
+        &self.slots[i as usize].value
+    }
+
+    /// The value in slot `i`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, i: u32) -> &mut V {
+        &mut self.slots[i as usize].value
+    }
+
+    /// Marks slot `i` as the most recently seen.
+    #[inline]
+    pub fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    /// The entry that must go before a new one is inserted at time `now`:
+    /// the least recently seen, if the table is full or its weight has faded
+    /// below the cutoff.
+    pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
+        let slot = self.slots.get(self.tail as usize)?;
+        if slot.value.weight_at(now) < self.config.weight_cutoff {
+            Some((self.tail, Removal::Reclaimed))
+        } else if self.len >= self.config.capacity {
+            Some((self.tail, Removal::Evicted))
+        } else {
+            None
+        }
+    }
+
+    /// Removes slot `i`, counting it under `why`.
+    pub fn remove(&mut self, i: u32, why: Removal) {
+        let hash = self.hasher.hash_one(&self.slots[i as usize].key);
+        if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.unlink(i);
+        self.free.push(i);
+        self.len -= 1;
+        match why {
+            Removal::Evicted => self.evicted += 1,
+            Removal::Reclaimed => self.reclaimed += 1,
+        }
+    }
+
+    /// Inserts a key known to be absent, as the most recently seen; the
+    /// caller has made room (see [`Table::victim`]). Returns its slot.
+    pub fn insert_new(&mut self, key: K, value: V) -> u32 {
+        let hash = self.hasher.hash_one(&key);
+        let slot = Slot {
+            key,
+            prev: NIL,
+            next: NIL,
+            value,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.grow_slab();
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.map
+            .insert_unique(hash, i, |&j| hasher.hash_one(&slots[j as usize].key));
+        self.len += 1;
+        self.push_front(i);
+        i
+    }
+
+    /// The slot of `key`, marked seen; a new entry made by `make` if absent,
+    /// after evicting or reclaiming what must go. For tables whose entries
+    /// nothing else refers to.
+    #[inline]
+    pub fn get_or_insert(&mut self, key: K, now: f64, make: impl FnOnce() -> V) -> u32 {
+        if let Some(i) = self.find(&key) {
+            self.touch(i);
+            return i;
+        }
+        for _ in 0..2 {
+            match self.victim(now) {
+                Some((i, why)) => self.remove(i, why),
+                None => break,
+            }
+        }
+        self.insert_new(key, make())
+    }
+
+    /// Grows the slab geometrically but never past the capacity, so a full
+    /// table holds exactly `capacity` slots.
+    fn grow_slab(&mut self) {
+        if self.slots.len() == self.slots.capacity() {
+            let room = self.config.capacity.saturating_sub(self.slots.len());
+            let step = self.slots.len().max(64).min(room).max(1);
+            self.slots.reserve_exact(step);
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        if old == NIL {
+            self.tail = i;
+        } else {
+            self.slots[old as usize].prev = i;
+        }
+        self.head = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::incstat::{DecayCache, Stats1D};
+
+    fn config(capacity: usize) -> TableConfig {
+        TableConfig {
+            capacity,
+            ..TableConfig::default()
+        }
+    }
+
+    fn key(n: u32) -> Key<4> {
+        let mut k = Key::new();
+        k.push(&n.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn key_push_and_equality() {
+        let mut a: Key<6> = Key::new();
+        assert!(a.is_empty());
+        assert!(a.push(b"abc"));
+        assert!(!a.push(b"defg"), "overflow must be refused");
+        assert_eq!(a.as_bytes(), b"abc");
+        let mut b: Key<6> = Key::new();
+        b.push(b"ab");
+        b.push(b"c");
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3);
+        use std::fmt::Write;
+        assert!(write!(b, "xyz").is_ok());
+        assert!(write!(b, "!").is_err());
+        assert_eq!(format!("{b:?}"), "Key(\"abcxyz\")");
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(TableConfig::default().validate().is_ok());
+        assert!(config(1).validate().is_err());
+        let bad = TableConfig {
+            capacity: 10,
+            weight_cutoff: 1.5,
+            ..TableConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let nan = TableConfig {
+            capacity: 10,
+            weight_cutoff: f64::NAN,
+            ..TableConfig::default()
+        };
+        assert!(nan.validate().is_err());
+        let no_fanout = TableConfig {
+            fanout_limit: 0,
+            ..TableConfig::default()
+        };
+        assert!(no_fanout.validate().is_err());
+    }
+
+    #[test]
+    fn evicts_least_recently_seen_when_full() {
+        let mut t: Table<Key<4>, Stats1D> = Table::new(config(3));
+        let a = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+        t.get_or_insert(key(2), 0.0, || Stats1D::new(0.0));
+        t.get_or_insert(key(3), 0.0, || Stats1D::new(0.0));
+        // Seeing 1 again makes 2 the least recently seen.
+        assert_eq!(t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0)), a);
+        t.get_or_insert(key(4), 0.0, || Stats1D::new(0.0));
+        assert_eq!(t.len(), 3);
+        assert!(t.find(&key(2)).is_none());
+        assert!(t.find(&key(1)).is_some() && t.find(&key(3)).is_some());
+        let s = t.stats("x");
+        assert_eq!((s.evicted, s.reclaimed, s.capacity), (1, 0, 3));
+    }
+
+    #[test]
+    fn reclaims_faded_entries() {
+        let mut cache = DecayCache::default();
+        let mut t: Table<Key<4>, Stats1D> = Table::new(config(100));
+        let i = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+        t.get_mut(i).insert(60.0, 0.0, &mut cache);
+        // 1 packet at the 0.01 rate fades below 1e-6 after ~1993 s.
+        t.get_or_insert(key(2), 1000.0, || Stats1D::new(1000.0));
+        assert!(
+            t.find(&key(1)).is_some(),
+            "still above the cutoff at 1000 s"
+        );
+        let j = t.get_or_insert(key(3), 2100.0, || Stats1D::new(2100.0));
+        t.get_mut(j).insert(60.0, 2100.0, &mut cache);
+        assert!(t.find(&key(1)).is_none(), "faded entry reclaimed");
+        // Key 2 never got a value but counts as seen once at 1000 s.
+        assert!(t.find(&key(2)).is_some());
+        let s = t.stats("x");
+        assert_eq!((s.len, s.evicted, s.reclaimed), (2, 0, 1));
+    }
+
+    #[test]
+    fn reused_slots_stay_consistent() {
+        let mut t: Table<Key<4>, Stats1D> = Table::new(config(50));
+        for n in 0..10_000u32 {
+            let i = t.get_or_insert(key(n), n as f64, || Stats1D::new(n as f64));
+            t.get_mut(i).lanes[0].cf1 = n as f64;
+            assert!(t.len() <= 50);
+        }
+        for n in 9_950..10_000u32 {
+            let i = t.find(&key(n)).expect("recent keys kept");
+            assert_eq!(t.get(i).lanes[0].cf1, n as f64);
+        }
+        assert_eq!(t.stats("x").evicted, 10_000 - 50);
+        assert!(t.slots.capacity() == 50, "slab never grows past the cap");
+    }
+
+    #[test]
+    fn spoofed_flood_keeps_table_at_cap() {
+        // One million distinct spoofed sources into a 10,000-entry table.
+        let cap = 10_000;
+        let mut t: Table<Key<4>, Stats1D> = Table::new(config(cap));
+        let mut cache = DecayCache::default();
+        for n in 0..1_000_000u32 {
+            let now = n as f64 * 1e-6;
+            let i = t.get_or_insert(key(n.wrapping_mul(2_654_435_761)), now, || {
+                Stats1D::new(now)
+            });
+            t.get_mut(i).insert(60.0, now, &mut cache);
+            assert!(t.len() <= cap);
+        }
+        let s = t.stats("MI");
+        assert_eq!(s.len, cap);
+        assert_eq!(s.evicted + s.reclaimed, 1_000_000 - cap as u64);
+        assert!(t.slots.capacity() <= cap);
+        assert!(t.free.capacity() <= cap);
+    }
+}
