@@ -252,6 +252,7 @@ fn tiny_bundle() -> anyhow::Result<Vec<u8>> {
             history,
             dropped: vec![],
         },
+        capture: None,
     };
     let dir = tempfile::tempdir()?;
     let p = dir.path().join("m.fw");
