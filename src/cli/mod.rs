@@ -10,6 +10,7 @@ mod synth;
 mod synth_pcap;
 mod test;
 mod train;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,9 @@ enum Command {
     Extract(extract::Args),
     /// Put an attack capture into a benign one and label every packet.
     Splice(splice::Args),
+    /// Detect floods as records arrive: capture file, live interface or
+    /// standard input; alerts, scores and metrics.
+    Watch(watch::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -55,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(a, cli.quiet),
         Command::Extract(args) => extract::run(args, cli.quiet),
         Command::Splice(args) => splice::run(args, cli.quiet),
+        Command::Watch(args) => watch::run(args, cli.quiet),
     }
 }
 

@@ -314,6 +314,16 @@ impl EpisodeTracker {
         }
     }
 
+    /// Whether an anomalous record of `flow` scoring `score` would open an
+    /// episode or become its peak: the only records whose top features an
+    /// alert reports, so callers can skip explaining the others.
+    pub fn wants_explanation(&self, flow: &FlowContext, score: f64) -> bool {
+        match self.open.peek(&self.target_of(flow)) {
+            Some(ep) => score > ep.peak_score,
+            None => true,
+        }
+    }
+
     fn target_of(&self, flow: &FlowContext) -> IpAddr {
         match self.params.target {
             TargetKey::DestIp => flow.dest_ip,
@@ -547,6 +557,21 @@ mod tests {
         assert_eq!(out.0.len(), 2);
         assert_eq!(out.0[1].episode.packets, 2);
         assert_eq!(out.0[0].timestamp, Timestamp::from_secs(0.0));
+    }
+
+    #[test]
+    fn only_openings_and_new_peaks_want_an_explanation() {
+        let mut t = TrackerParams::new()
+            .vote(VoteParams::new(1, 1).unwrap())
+            .build()
+            .unwrap();
+        let mut out = Collect::default();
+        let r = rec(1.0, 1, 2, true);
+        assert!(t.wants_explanation(&r.flow, r.score));
+        t.observe(&r, &mut out).unwrap();
+        assert!(!t.wants_explanation(&r.flow, r.score));
+        assert!(t.wants_explanation(&r.flow, r.score + 1.0));
+        assert!(t.wants_explanation(&rec(1.0, 1, 3, true).flow, 0.0));
     }
 
     #[test]

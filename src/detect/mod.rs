@@ -6,4 +6,5 @@ pub mod episode;
 pub mod metrics;
 pub mod queue;
 pub mod sink;
+pub mod stream;
 pub mod vote;

@@ -10,6 +10,7 @@
 //! [`packet::Layout`].
 
 pub mod capture_table;
+pub mod combined;
 pub mod incstat;
 pub mod kitsune;
 pub mod nbaiot;
@@ -18,3 +19,4 @@ pub mod pair_table;
 pub mod scale;
 pub mod stream_table;
 pub mod tabular;
+pub mod victim;

@@ -288,6 +288,14 @@ impl Autoencoder {
         out[0]
     }
 
+    /// [`Autoencoder::score`] reusing the caller's buffers, so that scoring
+    /// one record at a time allocates nothing.
+    pub fn score_with(&self, x: &[f32], ws: &mut Workspace) -> f32 {
+        let mut out = [0.0];
+        self.score_rows(x, 1, ws, &mut out);
+        out[0]
+    }
+
     /// [`Autoencoder::score`] of every row of `x` into `out`.
     ///
     /// # Panics
@@ -318,8 +326,12 @@ impl Autoencoder {
     /// Per-feature squared reconstruction error of one row (their mean is
     /// the score): the basis of explanations.
     pub fn feature_errors(&self, x: &[f32], out: &mut [f32]) {
-        let mut ws = Workspace::default();
-        let recon = self.net.forward(x, 1, self.net.depth(), &mut ws);
+        self.feature_errors_with(x, &mut Workspace::default(), out);
+    }
+
+    /// [`Autoencoder::feature_errors`] reusing the caller's buffers.
+    pub fn feature_errors_with(&self, x: &[f32], ws: &mut Workspace, out: &mut [f32]) {
+        let recon = self.net.forward(x, 1, self.net.depth(), ws);
         for ((o, a), b) in out.iter_mut().zip(x).zip(recon) {
             *o = (a - b) * (a - b);
         }

@@ -73,6 +73,9 @@ impl Dense {
     }
 
     fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        if rows == 1 {
+            return self.forward_row(x, out);
+        }
         for row in out.chunks_exact_mut(self.output).take(rows) {
             row.copy_from_slice(&self.bias);
         }
@@ -89,6 +92,22 @@ impl Dense {
             out,
         );
         self.activation.apply(&mut out[..rows * self.output]);
+    }
+}
+
+impl Dense {
+    /// [`Dense::forward`] of one row as a sum of scaled weight rows: streaming
+    /// scores one record at a time, where sgemm's packing costs more than the
+    /// product itself. The loop vectorises.
+    fn forward_row(&self, x: &[f32], out: &mut [f32]) {
+        let out = &mut out[..self.output];
+        out.copy_from_slice(&self.bias);
+        for (xi, w) in x.iter().zip(self.weights.chunks_exact(self.output)) {
+            for (o, w) in out.iter_mut().zip(w) {
+                *o += xi * w;
+            }
+        }
+        self.activation.apply(out);
     }
 }
 
@@ -383,6 +402,24 @@ mod tests {
                 "param {i}: numeric {numeric} analytic {}",
                 analytic[i]
             );
+        }
+    }
+
+    #[test]
+    fn one_row_path_matches_the_batched_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let net = Network::new(&[7, 5, 4, 7], &acts, &mut rng);
+        let x: Vec<f32> = (0..3 * 7).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let batched = net
+            .forward(&x, 3, net.depth(), &mut Workspace::default())
+            .to_vec();
+        let mut ws = Workspace::default();
+        for (row, want) in x.chunks(7).zip(batched.chunks(7)) {
+            let got = net.forward(row, 1, net.depth(), &mut ws);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
         }
     }
 

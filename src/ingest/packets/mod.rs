@@ -78,6 +78,8 @@ pub struct PacketMeta {
 
 pub mod capture;
 pub mod decode;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pcap;
 pub mod pcapng;
 pub mod splice;

@@ -1,0 +1,142 @@
+//! End-to-end streaming throughput and latency: read + decode a capture,
+//! features (layout `victim`: 20 destination-keyed statistics, or
+//! `floodwatch`: Kitsune's 100 corrected + those 20), score (dense
+//! autoencoder or KitNET), vote and alert episodes, one core.
+//!
+//! `cargo bench --bench watch`; `FLOODWATCH_BENCH_PACKETS` sets the size of
+//! the synthetic capture (default 200,000 packets of benign IoT traffic with
+//! five Mirai-style floods, written by `ingest::packets::synth` in memory).
+//! The models are learned once from the first 5,000 packets; the timed runs
+//! score every packet with the saved model. After the timings, one line of
+//! JSON per detector gives the per-record latency histogram's p99 bound.
+
+use std::hint::black_box;
+use std::io::Cursor;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use floodwatch::detect::episode::TrackerParams;
+use floodwatch::detect::metrics::Metrics;
+use floodwatch::detect::sink::JsonLines;
+use floodwatch::detect::stream::source::PacketRecords;
+use floodwatch::detect::stream::{
+    Engine, EngineParams, Next, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel,
+    StreamScorer,
+};
+use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::packet::FeatureExtractor;
+use floodwatch::features::stream_table::TableConfig;
+use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
+use floodwatch::ingest::packets::synth::{self, SynthConfig};
+use floodwatch::model::kitnet::KitNetParams;
+use floodwatch::model::threshold::ThresholdRule;
+use floodwatch::model::AutoencoderParams;
+
+const GRACE: u64 = 5_000;
+
+fn capture() -> (Vec<u8>, u64) {
+    let n = std::env::var("FLOODWATCH_BENCH_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let cfg = SynthConfig {
+        packets: n,
+        rate: 2_000.0,
+        seed: 42,
+        attacks: ["udp", "syn-spoofed", "ack", "http", "gre"]
+            .iter()
+            .map(|a| a.parse().expect("attack name"))
+            .collect(),
+        start_ns: 1_700_000_000_000_000_000,
+    };
+    let mut bytes = Vec::new();
+    synth::write(&cfg, &mut bytes, std::io::sink()).expect("write capture");
+    (bytes, n)
+}
+
+type Source<'a> = PacketRecords<PacketSource<Cursor<&'a [u8]>>, Box<dyn FeatureExtractor>>;
+
+fn source(bytes: &[u8], layout: WatchLayout) -> Source<'_> {
+    let reader = CaptureReader::from_reader(Cursor::new(bytes), "bench").expect("capture");
+    let features = layout.extractor(TableConfig::default()).expect("layout");
+    PacketRecords::new(PacketSource::new(reader), features)
+}
+
+/// Runs the engine over the capture; returns the metrics.
+fn run(bytes: &[u8], layout: WatchLayout, scorer: Box<dyn StreamScorer>) -> Arc<Metrics> {
+    let metrics = Arc::new(Metrics::default());
+    let params = EngineParams {
+        tracker: TrackerParams::new(),
+        top_features: 5,
+        save_model: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut engine = Engine::new(params, scorer, metrics.clone(), stop);
+    let mut sink = JsonLines::new(std::io::sink());
+    let summary = engine
+        .run(&mut source(bytes, layout), &mut sink)
+        .expect("run");
+    black_box(summary);
+    metrics
+}
+
+/// Learns a model from the first packets, as `watch --grace` does.
+fn learn(bytes: &[u8], layout: WatchLayout, mut scorer: Box<dyn StreamScorer>) -> SavedModel {
+    let mut src = source(bytes, layout);
+    let mut x = vec![0.0; src.names().len()];
+    while scorer.model().is_none() {
+        match src.next(&mut x) {
+            Next::Record(_) => {
+                scorer.score(&x).expect("learn");
+            }
+            Next::End => panic!("capture shorter than grace"),
+            _ => {}
+        }
+    }
+    scorer.model().expect("model")
+}
+
+fn bench(c: &mut Criterion) {
+    let (bytes, n) = capture();
+    let rule = ThresholdRule::Quantile(0.999);
+    let mut models = Vec::new();
+    for (lname, layout) in [
+        ("victim", WatchLayout::Victim),
+        ("floodwatch", WatchLayout::Floodwatch),
+    ] {
+        let names = source(&bytes, layout).names().to_vec();
+        let d = names.len();
+        let (h1, h2) = (d * 3 / 4, d / 3);
+        let ae = AutoencoderParams::new()
+            .hidden([h1, h2, h2, h1])
+            .epochs(20)
+            .batch_size(32);
+        let ae = OnlineAutoencoder::new(names.clone(), GRACE, ae, rule, true).expect("ae");
+        models.push((lname, "ae", layout, learn(&bytes, layout, Box::new(ae))));
+        let kn = OnlineKitNet::new(names, GRACE, KitNetParams::new(), rule, true).expect("kitnet");
+        models.push((lname, "kitnet", layout, learn(&bytes, layout, Box::new(kn))));
+    }
+    let mut g = c.benchmark_group("watch");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    for (lname, dname, layout, model) in &models {
+        g.bench_function(format!("{lname}_{dname}_end_to_end"), |b| {
+            b.iter(|| run(&bytes, *layout, model.clone().into_scorer()))
+        });
+    }
+    g.finish();
+    for (lname, dname, layout, model) in &models {
+        let m = run(&bytes, *layout, model.clone().into_scorer());
+        let p = |q| m.latency.quantile_bound(q).map_or(-1.0, |s| s * 1e6);
+        println!(
+            "{{\"layout\":\"{lname}\",\"detector\":\"{dname}\",\"packets\":{n},\"p50_latency_us_bound\":{},\"p99_latency_us_bound\":{},\"p999_latency_us_bound\":{}}}",
+            p(0.5),
+            p(0.99),
+            p(0.999)
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,411 @@
+//! `floodwatch watch`: streaming detection from a capture file, a live
+//! interface or standard input, with alerts, per-record scores and metrics.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, ValueEnum};
+
+use floodwatch::detect::episode::TrackerParams;
+use floodwatch::detect::metrics::{Metrics, MetricsServer};
+use floodwatch::detect::queue::{bounded, Overflow};
+use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
+use floodwatch::detect::stream::source::{Paced, PacketRecords};
+use floodwatch::detect::stream::tabular::{is_bundle, BundleScorer, LineRecords};
+use floodwatch::detect::stream::{
+    Engine, EngineParams, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel, StreamScorer,
+    Summary,
+};
+use floodwatch::detect::vote::VoteParams;
+use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::packet::FeatureExtractor;
+use floodwatch::features::stream_table::TableConfig;
+use floodwatch::features::tabular::Schema;
+use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::model::bundle::Bundle;
+use floodwatch::model::kitnet::KitNetParams;
+use floodwatch::model::threshold::ThresholdRule;
+use floodwatch::model::AutoencoderParams;
+
+/// The online detector learned during grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Detector {
+    /// Dense autoencoder fitted on the grace records.
+    Ae,
+    /// KitNET ensemble of small autoencoders (Kitsune).
+    Kitnet,
+}
+
+/// Flags of `watch`.
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin"])))]
+#[command(group(clap::ArgGroup::new("learn").required(true).args(["model", "grace"])))]
+pub struct Args {
+    /// Read packets from a capture file (pcap or pcapng), as fast as possible.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// With --pcap: replay at the pace of the capture's timestamps.
+    #[arg(long, requires = "pcap")]
+    pub realtime: bool,
+    /// Capture live from this interface (needs root and the `live` feature).
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// Read records from standard input: CSV with a header, or JSON lines, in
+    /// the schema of the bundle given with --model (from `train`).
+    #[arg(long, requires = "model", conflicts_with = "grace")]
+    pub stdin: bool,
+    /// Most records waiting between a live capture or standard input and
+    /// scoring; more are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub queue: usize,
+    /// Score with a model saved by `--save-model`, or a bundle from `train`
+    /// (trained on captures for packet sources, on tables for --stdin).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Learn normal traffic online from the first N records, then detect.
+    #[arg(long, value_name = "N")]
+    pub grace: Option<u64>,
+    /// The detector learned during grace.
+    #[arg(long, value_enum, default_value_t = Detector::Ae)]
+    pub detector: Detector,
+    /// Threshold rule on the scores of the last fifth of grace.
+    #[arg(long, value_name = "RULE", default_value = "quantile:0.999")]
+    pub threshold: ThresholdRule,
+    /// Training epochs of the dense autoencoder.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub epochs: usize,
+    /// Save the model learned during grace (as soon as grace ends).
+    #[arg(long, value_name = "PATH", requires = "grace")]
+    pub save_model: Option<PathBuf>,
+    /// Packet feature layout: floodwatch (kitsune-corrected + victim), victim
+    /// (destination-keyed only), kitsune, kitsune-corrected or nbaiot.
+    #[arg(long, default_value = "floodwatch")]
+    pub layout: String,
+    /// Most entries per state table of the layout.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub table_capacity: usize,
+    /// Alerts as JSON lines to this file (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// Run this shell command for each alert, the alert on its stdin.
+    #[arg(long, value_name = "CMD")]
+    pub on_alert: Option<String>,
+    /// Majority vote: alert when V of the last W records of a target are
+    /// anomalous.
+    #[arg(long, value_name = "W/V", default_value = "10/6", value_parser = parse_vote)]
+    pub vote: VoteParams,
+    /// Seconds without anomalous records before an episode ends.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub episode_timeout: f64,
+    /// Features named in each alert, by share of the error.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub top_features: usize,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Write `index,timestamp,score,is_anomaly` for every record.
+    #[arg(long, value_name = "FILE.csv")]
+    pub scores: Option<PathBuf>,
+}
+
+fn parse_vote(s: &str) -> Result<VoteParams, String> {
+    let (w, v) = s
+        .split_once('/')
+        .ok_or_else(|| format!("vote '{s}' should be W/V, e.g. 10/6"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("vote '{s}' should be W/V with whole numbers"))
+    };
+    VoteParams::new(num(w)?, num(v)?).map_err(|e| e.to_string())
+}
+
+/// A packet feature layout by name.
+fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn FeatureExtractor>> {
+    let config = TableConfig {
+        capacity,
+        ..TableConfig::default()
+    };
+    Ok(name.parse::<WatchLayout>()?.extractor(config)?)
+}
+
+/// Hidden widths for `d` inputs: 3/4 then 1/3 of the input, as Kitsune's
+/// small autoencoders, which keeps per-record scoring cheap.
+fn hidden_for(d: usize) -> [usize; 4] {
+    let h1 = (d * 3 / 4).max(2);
+    let h2 = (d / 3).max(1);
+    [h1, h2, h2, h1]
+}
+
+fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>> {
+    if let Some(path) = &args.model {
+        let model = SavedModel::load(path)?;
+        if model.features() != names {
+            bail!(
+                "{}: the model reads {} features, layout '{}' gives {} others",
+                path.display(),
+                model.features().len(),
+                args.layout,
+                names.len()
+            );
+        }
+        return Ok(model.into_scorer());
+    }
+    let grace = args.grace.unwrap_or_default();
+    Ok(match args.detector {
+        Detector::Ae => {
+            let ae = AutoencoderParams::new()
+                .hidden(hidden_for(names.len()))
+                .epochs(args.epochs)
+                .batch_size(32);
+            Box::new(OnlineAutoencoder::new(
+                names.to_vec(),
+                grace,
+                ae,
+                args.threshold,
+                true,
+            )?)
+        }
+        Detector::Kitnet => Box::new(OnlineKitNet::new(
+            names.to_vec(),
+            grace,
+            KitNetParams::new(),
+            args.threshold,
+            true,
+        )?),
+    })
+}
+
+fn sinks(args: &Args) -> anyhow::Result<Vec<Box<dyn AlertSink>>> {
+    let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+    match &args.alerts {
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+            sinks.push(Box::new(JsonLines::new(BufWriter::new(f))));
+        }
+        None => sinks.push(Box::new(JsonLines::new(std::io::stdout()))),
+    }
+    if let Some(cmd) = &args.on_alert {
+        sinks.push(Box::new(CommandHook::new(cmd)));
+    }
+    Ok(sinks)
+}
+
+fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordSource>> {
+    packet_source(args, layout(&args.layout, args.table_capacity)?, stop)
+}
+
+/// Packets from the capture file or interface, featured by `features`.
+fn packet_source(
+    args: &Args,
+    features: Box<dyn FeatureExtractor>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn RecordSource>> {
+    if let Some(path) = &args.pcap {
+        let packets = PacketSource::open(path)?;
+        return Ok(if args.realtime {
+            Box::new(PacketRecords::new(Paced::new(packets), features))
+        } else {
+            Box::new(PacketRecords::new(packets, features))
+        });
+    }
+    if let Some(iface) = &args.interface {
+        return live(iface, args.queue, features, stop);
+    }
+    bail!("no packet source given (--pcap or --interface)")
+}
+
+#[cfg(feature = "live")]
+fn live(
+    iface: &str,
+    queue: usize,
+    features: Box<dyn FeatureExtractor>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn RecordSource>> {
+    use floodwatch::detect::stream::source::QueueFeed;
+    use floodwatch::ingest::packets::live::LiveCapture;
+    let feed = LiveCapture::open(iface)?.spawn(queue, Arc::clone(stop))?;
+    // The thread ends with the process; its error, if any, ends the feed.
+    drop(feed.thread);
+    let packets = QueueFeed::new(feed.packets, feed.dropped);
+    Ok(Box::new(PacketRecords::new(packets, features)))
+}
+
+#[cfg(not(feature = "live"))]
+fn live(
+    iface: &str,
+    _queue: usize,
+    _features: Box<dyn FeatureExtractor>,
+    _stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn RecordSource>> {
+    bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
+}
+
+/// A bundle trained on captures (`train --pcap`): packets are featured with
+/// its layout and table capacity, then scored by its autoencoder.
+fn packet_bundle(
+    args: &Args,
+    path: &std::path::Path,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(Box<dyn RecordSource>, Box<dyn StreamScorer>)> {
+    let bundle = Bundle::load(path)?;
+    let Some(capture) = &bundle.capture else {
+        bail!(
+            "{}: this bundle was trained on CSV tables: use --stdin",
+            path.display()
+        );
+    };
+    let features = capture.extractor()?;
+    if features.names() != bundle.schema.feature_names() {
+        bail!(
+            "{}: the bundle's columns are not layout '{}''s features",
+            path.display(),
+            capture.layout
+        );
+    }
+    let src = packet_source(args, features, stop)?;
+    Ok((src, Box::new(BundleScorer::new(&bundle))))
+}
+
+/// Lines of standard input through a bounded lossy queue of `queue` lines.
+fn stdin_source(schema: Schema, queue: usize) -> Box<dyn RecordSource> {
+    use std::io::BufRead;
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (tx, rx) = bounded(queue, Overflow::Drop, Arc::clone(&dropped));
+    // The reader ends at end of input; on a signal the process exits
+    // without waiting for it.
+    std::thread::spawn(move || {
+        let mut input = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                    if !tx.push((line, std::time::Instant::now())) {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Box::new(LineRecords::new(rx, dropped, schema, "-"))
+}
+
+/// Watches until the input ends or SIGINT/SIGTERM, then prints the summary.
+pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let metrics = Arc::new(Metrics::default());
+    let server = match &args.metrics {
+        Some(addr) => {
+            let s = MetricsServer::start(addr, Arc::clone(&metrics))?;
+            if !quiet {
+                eprintln!("metrics on http://{}/metrics", s.addr());
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let (mut source, scorer) = if args.stdin {
+        let path = args.model.clone().unwrap_or_default();
+        let bundle = Bundle::load(&path)?;
+        let src = stdin_source(bundle.schema.clone(), args.queue);
+        let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
+        (src, scorer)
+    } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
+        packet_bundle(&args, path, &stop)?
+    } else {
+        let src = source(&args, &stop)?;
+        let scorer = scorer(&args, src.names())?;
+        (src, scorer)
+    };
+    let params = EngineParams {
+        tracker: TrackerParams::new()
+            .vote(args.vote)
+            .episode_timeout(args.episode_timeout)
+            .top_features(args.top_features),
+        top_features: args.top_features,
+        save_model: args.save_model.clone(),
+    };
+    let mut engine = Engine::new(params, scorer, Arc::clone(&metrics), stop);
+    if let Some(path) = &args.scores {
+        let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+        let out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
+        engine = engine.scores_to(out);
+    }
+    let mut sinks = sinks(&args)?;
+    let summary = engine.run(source.as_mut(), &mut sinks)?;
+    drop(server);
+    for r in &summary.rejections {
+        eprintln!("floodwatch: rejected: {r}");
+    }
+    if !quiet {
+        eprint!("{}", render(&summary));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(s: &Summary) -> String {
+    let p99 = match s.p99_latency {
+        Some(b) => format!("<= {:.0} us", b * 1e6),
+        None => "> 100 ms".into(),
+    };
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let mut out = format!(
+        "watch {}: {} records ({} in grace) in {:.2} s ({:.0}/s), {} rejected, {} dropped, \
+         {} anomalies, {} alert events ({} episodes), table {} entries, {} evictions, \
+         p99 latency {p99}\n",
+        if s.stopped { "stopped" } else { "done" },
+        s.records,
+        s.grace,
+        secs,
+        s.records as f64 / secs,
+        s.rejected,
+        s.dropped,
+        s.anomalies,
+        s.alerts,
+        s.episodes,
+        s.table_entries,
+        s.evictions,
+    );
+    if let Some(p) = &s.saved_model {
+        out.push_str(&format!("model saved to {}\n", p.display()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn votes_parse_and_bad_ones_explain() {
+        let v = parse_vote("10/6").unwrap();
+        assert_eq!((v.window(), v.votes()), (10, 6));
+        assert!(parse_vote("10").unwrap_err().contains("W/V"));
+        assert!(parse_vote("a/b").is_err());
+        assert!(parse_vote("3/5").is_err());
+    }
+
+    #[test]
+    fn hidden_widths_shrink_with_the_input() {
+        assert_eq!(hidden_for(40), [30, 13, 13, 30]);
+        assert_eq!(hidden_for(1), [2, 1, 1, 2]);
+    }
+
+    #[test]
+    fn unknown_layouts_are_errors() {
+        assert!(layout("victim", 10).is_ok());
+        assert!(layout("nope", 10).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! Layouts side by side: one packet updates each part, whose features are
+//! written next to each other. The `floodwatch` layout, the default of
+//! `watch`, is Kitsune's corrected source-keyed features followed by the
+//! destination-keyed [`victim`](super::victim) family, so floods from
+//! spoofed sources show at their target.
+
+use std::str::FromStr;
+
+use crate::features::packet::{FeatureExtractor, Layout};
+use crate::features::stream_table::{TableConfig, TableStats};
+use crate::features::victim::Victim;
+use crate::ingest::packets::PacketMeta;
+use crate::{Error, Result};
+
+/// Several layouts, their features concatenated in order.
+pub struct Combined {
+    parts: Vec<Box<dyn FeatureExtractor>>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Combined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Combined")
+            .field("features", &self.names.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Combined {
+    /// The parts, in output order.
+    pub fn new(parts: Vec<Box<dyn FeatureExtractor>>) -> Self {
+        let names = parts.iter().flat_map(|p| p.names().to_vec()).collect();
+        Combined { parts, names }
+    }
+}
+
+impl FeatureExtractor for Combined {
+    fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
+        assert_eq!(out.len(), self.names.len(), "output slice length");
+        let mut rest = out;
+        for part in &mut self.parts {
+            let (head, tail) = rest.split_at_mut(part.names().len());
+            part.update(p, head);
+            rest = tail;
+        }
+    }
+
+    fn table_stats(&self) -> Vec<TableStats> {
+        self.parts.iter().flat_map(|p| p.table_stats()).collect()
+    }
+}
+
+impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
+    fn names(&self) -> &[String] {
+        (**self).names()
+    }
+
+    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
+        (**self).update(p, out)
+    }
+
+    fn table_stats(&self) -> Vec<TableStats> {
+        (**self).table_stats()
+    }
+}
+
+/// The packet layouts `watch` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchLayout {
+    /// `kitsune-corrected` followed by `victim` (the default).
+    Floodwatch,
+    /// Only the destination-keyed family.
+    Victim,
+    /// One of the feature extractor's layouts.
+    Packet(Layout),
+}
+
+impl FromStr for WatchLayout {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "floodwatch" => Ok(WatchLayout::Floodwatch),
+            "victim" => Ok(WatchLayout::Victim),
+            _ => s.parse().map(WatchLayout::Packet).map_err(|_| {
+                Error::Data(format!(
+                    "unknown layout '{s}' (expected floodwatch, victim, kitsune, \
+                     kitsune-corrected or nbaiot)"
+                ))
+            }),
+        }
+    }
+}
+
+impl WatchLayout {
+    /// A fresh extractor whose tables are bounded by `config`.
+    pub fn extractor(self, config: TableConfig) -> Result<Box<dyn FeatureExtractor>> {
+        config.validate()?;
+        Ok(match self {
+            WatchLayout::Floodwatch => Box::new(Combined::new(vec![
+                Layout::KitsuneCorrected.extractor(config)?,
+                Box::new(Victim::new(config.capacity)?),
+            ])),
+            WatchLayout::Victim => Box::new(Victim::new(config.capacity)?),
+            WatchLayout::Packet(l) => l.extractor(config)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::packets::{Network, Transport};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn pkt(t: f64) -> PacketMeta {
+        PacketMeta {
+            index: 1,
+            timestamp: t,
+            wire_len: 60,
+            src_mac: [1; 6],
+            dst_mac: [2; 6],
+            network: Network::Ip {
+                src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            },
+            transport: Transport::Tcp {
+                src_port: 1000,
+                dst_port: 80,
+                flags: 0x02,
+            },
+        }
+    }
+
+    #[test]
+    fn floodwatch_is_kitsune_corrected_then_victim() {
+        let config = TableConfig::default();
+        let mut fw = WatchLayout::Floodwatch.extractor(config).unwrap();
+        let mut kc = Layout::KitsuneCorrected.extractor(config).unwrap();
+        let mut v = Victim::new(16).unwrap();
+        assert_eq!(fw.names().len(), kc.names().len() + v.names().len());
+        let (mut a, mut b, mut c) = (
+            vec![0.0; fw.names().len()],
+            vec![0.0; kc.names().len()],
+            vec![0.0; v.names().len()],
+        );
+        for t in 0..5 {
+            fw.update(&pkt(t as f64 * 0.1), &mut a);
+            kc.update(&pkt(t as f64 * 0.1), &mut b);
+            v.update(&pkt(t as f64 * 0.1), &mut c);
+        }
+        assert_eq!(a[..b.len()], b[..]);
+        assert_eq!(a[b.len()..], c[..]);
+        assert_eq!(fw.names().last().unwrap(), "dst_L0.01_syn_share");
+        assert!(fw.table_stats().iter().any(|s| s.name == "dst"));
+    }
+
+    #[test]
+    fn layouts_parse_by_name() {
+        assert_eq!(
+            "floodwatch".parse::<WatchLayout>().unwrap(),
+            WatchLayout::Floodwatch
+        );
+        assert_eq!(
+            "victim".parse::<WatchLayout>().unwrap(),
+            WatchLayout::Victim
+        );
+        assert_eq!(
+            "nbaiot".parse::<WatchLayout>().unwrap(),
+            WatchLayout::Packet(Layout::Nbaiot)
+        );
+        let e = "nope".parse::<WatchLayout>().unwrap_err().to_string();
+        assert!(e.contains("floodwatch"), "{e}");
+        let bad = TableConfig {
+            capacity: 0,
+            ..TableConfig::default()
+        };
+        assert!(WatchLayout::Victim.extractor(bad).is_err());
+    }
+}

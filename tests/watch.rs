@@ -1,0 +1,517 @@
+//! `floodwatch watch` end to end: each source, alerts and the hook, metrics
+//! over HTTP, graceful shutdown, saved models, and the headline detection
+//! figure on the shared captures.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use floodwatch::report::metrics::roc_auc;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run floodwatch");
+    assert!(
+        out.status.success(),
+        "floodwatch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A synthetic capture: benign IoT traffic, then a spoofed SYN flood mixed
+/// in, then benign again (6,000 packets at 100/s: the grace period must
+/// span tens of seconds for the slow damped windows to settle).
+fn synth(dir: &Path) -> (PathBuf, PathBuf) {
+    let (pcap, labels) = (dir.join("s.pcap"), dir.join("s.csv"));
+    run_ok(
+        bin()
+            .args([
+                "-q",
+                "synth",
+                "--packets",
+                "6000",
+                "--rate",
+                "100",
+                "--attack",
+                "syn-spoofed",
+            ])
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--labels")
+            .arg(&labels),
+    );
+    (pcap, labels)
+}
+
+/// `packet_index -> is attack` from a label file.
+fn labels(path: &Path) -> Vec<bool> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| !l.ends_with(",normal"))
+        .collect()
+}
+
+/// Rows of a scores file: (index, timestamp, score if scored, flag).
+fn scores(path: &Path) -> Vec<(usize, f64, Option<f64>, bool)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("index,timestamp,score,is_anomaly"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().ok(),
+                f[3] == "1",
+            )
+        })
+        .collect()
+}
+
+fn alerts(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn action(a: &Value) -> &str {
+    a["alert"]["action"].as_str().unwrap()
+}
+
+/// Capture time of the first attack packet.
+fn attack_start(rows: &[(usize, f64, Option<f64>, bool)], truth: &[bool]) -> f64 {
+    rows.iter().find(|r| truth[r.0 - 1]).unwrap().1
+}
+
+/// Seconds since the epoch of an EVE timestamp (`...T hh:mm:ss.ffffffZ`),
+/// within the day: enough to compare alerts of one capture.
+fn secs_of_day(ts: &str) -> f64 {
+    let time = &ts[11..ts.len() - 1];
+    let p: Vec<f64> = time.split(':').map(|v| v.parse().unwrap()).collect();
+    p[0] * 3600.0 + p[1] * 60.0 + p[2]
+}
+
+#[test]
+fn pcap_source_scores_every_packet_and_alerts_once_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, label_file) = synth(dir.path());
+    let (scores_file, alert_file, hook_file) = (
+        dir.path().join("scores.csv"),
+        dir.path().join("alerts.jsonl"),
+        dir.path().join("hook.jsonl"),
+    );
+    let out = run_ok(
+        bin()
+            .args(["watch", "--grace", "3000", "--pcap"])
+            .arg(&pcap)
+            .arg("--scores")
+            .arg(&scores_file)
+            .arg("--alerts")
+            .arg(&alert_file)
+            .arg("--on-alert")
+            .arg(format!("cat >> {}", hook_file.display())),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("6000 records (3000 in grace)"), "{stderr}");
+    let truth = labels(&label_file);
+    let rows = scores(&scores_file);
+    assert_eq!(rows.len(), 6000);
+    assert!(rows[..3000].iter().all(|r| r.2.is_none()));
+    let scored: Vec<_> = rows.iter().filter(|r| r.2.is_some()).collect();
+    let s: Vec<f32> = scored.iter().map(|r| r.2.unwrap() as f32).collect();
+    let y: Vec<bool> = scored.iter().map(|r| truth[r.0 - 1]).collect();
+    let auc = roc_auc(&s, &y).unwrap();
+    assert!(auc > 0.95, "ROC-AUC {auc}");
+
+    // One episode for the victim, opened after the flood started, then ended.
+    let all = alerts(&alert_file);
+    let starts: Vec<&Value> = all.iter().filter(|a| action(a) == "start").collect();
+    assert_eq!(starts.len(), 1, "{all:?}");
+    let start = starts[0];
+    let victim = start["dest_ip"].as_str().unwrap();
+    let flood = attack_start(&rows, &truth);
+    let opened = secs_of_day(start["episode"]["start"].as_str().unwrap());
+    let flood_of_day = flood.rem_euclid(86_400.0);
+    assert!(opened >= flood_of_day - 1e-3 && opened - flood_of_day < 1.0);
+    assert!(start["score"].as_f64().unwrap() > start["threshold"].as_f64().unwrap());
+    let top = start["top_features"].as_array().unwrap();
+    assert!(!top.is_empty() && top[0]["name"].as_str().unwrap().starts_with("dst_"));
+    let end = all.iter().find(|a| action(a) == "end").unwrap();
+    assert_eq!(end["dest_ip"].as_str().unwrap(), victim);
+    assert!(end["episode"]["packets"].as_u64().unwrap() > 100);
+
+    // The hook got every alert, as JSON on its stdin.
+    let hooked = alerts(&hook_file);
+    assert_eq!(hooked.len(), all.len());
+}
+
+#[test]
+fn a_saved_model_is_reused_without_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = synth(dir.path());
+    let model = dir.path().join("model.json");
+    for detector in ["ae", "kitnet"] {
+        let out = run_ok(
+            bin()
+                .args(["watch", "--grace", "2000", "--detector", detector, "--pcap"])
+                .arg(&pcap)
+                .arg("--save-model")
+                .arg(&model)
+                .arg("--alerts")
+                .arg(dir.path().join("a1.jsonl")),
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("model saved"));
+        let out = run_ok(
+            bin()
+                .args(["watch", "--pcap"])
+                .arg(&pcap)
+                .arg("--model")
+                .arg(&model)
+                .arg("--alerts")
+                .arg(dir.path().join("a2.jsonl")),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("6000 records (0 in grace)"), "{stderr}");
+        let starts = alerts(&dir.path().join("a2.jsonl"))
+            .iter()
+            .filter(|a| action(a) == "start")
+            .count();
+        assert!(starts >= 1, "{detector}: {stderr}");
+    }
+    // A model of another width is refused, naming the file.
+    std::fs::write(&model, "{\"kind\":\"autoencoder\"}").unwrap();
+    let out = bin()
+        .args(["watch", "--pcap"])
+        .arg(&pcap)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.json"));
+}
+
+/// Pipes `input` into `watch --stdin` with `model`; returns stderr.
+fn watch_stdin(model: &Path, input: &str, alerts: &Path) -> String {
+    let mut child = bin()
+        .args(["watch", "--stdin", "--queue", "100000", "--model"])
+        .arg(model)
+        .arg("--alerts")
+        .arg(alerts)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn stdin_csv_and_json_lines_in_a_bundles_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, model) = (dir.path().join("t.csv"), dir.path().join("t.fwm"));
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rows", "3000", "--out"])
+            .arg(&table),
+    );
+    run_ok(
+        bin()
+            .args(["-q", "train", "--epochs", "3", "--data"])
+            .arg(&table)
+            .arg("--model")
+            .arg(&model),
+    );
+    let text = std::fs::read_to_string(&table).unwrap();
+    let lines: Vec<&str> = text.lines().take(301).collect();
+    let alerts_file = dir.path().join("a.jsonl");
+
+    // CSV with its header, plus one malformed line.
+    let mut csv = lines.join("\n");
+    csv.push_str("\n1,2,3\n");
+    let stderr = watch_stdin(&model, &csv, &alerts_file);
+    assert!(stderr.contains("300 records (0 in grace)"), "{stderr}");
+    assert!(stderr.contains("1 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("fields"),
+        "the rejection names the defect: {stderr}"
+    );
+
+    // The same rows as JSON objects.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let json: String = lines[1..]
+        .iter()
+        .map(|l| {
+            let obj: serde_json::Map<String, Value> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect();
+            format!("{}\n", Value::Object(obj))
+        })
+        .collect();
+    let stderr = watch_stdin(&model, &format!("{json}{{\"uid\":1}}\n"), &alerts_file);
+    assert!(stderr.contains("300 records (0 in grace)"), "{stderr}");
+    assert!(
+        stderr.contains("1 rejected") && stderr.contains("missing"),
+        "{stderr}"
+    );
+    // A bundle trained on tables is refused for packets, with a reason.
+    let out = bin()
+        .args(["watch", "--pcap", "x.pcap", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stdin"));
+}
+
+#[test]
+fn bad_input_is_an_error_naming_it() {
+    let out = bin()
+        .args(["watch", "--grace", "100", "--pcap", "/no/such.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.pcap"));
+    let out = bin()
+        .args(["watch", "--grace", "100", "--pcap", "x", "--vote", "3/5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    let out = bin().args(["watch", "--pcap", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--model or --grace is required");
+}
+
+/// Spawns watch with stderr piped; returns the child and a reader of its
+/// stderr lines.
+fn spawn(cmd: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// Reads a counter from a Prometheus text page.
+fn counter(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} not in {page}"))
+}
+
+#[test]
+fn metrics_are_served_while_running_and_sigterm_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = synth(dir.path());
+    let alert_file = dir.path().join("alerts.jsonl");
+    // Paced by the capture's timestamps, 6,000 packets take about 60 s.
+    let (mut child, lines) = spawn(
+        bin()
+            .args([
+                "watch",
+                "--grace",
+                "500",
+                "--realtime",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--alerts")
+            .arg(&alert_file),
+    );
+    let first = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+    let addr = first
+        .strip_prefix("metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected first line {first}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let page = http_get(&addr, "/metrics");
+        assert!(page.contains("floodwatch_record_latency_seconds_bucket"));
+        let n = counter(&page, "floodwatch_records_total");
+        if n >= 600.0 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(records >= 600.0, "records {records}");
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.iter().collect();
+    let summary = rest.iter().find(|l| l.starts_with("watch ")).unwrap();
+    assert!(summary.starts_with("watch stopped:"), "{summary}");
+    assert!(summary.contains("dropped") && summary.contains("p99 latency"));
+    // Open episodes were flushed: every start has its end.
+    let all = alerts(&alert_file);
+    let starts = all.iter().filter(|a| action(a) == "start").count();
+    let ends = all.iter().filter(|a| action(a) == "end").count();
+    assert_eq!(starts, ends, "{all:?}");
+}
+
+#[cfg(feature = "live")]
+#[test]
+fn live_capture_on_loopback_sees_our_packets() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipping: live capture needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scores_file = dir.path().join("scores.csv");
+    let (mut child, lines) = spawn(
+        bin()
+            .args([
+                "watch",
+                "--interface",
+                "lo",
+                "--grace",
+                "50",
+                "--queue",
+                "4096",
+            ])
+            .arg("--scores")
+            .arg(&scores_file)
+            .arg("--alerts")
+            .arg(dir.path().join("alerts.jsonl")),
+    );
+    // Let the capture start, then send our own datagrams.
+    std::thread::sleep(Duration::from_millis(1500));
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..300u32 {
+        sock.send_to(&i.to_be_bytes(), rx.local_addr().unwrap())
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = lines.iter().collect();
+    let summary = rest.iter().find(|l| l.starts_with("watch ")).unwrap();
+    let records: u64 = summary
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(records >= 300, "{summary}");
+    assert!(scores(&scores_file).len() as u64 >= 300);
+}
+
+/// The figure: benign Mirai capture, then a SYN flood; learning
+/// online from the benign part.
+#[test]
+fn splice_headline_figure() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap");
+    let base = shared.join("mirai_first2000.pcap");
+    if !base.exists() {
+        eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for flood in [
+        "pkt.TCP.synflood.spoofed.pcap",
+        "CIC-DDoS-2019-SynFlood.pcap",
+    ] {
+        let (pcap, label_file) = (dir.path().join("splice.pcap"), dir.path().join("l.csv"));
+        run_ok(
+            bin()
+                .args(["-q", "splice", "--at", "72", "--base"])
+                .arg(&base)
+                .arg("--insert")
+                .arg(shared.join(flood))
+                .arg("--out")
+                .arg(&pcap)
+                .arg("--labels")
+                .arg(&label_file),
+        );
+        let truth = labels(&label_file);
+        for detector in ["ae", "kitnet"] {
+            let (scores_file, alert_file) = (dir.path().join("s.csv"), dir.path().join("a.jsonl"));
+            run_ok(
+                bin()
+                    .args(["-q", "watch", "--grace", "1500", "--detector", detector])
+                    .arg("--pcap")
+                    .arg(&pcap)
+                    .arg("--scores")
+                    .arg(&scores_file)
+                    .arg("--alerts")
+                    .arg(&alert_file),
+            );
+            let rows = scores(&scores_file);
+            let scored: Vec<_> = rows.iter().filter(|r| r.2.is_some()).collect();
+            let s: Vec<f32> = scored.iter().map(|r| r.2.unwrap() as f32).collect();
+            let y: Vec<bool> = scored.iter().map(|r| truth[r.0 - 1]).collect();
+            let auc = roc_auc(&s, &y).unwrap();
+            eprintln!("{flood} {detector}: ROC-AUC {auc:.4}");
+            assert!(auc >= 0.99, "{flood} {detector}: ROC-AUC {auc}");
+            let flood_at = attack_start(&rows, &truth).rem_euclid(86_400.0);
+            let starts: Vec<f64> = alerts(&alert_file)
+                .iter()
+                .filter(|a| action(a) == "start")
+                .map(|a| secs_of_day(a["episode"]["start"].as_str().unwrap()))
+                .collect();
+            assert!(!starts.is_empty(), "{flood} {detector}: no alert");
+            assert!(
+                starts.iter().all(|&t| t >= flood_at - 1e-3),
+                "{flood} {detector}: alert in the benign part {starts:?} (flood at {flood_at})"
+            );
+            let first = starts.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(
+                first - flood_at < 1.0,
+                "{flood} {detector}: first alert {first}"
+            );
+        }
+    }
+}
