@@ -59,6 +59,18 @@ fn main() -> anyhow::Result<()> {
         "tiny.json",
         bundle.get(24..).unwrap_or_default(),
     )?;
+    put(
+        &out,
+        "jsonlines",
+        "json.txt",
+        b"{\"a\":1.5,\"proto\":\"tcp\"}\n{\"a\":\"2\",\"proto\":\"icmp\",\"x\":[1]}\n{\"a\":null}\n",
+    )?;
+    put(
+        &out,
+        "jsonlines",
+        "csv.txt",
+        b"proto,a\ntcp,1\nudp,2,3\nx,NaN\n",
+    )?;
     for (name, json) in kitnet_states()? {
         put(&out, "kitnet", &name, &json)?;
     }

@@ -175,3 +175,41 @@ fn csv_line_longer_than_the_cap_stops_the_file() {
     // The reader does not go on inside the line.
     assert!(matches!(src.next_row(), Ok(None)));
 }
+
+#[test]
+fn json_line_nested_a_million_deep_is_rejected_with_its_line() {
+    use floodwatch::detect::stream::source::{Next, RecordSource};
+    use floodwatch::detect::stream::tabular::LineRecords;
+    use floodwatch::features::tabular::{Column, ColumnKind, Schema};
+    use std::sync::{atomic::AtomicU64, Arc};
+
+    let schema = Schema {
+        columns: vec![Column {
+            name: "a".into(),
+            kind: ColumnKind::Numeric,
+        }],
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut deep = String::from("{\"a\":");
+    deep.push_str(&String::from_utf8(nested(1_000_000)).unwrap());
+    deep.push('}');
+    for line in ["{\"a\":1}".to_string(), deep, "{\"a\":2}".to_string()] {
+        tx.send((line, std::time::Instant::now())).unwrap();
+    }
+    drop(tx);
+    let mut src = LineRecords::new(rx, Arc::new(AtomicU64::new(0)), schema, "-");
+    let mut out = [0.0];
+    assert!(matches!(src.next(&mut out), Next::Record(_)));
+    match src.next(&mut out) {
+        Next::Rejected(e) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("-:2: bad JSON: recursion limit exceeded"),
+                "{text}"
+            );
+        }
+        _ => panic!("the deep line was not rejected"),
+    }
+    // The stream goes on after it.
+    assert!(matches!(src.next(&mut out), Next::Record(_)));
+}
