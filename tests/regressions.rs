@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use floodwatch::features::tabular::SchemaBuilder;
+use floodwatch::ingest::csv::CsvSource;
 use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
 use floodwatch::model::bundle::Bundle;
 use floodwatch::model::kitnet::KitNet;
@@ -35,6 +37,7 @@ fn replay(path: &Path) -> bool {
             refused
         }
         "bundle" => Bundle::from_bytes(&bytes, path).is_err(),
+        "csv" => csv_refused(path),
         "capture" => match CaptureReader::from_reader(bytes.as_slice(), path) {
             Ok(reader) => {
                 let mut packets = PacketSource::new(reader);
@@ -45,6 +48,37 @@ fn replay(path: &Path) -> bool {
         },
         other => panic!("{name}: unknown target '{other}'"),
     }
+}
+
+/// The csv fuzz target's path: learn a schema from the rows, then encode
+/// them with it; true when some row was refused.
+fn csv_refused(path: &Path) -> bool {
+    let files = [path.to_path_buf()];
+    let Ok(mut src) = CsvSource::open(&files, None) else {
+        return true;
+    };
+    let header = src.header().to_vec();
+    let mut builder = SchemaBuilder::new(&header, (0..header.len()).collect());
+    let mut refused = false;
+    loop {
+        match src.next_row() {
+            Ok(Some(row)) => refused |= builder.observe(&row).is_err(),
+            Ok(None) => break,
+            Err(_) => refused = true,
+        }
+    }
+    let schema = builder.finish();
+    let mut enc = schema.bind(&header, path).unwrap();
+    let mut src = CsvSource::open(&files, None).unwrap();
+    let mut out = vec![0f32; enc.width()];
+    loop {
+        match src.next_row() {
+            Ok(Some(row)) => refused |= enc.encode(&row, &mut out).is_err(),
+            Ok(None) => break,
+            Err(_) => refused = true,
+        }
+    }
+    refused
 }
 
 #[test]
