@@ -2,7 +2,8 @@
 //! runs one subcommand and turns its outcome into an exit code.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage error (clap's own), 3 anomalies found
-//! when asked for with `--fail-on-anomaly`.
+//! when asked for with `--fail-on-anomaly`, 4 output written from a damaged
+//! capture (`extract`, `splice`).
 
 mod cli;
 

@@ -1,7 +1,6 @@
 //! `floodwatch extract`: per-packet features of a capture, as CSV.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,7 +33,7 @@ fn parse_layout(s: &str) -> Result<Layout, String> {
 }
 
 /// Extracts, writes the CSV and reports table evictions and capture damage.
-/// Exit code 2 when records were skipped or the capture is damaged (the CSV
+/// Exit code 4 when records were skipped or the capture is damaged (the CSV
 /// then holds every packet before the damage).
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = TableConfig {
@@ -43,12 +42,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let mut extractor = args.layout.extractor(config)?;
     let mut source = PacketSource::open(&args.pcap)?;
-    let file = File::create(&args.out)
-        .with_context(|| format!("{}: cannot create", args.out.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    // Temporary file renamed into place once complete.
+    let mut w = floodwatch::util::AtomicFile::create(&args.out)?;
     let packets = write_features(&mut *extractor, &mut source, &mut w)
         .and_then(|n| w.flush().map(|()| n))
         .with_context(|| format!("{}: write failed", args.out.display()))?;
+    w.commit()?;
 
     // Damage is reported even with --quiet: the output is incomplete.
     for problem in source.problems() {
@@ -68,7 +67,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let damaged = source.damage().is_some() || source.skipped() > 0;
     Ok(if damaged {
-        ExitCode::from(2)
+        ExitCode::from(4)
     } else {
         ExitCode::SUCCESS
     })

@@ -61,7 +61,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     Ok(if summary.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        ExitCode::from(4)
     })
 }
 

@@ -1,15 +1,13 @@
 //! `floodwatch synth --pcap OUT`: writes a synthetic IoT capture with
 //! Mirai-style floods and its per-packet labels.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use floodwatch::ingest::packets::synth::{self, Attack, SynthConfig};
+use floodwatch::util::AtomicFile;
 
 /// Flags of the capture synthesizer (part of `floodwatch synth`).
 #[derive(Debug, ClapArgs)]
@@ -50,12 +48,11 @@ pub fn run(
         attacks: args.attacks,
         start_ns: i64::from(args.start) * 1_000_000_000,
     };
-    let create = |p: &Path| {
-        File::create(p)
-            .map(|f| BufWriter::with_capacity(1 << 20, f))
-            .with_context(|| format!("creating {}", p.display()))
-    };
-    let summary = synth::write(&cfg, create(pcap)?, create(labels)?)?;
+    // Temporary files renamed into place once complete.
+    let (mut pcap_out, mut labels_out) = (AtomicFile::create(pcap)?, AtomicFile::create(labels)?);
+    let summary = synth::write(&cfg, &mut pcap_out, &mut labels_out)?;
+    pcap_out.commit()?;
+    labels_out.commit()?;
     if !quiet {
         let secs = (summary.end_ns - cfg.start_ns) as f64 * 1e-9;
         eprintln!(

@@ -277,16 +277,32 @@ fn stdin_source(schema: Schema, queue: usize) -> Box<dyn RecordSource> {
     use std::io::BufRead;
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (tx, rx) = bounded(queue, Overflow::Drop, Arc::clone(&dropped));
+    let too_long = Arc::clone(&dropped);
     // The reader ends at end of input; on a signal the process exits
     // without waiting for it.
     std::thread::spawn(move || {
+        let cap = floodwatch::ingest::csv::MAX_LINE_BYTES as u64;
         let mut input = std::io::stdin().lock();
         let mut buf = Vec::new();
+        let mut line_no = 0u64;
         loop {
             buf.clear();
-            match input.read_until(b'\n', &mut buf) {
+            match std::io::Read::take(&mut input, cap + 1).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if buf.len() as u64 > cap && buf.last() != Some(&b'\n') => {
+                    // Longer than any record: skipped to its end without
+                    // buffering it, and counted as dropped.
+                    line_no += 1;
+                    if input.skip_until(b'\n').is_err() {
+                        break;
+                    }
+                    too_long.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    eprintln!(
+                        "floodwatch: -:{line_no}: line longer than {cap} bytes skipped (dropped)"
+                    );
+                }
                 Ok(_) => {
+                    line_no += 1;
                     let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
                     if !tx.push((line, std::time::Instant::now())) {
                         break;

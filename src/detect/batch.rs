@@ -71,7 +71,8 @@ impl Input {
 
     /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
     pub(crate) fn reject(&self, bad: BadRow, rejections: &mut Rejections) -> Result<()> {
-        if self.skip_bad_rows {
+        // A too-long line ends the file: it cannot be skipped.
+        if self.skip_bad_rows && bad.reason != crate::ingest::csv::Reason::TooLong {
             rejections.add(&bad);
             Ok(())
         } else {

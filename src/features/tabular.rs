@@ -124,6 +124,7 @@ impl Schema {
             cols.push(EncColumn {
                 pos: p,
                 offset,
+                unknown_slot: c.width() - 1,
                 lookup,
             });
             offset += c.width();
@@ -141,6 +142,9 @@ impl Schema {
 struct EncColumn {
     pos: usize,
     offset: usize,
+    /// Slot of values not in `lookup` (the number of known values: a
+    /// schema from a file may repeat a value, so not `lookup.len()`).
+    unknown_slot: usize,
     /// Value -> slot for categorical columns; `None` for numeric.
     lookup: Option<HashMap<Vec<u8>, usize>>,
 }
@@ -167,11 +171,11 @@ impl Encoder {
             match &c.lookup {
                 None => out[c.offset] = numeric(row, c.pos, field)?,
                 Some(map) => {
-                    let slots = &mut out[c.offset..c.offset + map.len() + 1];
+                    let slots = &mut out[c.offset..=c.offset + c.unknown_slot];
                     slots.fill(0.0);
                     let slot = map.get(field.trim_ascii()).copied().unwrap_or_else(|| {
                         self.unknown[ci] += 1;
-                        map.len()
+                        c.unknown_slot
                     });
                     slots[slot] = 1.0;
                 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -16,6 +16,11 @@ use csv::ByteRecord;
 
 use crate::features::capture_table::{CaptureSummary, CaptureTable};
 use crate::{Error, Result};
+
+/// The longest line accepted, in bytes. The csv parser keeps a whole record
+/// in memory, so a longer line (a file without newlines, or a hostile one)
+/// is refused as it is read instead of being buffered.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// One input table: a CSV file, or a capture read as its feature table.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +50,8 @@ pub enum Reason {
     NotNumeric,
     /// NaN or an infinity.
     NonFinite,
+    /// A line longer than [`MAX_LINE_BYTES`]: reading ends there.
+    TooLong,
 }
 
 impl Reason {
@@ -54,6 +61,7 @@ impl Reason {
             Reason::Ragged => "ragged",
             Reason::NotNumeric => "not_numeric",
             Reason::NonFinite => "non_finite",
+            Reason::TooLong => "too_long",
         }
     }
 }
@@ -147,7 +155,84 @@ fn check_unique(path: &Path, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-type Reader = csv::Reader<Box<dyn Read + Send>>;
+/// A line of more than [`MAX_LINE_BYTES`] bytes (carried in an `io::Error`).
+#[derive(Debug)]
+struct LineTooLong {
+    line: u64,
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {} is longer than {MAX_LINE_BYTES} bytes: not a table of records \
+             (a file without line breaks?); fix or remove that line",
+            self.line
+        )
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Passes bytes through while counting line lengths; fails, for good, at
+/// the first line longer than `limit`, so no record grows past it.
+struct LineCap<R> {
+    inner: R,
+    /// Complete lines seen.
+    lines: u64,
+    /// Bytes of the current line so far.
+    run: usize,
+    limit: usize,
+    failed: bool,
+}
+
+impl<R> LineCap<R> {
+    fn new(inner: R, limit: usize) -> Self {
+        LineCap {
+            inner,
+            lines: 0,
+            run: 0,
+            limit,
+            failed: false,
+        }
+    }
+
+    fn too_long(&mut self) -> io::Error {
+        self.failed = true;
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            LineTooLong {
+                line: self.lines + 1,
+            },
+        )
+    }
+}
+
+impl<R: Read> Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(self.too_long());
+        }
+        let n = self.inner.read(buf)?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            if self.run + (nl - start) > self.limit {
+                return Err(self.too_long());
+            }
+            self.lines += 1;
+            self.run = 0;
+            start = nl + 1;
+        }
+        self.run += n - start;
+        if self.run > self.limit {
+            return Err(self.too_long());
+        }
+        Ok(n)
+    }
+}
+
+type Reader = csv::Reader<LineCap<Box<dyn Read + Send>>>;
 type Producer = Option<JoinHandle<Result<CaptureSummary>>>;
 
 /// One open file: its reader and where each canonical column sits in it.
@@ -264,7 +349,9 @@ impl CsvSource {
             }
         };
         // The csv reader buffers itself: a BufReader would only add a copy.
-        let reader = Self::builder().buffer_capacity(1 << 16).from_reader(read);
+        let reader = Self::builder()
+            .buffer_capacity(1 << 16)
+            .from_reader(LineCap::new(read, MAX_LINE_BYTES));
         Ok((reader, producer))
     }
 
@@ -363,10 +450,17 @@ impl CsvSource {
             let found = cur
                 .reader
                 .read_byte_record(&mut self.record)
-                .map_err(|e| BadRow {
-                    reason: Reason::Ragged,
-                    error: csv_error(&self.files[fi], e),
-                })?;
+                .map_err(|e| csv_bad_row(&self.files[fi], e));
+            let found = match found {
+                Ok(found) => found,
+                Err(bad) => {
+                    if bad.reason == Reason::TooLong {
+                        // The parser is inside the long line: reading ends.
+                        self.current = None;
+                    }
+                    return Err(bad);
+                }
+            };
             if !found {
                 self.open_next().map_err(|error| BadRow {
                     reason: Reason::Ragged,
@@ -424,11 +518,34 @@ fn finish_capture(producer: Producer, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A parser error as a rejected row: a too-long line, or ragged.
+fn csv_bad_row(path: &Path, e: csv::Error) -> BadRow {
+    let too_long = matches!(e.kind(), csv::ErrorKind::Io(io)
+        if io.get_ref().is_some_and(|i| i.is::<LineTooLong>()));
+    BadRow {
+        reason: if too_long {
+            Reason::TooLong
+        } else {
+            Reason::Ragged
+        },
+        error: csv_error(path, e),
+    }
+}
+
 /// Errors from the CSV parser (I/O, mostly), with the file and line.
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     match e.into_kind() {
-        csv::ErrorKind::Io(io) => Error::io(path, io),
+        csv::ErrorKind::Io(io) => {
+            match io.get_ref().and_then(|i| i.downcast_ref::<LineTooLong>()) {
+                Some(long) => Error::Input {
+                    file: path.to_owned(),
+                    line: long.line,
+                    msg: long.to_string(),
+                },
+                None => Error::io(path, io),
+            }
+        }
         other => Error::Input {
             file: path.to_owned(),
             line,

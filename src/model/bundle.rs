@@ -136,55 +136,47 @@ impl Bundle {
 
     /// Reads a bundle written by [`Bundle::save`].
     pub fn load(path: &Path) -> Result<Bundle> {
-        let bad = |msg: String| Error::Bundle {
-            path: path.to_owned(),
-            msg,
-        };
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut header = [0u8; HEADER_LEN as usize];
         if size < HEADER_LEN {
-            return Err(bad(format!(
-                "not a floodwatch model: {size} bytes, shorter than the {HEADER_LEN}-byte header"
-            )));
+            return Err(bad(path, too_short(size)));
         }
         file.read_exact(&mut header)
             .map_err(|e| Error::io(path, e))?;
-        let (magic, rest) = header.split_at(8);
-        if magic != MAGIC {
-            return Err(bad("not a floodwatch model (wrong magic bytes)".into()));
-        }
-        let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
-        let (version, crc) = (word(0), word(4));
-        let mut len_bytes = [0u8; 8];
-        len_bytes.copy_from_slice(&rest[8..16]);
-        let len = u64::from_le_bytes(len_bytes);
-        if version > FORMAT_VERSION {
-            return Err(bad(format!(
-                "format version {version} is newer than this floodwatch reads ({FORMAT_VERSION}): upgrade floodwatch"
-            )));
-        }
-        if version == 0 {
-            return Err(bad("format version 0 is invalid".into()));
-        }
-        if len != size - HEADER_LEN {
-            return Err(bad(format!(
-                "truncated or padded: header says {len} payload bytes, file has {}",
-                size - HEADER_LEN
-            )));
-        }
+        // The claimed length is checked against the file size first, so a
+        // huge claim allocates nothing.
+        let (crc, len) = parse_header(&header, size - HEADER_LEN).map_err(|m| bad(path, m))?;
         let mut payload = Vec::with_capacity(len as usize);
         file.read_to_end(&mut payload)
             .map_err(|e| Error::io(path, e))?;
         if payload.len() as u64 != len {
-            return Err(bad("file changed while being read".into()));
+            return Err(bad(path, "file changed while being read".into()));
         }
-        if crc32fast::hash(&payload) != crc {
-            return Err(bad("checksum mismatch: the file is corrupt".into()));
+        Self::decode_payload(&payload, crc).map_err(|m| bad(path, m))
+    }
+
+    /// Reads a bundle from the bytes of a whole file; `name` labels errors.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Bundle> {
+        let Some((header, payload)) = bytes.split_first_chunk::<{ HEADER_LEN as usize }>() else {
+            return Err(bad(name, too_short(bytes.len() as u64)));
+        };
+        let (crc, _) = parse_header(header, payload.len() as u64).map_err(|m| bad(name, m))?;
+        Self::decode_payload(payload, crc).map_err(|m| bad(name, m))
+    }
+
+    fn decode_payload(payload: &[u8], crc: u32) -> std::result::Result<Bundle, String> {
+        if crc32fast::hash(payload) != crc {
+            return Err(
+                "checksum mismatch: the file is corrupt; train the model again or restore a copy"
+                    .into(),
+            );
         }
-        let bundle: Bundle = serde_json::from_slice(&payload)
-            .map_err(|e| bad(format!("payload does not decode: {e}")))?;
-        bundle.check().map_err(bad)?;
+        // serde_json refuses nesting deeper than 128 levels (its default
+        // recursion limit), so a hostile payload cannot overflow the stack.
+        let bundle: Bundle =
+            serde_json::from_slice(payload).map_err(|e| format!("payload does not decode: {e}"))?;
+        bundle.check()?;
         Ok(bundle)
     }
 
@@ -208,6 +200,49 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+fn bad(path: &Path, msg: String) -> Error {
+    Error::Bundle {
+        path: path.to_owned(),
+        msg,
+    }
+}
+
+fn too_short(size: u64) -> String {
+    format!("not a floodwatch model: {size} bytes, shorter than the {HEADER_LEN}-byte header")
+}
+
+/// Checks magic, version and claimed length against the `available` payload
+/// bytes; returns the checksum and the length.
+fn parse_header(
+    header: &[u8; HEADER_LEN as usize],
+    available: u64,
+) -> std::result::Result<(u32, u64), String> {
+    let (magic, rest) = header.split_at(8);
+    if magic != MAGIC {
+        return Err("not a floodwatch model (wrong magic bytes)".into());
+    }
+    let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+    let (version, crc) = (word(0), word(4));
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&rest[8..16]);
+    let len = u64::from_le_bytes(len_bytes);
+    if version > FORMAT_VERSION {
+        return Err(format!(
+            "format version {version} is newer than this floodwatch reads ({FORMAT_VERSION}): upgrade floodwatch"
+        ));
+    }
+    if version == 0 {
+        return Err("format version 0 is invalid".into());
+    }
+    if len != available {
+        return Err(format!(
+            "truncated or padded: header says {len} payload bytes, file has {available}; \
+             the file was cut short or damaged, train the model again or restore a copy"
+        ));
+    }
+    Ok((crc, len))
 }
 
 #[cfg(test)]

@@ -265,6 +265,10 @@ impl TryFrom<KitNetState> for KitNet {
 
 /// Checks that the groups partition `0..n` and every autoencoder matches them.
 fn check_ensemble(e: &Ensemble, n: usize) -> Result<(), String> {
+    // A claimed width the groups cannot cover is refused before allocating.
+    if n > e.groups.iter().map(Vec::len).sum::<usize>() {
+        return Err(format!("{n} features, but the groups hold fewer"));
+    }
     let mut seen = vec![false; n];
     for g in &e.groups {
         for &f in g {
@@ -295,10 +299,12 @@ impl KitNet {
     /// serde_json's `float_roundtrip` feature is on (it is for the tests);
     /// without it a weight may come back one ulp off.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |e| Error::io(path, e);
-        let mut out = BufWriter::new(File::create(path).map_err(io)?);
-        serde_json::to_writer(&mut out, self).map_err(|e| io(e.into()))?;
-        out.flush().map_err(io)
+        // Temporary file + rename: a crash never leaves half a state behind.
+        crate::util::write_atomically(path, |f| {
+            let mut out = BufWriter::new(f);
+            serde_json::to_writer(&mut out, self)?;
+            out.flush()
+        })
     }
 
     /// Reads a state written by [`save`](Self::save), checking every size.

@@ -147,7 +147,10 @@ impl HtmlPage {
 
     /// Writes the complete document to `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.finish()).map_err(|e| Error::io(path, e))
+        let text = self.finish();
+        crate::util::write_atomically(path, |mut f| {
+            std::io::Write::write_all(&mut f, text.as_bytes())
+        })
     }
 }
 

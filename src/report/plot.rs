@@ -102,7 +102,7 @@ pub fn render<P: Picture>(picture: &P, format: Format) -> Result<Vec<u8>> {
 /// Draws `picture` into `path`, PNG or SVG by its extension.
 pub fn save<P: Picture>(picture: &P, path: &Path) -> Result<()> {
     let bytes = render(picture, Format::from_path(path)?)?;
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::util::write_atomically(path, |mut f| std::io::Write::write_all(&mut f, &bytes))
 }
 
 fn register_font() -> Result<()> {

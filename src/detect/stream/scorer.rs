@@ -138,10 +138,12 @@ pub enum SavedModel {
 impl SavedModel {
     /// Writes the model to `path` as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |e| Error::io(path, e);
-        let mut out = BufWriter::new(File::create(path).map_err(io)?);
-        serde_json::to_writer(&mut out, self).map_err(|e| io(e.into()))?;
-        out.flush().map_err(io)
+        // Temporary file + rename: a crash never leaves half a model.
+        crate::util::write_atomically(path, |f| {
+            let mut out = BufWriter::new(f);
+            serde_json::to_writer(&mut out, self)?;
+            out.flush()
+        })
     }
 
     /// Reads a model written by [`SavedModel::save`], checking its shapes.

@@ -7,12 +7,12 @@
 //! their size. Inputs are expected in time order, as captures are; the
 //! merge keeps each input's own order.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::capture::{CaptureError, CaptureReader, LinkType};
 use super::pcap::PcapWriter;
+use crate::util::AtomicFile;
 
 /// Snap length of the written file: large enough for any accepted record.
 const SNAPLEN: u32 = super::capture::MAX_RECORD;
@@ -64,17 +64,24 @@ pub fn splice_files(
 ) -> crate::Result<SpliceSummary> {
     let base_reader = CaptureReader::open(base)?;
     let insert_reader = CaptureReader::open(insert)?;
-    let create = |p: &Path| {
-        File::create(p)
-            .map(|f| BufWriter::with_capacity(1 << 20, f))
-            .map_err(|e| crate::Error::io(p, e))
-    };
-    let (pcap_out, label_out) = (create(out)?, create(labels)?);
-    splice(base_reader, insert_reader, pcap_out, label_out, cfg).map_err(|e| match e {
+    // Temporary files renamed into place once complete: a failed or killed
+    // splice leaves no half-written capture or label file.
+    let (mut pcap_out, mut label_out) = (AtomicFile::create(out)?, AtomicFile::create(labels)?);
+    let summary = splice(
+        base_reader,
+        insert_reader,
+        &mut pcap_out,
+        &mut label_out,
+        cfg,
+    )
+    .map_err(|e| match e {
         SpliceError::Lib(e) => e,
         SpliceError::Capture(e) => crate::Error::io(out, e),
         SpliceError::Labels(e) => crate::Error::io(labels, e),
-    })
+    })?;
+    pcap_out.commit()?;
+    label_out.commit()?;
+    Ok(summary)
 }
 
 /// Why a splice failed.

@@ -97,7 +97,8 @@ impl Dae {
         if v == 0 || h == 0 {
             return Err(format!("autoencoder with {v} inputs and {h} hidden units"));
         }
-        let ok = self.w.len() == v * h
+        // Sizes come from a file: an overflowing product is a mismatch.
+        let ok = v.checked_mul(h) == Some(self.w.len())
             && self.hbias.len() == h
             && self.vbias.len() == v
             && self.norm_min.len() == v

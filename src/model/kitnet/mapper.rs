@@ -48,7 +48,7 @@ impl FeatureMapper {
         let ok = self.n == n
             && self.sum.len() == n
             && self.sq_res.len() == n
-            && self.cross.len() == n * n.saturating_sub(1) / 2;
+            && n.checked_mul(n.saturating_sub(1)).map(|c| c / 2) == Some(self.cross.len());
         if !ok {
             return Err(format!(
                 "feature mapper statistics do not match {n} features"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 60) each, with cargo-fuzz
+# (libFuzzer + AddressSanitizer) on the stable toolchain: RUSTC_BOOTSTRAP=1
+# lets it pass its -Z flags. Seeds come from examples/fuzz_seeds.rs; crashes
+# land in fuzz/artifacts/TARGET and fail the run.
+#
+#   fuzz/run.sh 60              # all targets, 60 s each
+#   fuzz/run.sh 600 capture     # one target, 10 minutes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-60}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(capture decode csv bundle kitnet jsonlines)
+fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+# The csv target writes one temporary file per input: keep it in memory.
+export TMPDIR="${TMPDIR:-/dev/shm}"
+cargo run --quiet --release --example fuzz_seeds -- fuzz/corpus
+cd fuzz
+cargo fuzz build --release
+for t in "${targets[@]}"; do
+    echo "== fuzz target $t: ${secs}s"
+    # -rss_limit_mb: a target that allocates what its input claims fails.
+    cargo fuzz run --release "$t" "corpus/$t" -- \
+        -max_total_time="$secs" -rss_limit_mb=512 -timeout=10 -print_final_stats=1 \
+        2>&1 | grep -E "^(stat::|Done|==|INFO: (seed|-max_len))|SUMMARY|ERROR|panicked" || true
+    # libFuzzer exits non-zero on a crash; its artifact is the proof.
+    if compgen -G "artifacts/$t/*" >/dev/null; then
+        echo "fuzz target $t: crash inputs in fuzz/artifacts/$t" >&2
+        exit 1
+    fi
+done
