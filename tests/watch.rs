@@ -286,6 +286,55 @@ fn stdin_csv_and_json_lines_in_a_bundles_schema() {
 }
 
 #[test]
+fn alerts_name_the_family_from_the_bundles_latent_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test, model) = (
+        dir.path().join("train.csv"),
+        dir.path().join("test.csv"),
+        dir.path().join("m.fwm"),
+    );
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rows", "6000", "--out"])
+            .arg(&train),
+    );
+    let test_flags = ["-q", "synth", "--rows", "3000", "--seed", "7", "--out"];
+    run_ok(bin().args(test_flags).arg(&test));
+    run_ok(
+        bin()
+            .args(["-q", "train", "--epochs", "5", "--data"])
+            .arg(&train)
+            .arg("--model")
+            .arg(&model),
+    );
+    let alerts_file = dir.path().join("a.jsonl");
+    watch_stdin(
+        &model,
+        &std::fs::read_to_string(&test).unwrap(),
+        &alerts_file,
+    );
+    let families = [
+        "UDP.flood",
+        "TCP.ACK.flood",
+        "TCP.HTTP.flood",
+        "TCP.SYN.flood",
+        "GRE.IP",
+        "UDP.plain",
+    ];
+    let text = std::fs::read_to_string(&alerts_file).unwrap();
+    let categories: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|a| a["alert"]["category"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(!categories.is_empty(), "the floods raise alerts");
+    assert!(
+        categories.iter().all(|c| families.contains(&c.as_str())),
+        "every alert names an attack family: {categories:?}"
+    );
+}
+
+#[test]
 fn bad_input_is_an_error_naming_it() {
     let out = bin()
         .args(["watch", "--grace", "100", "--pcap", "/no/such.pcap"])

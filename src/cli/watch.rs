@@ -82,9 +82,11 @@ pub struct Args {
     /// Save the model learned during grace (as soon as grace ends).
     #[arg(long, value_name = "PATH", requires = "grace")]
     pub save_model: Option<PathBuf>,
-    /// Packet feature layout: floodwatch (kitsune-corrected + victim), victim
-    /// (destination-keyed only), kitsune, kitsune-corrected or nbaiot.
-    #[arg(long, default_value = "floodwatch")]
+    /// Packet feature layout: victim (destination-keyed: floods against a
+    /// target, over 1M packets/s), floodwatch (kitsune-corrected + victim:
+    /// also per-host anomalies such as scans, about 6x slower), kitsune,
+    /// kitsune-corrected or nbaiot.
+    #[arg(long, default_value = "victim")]
     pub layout: String,
     /// Most entries per state table of the layout.
     #[arg(long, value_name = "N", default_value_t = 100_000)]

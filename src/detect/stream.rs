@@ -251,6 +251,7 @@ impl Engine {
         };
         let is_anomaly = score > self.threshold;
         self.top.clear();
+        let mut family = None;
         if is_anomaly {
             self.summary.anomalies += 1;
             self.metrics.anomalies.fetch_add(1, Relaxed);
@@ -260,6 +261,9 @@ impl Engine {
             {
                 FeatureShare::top_k(&self.shares, self.params.top_features, &mut self.top);
             }
+            if tracker.wants_explanation(&info.flow, score) {
+                family = self.scorer.family(x);
+            }
         }
         let rec = ScoredRecord {
             timestamp: info.timestamp,
@@ -267,7 +271,7 @@ impl Engine {
             is_anomaly,
             flow: info.flow,
             top_features: &self.top,
-            family: None,
+            family,
         };
         tracker.observe(&rec, sink).map_err(alert_err)?;
         self.write_score(info, Some((score, is_anomaly)))?;

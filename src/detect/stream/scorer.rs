@@ -34,6 +34,12 @@ pub trait StreamScorer {
     /// written into `shares`. Called for anomalous records only.
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()>;
 
+    /// The attack family a classifier names for `x`, when the model has one
+    /// and it does not say normal. Called for anomalous records only.
+    fn family(&mut self, _x: &[f64]) -> Option<&str> {
+        None
+    }
+
     /// Records still to learn from before scoring starts.
     fn grace_left(&self) -> u64;
 

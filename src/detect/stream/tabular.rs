@@ -26,9 +26,11 @@ use crate::detect::alert::{FlowContext, Proto};
 use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
 use crate::ingest::csv::Row;
-use crate::model::bundle::Bundle;
+use crate::model::bundle::{Bundle, Classifier};
 use crate::model::dense::Workspace;
+use crate::model::logistic::argmax;
 use crate::model::Autoencoder;
+use crate::Matrix;
 use crate::{Error, Result};
 
 /// Column names (lower case, spaces and dashes as `_`) read for the alerts.
@@ -323,6 +325,8 @@ impl RecordSource for LineRecords {
 pub struct BundleScorer {
     scaler: Scaler,
     ae: Autoencoder,
+    classifier: Option<Classifier>,
+    proba: Vec<f32>,
     threshold: f64,
     row: Vec<f32>,
     errors: Vec<f32>,
@@ -336,6 +340,8 @@ impl BundleScorer {
         BundleScorer {
             scaler: bundle.scaler.clone(),
             ae: bundle.autoencoder.clone(),
+            classifier: bundle.classifier.clone(),
+            proba: Vec::new(),
             threshold: f64::from(bundle.threshold),
             row: vec![0.0; d],
             errors: vec![0.0; d],
@@ -382,6 +388,19 @@ impl StreamScorer for BundleScorer {
             };
         }
         Ok(())
+    }
+
+    fn family(&mut self, x: &[f64]) -> Option<&str> {
+        self.prepare(x).ok()?;
+        let c = self.classifier.as_ref()?;
+        let row = Matrix::from_vec(1, self.row.len(), self.row.clone())?;
+        let latent = self.ae.encode_batch(&row);
+        self.proba.resize(c.model.n_classes(), 0.0);
+        c.model.predict_proba(latent.row(0), &mut self.proba);
+        let class = argmax(&self.proba);
+        (class != c.normal_class)
+            .then(|| c.class_names.get(class).map(String::as_str))
+            .flatten()
     }
 
     fn grace_left(&self) -> u64 {
