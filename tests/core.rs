@@ -4,29 +4,14 @@
 //! files (skipped, with a message, where `../shared` is absent).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use floodwatch::detect::batch::{self, Input, TrainOptions};
 use floodwatch::model::bundle::Bundle;
 use floodwatch::Matrix;
 
-fn fw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_floodwatch"))
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("run floodwatch")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = fw(args);
-    assert!(
-        out.status.success(),
-        "floodwatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod util;
+use util::{fw, ok, shared};
 
 /// Runs a command that must fail with exit 1; returns its stderr.
 fn fails(args: &[&str]) -> String {
@@ -442,18 +427,6 @@ fn damaged_bundles_are_refused() {
             err.contains("bad.fw") && err.contains(want),
             "{want}: {err}"
         );
-    }
-}
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipping: ../shared/{rel} not found");
-        None
     }
 }
 

@@ -7,27 +7,12 @@
 #![cfg(feature = "plot")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use floodwatch::model::bundle::Bundle;
 
-fn fw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_floodwatch"))
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("run floodwatch")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = fw(args);
-    assert!(
-        out.status.success(),
-        "floodwatch {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod util;
+use util::{fw, ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

@@ -3,23 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use floodwatch::ingest::packets::capture::CaptureReader;
 use floodwatch::ingest::packets::decode::{decode_checked, DecodeStats};
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipping: ../shared/{rel} not found");
-        None
-    }
-}
+mod util;
+use util::shared;
 
 /// Decodes every packet of a capture; fails on any reading error.
 fn decode_all(path: &Path) -> (Vec<PacketMeta>, DecodeStats) {

@@ -63,6 +63,11 @@ impl Input {
         CsvSource::open_inputs(&inputs, self.columns.as_deref())
     }
 
+    /// The first input file (named in errors about the header).
+    pub fn first_path(&self) -> PathBuf {
+        self.paths().next().map(Path::to_owned).unwrap_or_default()
+    }
+
     /// Every input file, CSV files first.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         let captures = self.captures.iter().map(|c| c.path.as_path());
@@ -225,12 +230,7 @@ struct Scan {
 fn scan(opts: &TrainOptions) -> Result<Scan> {
     let mut src = opts.input.open()?;
     let header = src.header().to_vec();
-    let first = opts
-        .input
-        .paths()
-        .next()
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let first = opts.input.first_path();
     let label_col =
         label_index(&header, opts.label_column.as_deref()).ok_or_else(|| Error::Input {
             file: first.clone(),
@@ -374,12 +374,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
     // Reservoir order depends on replacement history: shuffle before splitting.
     s.normal.shuffle(&mut rng);
-    let first = opts
-        .input
-        .paths()
-        .next()
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let first = opts.input.first_path();
     let mut enc = s.schema.bind(&s.header, &first)?;
     let (normal, _) = encode_kept(
         std::mem::take(&mut s.normal),
@@ -700,12 +695,7 @@ pub fn test(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
     let src = opts.input.open()?;
-    let first = opts
-        .input
-        .paths()
-        .next()
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let first = opts.input.first_path();
     let header = src.header().to_vec();
     let enc = bundle.schema.bind(&header, &first)?;
     let total_bytes = src.total_bytes();

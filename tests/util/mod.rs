@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests: running the binary, and finding
+//! the shared data (or saying why a test skips).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `floodwatch -q ARGS`.
+pub fn fw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("run floodwatch")
+}
+
+/// Runs `floodwatch -q ARGS`, asserts success and returns standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = fw(args);
+    assert!(
+        out.status.success(),
+        "floodwatch {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `../shared/REL` when present; otherwise says the test skips.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: ../shared/{rel} not found");
+        None
+    }
+}
