@@ -6,6 +6,8 @@
 #
 #   fuzz/run.sh 60              # all targets, 60 s each
 #   fuzz/run.sh 600 capture     # one target, 10 minutes
+#   FUZZ_RUNS=30000 fuzz/run.sh # CI: a fixed number of runs from seed 1, so
+#                               # the same build explores the same inputs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -21,11 +23,15 @@ export TMPDIR="${TMPDIR:-/dev/shm}"
 cargo run --quiet --release --example fuzz_seeds -- fuzz/corpus
 cd fuzz
 cargo fuzz build --release
+limit=(-max_total_time="$secs")
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    limit=(-runs="$FUZZ_RUNS" -seed=1)
+fi
 for t in "${targets[@]}"; do
-    echo "== fuzz target $t: ${secs}s"
+    echo "== fuzz target $t: ${limit[*]}"
     # -rss_limit_mb: a target that allocates what its input claims fails.
     cargo fuzz run --release "$t" "corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=512 -timeout=10 -print_final_stats=1 \
+        "${limit[@]}" -rss_limit_mb=512 -timeout=10 -print_final_stats=1 \
         2>&1 | grep -E "^(stat::|Done|==|INFO: (seed|-max_len))|SUMMARY|ERROR|panicked" || true
     # libFuzzer exits non-zero on a crash; its artifact is the proof.
     if compgen -G "artifacts/$t/*" >/dev/null; then

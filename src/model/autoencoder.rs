@@ -276,6 +276,16 @@ impl Autoencoder {
         self.net.input_dim()
     }
 
+    /// Checks the shapes of a model read from a file: five chained layers
+    /// whose output is as wide as the input.
+    pub fn check_shapes(&self) -> std::result::Result<(), String> {
+        self.net.check_shapes(5)?;
+        if self.net.width(4) != self.input_dim() {
+            return Err("autoencoder output and input widths differ".into());
+        }
+        Ok(())
+    }
+
     /// Width of the latent representation.
     pub fn latent_dim(&self) -> usize {
         self.net.width(LATENT_LAYER)

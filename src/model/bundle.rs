@@ -182,6 +182,14 @@ impl Bundle {
 
     /// Cross-checks the parts' dimensions.
     fn check(&self) -> std::result::Result<(), String> {
+        self.autoencoder
+            .check_shapes()
+            .map_err(|e| format!("damaged autoencoder: {e}"))?;
+        if let Some(c) = &self.classifier {
+            c.model
+                .check_shapes()
+                .map_err(|e| format!("damaged classifier: {e}"))?;
+        }
         let d = self.schema.width();
         if self.scaler.dim() != d || self.autoencoder.input_dim() != d {
             return Err(format!(

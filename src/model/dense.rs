@@ -133,6 +133,33 @@ impl Network {
         Network { layers }
     }
 
+    /// Checks that `depth` layers fit together and hold as many weights as
+    /// their widths say: a network read from a file is untrusted.
+    pub fn check_shapes(&self, depth: usize) -> Result<(), String> {
+        if self.layers.len() != depth {
+            return Err(format!("{} layers, expected {depth}", self.layers.len()));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let weights = l.input.checked_mul(l.output);
+            if l.input == 0 || weights != Some(l.weights.len()) || l.bias.len() != l.output {
+                return Err(format!(
+                    "layer {i}: weights or bias do not match its widths"
+                ));
+            }
+            if let Some(next) = self.layers.get(i + 1) {
+                if next.input != l.output {
+                    return Err(format!(
+                        "layer {i} outputs {}, layer {} reads {}",
+                        l.output,
+                        i + 1,
+                        next.input
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Width of the input.
     pub fn input_dim(&self) -> usize {
         self.layers.first().map_or(0, |l| l.input)
@@ -421,6 +448,25 @@ mod tests {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
             }
         }
+    }
+
+    #[test]
+    fn shapes_read_from_a_file_are_checked() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let net = Network::new(
+            &[4, 3, 2],
+            &[Activation::Tanh, Activation::Linear],
+            &mut rng,
+        );
+        assert!(net.check_shapes(2).is_ok());
+        assert!(net.check_shapes(3).is_err());
+        let mut short = net.clone();
+        short.layers[1].weights.pop();
+        assert!(short.check_shapes(2).unwrap_err().contains("layer 1"));
+        let mut unchained = net.clone();
+        unchained.layers[1].input = 5;
+        unchained.layers[1].weights = vec![0.0; 10];
+        assert!(unchained.check_shapes(2).unwrap_err().contains("reads 5"));
     }
 
     #[test]

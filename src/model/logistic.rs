@@ -122,6 +122,11 @@ impl LogisticRegression {
         self.net.width(0)
     }
 
+    /// Checks the shapes of a model read from a file.
+    pub fn check_shapes(&self) -> std::result::Result<(), String> {
+        self.net.check_shapes(1)
+    }
+
     /// Width of the input rows.
     pub fn input_dim(&self) -> usize {
         self.net.input_dim()

@@ -173,6 +173,7 @@ impl SavedModel {
                 autoencoder,
                 threshold,
             } => {
+                autoencoder.check_shapes()?;
                 let d = features.len();
                 if scaler.width() != d
                     || scaler.inv_range.len() != d
