@@ -11,7 +11,7 @@ use floodwatch::model::bundle::Bundle;
 use floodwatch::Matrix;
 
 mod util;
-use util::{fw, ok, shared};
+use util::{fw, ok, shared, split_rows};
 
 /// Runs a command that must fail with exit 1; returns its stderr.
 fn fails(args: &[&str]) -> String {
@@ -465,22 +465,6 @@ fn nsl_kdd_reconstruction_auc() {
     let auc = r["reconstruction"]["roc_auc"].as_f64().unwrap();
     eprintln!("NSL-KDD reconstruction ROC-AUC {auc:.4}");
     assert!(auc >= 0.95, "NSL-KDD reconstruction ROC-AUC {auc}");
-}
-
-/// Splits a CSV by data row: odd rows (1st, 3rd, ...) to `train`, even ones to
-/// `test`, each with the header, so the two sets are disjoint.
-fn split_rows(src: &Path, train: &Path, test: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let (mut a, mut b) = (format!("{header}\n"), format!("{header}\n"));
-    for (i, l) in lines.enumerate() {
-        let out = if i % 2 == 0 { &mut a } else { &mut b };
-        out.push_str(l);
-        out.push('\n');
-    }
-    std::fs::write(train, a).unwrap();
-    std::fs::write(test, b).unwrap();
 }
 
 #[test]

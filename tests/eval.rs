@@ -12,7 +12,7 @@ use std::process::Command;
 use floodwatch::model::bundle::Bundle;
 
 mod util;
-use util::{fw, ok};
+use util::{fw, ok, shared, split_rows};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
@@ -364,28 +364,11 @@ fn check_in_chromium(html: &Path, images: usize) {
     assert!(!dom.contains("data-loaded=\"no\"") && !dom.contains("data-error="));
 }
 
-/// Splits a CSV by data row: odd rows to `a`, even rows to `b`.
-fn split_rows(src: &Path, a: &Path, b: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let (mut x, mut y) = (format!("{header}\n"), format!("{header}\n"));
-    for (i, l) in lines.enumerate() {
-        let out = if i % 2 == 0 { &mut x } else { &mut y };
-        out.push_str(l);
-        out.push('\n');
-    }
-    std::fs::write(a, x).unwrap();
-    std::fs::write(b, y).unwrap();
-}
-
 #[test]
 fn cicids2017_eval_of_all_detectors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cicids2017");
-    if !dir.exists() {
-        eprintln!("skipping: ../shared/data/cicids2017 not found");
+    let Some(dir) = shared("data/cicids2017") else {
         return;
-    }
+    };
     let d = tempfile::tempdir().unwrap();
     let (train, benign_test) = (d.path().join("train.csv"), d.path().join("benign.csv"));
     split_rows(&dir.join("BENIGN_5000.csv"), &train, &benign_test);

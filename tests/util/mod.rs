@@ -37,3 +37,19 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Splits a CSV by data row: odd rows (1st, 3rd, ...) to `train`, even ones
+/// to `test`, each with the header, so the two sets are disjoint.
+pub fn split_rows(src: &Path, train: &Path, test: &Path) {
+    let text = std::fs::read_to_string(src).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let (mut a, mut b) = (format!("{header}\n"), format!("{header}\n"));
+    for (i, l) in lines.enumerate() {
+        let out = if i % 2 == 0 { &mut a } else { &mut b };
+        out.push_str(l);
+        out.push('\n');
+    }
+    std::fs::write(train, a).unwrap();
+    std::fs::write(test, b).unwrap();
+}
