@@ -255,13 +255,12 @@ impl Engine {
         if is_anomaly {
             self.summary.anomalies += 1;
             self.metrics.anomalies.fetch_add(1, Relaxed);
-            if self.params.top_features > 0
-                && tracker.wants_explanation(&info.flow, score)
-                && self.scorer.explain(x, &mut self.shares).is_ok()
-            {
-                FeatureShare::top_k(&self.shares, self.params.top_features, &mut self.top);
-            }
+            // Only a record that opens an episode or beats its peak is shown.
             if tracker.wants_explanation(&info.flow, score) {
+                if self.params.top_features > 0 && self.scorer.explain(x, &mut self.shares).is_ok()
+                {
+                    FeatureShare::top_k(&self.shares, self.params.top_features, &mut self.top);
+                }
                 family = self.scorer.family(x);
             }
         }
