@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args as ClapArgs;
 
+use floodwatch::features::capture_table::{write_header, write_row};
 use floodwatch::features::packet::{FeatureExtractor, Layout};
 use floodwatch::features::stream_table::{TableConfig, TableStats};
 use floodwatch::ingest::packets::capture::PacketSource;
@@ -79,21 +80,13 @@ fn write_features<R: std::io::Read>(
     source: &mut PacketSource<R>,
     w: &mut impl Write,
 ) -> std::io::Result<u64> {
-    write!(w, "packet_index,timestamp")?;
-    for name in x.names() {
-        write!(w, ",{name}")?;
-    }
-    writeln!(w)?;
+    write_header(w, x.names(), false)?;
     let mut out = vec![0.0; x.names().len()];
     let mut fmt = ryu::Buffer::new();
     let mut n = 0;
     while let Some(p) = source.next_packet() {
         x.update(&p, &mut out);
-        write!(w, "{},{}", p.index, fmt.format(p.timestamp))?;
-        for v in &out {
-            w.write_all(b",")?;
-            w.write_all(fmt.format(*v).as_bytes())?;
-        }
+        write_row(w, &mut fmt, p.index, p.timestamp, &out)?;
         w.write_all(b"\n")?;
         n += 1;
     }

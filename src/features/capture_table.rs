@@ -103,10 +103,7 @@ impl CaptureTable {
         let mut packets = 0;
         while let Some(p) = source.next_packet() {
             x.update(&p, &mut out);
-            write!(w, "{},{}", p.index, fmt.format(p.timestamp)).map_err(io)?;
-            for v in &out {
-                write!(w, ",{}", fmt.format(*v)).map_err(io)?;
-            }
+            write_row(w, &mut fmt, p.index, p.timestamp, &out).map_err(io)?;
             match (&mut labels, &self.label_all) {
                 (Some(file), _) => write!(w, ",{}", file.label_of(p.index)?),
                 (None, Some(label)) => write!(w, ",{label}"),
@@ -136,6 +133,23 @@ pub fn write_header(w: &mut impl Write, names: &[String], labelled: bool) -> std
         w.write_all(b",label")?;
     }
     w.write_all(b"\n")
+}
+
+/// Writes the identifiers and features of one packet, without the line end
+/// (a label may follow). Shortest round-trip decimals.
+pub fn write_row(
+    w: &mut impl Write,
+    fmt: &mut ryu::Buffer,
+    index: u64,
+    timestamp: f64,
+    features: &[f64],
+) -> std::io::Result<()> {
+    write!(w, "{index},{}", fmt.format(timestamp))?;
+    for v in features {
+        w.write_all(b",")?;
+        w.write_all(fmt.format(*v).as_bytes())?;
+    }
+    Ok(())
 }
 
 /// A `packet_index,label` file read in step with the capture.
