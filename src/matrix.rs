@@ -46,6 +46,11 @@ impl Matrix {
         self.rows += 1;
     }
 
+    /// The row-major data, giving the buffer back for reuse.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows

@@ -17,6 +17,8 @@ use csv::ByteRecord;
 use crate::features::capture_table::{CaptureSummary, CaptureTable};
 use crate::{Error, Result};
 
+pub mod blocks;
+
 /// The longest line accepted, in bytes. The csv parser keeps a whole record
 /// in memory, so a longer line (a file without newlines, or a hostile one)
 /// is refused as it is read instead of being buffered.
@@ -338,16 +340,7 @@ impl CsvSource {
     }
 
     fn open_reader(input: &TableInput) -> Result<(Reader, Producer)> {
-        let (read, producer): (Box<dyn Read + Send>, Producer) = match input {
-            TableInput::Csv(path) => {
-                let file = File::open(path).map_err(|e| Error::io(path, e))?;
-                (Box::new(file), None)
-            }
-            TableInput::Capture(c) => {
-                let (pipe, handle) = c.spawn()?;
-                (Box::new(pipe), Some(handle))
-            }
-        };
+        let (read, producer) = open_raw(input)?;
         // The csv reader buffers itself: a BufReader would only add a copy.
         let reader = Self::builder()
             .buffer_capacity(1 << 16)
@@ -398,7 +391,7 @@ impl CsvSource {
         if self.header.is_empty() {
             self.header = names.clone();
         }
-        let perm = self.permutation(&path, &names)?;
+        let perm = permutation(&self.header, &path, &names)?;
         self.current_size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
         self.current = Some(OpenFile {
@@ -408,35 +401,6 @@ impl CsvSource {
             identity,
         });
         Ok(true)
-    }
-
-    fn permutation(&self, path: &Path, names: &[String]) -> Result<Vec<usize>> {
-        let pos: HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        if names.len() != self.header.len() {
-            return Err(Error::Input {
-                file: path.to_owned(),
-                line: 1,
-                msg: format!(
-                    "{} columns, but the first file has {}: all --data files need the same columns",
-                    names.len(),
-                    self.header.len()
-                ),
-            });
-        }
-        self.header
-            .iter()
-            .map(|n| {
-                pos.get(n.as_str()).copied().ok_or_else(|| Error::Input {
-                    file: path.to_owned(),
-                    line: 1,
-                    msg: format!("column '{n}' of the first file is missing"),
-                })
-            })
-            .collect()
     }
 
     /// Reads the next row. `Ok(None)` at the end of the last file; a ragged
@@ -471,18 +435,12 @@ impl CsvSource {
             self.line = self.record.position().map_or(0, |p| p.line());
             let path = &self.files[fi];
             if self.record.len() != self.header.len() {
-                return Err(BadRow {
-                    reason: Reason::Ragged,
-                    error: Error::Input {
-                        file: path.clone(),
-                        line: self.line,
-                        msg: format!(
-                            "{} fields, but the header has {}",
-                            self.record.len(),
-                            self.header.len()
-                        ),
-                    },
-                });
+                return Err(ragged(
+                    path,
+                    self.line,
+                    self.record.len(),
+                    self.header.len(),
+                ));
             }
             let perm = match &self.current {
                 Some(cur) if !cur.identity => Some(cur.perm.as_slice()),
@@ -491,12 +449,58 @@ impl CsvSource {
             return Ok(Some(Row {
                 file: path,
                 line: self.line,
-                record: &self.record,
+                fields: Fields::Record(&self.record),
                 perm,
                 header: &self.header,
             }));
         }
     }
+}
+
+/// The bytes of `input`: a file, or the pipe from a capture's extraction
+/// thread (with its handle).
+fn open_raw(input: &TableInput) -> Result<(Box<dyn Read + Send>, Producer)> {
+    Ok(match input {
+        TableInput::Csv(path) => {
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            (Box::new(file), None)
+        }
+        TableInput::Capture(c) => {
+            let (pipe, handle) = c.spawn()?;
+            (Box::new(pipe), Some(handle))
+        }
+    })
+}
+
+/// `perm[c]` = field index in `names` (one file's header) of column `c` of
+/// `header` (the first file's); an error names `path` when they differ.
+fn permutation(header: &[String], path: &Path, names: &[String]) -> Result<Vec<usize>> {
+    let pos: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    if names.len() != header.len() {
+        return Err(Error::Input {
+            file: path.to_owned(),
+            line: 1,
+            msg: format!(
+                "{} columns, but the first file has {}: all --data files need the same columns",
+                names.len(),
+                header.len()
+            ),
+        });
+    }
+    header
+        .iter()
+        .map(|n| {
+            pos.get(n.as_str()).copied().ok_or_else(|| Error::Input {
+                file: path.to_owned(),
+                line: 1,
+                msg: format!("column '{n}' of the first file is missing"),
+            })
+        })
+        .collect()
 }
 
 /// Waits for the extraction thread of a finished capture input: its errors
@@ -554,6 +558,26 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
+/// The fields of a row: a parsed record, or one unquoted line and the
+/// offsets of its field ends (the fast path of [`blocks`]).
+#[derive(Debug, Clone, Copy)]
+enum Fields<'a> {
+    Record(&'a ByteRecord),
+    Split { line: &'a [u8], ends: &'a [usize] },
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, i: usize) -> &'a [u8] {
+        match *self {
+            Fields::Record(r) => &r[i],
+            Fields::Split { line, ends } => {
+                let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
+                &line[start..ends[i]]
+            }
+        }
+    }
+}
+
 /// One row of a [`CsvSource`], borrowed until the next read.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
@@ -561,7 +585,7 @@ pub struct Row<'a> {
     pub file: &'a Path,
     /// Its 1-based line.
     pub line: u64,
-    record: &'a ByteRecord,
+    fields: Fields<'a>,
     perm: Option<&'a [usize]>,
     header: &'a [String],
 }
@@ -576,7 +600,7 @@ impl<'a> Row<'a> {
         Row {
             file,
             line,
-            record,
+            fields: Fields::Record(record),
             perm: None,
             header,
         }
@@ -586,13 +610,14 @@ impl<'a> Row<'a> {
     ///
     /// # Panics
     /// If `col` is not below the header length (a programming error).
+    #[inline]
     pub fn get(&self, col: usize) -> &'a [u8] {
         let field = match self.perm {
             Some(p) => p[col],
             None => col,
         };
         // Length equality with the header is checked before a Row is made.
-        &self.record[field]
+        self.fields.get(field)
     }
 
     /// Canonical column `col` as trimmed text (lossy on invalid UTF-8).
@@ -619,23 +644,24 @@ impl<'a> Row<'a> {
     /// Copies the fields, in canonical order, into `out` (reusing its buffers).
     pub fn copy_into(&self, out: &mut ByteRecord) {
         out.clear();
-        match self.perm {
-            None => self.record.iter().for_each(|f| out.push_field(f)),
-            Some(p) => p.iter().for_each(|&i| out.push_field(&self.record[i])),
-        }
+        (0..self.header.len()).for_each(|c| out.push_field(self.get(c)));
     }
 
     /// The fields in canonical order, as an owned record (for sampling).
     pub fn to_record(&self) -> ByteRecord {
-        match self.perm {
-            None => self.record.clone(),
-            Some(p) => p.iter().map(|&i| &self.record[i]).collect(),
-        }
+        (0..self.header.len()).map(|c| self.get(c)).collect()
     }
+}
 
-    /// The raw record in the file's own field order (for echoing it back).
-    pub fn raw(&self) -> &'a ByteRecord {
-        self.record
+/// A row whose field count differs from the header's.
+fn ragged(file: &Path, line: u64, fields: usize, header: usize) -> BadRow {
+    BadRow {
+        reason: Reason::Ragged,
+        error: Error::Input {
+            file: file.to_owned(),
+            line,
+            msg: format!("{fields} fields, but the header has {header}"),
+        },
     }
 }
 
@@ -677,28 +703,41 @@ const POW10: [f64; 23] = [
 /// the same value as the standard parser. `None` for anything else (the
 /// caller falls back to the standard parser).
 fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
-    let (neg, digits) = match b.split_first() {
+    let (neg, b) = match b.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),
         _ => (false, b),
     };
-    let (mut mant, mut decimals, mut any, mut dot) = (0u64, 0usize, false, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                mant = mant.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-                decimals += usize::from(dot);
-                any = true;
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
+    let mut mant = 0u64;
+    let int = accumulate_digits(b, &mut mant);
+    let (decimals, used) = match b.get(int) {
+        Some(b'.') => {
+            let n = accumulate_digits(&b[int + 1..], &mut mant);
+            (n, int + 1 + n)
         }
-    }
-    if !any || mant > 1 << 53 {
+        _ => (0, int),
+    };
+    // At most 19 digits cannot overflow the (wrapping) accumulation.
+    if used != b.len() || int + decimals == 0 || int + decimals > 19 || mant > 1 << 53 {
         return None;
     }
     let v = mant as f64 / *POW10.get(decimals)?;
     Some(if neg { -v } else { v })
+}
+
+/// Appends the leading ASCII digits of `b` to `mant`; returns how many.
+#[inline]
+fn accumulate_digits(b: &[u8], mant: &mut u64) -> usize {
+    let mut n = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]

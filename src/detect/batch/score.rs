@@ -1,0 +1,614 @@
+//! [`test()`]: scoring a table on every core.
+//!
+//! One thread cuts the input into blocks of whole records; one worker per
+//! core parses, encodes, scales and scores a block and formats its
+//! predictions; the calling thread takes the results back in input order, so
+//! the metrics, the predictions file and the first error are those of a
+//! sequential read. A fixed pool of block buffers bounds memory whatever
+//! the file length.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use csv::ByteRecord;
+
+use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
+use crate::features::tabular::Encoder;
+use crate::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock};
+use crate::ingest::csv::{BadRow, Rejections, Row, TableInput};
+use crate::model::bundle::Bundle;
+use crate::report::classification::ClassificationReport;
+use crate::report::explain::{format_top, Explainer};
+use crate::report::metrics::binary_metrics;
+use crate::util::AtomicFile;
+use crate::{Error, Matrix, Result};
+
+/// What the metrics need, row by row, in input order.
+#[derive(Default)]
+struct Truth {
+    scores: Vec<f32>,
+    flagged: Vec<bool>,
+    class_truth: Vec<u32>,
+    class_pred: Vec<u32>,
+    class_attack_prob: Vec<f32>,
+}
+
+/// One block read, or the error that ended reading, in input order.
+struct Job {
+    seq: u64,
+    block: RawBlock,
+    error: Option<Error>,
+}
+
+/// A block's results; the block goes back to the pool.
+struct Done {
+    seq: u64,
+    block: RawBlock,
+    scored: Result<Scored>,
+}
+
+/// What a worker learnt from one block.
+#[derive(Default)]
+struct Scored {
+    rows: u64,
+    anomalies: u64,
+    bad: Vec<BadRow>,
+    /// The block's distinct labels; `labels` indexes them.
+    label_names: Vec<String>,
+    labels: Vec<u32>,
+    /// For labelled rows: score, flag, and the classifier's (class, attack
+    /// probability) when there is one.
+    scores: Vec<f32>,
+    flagged: Vec<bool>,
+    classes: Vec<(u32, f32)>,
+    /// Formatted prediction lines.
+    out: Vec<u8>,
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    bundle: &'a Bundle,
+    header: &'a [String],
+    files: &'a [PathBuf],
+    label_col: Option<usize>,
+    write: bool,
+    explain: Option<(Explainer, usize)>,
+    batch_rows: usize,
+}
+
+/// The rows of one batch waiting to be scored.
+struct Pending {
+    x: Vec<f32>,
+    labels: Vec<Option<u32>>,
+    records: Vec<ByteRecord>,
+}
+
+/// One worker: its encoder (for its unknown-value counts) and buffers.
+struct Worker<'a> {
+    shared: &'a Shared<'a>,
+    enc: Encoder,
+    rows: BlockRows,
+    pending: Pending,
+}
+
+impl<'a> Worker<'a> {
+    fn new(shared: &'a Shared<'a>, enc: Encoder) -> Self {
+        Worker {
+            shared,
+            enc,
+            rows: BlockRows::default(),
+            pending: Pending {
+                x: Vec::new(),
+                labels: Vec::new(),
+                records: Vec::new(),
+            },
+        }
+    }
+
+    /// Takes jobs until the queue closes; returns the encoder.
+    fn run(mut self, jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) -> Encoder {
+        loop {
+            let job = match jobs.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => break,
+            };
+            let Ok(job) = job else { break };
+            let scored = match job.error {
+                Some(e) => Err(e),
+                None => self.block(&job.block),
+            };
+            let done_job = Done {
+                seq: job.seq,
+                block: job.block,
+                scored,
+            };
+            if done.send(done_job).is_err() {
+                break;
+            }
+        }
+        self.enc
+    }
+
+    fn block(&mut self, block: &RawBlock) -> Result<Scored> {
+        let sh = self.shared;
+        let path = sh
+            .files
+            .get(block.file)
+            .map_or(Path::new("-"), PathBuf::as_path);
+        let mut s = Scored::default();
+        let mut label_ids: HashMap<String, u32> = HashMap::new();
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let Worker {
+            enc, rows, pending, ..
+        } = self;
+        rows.for_each(block, path, sh.header, |row| {
+            let row = match row {
+                Ok(row) => row,
+                Err(bad) => {
+                    s.bad.push(bad);
+                    return Ok(());
+                }
+            };
+            if let Err(bad) = push_row(sh, enc, pending, &row, &mut s, &mut label_ids) {
+                s.bad.push(bad);
+            } else if pending.labels.len() >= sh.batch_rows {
+                score(sh, enc.width(), pending, &mut s, &mut writer)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        score(sh, enc.width(), pending, &mut s, &mut writer)?;
+        s.out = writer
+            .into_inner()
+            .map_err(|e| Error::Data(e.error().to_string()))?;
+        Ok(s)
+    }
+}
+
+/// Encodes `row` into the pending batch.
+fn push_row(
+    sh: &Shared,
+    enc: &mut Encoder,
+    p: &mut Pending,
+    row: &Row,
+    s: &mut Scored,
+    label_ids: &mut HashMap<String, u32>,
+) -> std::result::Result<(), BadRow> {
+    let d = enc.width();
+    let i = p.labels.len();
+    p.x.resize((i + 1) * d, 0.0);
+    if let Err(bad) = enc.encode(row, &mut p.x[i * d..]) {
+        p.x.truncate(i * d);
+        return Err(bad);
+    }
+    let label = sh.label_col.map(|c| {
+        let text = row.text(c);
+        if let Some(&id) = label_ids.get(text.as_ref()) {
+            return id;
+        }
+        let id = s.label_names.len() as u32;
+        s.label_names.push(text.clone().into_owned());
+        label_ids.insert(text.into_owned(), id);
+        id
+    });
+    p.labels.push(label);
+    if sh.write {
+        if p.records.len() <= i {
+            p.records.push(ByteRecord::new());
+        }
+        row.copy_into(&mut p.records[i]);
+    }
+    Ok(())
+}
+
+/// Scales and scores the pending batch, records its results, formats its
+/// predictions.
+fn score(
+    sh: &Shared,
+    d: usize,
+    p: &mut Pending,
+    s: &mut Scored,
+    writer: &mut csv::Writer<Vec<u8>>,
+) -> Result<()> {
+    let n = p.labels.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let bundle = sh.bundle;
+    let mut x = Matrix::from_vec(n, d, std::mem::take(&mut p.x))
+        .ok_or_else(|| Error::Data("batch size mismatch".into()))?;
+    bundle.scaler.transform(&mut x);
+    let mut scores = vec![0.0; n];
+    bundle.autoencoder.score_batch(&x, &mut scores);
+    let mut classes = Vec::new();
+    if let Some(c) = &bundle.classifier {
+        let z = bundle.autoencoder.encode_batch(&x);
+        let mut prob = vec![0.0; c.model.n_classes()];
+        classes = z
+            .iter_rows()
+            .map(|zr| {
+                c.model.predict_proba(zr, &mut prob);
+                let k = crate::model::logistic::argmax(&prob);
+                (k, prob[k], 1.0 - prob[c.normal_class])
+            })
+            .collect();
+    }
+    let mut num = ryu::Buffer::new();
+    for (i, &score) in scores.iter().enumerate() {
+        let flagged = score > bundle.threshold;
+        s.anomalies += u64::from(flagged);
+        if let Some(label) = p.labels[i] {
+            s.labels.push(label);
+            s.scores.push(score);
+            s.flagged.push(flagged);
+            if let Some(&(k, _, attack_p)) = classes.get(i) {
+                s.classes.push((k as u32, attack_p));
+            }
+        }
+        if sh.write {
+            let rec = &mut p.records[i];
+            rec.push_field(num.format(score).as_bytes());
+            rec.push_field(if flagged { b"1" } else { b"0" });
+            if let (Some(c), Some(&(k, prob, _))) = (&bundle.classifier, classes.get(i)) {
+                rec.push_field(c.class_names[k].as_bytes());
+                rec.push_field(num.format(prob).as_bytes());
+            }
+            if let Some((e, k)) = &sh.explain {
+                let top = e.explain(&bundle.autoencoder, x.row(i), *k);
+                rec.push_field(format_top(&top).as_bytes());
+            }
+            writer
+                .write_byte_record(rec)
+                .map_err(|e| Error::Data(e.to_string()))?;
+        }
+    }
+    s.rows += n as u64;
+    p.x = x.into_vec();
+    p.x.clear();
+    p.labels.clear();
+    Ok(())
+}
+
+/// Block buffers in circulation: enough to keep every worker busy while
+/// the collector catches up.
+fn pool_size(workers: usize) -> usize {
+    2 * workers + 2
+}
+
+/// Reads blocks into pool buffers and queues them, in order; an error is
+/// queued in its place and ends reading.
+fn read_blocks(mut reader: BlockReader, pool: &Receiver<RawBlock>, jobs: &SyncSender<Job>) {
+    let mut seq = 0;
+    while let Ok(mut block) = pool.recv() {
+        let (more, error) = match reader.next_block(&mut block) {
+            Ok(more) => (more, None),
+            Err(e) => (false, Some(e)),
+        };
+        if !more && error.is_none() {
+            return;
+        }
+        let stop = error.is_some();
+        if jobs.send(Job { seq, block, error }).is_err() || stop {
+            return;
+        }
+        seq += 1;
+    }
+}
+
+/// The in-order side: metrics, rejections, predictions, progress.
+struct Collector<'a> {
+    bundle: &'a Bundle,
+    input: &'a Input,
+    out: Option<AtomicFile>,
+    truth: Truth,
+    rejections: Rejections,
+    rows: u64,
+    anomalies: u64,
+    class_names: Vec<String>,
+    label_ids: HashMap<String, u32>,
+}
+
+impl Collector<'_> {
+    fn take(&mut self, s: Scored) -> Result<()> {
+        for bad in s.bad {
+            self.input.reject(bad, &mut self.rejections)?;
+        }
+        let ids: Vec<u32> = s
+            .label_names
+            .iter()
+            .map(|name| {
+                label_id(
+                    name,
+                    &mut self.label_ids,
+                    &mut self.class_names,
+                    self.bundle,
+                )
+            })
+            .collect();
+        for (i, &local) in s.labels.iter().enumerate() {
+            self.truth.class_truth.push(ids[local as usize]);
+            self.truth.scores.push(s.scores[i]);
+            self.truth.flagged.push(s.flagged[i]);
+            if let Some(&(k, p)) = s.classes.get(i) {
+                self.truth.class_pred.push(k);
+                self.truth.class_attack_prob.push(p);
+            }
+        }
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&s.out)
+                .map_err(|e| Error::io(out.path().to_owned(), e))?;
+        }
+        self.rows += s.rows;
+        self.anomalies += s.anomalies;
+        Ok(())
+    }
+
+    /// Takes results as they come and uses them in input order.
+    fn run(
+        &mut self,
+        done: Receiver<Done>,
+        pool: Sender<RawBlock>,
+        total_bytes: u64,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        for d in done {
+            waiting.insert(d.seq, d);
+            while let Some(d) = waiting.remove(&next) {
+                next += 1;
+                let bytes = d.block.bytes_done;
+                self.take(d.scored?)?;
+                on_progress(Progress {
+                    rows: self.rows,
+                    bytes,
+                    total_bytes,
+                });
+                // The reader may be done: then nobody needs the buffer.
+                let _ = pool.send(d.block);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Scores the files with `bundle`, writing predictions if asked.
+pub fn test(
+    bundle: &Bundle,
+    opts: &TestOptions,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Report> {
+    let csv = opts.input.data.iter().cloned().map(TableInput::Csv);
+    let captures = opts.input.captures.iter().cloned().map(TableInput::Capture);
+    let inputs: Vec<TableInput> = csv.chain(captures).collect();
+    let reader = BlockReader::open(&inputs, opts.input.columns.as_deref())?;
+    let header = reader.header().to_vec();
+    let files = reader.files().to_vec();
+    let total_bytes = reader.total_bytes();
+    let mut enc = bundle.schema.bind(&header, &opts.input.first_path())?;
+    let class_names = bundle
+        .classifier
+        .as_ref()
+        .map(|c| c.class_names.clone())
+        .unwrap_or_default();
+    let out = match &opts.out {
+        Some(p) => Some(open_predictions(
+            p,
+            &header,
+            bundle.classifier.is_some(),
+            opts.explain > 0,
+        )?),
+        None => None,
+    };
+    let shared = Shared {
+        bundle,
+        header: &header,
+        files: &files,
+        label_col: super::label_index(&header, Some(&bundle.label_column)),
+        write: out.is_some(),
+        explain: (opts.explain > 0).then(|| (Explainer::new(&bundle.schema), opts.explain)),
+        batch_rows: opts.batch_rows.max(1),
+    };
+    let mut collector = Collector {
+        bundle,
+        input: &opts.input,
+        out,
+        truth: Truth::default(),
+        rejections: Rejections::default(),
+        rows: 0,
+        anomalies: 0,
+        label_ids: class_names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect(),
+        class_names,
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let encoders = run_threads(reader, &shared, &enc, workers, |done, pool| {
+        collector.run(done, pool, total_bytes, on_progress)
+    })?;
+    encoders.iter().for_each(|e| enc.merge_counts(e));
+    finish(bundle, opts, collector, &enc, shared.label_col.is_some())
+}
+
+/// Runs the reader and `workers` workers around `collect`, which gets the
+/// results and gives buffers back; returns the workers' encoders.
+fn run_threads(
+    reader: BlockReader,
+    shared: &Shared,
+    enc: &Encoder,
+    workers: usize,
+    collect: impl FnOnce(Receiver<Done>, Sender<RawBlock>) -> Result<()>,
+) -> Result<Vec<Encoder>> {
+    let (pool_tx, pool_rx) = mpsc::channel();
+    for _ in 0..pool_size(workers) {
+        // The receiver is alive here: sending cannot fail.
+        let _ = pool_tx.send(RawBlock::default());
+    }
+    let (job_tx, job_rx) = mpsc::sync_channel(workers);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_blocks(reader, &pool_rx, &job_tx));
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (jobs, done) = (Arc::clone(&job_rx), done_tx.clone());
+                let worker = Worker::new(shared, enc.clone());
+                scope.spawn(move || worker.run(&jobs, &done))
+            })
+            .collect();
+        drop(done_tx);
+        // Returning drops the collector's channel ends, which stops the others.
+        let collected = collect(done_rx, pool_tx);
+        let encoders: Vec<Encoder> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        if encoders.len() < workers {
+            return Err(Error::Data("a scoring thread panicked".into()));
+        }
+        collected.map(|()| encoders)
+    })
+}
+
+/// Commits the predictions and builds the report.
+fn finish(
+    bundle: &Bundle,
+    opts: &TestOptions,
+    c: Collector,
+    enc: &Encoder,
+    labelled: bool,
+) -> Result<Report> {
+    if c.rows == 0 && c.rejections.total() == 0 {
+        return Err(Error::Data(format!(
+            "{}: no data rows to score",
+            opts.input
+                .data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(out) = c.out {
+        out.commit()?;
+    }
+    Ok(report(
+        bundle,
+        &c.truth,
+        &c.rejections,
+        c.rows,
+        c.anomalies,
+        enc,
+        labelled,
+        &c.class_names,
+    ))
+}
+
+/// The class id of a test label: a trained class, or a new name appended
+/// (bounded by [`MAX_LABELS`]; beyond, all share the last id).
+fn label_id(
+    label: &str,
+    ids: &mut HashMap<String, u32>,
+    names: &mut Vec<String>,
+    bundle: &Bundle,
+) -> u32 {
+    let key = if bundle.normal_labels.iter().any(|n| n == label) {
+        bundle
+            .classifier
+            .as_ref()
+            .map_or(label, |c| c.class_names[c.normal_class].as_str())
+    } else {
+        label
+    };
+    if let Some(&id) = ids.get(key) {
+        return id;
+    }
+    if names.len() >= MAX_LABELS {
+        return (names.len() - 1) as u32;
+    }
+    names.push(key.to_owned());
+    let id = (names.len() - 1) as u32;
+    ids.insert(key.to_owned(), id);
+    id
+}
+
+fn is_normal_label(bundle: &Bundle, names: &[String], id: u32) -> bool {
+    names.get(id as usize).is_some_and(|n| {
+        bundle.normal_labels.contains(n)
+            || bundle
+                .classifier
+                .as_ref()
+                .is_some_and(|c| c.class_names[c.normal_class] == *n)
+    })
+}
+
+/// The predictions file, its header written.
+fn open_predictions(
+    path: &Path,
+    header: &[String],
+    classifier: bool,
+    explain: bool,
+) -> Result<AtomicFile> {
+    let mut cols: Vec<&str> = header.iter().map(String::as_str).collect();
+    cols.extend(["score", "is_anomaly"]);
+    if classifier {
+        cols.extend(["predicted", "probability"]);
+    }
+    if explain {
+        cols.push("top_features");
+    }
+    let mut line = csv::Writer::from_writer(Vec::new());
+    line.write_record(&cols)
+        .map_err(|e| Error::io(path, e.into()))?;
+    let line = line
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(&line).map_err(|e| Error::io(path, e))?;
+    Ok(file)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    bundle: &Bundle,
+    truth: &Truth,
+    rejections: &Rejections,
+    rows: u64,
+    anomalies: u64,
+    enc: &Encoder,
+    labelled: bool,
+    class_names: &[String],
+) -> Report {
+    let attack: Vec<bool> = truth
+        .class_truth
+        .iter()
+        .map(|&id| !is_normal_label(bundle, class_names, id))
+        .collect();
+    let reconstruction = labelled.then(|| binary_metrics(&truth.scores, &truth.flagged, &attack));
+    let classifier = bundle.classifier.as_ref().filter(|_| labelled);
+    let latent_classifier = classifier.map(|c| {
+        let pred: Vec<bool> = truth
+            .class_pred
+            .iter()
+            .map(|&k| k as usize != c.normal_class)
+            .collect();
+        binary_metrics(&truth.class_attack_prob, &pred, &attack)
+    });
+    let classification_report = classifier.map(|_| {
+        let t: Vec<usize> = truth.class_truth.iter().map(|&k| k as usize).collect();
+        let p: Vec<usize> = truth.class_pred.iter().map(|&k| k as usize).collect();
+        ClassificationReport::new(class_names, &t, &p)
+    });
+    Report {
+        rows,
+        rejected: rejections.total(),
+        rejected_by_reason: rejections.by_reason().clone(),
+        anomalies,
+        threshold: bundle.threshold,
+        unknown_values: enc.unknown_counts().into_iter().collect(),
+        reconstruction,
+        latent_classifier,
+        classification_report,
+    }
+}
