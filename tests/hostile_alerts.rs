@@ -227,7 +227,7 @@ fn check(name: &str, onset: f64, (summary, alerts): (Summary, Vec<Value>), n: us
 }
 
 fn training(rng: &mut Rng) -> Vec<PacketMeta> {
-    phase(1e9, 60.0, 0.0, rng, |t, r| benign(t, r))
+    phase(1e9, 60.0, 0.0, rng, benign)
 }
 
 #[test]
