@@ -15,7 +15,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>
         write(&f)?;
         f.sync_all()
     });
-    let result = result.and_then(|()| std::fs::rename(&tmp, path));
+    let result = result.and_then(|()| rename_durably(&tmp, path));
     if let Err(e) = result {
         // Best effort: the temporary file may not exist.
         let _ = std::fs::remove_file(&tmp);
@@ -60,7 +60,7 @@ impl AtomicFile {
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
-        std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+        rename_durably(&self.tmp, &path).map_err(|e| Error::io(&path, e))
     }
 }
 
@@ -84,6 +84,21 @@ impl Drop for AtomicFile {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Renames `tmp` over `path`, then syncs the directory so that the rename
+/// itself survives a power cut (on Unix; elsewhere the rename is enough).
+fn rename_durably(tmp: &Path, path: &Path) -> io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn temp_path(path: &Path) -> PathBuf {
