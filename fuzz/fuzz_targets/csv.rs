@@ -1,10 +1,12 @@
-//! CSV ingest: the streaming reader, schema learning and row encoding.
+//! CSV ingest: the streaming reader, schema learning and row encoding; and
+//! the block reader of parallel scoring, which must read the same rows.
 #![no_main]
 
 use std::io::Write;
 
 use floodwatch::features::tabular::SchemaBuilder;
-use floodwatch::ingest::csv::CsvSource;
+use floodwatch::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock};
+use floodwatch::ingest::csv::{CsvSource, TableInput};
 use libfuzzer_sys::fuzz_target;
 
 /// Rows read per input at most (inputs are small; this bounds a run).
@@ -16,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut file) = tempfile_in_tmp() else {
         return;
     };
-    if file.1.write_all(data).and_then(|()| file.1.flush()).is_err() {
+    if file
+        .1
+        .write_all(data)
+        .and_then(|()| file.1.flush())
+        .is_err()
+    {
         return;
     }
     let path = file.0.clone();
@@ -52,8 +59,49 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    assert_eq!(
+        by_blocks(&path),
+        by_records(&path),
+        "block and record readers differ"
+    );
     let _ = std::fs::remove_file(&path);
 });
+
+/// Fields of each row (or None for a malformed one), as one reader sees them.
+type Rows = Option<Vec<Option<Vec<Vec<u8>>>>>;
+
+fn by_records(path: &std::path::Path) -> Rows {
+    let mut src = CsvSource::open(&[path.to_owned()], None).ok()?;
+    let n = src.header().len();
+    let mut rows = Vec::new();
+    while rows.len() < MAX_ROWS {
+        match src.next_row() {
+            Ok(Some(r)) => rows.push(Some((0..n).map(|c| r.get(c).to_vec()).collect())),
+            Ok(None) => break,
+            Err(_) => rows.push(None),
+        }
+    }
+    Some(rows)
+}
+
+fn by_blocks(path: &std::path::Path) -> Rows {
+    let mut reader = BlockReader::open(&[TableInput::Csv(path.to_owned())], None).ok()?;
+    let header = reader.header().to_vec();
+    let (mut rows, mut block, mut parser) = (Vec::new(), RawBlock::default(), BlockRows::default());
+    while rows.len() < MAX_ROWS && reader.next_block(&mut block).ok()? {
+        parser
+            .for_each(&block, path, &header, |r| {
+                rows.push(
+                    r.ok()
+                        .map(|r| (0..header.len()).map(|c| r.get(c).to_vec()).collect()),
+                );
+                Ok::<(), ()>(())
+            })
+            .ok()?;
+    }
+    rows.truncate(MAX_ROWS);
+    Some(rows)
+}
 
 fn tempfile_in_tmp() -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
     let dir = std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, Into::into);

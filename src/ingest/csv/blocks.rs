@@ -298,35 +298,42 @@ fn newlines(data: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', data).count() as u64
 }
 
-/// The end of the last whole record in `data`: just after the last newline
-/// preceded by an even number of quotes.
+/// The end of the last whole record in `data` (None: not one yet).
 fn last_boundary(data: &[u8]) -> Option<usize> {
-    let last = memchr::memrchr(b'\n', data)?;
     if memchr::memchr(b'"', data).is_none() {
-        return Some(last + 1);
+        return memchr::memrchr(b'\n', data).map(|i| i + 1);
     }
-    let (mut quotes, mut from, mut best) = (0usize, 0, None);
-    for nl in memchr::memchr_iter(b'\n', data) {
-        quotes += memchr::memchr_iter(b'"', &data[from..nl]).count();
-        from = nl;
-        if quotes.is_multiple_of(2) {
-            best = Some(nl + 1);
-        }
-    }
-    best
+    // The start of the last record, as the csv parser sees it.
+    record_starts(data).last().filter(|&s| s > 0)
 }
 
-/// The end of the first whole record in `data`.
+/// The end of the first whole record in `data` (None: not one yet). Used
+/// once per file (the header), so always by the parser: a lone `\r` ends a
+/// record too.
 fn first_boundary(data: &[u8]) -> Option<usize> {
-    let (mut quotes, mut from) = (0usize, 0);
-    for nl in memchr::memchr_iter(b'\n', data) {
-        quotes += memchr::memchr_iter(b'"', &data[from..nl]).count();
-        from = nl;
-        if quotes.is_multiple_of(2) {
-            return Some(nl + 1);
-        }
-    }
-    None
+    record_starts(data).nth(1)
+}
+
+/// Where the csv parser starts each record of `data`. Quotes decide which
+/// newlines end records, so quoted data is cut where the parser says, not
+/// by a rule of thumb. A start on the `\n` of a `\r\n` moves past it, so
+/// that a block never begins with the end of the previous line.
+fn record_starts(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut rec = ByteRecord::new();
+    std::iter::from_fn(move || {
+        // Over bytes in memory with flexible records the parser cannot fail.
+        let start = match reader.read_byte_record(&mut rec) {
+            Ok(true) => rec.position().map_or(0, |p| p.byte() as usize),
+            _ => return None,
+        };
+        let crlf =
+            start > 0 && data.get(start - 1) == Some(&b'\r') && data.get(start) == Some(&b'\n');
+        Some(start + usize::from(crlf))
+    })
 }
 
 /// True when plain splitting reads `data` as the csv parser would: no
@@ -489,6 +496,15 @@ mod tests {
     }
 
     #[test]
+    fn carriage_returns_alone_end_records() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "cr.csv", b"x,y\r1,2\r3,4\r");
+        let got = rows(std::slice::from_ref(&p));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got, reference(&[p]));
+    }
+
+    #[test]
     fn crlf_lines_are_physical_lines() {
         // The csv parser numbers a record after CRLF or a blank line one line early.
         let d = tempfile::tempdir().unwrap();
@@ -577,6 +593,10 @@ mod tests {
         assert_eq!(last_boundary(b"a\n\"b\nc"), Some(2));
         assert_eq!(last_boundary(b"abc"), None);
         assert_eq!(first_boundary(b"\"a\nb\"\nc\n"), Some(6));
+        // A stray quote inside an unquoted field is a plain character: the
+        // cut stays on the parser's record boundaries.
+        assert_eq!(last_boundary(b"x,a\"b\n\"c\nd\",e\nf"), Some(14));
+        assert_eq!(last_boundary(b"\"a\"\r\nb\r\nc"), Some(8));
         assert!(splittable(b"1,2\r\n3,4\n"));
         assert!(!splittable(b"1,2\r3,4\n"));
         assert!(!splittable(b"\"1\",2\n"));
