@@ -131,6 +131,9 @@ pub struct Args {
 /// Runs before a Kafka source commits offsets: flushes an output.
 type Flush = Box<dyn FnMut() -> floodwatch::Result<()> + Send>;
 
+/// The alert sinks, and the flushes of those a Kafka source must wait for.
+type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>);
+
 fn parse_vote(s: &str) -> Result<VoteParams, String> {
     let (w, v) = s
         .split_once('/')
@@ -200,7 +203,7 @@ fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>
 }
 
 /// The alert sinks, and the flushes a Kafka source runs before committing.
-fn sinks(args: &Args) -> anyhow::Result<(Vec<Box<dyn AlertSink>>, Vec<Flush>)> {
+fn sinks(args: &Args) -> anyhow::Result<Sinks> {
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     let mut flushes: Vec<Flush> = Vec::new();
     match &args.alerts {
