@@ -148,8 +148,7 @@ mod tests {
             "in",
             "--kafka-brokers",
             "h:1",
-            "--kafka-idle-exit",
-            "-1",
+            "--kafka-idle-exit=-1",
         ])
         .unwrap();
         assert!(bad.flags.params().is_err());
