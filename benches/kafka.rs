@@ -11,9 +11,10 @@
 //!   saved model, alerts to a topic, at-least-once commits) in one group;
 //!   every record id is counted: scored once, twice, or missing.
 //! - `ratio`: floodwatch's throughput over the raw round trip's.
-//! - `kill`: two `floodwatch watch` processes; one is killed (SIGKILL) after
-//!   a fifth of the records and restarted; the scores files say how many
-//!   records were lost (none expected) and how many were scored twice.
+//! - `kill`: two `floodwatch watch` processes; once they scored a fifth of
+//!   the records, the busier one is killed (SIGKILL) and restarted; the
+//!   scores files say how many records were lost (none expected) and how
+//!   many were scored twice.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -335,21 +336,33 @@ fn kill_one(b: &str, topic: &str, model: &Path, dir: &Path, n: u64) -> serde_jso
         .iter()
         .map(|f| dir.join(f))
         .collect();
-    let (mut a, addr) = spawn_watch(b, topic, &group, model, &files[0]);
-    let (mut bb, _) = spawn_watch(b, topic, &group, model, &files[1]);
+    let mut kids = vec![
+        spawn_watch(b, topic, &group, model, &files[0]),
+        spawn_watch(b, topic, &group, model, &files[1]),
+    ];
     let start = Instant::now();
-    while metric(&addr, "floodwatch_records_total").unwrap_or(0.0) < n as f64 * 0.2 {
+    // Keys are skewed (the flood's victim is one hot partition): kill the
+    // instance that has scored more, once the pair scored a fifth.
+    let victim = loop {
+        let done: Vec<f64> = kids
+            .iter()
+            .map(|(_, addr)| metric(addr, "floodwatch_records_total").unwrap_or(0.0))
+            .collect();
+        if done.iter().sum::<f64>() >= n as f64 * 0.2 {
+            break usize::from(done[1] > done[0]);
+        }
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "instance A never got going"
+            "the instances never got going"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-    a.kill().unwrap();
-    a.wait().unwrap();
-    let killed_after = tally(&files[..1]).2;
-    let (mut a2, _) = spawn_watch(b, topic, &group, model, &files[2]);
-    for c in [&mut bb, &mut a2] {
+    };
+    let (mut killed, _) = kids.swap_remove(victim);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let killed_after = tally(&files[victim..=victim]).2;
+    kids.push(spawn_watch(b, topic, &group, model, &files[2]));
+    for (c, _) in &mut kids {
         assert!(c.wait().unwrap().success());
     }
     let (distinct, dups, _) = tally(&files);
