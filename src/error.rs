@@ -45,6 +45,10 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// A Kafka broker, topic or record failed (the message names the topic,
+    /// partition and offset when there is one).
+    #[error("kafka: {0}")]
+    Kafka(String),
 }
 
 impl Error {

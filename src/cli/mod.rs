@@ -7,8 +7,12 @@ mod demo;
 #[cfg(feature = "plot")]
 mod eval;
 mod extract;
+#[cfg(feature = "kafka")]
+mod kafka_flags;
 #[cfg(feature = "plot")]
 mod plot;
+#[cfg(feature = "kafka")]
+mod produce;
 #[cfg(feature = "plot")]
 mod report;
 mod splice;
@@ -67,6 +71,9 @@ enum Command {
     /// Write a self-contained HTML report of a model on data.
     #[cfg(feature = "plot")]
     Report(report::Args),
+    /// Publish a capture or a CSV table to a Kafka topic, keyed for watch.
+    #[cfg(feature = "kafka")]
+    Produce(produce::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -88,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Threshold(a) => threshold::run(a, cli.quiet),
         #[cfg(feature = "plot")]
         Command::Report(a) => report::run(a, cli.quiet),
+        #[cfg(feature = "kafka")]
+        Command::Produce(a) => produce::run(a, cli.quiet),
     }
 }
 

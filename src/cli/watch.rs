@@ -1,5 +1,6 @@
 //! `floodwatch watch`: streaming detection from a capture file, a live
-//! interface or standard input, with alerts, per-record scores and metrics.
+//! interface, standard input or a Kafka topic (cargo feature `kafka`), with
+//! alerts, per-record scores and metrics.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -43,7 +44,14 @@ pub enum Detector {
 
 /// Flags of `watch`.
 #[derive(Debug, ClapArgs)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin"])))]
+#[cfg_attr(
+    not(feature = "kafka"),
+    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin"])))
+)]
+#[cfg_attr(
+    feature = "kafka",
+    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin", "kafka_topic"])))
+)]
 #[command(group(clap::ArgGroup::new("learn").required(true).args(["model", "grace"])))]
 pub struct Args {
     /// Read packets from a capture file (pcap or pcapng), as fast as possible.
@@ -91,7 +99,8 @@ pub struct Args {
     /// Most entries per state table of the layout.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub table_capacity: usize,
-    /// Alerts as JSON lines to this file (default: standard output).
+    /// Alerts as JSON lines to this file (default: standard output), or to a
+    /// Kafka topic with `kafka://TOPIC` (needs --kafka-brokers).
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
     /// Run this shell command for each alert, the alert on its stdin.
@@ -113,7 +122,17 @@ pub struct Args {
     /// Write `index,timestamp,score,is_anomaly` for every record.
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
+    /// Kafka consumer-group input.
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    pub kafka: super::kafka_flags::KafkaFlags,
 }
+
+/// Runs before a Kafka source commits offsets: flushes an output.
+type Flush = Box<dyn FnMut() -> floodwatch::Result<()> + Send>;
+
+/// The alert sinks, and the flushes of those a Kafka source must wait for.
+type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>);
 
 fn parse_vote(s: &str) -> Result<VoteParams, String> {
     let (w, v) = s
@@ -183,9 +202,17 @@ fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>
     })
 }
 
-fn sinks(args: &Args) -> anyhow::Result<Vec<Box<dyn AlertSink>>> {
+/// The alert sinks, and the flushes a Kafka source runs before committing.
+fn sinks(args: &Args) -> anyhow::Result<Sinks> {
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+    let mut flushes: Vec<Flush> = Vec::new();
     match &args.alerts {
+        Some(path) if path.to_string_lossy().starts_with(KAFKA_SCHEME) => {
+            let topic = path.to_string_lossy()[KAFKA_SCHEME.len()..].to_owned();
+            let sink = kafka_alerts(args, &topic)?;
+            flushes.push(sink.1);
+            sinks.push(sink.0);
+        }
         Some(path) => {
             let f = File::create(path).with_context(|| format!("{}", path.display()))?;
             sinks.push(Box::new(JsonLines::new(BufWriter::new(f))));
@@ -195,7 +222,35 @@ fn sinks(args: &Args) -> anyhow::Result<Vec<Box<dyn AlertSink>>> {
     if let Some(cmd) = &args.on_alert {
         sinks.push(Box::new(CommandHook::new(cmd)));
     }
-    Ok(sinks)
+    Ok((sinks, flushes))
+}
+
+/// `--alerts kafka://TOPIC`.
+const KAFKA_SCHEME: &str = "kafka://";
+
+#[cfg(feature = "kafka")]
+fn kafka_alerts(args: &Args, topic: &str) -> anyhow::Result<(Box<dyn AlertSink>, Flush)> {
+    use floodwatch::detect::kafka_sink::KafkaAlerts;
+    let Some(brokers) = &args.kafka.kafka_brokers else {
+        bail!("--alerts {KAFKA_SCHEME}{topic} needs --kafka-brokers");
+    };
+    if topic.is_empty() {
+        bail!("--alerts {KAFKA_SCHEME}: no topic named");
+    }
+    let opts = &args.kafka.kafka_options;
+    // Brokers need not create topics on first use (tansu does not).
+    let partitions = floodwatch::detect::kafka_sink::ALERT_PARTITIONS;
+    if let Err(e) = floodwatch::ingest::kafka::create_topic(brokers, topic, partitions, opts) {
+        eprintln!("floodwatch: cannot create the alert topic ({e}); using it as it is");
+    }
+    let sink = KafkaAlerts::new(brokers, topic, opts)?;
+    let flush = Box::new(sink.flusher());
+    Ok((Box::new(sink), flush))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_alerts(_: &Args, topic: &str) -> anyhow::Result<(Box<dyn AlertSink>, Flush)> {
+    bail!("--alerts {KAFKA_SCHEME}{topic}: this floodwatch was built without Kafka (cargo feature `kafka`)")
 }
 
 fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordSource>> {
@@ -334,6 +389,10 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    #[cfg(feature = "kafka")]
+    if let Some(params) = args.kafka.params()? {
+        return kafka::run(&args, params, metrics, stop, server, quiet);
+    }
     let (mut source, scorer) = if args.stdin {
         let path = args.model.clone().unwrap_or_default();
         let bundle = Bundle::load(&path)?;
@@ -347,21 +406,13 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         let scorer = scorer(&args, src.names())?;
         (src, scorer)
     };
-    let params = EngineParams {
-        tracker: TrackerParams::new()
-            .vote(args.vote)
-            .episode_timeout(args.episode_timeout)
-            .top_features(args.top_features),
-        top_features: args.top_features,
-        save_model: args.save_model.clone(),
-    };
-    let mut engine = Engine::new(params, scorer, Arc::clone(&metrics), stop);
+    let mut engine = Engine::new(engine_params(&args), scorer, Arc::clone(&metrics), stop);
     if let Some(path) = &args.scores {
         let f = File::create(path).with_context(|| format!("{}", path.display()))?;
         let out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
         engine = engine.scores_to(out);
     }
-    let mut sinks = sinks(&args)?;
+    let (mut sinks, _) = sinks(&args)?;
     let summary = engine.run(source.as_mut(), &mut sinks)?;
     drop(server);
     for r in &summary.rejections {
@@ -371,6 +422,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         eprint!("{}", render(&summary));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn engine_params(args: &Args) -> EngineParams {
+    EngineParams {
+        tracker: TrackerParams::new()
+            .vote(args.vote)
+            .episode_timeout(args.episode_timeout)
+            .top_features(args.top_features),
+        top_features: args.top_features,
+        save_model: args.save_model.clone(),
+    }
 }
 
 fn render(s: &Summary) -> String {
@@ -400,6 +462,79 @@ fn render(s: &Summary) -> String {
         out.push_str(&format!("model saved to {}\n", p.display()));
     }
     out
+}
+
+/// `watch --kafka-topic`: one member of a consumer group.
+#[cfg(feature = "kafka")]
+mod kafka {
+    use super::*;
+    use floodwatch::ingest::kafka::source::{GroupParams, GroupSource, LayoutFactory, Payload};
+
+    /// What the topic holds and how it is scored, from --model or --layout.
+    fn payload(args: &Args) -> anyhow::Result<(Payload, Option<Box<dyn StreamScorer>>)> {
+        if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
+            let bundle = Bundle::load(path)?;
+            let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
+            let payload = match bundle.capture.clone() {
+                Some(capture) => {
+                    let factory: LayoutFactory = Box::new(move || capture.extractor());
+                    Payload::Packets(factory)
+                }
+                None => Payload::Rows(bundle.schema.clone()),
+            };
+            return Ok((payload, Some(scorer)));
+        }
+        let (name, capacity) = (args.layout.clone(), args.table_capacity);
+        let factory: LayoutFactory = Box::new(move || {
+            layout(&name, capacity).map_err(|e| floodwatch::Error::Data(e.to_string()))
+        });
+        Ok((Payload::Packets(factory), None))
+    }
+
+    /// Reads the group until stopped (or idle), then commits and reports.
+    pub(super) fn run(
+        args: &Args,
+        params: GroupParams,
+        metrics: Arc<Metrics>,
+        stop: Arc<AtomicBool>,
+        server: Option<MetricsServer>,
+        quiet: bool,
+    ) -> anyhow::Result<ExitCode> {
+        let (payload, scorer) = payload(args)?;
+        let mut source = GroupSource::new(params, payload, Arc::clone(&metrics))?;
+        let scorer = match scorer {
+            Some(s) => s,
+            None => super::scorer(args, source.names())?,
+        };
+        let (mut sinks, flushes) = sinks(args)?;
+        for f in flushes {
+            source.before_commit(f);
+        }
+        let mut engine = Engine::new(engine_params(args), scorer, Arc::clone(&metrics), stop);
+        if let Some(path) = &args.scores {
+            let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+            let out: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, f));
+            let shared =
+                super::super::kafka_flags::SharedWriter(Arc::new(std::sync::Mutex::new(out)));
+            let mut hook = shared.clone();
+            source.before_commit(Box::new(move || {
+                hook.flush().map_err(|e| floodwatch::Error::io("scores", e))
+            }));
+            engine = engine.scores_to(Box::new(shared));
+        }
+        let closer = source.closer();
+        let summary = engine.run(&mut source, &mut sinks)?;
+        closer.close()?;
+        drop(server);
+        for r in &summary.rejections {
+            eprintln!("floodwatch: rejected: {r}");
+        }
+        if !quiet {
+            eprint!("{}", render(&summary));
+            eprint!("{}", super::super::kafka_flags::render(&metrics.group));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[cfg(test)]

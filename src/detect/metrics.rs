@@ -89,7 +89,78 @@ pub struct Metrics {
     pub evictions: AtomicU64,
     /// Per-record scoring latency.
     pub latency: Histogram,
+    /// Consumer-group counters (Kafka); rendered once a group source runs.
+    pub group: GroupMetrics,
     started: Instant,
+}
+
+/// What a consumer-group source counts: its partitions, the state it drops
+/// and rebuilds on a rebalance, and its offset commits.
+#[derive(Debug, Default)]
+pub struct GroupMetrics {
+    /// Set by the group source: the counters below are rendered.
+    pub enabled: AtomicBool,
+    /// Partitions assigned now.
+    pub partitions: AtomicU64,
+    /// Partitions received in assignments.
+    pub assigned: AtomicU64,
+    /// Partitions taken away by revocations.
+    pub revoked: AtomicU64,
+    /// Per-partition feature states dropped (partition lost).
+    pub states_dropped: AtomicU64,
+    /// Records featured but not scored while a fresh partition state warmed up.
+    pub warming: AtomicU64,
+    /// Offset commits sent.
+    pub commits: AtomicU64,
+    /// Offset commits the broker refused (records redelivered later).
+    pub commit_failures: AtomicU64,
+}
+
+impl GroupMetrics {
+    fn render(&self, out: &mut String) {
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
+        let gauge = self.partitions.load(Relaxed) as f64;
+        metric(
+            out,
+            "kafka_partitions",
+            "Partitions assigned now.",
+            "gauge",
+            gauge,
+        );
+        let counters = [
+            (
+                "kafka_partitions_assigned_total",
+                "Partitions received in assignments.",
+                &self.assigned,
+            ),
+            (
+                "kafka_partitions_revoked_total",
+                "Partitions taken away by revocations.",
+                &self.revoked,
+            ),
+            (
+                "kafka_states_dropped_total",
+                "Per-partition feature states dropped.",
+                &self.states_dropped,
+            ),
+            (
+                "kafka_warming_records_total",
+                "Records featured, not scored, while a partition warmed up.",
+                &self.warming,
+            ),
+            ("kafka_commits_total", "Offset commits sent.", &self.commits),
+            (
+                "kafka_commit_failures_total",
+                "Offset commits refused.",
+                &self.commit_failures,
+            ),
+        ];
+        for (name, help, v) in counters {
+            metric(out, name, help, "counter", v.load(Relaxed) as f64);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -103,6 +174,7 @@ impl Default for Metrics {
             table_entries: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             latency: Histogram::default(),
+            group: GroupMetrics::default(),
             started: Instant::now(),
         }
     }
@@ -163,6 +235,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE floodwatch_record_latency_seconds histogram");
         self.latency
             .render("floodwatch_record_latency_seconds", &mut out);
+        self.group.render(&mut out);
         out
     }
 }
@@ -265,5 +338,17 @@ mod tests {
         assert!(body.contains("floodwatch_records_total 42"));
         assert!(body.contains("floodwatch_dropped_total 3"));
         assert!(body.contains("# TYPE floodwatch_record_latency_seconds histogram"));
+    }
+
+    #[test]
+    fn group_counters_appear_once_a_group_source_runs() {
+        let m = Metrics::default();
+        assert!(!m.render().contains("kafka"));
+        m.group.enabled.store(true, Relaxed);
+        m.group.partitions.store(2, Relaxed);
+        m.group.warming.fetch_add(7, Relaxed);
+        let out = m.render();
+        assert!(out.contains("floodwatch_kafka_partitions 2"), "{out}");
+        assert!(out.contains("floodwatch_kafka_warming_records_total 7"));
     }
 }

@@ -3,6 +3,8 @@
 pub mod alert;
 pub mod batch;
 pub mod episode;
+#[cfg(feature = "kafka")]
+pub mod kafka_sink;
 pub mod metrics;
 pub mod queue;
 pub mod sink;

@@ -1,5 +1,7 @@
 //! Records in: CSV tables and packet captures.
 
 pub mod csv;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod packets;
 pub mod synth;

@@ -33,8 +33,9 @@ use crate::model::Autoencoder;
 use crate::Matrix;
 use crate::{Error, Result};
 
-/// Column names (lower case, spaces and dashes as `_`) read for the alerts.
-const DST_IP: [&str; 6] = [
+/// Column names (lower case, spaces and dashes as `_`) read for the alerts:
+/// the destination address (also the Kafka key of `produce --data`).
+pub const DST_IP: [&str; 6] = [
     "dst_ip",
     "dest_ip",
     "dstip",
@@ -42,7 +43,8 @@ const DST_IP: [&str; 6] = [
     "daddr",
     "destination_ip",
 ];
-const SRC_IP: [&str; 5] = ["src_ip", "srcip", "sourceip", "saddr", "source_ip"];
+/// Column names of the source address.
+pub const SRC_IP: [&str; 5] = ["src_ip", "srcip", "sourceip", "saddr", "source_ip"];
 const DST_PORT: [&str; 6] = [
     "dst_port",
     "dest_port",

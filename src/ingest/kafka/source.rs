@@ -1,0 +1,855 @@
+//! A Kafka consumer group as a [`RecordSource`]: each instance of `watch`
+//! reads the partitions the group gives it, keeps one feature state per
+//! partition, and commits offsets at least once.
+//!
+//! **State.** Records are keyed (see [`record`](super::record)) so that one
+//! stream's statistics live in one partition, hence on one instance. A packet
+//! layout's tables are kept per partition: when a rebalance takes a
+//! partition away its state is dropped; a partition gained starts from a
+//! fresh state and its first `warmup` records are featured but not scored
+//! (counted as warming). With the default (eager) assignment protocol every
+//! rebalance revokes all partitions first; those handed back to the same
+//! instance keep their state, since nobody else read them meanwhile. Rows
+//! (JSON or CSV in a bundle's schema) carry their own features: no state.
+//!
+//! **Delivery.** Auto-commit is off. An offset is committed only after
+//! the hooks given to [`GroupSource::before_commit`] succeeded (the alert
+//! producer's flush, which waits for the broker's acknowledgements, and the
+//! scores file's flush), and only for records the engine has finished: the
+//! engine is synchronous, so every record handed out before a call to
+//! [`RecordSource::next`] is done when it runs. Commits happen every
+//! `commit_every`, when a partition is revoked, and at [`GroupCloser::close`].
+//! A restarted instance resumes from the committed offsets; records
+//! processed after the last commit are processed again (duplicates, never
+//! losses). A new group starts from the earliest offsets.
+//!
+//! **Malformed records** are rejected with topic, partition and offset in
+//! the message and counted by the engine; they never stop the stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::record::{decode_packet, record_id};
+use super::{client_config, kafka_err, Options};
+use crate::detect::alert::FlowContext;
+use crate::detect::metrics::Metrics;
+use crate::detect::stream::source::{Next, RecordInfo, RecordSource, TableUsage, IDLE_WAIT};
+use crate::detect::stream::tabular::LineRecords;
+use crate::features::packet::FeatureExtractor;
+use crate::features::tabular::Schema;
+use crate::ingest::packets::decode::decode;
+use crate::{Error, Result};
+
+/// Makes a fresh packet feature state (one per partition).
+pub type LayoutFactory = Box<dyn Fn() -> Result<Box<dyn FeatureExtractor>> + Send>;
+
+/// Runs before every offset commit; an error stops the source without
+/// committing (see [`GroupCloser::close`]).
+pub type BeforeCommit = Box<dyn FnMut() -> Result<()> + Send>;
+
+/// Records handled per call to `next` before the engine gets a chance to
+/// look at its stop flag (warming records are not handed out).
+const MAX_SILENT: usize = 1024;
+
+/// What the topic holds.
+pub enum Payload {
+    /// Raw packet records, featured by a fresh `layout` per partition.
+    Packets(LayoutFactory),
+    /// JSON objects or CSV lines in a bundle's schema.
+    Rows(Schema),
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Packets(_) => f.write_str("Packets"),
+            Payload::Rows(s) => f.debug_tuple("Rows").field(&s.feature_names()).finish(),
+        }
+    }
+}
+
+/// Where and how a [`GroupSource`] reads.
+#[derive(Debug, Clone)]
+pub struct GroupParams {
+    /// Bootstrap brokers, `HOST:PORT[,HOST:PORT...]`.
+    pub brokers: String,
+    /// The topic read.
+    pub topic: String,
+    /// The consumer group shared by all instances.
+    pub group: String,
+    /// librdkafka settings applied last (security, timeouts).
+    pub options: Vec<(String, String)>,
+    /// Records of a freshly gained partition featured before scoring starts
+    /// (packet records only).
+    pub warmup: u64,
+    /// Time between two periodic offset commits.
+    pub commit_every: Duration,
+    /// End the stream after this long without records, once assigned
+    /// (tests, benchmarks, replays); `None`: run until stopped.
+    pub idle_exit: Option<Duration>,
+}
+
+/// A rebalance, as the callbacks saw it.
+#[derive(Debug)]
+enum Event {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+/// Offsets and hooks shared by the source and its rebalance callbacks.
+#[derive(Default)]
+struct Book {
+    /// Next offset to commit, per partition owned.
+    done: HashMap<i32, i64>,
+    /// Last offset committed, per partition owned.
+    committed: HashMap<i32, i64>,
+    events: Vec<Event>,
+    hooks: Vec<BeforeCommit>,
+    /// The error that stopped the source.
+    fatal: Option<String>,
+}
+
+impl Book {
+    /// The offsets to commit for `only` (all when `None`), once the hooks
+    /// succeeded; `None` when nothing is new.
+    fn prepare(&mut self, topic: &str, only: Option<&[i32]>) -> Result<Option<TopicPartitionList>> {
+        let mut list = TopicPartitionList::new();
+        let mut fresh = Vec::new();
+        for (&p, &o) in &self.done {
+            let wanted = only.is_none_or(|ps| ps.contains(&p));
+            if wanted && self.committed.get(&p) != Some(&o) {
+                fresh.push((p, o));
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(None);
+        }
+        for hook in &mut self.hooks {
+            hook()?;
+        }
+        for (p, o) in fresh {
+            list.add_partition_offset(topic, p, Offset::Offset(o))
+                .map_err(|e| kafka_err(&format!("topic {topic} partition {p}"), e))?;
+            self.committed.insert(p, o);
+        }
+        Ok(Some(list))
+    }
+}
+
+fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
+    // A panic elsewhere cannot leave the offsets half written: use them.
+    book.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The consumer's context: commits on revocation, records the rebalances.
+struct GroupContext {
+    book: Arc<Mutex<Book>>,
+    metrics: Arc<Metrics>,
+    topic: String,
+}
+
+impl GroupContext {
+    fn partitions(&self, list: &TopicPartitionList) -> Vec<i32> {
+        list.elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let parts = self.partitions(list);
+        let mut book = lock(&self.book);
+        // Whoever gets these partitions next starts after what was done here.
+        match book.prepare(&self.topic, Some(&parts)) {
+            Ok(Some(offsets)) => {
+                self.metrics.group.commits.fetch_add(1, Relaxed);
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    eprintln!(
+                        "floodwatch: kafka: commit on revocation failed ({e}): records will be read again"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                book.fatal.get_or_insert(e.to_string());
+            }
+        }
+        for p in &parts {
+            book.done.remove(p);
+            book.committed.remove(p);
+        }
+        self.metrics
+            .group
+            .revoked
+            .fetch_add(parts.len() as u64, Relaxed);
+        book.events.push(Event::Revoked(parts));
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let parts = self.partitions(list);
+                self.metrics
+                    .group
+                    .assigned
+                    .fetch_add(parts.len() as u64, Relaxed);
+                lock(&self.book).events.push(Event::Assigned(parts));
+            }
+            Rebalance::Error(e) => eprintln!("floodwatch: kafka: rebalance failed: {e}"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.group.commit_failures.fetch_add(1, Relaxed);
+            eprintln!("floodwatch: kafka: offset commit failed ({e}): records will be read again");
+        }
+    }
+}
+
+/// One partition's feature state.
+struct PartState {
+    features: Option<Box<dyn FeatureExtractor>>,
+    warmup_left: u64,
+}
+
+/// A line decoder fed one record at a time.
+struct LineFeed {
+    tx: SyncSender<(String, Instant)>,
+    records: LineRecords,
+}
+
+impl LineFeed {
+    fn new(schema: &Schema, header: Option<String>) -> Self {
+        let (tx, rx): (_, Receiver<(String, Instant)>) = sync_channel(1);
+        let mut records =
+            LineRecords::new(rx, Arc::new(AtomicU64::new(0)), schema.clone(), "kafka");
+        if let Some(h) = header {
+            // The header fixes the CSV column order; it yields no record.
+            let mut scratch = vec![0.0; schema.width()];
+            if tx.try_send((h, Instant::now())).is_ok() {
+                let _ = records.next(&mut scratch);
+            }
+        }
+        LineFeed { tx, records }
+    }
+
+    fn decode(
+        &mut self,
+        line: &str,
+        arrived: Instant,
+        out: &mut [f64],
+    ) -> std::result::Result<RecordInfo, String> {
+        if self.tx.try_send((line.to_owned(), arrived)).is_err() {
+            return Err("record decoder unavailable".into());
+        }
+        match self.records.next(out) {
+            Next::Record(info) => Ok(info),
+            Next::Rejected(Error::Input { msg, .. }) => Err(msg),
+            Next::Rejected(e) => Err(e.to_string()),
+            Next::Idle | Next::End => Err("record not read".into()),
+        }
+    }
+}
+
+/// Turns a record's value into features.
+enum Decoder {
+    Packets(LayoutFactory),
+    Rows {
+        json: Box<LineFeed>,
+        csv: Box<LineFeed>,
+    },
+}
+
+/// What became of one record.
+#[derive(Debug)]
+enum Decoded {
+    Record(RecordInfo),
+    Warming,
+    Bad(String),
+}
+
+impl Decoder {
+    fn new(payload: Payload) -> Self {
+        match payload {
+            Payload::Packets(layout) => Decoder::Packets(layout),
+            Payload::Rows(schema) => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                let _ = w.write_record(schema.columns.iter().map(|c| c.name.as_str()));
+                let header = w
+                    .into_inner()
+                    .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned())
+                    .unwrap_or_default();
+                Decoder::Rows {
+                    json: Box::new(LineFeed::new(&schema, None)),
+                    csv: Box::new(LineFeed::new(&schema, Some(header))),
+                }
+            }
+        }
+    }
+
+    fn names(&self) -> Result<Vec<String>> {
+        match self {
+            Decoder::Packets(layout) => Ok(layout()?.names().to_vec()),
+            Decoder::Rows { json, .. } => Ok(json.records.names().to_vec()),
+        }
+    }
+
+    fn fresh(&self, warmup: u64) -> Result<PartState> {
+        Ok(match self {
+            Decoder::Packets(layout) => PartState {
+                features: Some(layout()?),
+                warmup_left: warmup,
+            },
+            Decoder::Rows { .. } => PartState {
+                features: None,
+                warmup_left: 0,
+            },
+        })
+    }
+
+    fn decode(
+        &mut self,
+        id: u64,
+        value: Option<&[u8]>,
+        state: &mut PartState,
+        arrived: Instant,
+        out: &mut [f64],
+    ) -> Decoded {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Decoded::Bad("empty record".into());
+        };
+        match self {
+            Decoder::Packets(_) => {
+                let Some(features) = state.features.as_mut() else {
+                    return Decoded::Bad("no feature state for this partition".into());
+                };
+                let frame = match decode_packet(value, id) {
+                    Ok(f) => f,
+                    Err(e) => return Decoded::Bad(e),
+                };
+                let meta = decode(&frame);
+                features.update(&meta, out);
+                if state.warmup_left > 0 {
+                    state.warmup_left -= 1;
+                    return Decoded::Warming;
+                }
+                Decoded::Record(RecordInfo {
+                    index: id,
+                    timestamp: meta.timestamp,
+                    flow: FlowContext::from_packet(&meta),
+                    arrived,
+                })
+            }
+            Decoder::Rows { json, csv } => {
+                let Ok(text) = std::str::from_utf8(value) else {
+                    return Decoded::Bad("record is not UTF-8 text".into());
+                };
+                let text = text.trim();
+                if text.is_empty() || text.contains('\n') {
+                    return Decoded::Bad("a row record should be one non-empty line".into());
+                }
+                let is_json = text.starts_with('{');
+                let feed = if is_json { json } else { csv };
+                match feed.decode(text, arrived, out) {
+                    Ok(mut info) => {
+                        if is_json {
+                            json_flow(text, &mut info.flow);
+                        }
+                        Decoded::Record(RecordInfo { index: id, ..info })
+                    }
+                    Err(e) => Decoded::Bad(e),
+                }
+            }
+        }
+    }
+}
+
+/// Fills the addresses and ports of a JSON row's alert context from its
+/// keys (`dst_ip`, `src_ip`, ...) when they are not model columns.
+fn json_flow(text: &str, flow: &mut FlowContext) {
+    use crate::detect::stream::tabular::{DST_IP, SRC_IP};
+    if !flow.dest_ip.is_unspecified() {
+        return;
+    }
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    let field = |names: &[&str]| {
+        obj.iter().find_map(|(k, v)| {
+            let k = k.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+            if !names.contains(&k.as_str()) {
+                return None;
+            }
+            match v {
+                serde_json::Value::String(s) => Some(s.trim().to_owned()),
+                other => Some(other.to_string()),
+            }
+        })
+    };
+    if let Some(ip) = field(&DST_IP).and_then(|t| t.parse().ok()) {
+        flow.dest_ip = ip;
+    }
+    if let Some(ip) = field(&SRC_IP).and_then(|t| t.parse().ok()) {
+        flow.src_ip = ip;
+    }
+    let port = |names: &[&str]| field(names).and_then(|t| t.parse::<u16>().ok());
+    if let Some(p) = port(&["dst_port", "dport", "dest_port", "destination_port"]) {
+        flow.dest_port = p;
+    }
+    if let Some(p) = port(&["src_port", "sport", "source_port"]) {
+        flow.src_port = p;
+    }
+}
+
+/// Records from a consumer group; see the [module docs](self).
+pub struct GroupSource {
+    consumer: Arc<BaseConsumer<GroupContext>>,
+    book: Arc<Mutex<Book>>,
+    params: GroupParams,
+    decoder: Decoder,
+    names: Vec<String>,
+    owned: HashMap<i32, PartState>,
+    /// Revoked partitions whose state waits for the next assignment.
+    leaving: Vec<i32>,
+    metrics: Arc<Metrics>,
+    last_commit: Instant,
+    /// Since when nothing arrived (a record or a rebalance); `None` before
+    /// the first assignment.
+    quiet_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for GroupSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupSource")
+            .field("params", &self.params)
+            .field("partitions", &self.owned.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupSource {
+    /// Joins the group and subscribes to the topic; the assignment comes
+    /// with the first polls (a few seconds). Counts into `metrics.group`.
+    pub fn new(params: GroupParams, payload: Payload, metrics: Arc<Metrics>) -> Result<Self> {
+        let decoder = Decoder::new(payload);
+        let names = decoder.names()?;
+        let book = Arc::new(Mutex::new(Book::default()));
+        let context = GroupContext {
+            book: Arc::clone(&book),
+            metrics: Arc::clone(&metrics),
+            topic: params.topic.clone(),
+        };
+        let mut config = client_config(&params.brokers, &[]);
+        config
+            .set("group.id", &params.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        let options: &Options = &params.options;
+        for (k, v) in options {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer<GroupContext> = config
+            .create_with_context(context)
+            .map_err(|e| kafka_err(&format!("consumer of topic {}", params.topic), e))?;
+        consumer
+            .subscribe(&[&params.topic])
+            .map_err(|e| kafka_err(&format!("subscribing to topic {}", params.topic), e))?;
+        metrics.group.enabled.store(true, Relaxed);
+        Ok(GroupSource {
+            consumer: Arc::new(consumer),
+            book,
+            params,
+            decoder,
+            names,
+            owned: HashMap::new(),
+            leaving: Vec::new(),
+            metrics,
+            last_commit: Instant::now(),
+            quiet_since: None,
+        })
+    }
+
+    /// Runs `hook` before every commit (e.g. flushing the alert producer).
+    pub fn before_commit(&self, hook: BeforeCommit) {
+        lock(&self.book).hooks.push(hook);
+    }
+
+    /// The handle that commits the last offsets once the engine is done.
+    pub fn closer(&self) -> GroupCloser {
+        GroupCloser {
+            consumer: Arc::clone(&self.consumer),
+            book: Arc::clone(&self.book),
+            topic: self.params.topic.clone(),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
+    /// Partitions owned now.
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut p: Vec<i32> = self.owned.keys().copied().collect();
+        p.sort_unstable();
+        p
+    }
+
+    fn apply_events(&mut self) -> Result<()> {
+        let events = std::mem::take(&mut lock(&self.book).events);
+        for event in events {
+            self.quiet_since = Some(Instant::now());
+            match event {
+                Event::Revoked(parts) => self.leaving.extend(parts),
+                Event::Assigned(parts) => {
+                    for p in std::mem::take(&mut self.leaving) {
+                        if !parts.contains(&p) && self.owned.remove(&p).is_some() {
+                            self.metrics.group.states_dropped.fetch_add(1, Relaxed);
+                        }
+                    }
+                    for p in parts {
+                        if !self.owned.contains_key(&p) {
+                            let fresh = self.decoder.fresh(self.params.warmup)?;
+                            self.owned.insert(p, fresh);
+                        }
+                    }
+                }
+            }
+        }
+        let n = self.owned.len() as u64;
+        self.metrics.group.partitions.store(n, Relaxed);
+        Ok(())
+    }
+
+    fn commit_if_due(&mut self) {
+        if self.last_commit.elapsed() >= self.params.commit_every {
+            self.last_commit = Instant::now();
+            self.closer().commit(CommitMode::Async);
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        lock(&self.book).fatal.is_some()
+    }
+
+    fn idle_over(&self) -> bool {
+        match (self.params.idle_exit, self.quiet_since) {
+            (Some(limit), Some(since)) => since.elapsed() >= limit,
+            _ => false,
+        }
+    }
+
+    /// Handles one polled record.
+    fn record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        value: Option<&[u8]>,
+        out: &mut [f64],
+    ) -> Option<Next> {
+        let arrived = Instant::now();
+        self.quiet_since = Some(arrived);
+        lock(&self.book).done.insert(partition, offset + 1);
+        let id = record_id(partition, offset);
+        if !self.owned.contains_key(&partition) {
+            // A record before its assignment event: start the state now.
+            match self.decoder.fresh(self.params.warmup) {
+                Ok(s) => {
+                    self.owned.insert(partition, s);
+                }
+                Err(e) => {
+                    lock(&self.book).fatal.get_or_insert(e.to_string());
+                    return Some(Next::End);
+                }
+            }
+        }
+        let state = self.owned.get_mut(&partition)?;
+        match self.decoder.decode(id, value, state, arrived, out) {
+            Decoded::Record(info) => Some(Next::Record(info)),
+            Decoded::Warming => {
+                self.metrics.group.warming.fetch_add(1, Relaxed);
+                None
+            }
+            Decoded::Bad(msg) => Some(Next::Rejected(Error::Kafka(format!(
+                "topic {} partition {partition} offset {offset}: {msg}",
+                self.params.topic
+            )))),
+        }
+    }
+}
+
+impl RecordSource for GroupSource {
+    fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn next(&mut self, out: &mut [f64]) -> Next {
+        for _ in 0..MAX_SILENT {
+            self.commit_if_due();
+            if self.is_stopped() {
+                return Next::End;
+            }
+            let consumer = Arc::clone(&self.consumer);
+            let polled = consumer.poll(IDLE_WAIT);
+            if let Err(e) = self.apply_events() {
+                lock(&self.book).fatal.get_or_insert(e.to_string());
+                return Next::End;
+            }
+            match polled {
+                None => {
+                    return if self.idle_over() {
+                        Next::End
+                    } else {
+                        Next::Idle
+                    }
+                }
+                Some(Err(e)) => {
+                    // Broker or transport trouble, not a record: librdkafka
+                    // retries by itself.
+                    eprintln!("floodwatch: kafka: topic {}: {e}", self.params.topic);
+                    return Next::Idle;
+                }
+                Some(Ok(m)) => {
+                    let (p, o) = (m.partition(), m.offset());
+                    if let Some(next) = self.record(p, o, m.payload(), out) {
+                        return next;
+                    }
+                }
+            }
+        }
+        Next::Idle
+    }
+
+    fn usage(&self) -> TableUsage {
+        let mut u = TableUsage::default();
+        for f in self.owned.values().filter_map(|s| s.features.as_ref()) {
+            for t in f.table_stats() {
+                u.entries += t.len as u64;
+                u.evictions += t.evicted;
+            }
+        }
+        u
+    }
+}
+
+/// Commits a [`GroupSource`]'s last offsets once the engine has finished
+/// (its alerts flushed), and reports what stopped the source.
+pub struct GroupCloser {
+    consumer: Arc<BaseConsumer<GroupContext>>,
+    book: Arc<Mutex<Book>>,
+    topic: String,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for GroupCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCloser")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupCloser {
+    fn commit(&self, mode: CommitMode) {
+        let mut book = lock(&self.book);
+        let offsets = match book.prepare(&self.topic, None) {
+            Ok(Some(o)) => o,
+            Ok(None) => return,
+            Err(e) => {
+                book.fatal.get_or_insert(e.to_string());
+                return;
+            }
+        };
+        drop(book);
+        self.metrics.group.commits.fetch_add(1, Relaxed);
+        if let Err(e) = self.consumer.commit(&offsets, mode) {
+            // Not committed: the next commit sends these offsets again.
+            let mut book = lock(&self.book);
+            for e in offsets.elements() {
+                book.committed.remove(&e.partition());
+            }
+            eprintln!("floodwatch: kafka: offset commit failed ({e})");
+        }
+    }
+
+    /// Flushes through the hooks and commits every finished record
+    /// (synchronously).
+    ///
+    /// # Errors
+    /// What stopped the source: a hook that failed (the alerts of the
+    /// uncommitted records were not acknowledged; they will be read again).
+    pub fn close(&self) -> Result<()> {
+        self.commit(CommitMode::Sync);
+        match lock(&self.book).fatal.clone() {
+            Some(e) => Err(Error::Kafka(format!("topic {}: stopped: {e}", self.topic))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::victim::Victim;
+    use crate::ingest::kafka::record::encode_packet;
+    use crate::ingest::packets::capture::{LinkType, RawFrame};
+
+    fn packets() -> Decoder {
+        Decoder::new(Payload::Packets(Box::new(|| {
+            Ok(Box::new(Victim::new(16)?))
+        })))
+    }
+
+    fn packet_value(ts_ns: i64) -> Vec<u8> {
+        let mut data = vec![0u8; 12];
+        data.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0]);
+        data.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 9]);
+        let frame = RawFrame {
+            index: 0,
+            ts_ns,
+            wire_len: data.len() as u32,
+            link_type: LinkType::ETHERNET,
+            interface: 0,
+            data: &data,
+        };
+        let mut v = Vec::new();
+        encode_packet(&frame, &mut v);
+        v
+    }
+
+    #[test]
+    fn packet_records_warm_up_then_score_and_bad_ones_say_why() {
+        let mut d = packets();
+        let names = d.names().unwrap();
+        let mut out = vec![0.0; names.len()];
+        let mut state = d.fresh(2).unwrap();
+        let now = Instant::now();
+        for i in 0..2 {
+            let v = packet_value(1_000_000_000 * (i + 1));
+            assert!(matches!(
+                d.decode(i as u64, Some(&v), &mut state, now, &mut out),
+                Decoded::Warming
+            ));
+        }
+        let v = packet_value(3_000_000_000);
+        let Decoded::Record(info) = d.decode(record_id(1, 5), Some(&v), &mut state, now, &mut out)
+        else {
+            panic!("expected a record");
+        };
+        assert_eq!(info.index, 1_000_000_000_005);
+        assert_eq!(info.timestamp, 3.0);
+        assert_eq!(info.flow.dest_ip.to_string(), "10.0.0.9");
+        assert!(
+            matches!(d.decode(0, None, &mut state, now, &mut out), Decoded::Bad(m) if m == "empty record")
+        );
+        assert!(
+            matches!(d.decode(0, Some(b"junk"), &mut state, now, &mut out), Decoded::Bad(m) if m.contains("shorter"))
+        );
+    }
+
+    fn rows() -> Decoder {
+        use crate::features::tabular::{Column, ColumnKind};
+        let schema = Schema {
+            columns: vec![
+                Column {
+                    name: "bytes".into(),
+                    kind: ColumnKind::Numeric,
+                },
+                Column {
+                    name: "proto".into(),
+                    kind: ColumnKind::Categorical {
+                        values: vec!["tcp".into(), "udp".into()],
+                    },
+                },
+            ],
+        };
+        Decoder::new(Payload::Rows(schema))
+    }
+
+    #[test]
+    fn rows_decode_as_json_or_csv_and_malformed_ones_are_rejected() {
+        let mut d = rows();
+        let names = d.names().unwrap();
+        let mut out = vec![0.0; names.len()];
+        let mut state = d.fresh(5).unwrap();
+        let now = Instant::now();
+        let json = br#"{"dst_ip":"10.0.0.7","dport":80,"bytes":"15","proto":"tcp"}"#;
+        let Decoded::Record(info) = d.decode(9, Some(json), &mut state, now, &mut out) else {
+            panic!("json row");
+        };
+        assert_eq!(
+            (info.index, info.flow.dest_ip.to_string()),
+            (9, "10.0.0.7".to_owned())
+        );
+        assert_eq!(info.flow.dest_port, 80);
+        assert_eq!(out, [15.0, 1.0, 0.0, 0.0]);
+        let Decoded::Record(info) = d.decode(10, Some(b"12,udp"), &mut state, now, &mut out) else {
+            panic!("csv row");
+        };
+        assert_eq!(info.index, 10);
+        assert_eq!(out, [12.0, 0.0, 1.0, 0.0]);
+        for bad in [
+            &b"{not json"[..],
+            b"1,2,3",
+            b"\xff\xfe",
+            b"a\nb",
+            b"   ",
+            b"x,tcp",
+        ] {
+            assert!(
+                matches!(
+                    d.decode(11, Some(bad), &mut state, now, &mut out),
+                    Decoded::Bad(_)
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_commit_only_after_the_hooks_and_only_when_new() {
+        let mut book = Book::default();
+        let flushed = Arc::new(AtomicU64::new(0));
+        let f = Arc::clone(&flushed);
+        book.hooks.push(Box::new(move || {
+            f.fetch_add(1, Relaxed);
+            Ok(())
+        }));
+        assert!(book.prepare("t", None).unwrap().is_none());
+        book.done.insert(0, 10);
+        book.done.insert(1, 4);
+        let list = book.prepare("t", Some(&[1])).unwrap().unwrap();
+        assert_eq!(list.count(), 1);
+        assert_eq!(flushed.load(Relaxed), 1);
+        let list = book.prepare("t", None).unwrap().unwrap();
+        assert_eq!(list.elements()[0].offset(), Offset::Offset(10));
+        assert!(book.prepare("t", None).unwrap().is_none());
+        book.hooks.push(Box::new(|| {
+            Err(Error::Kafka("alerts not acknowledged".into()))
+        }));
+        book.done.insert(0, 11);
+        assert!(book.prepare("t", None).is_err());
+        assert_eq!(
+            book.committed.get(&0),
+            Some(&10),
+            "nothing committed past a failed hook"
+        );
+    }
+}
