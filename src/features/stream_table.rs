@@ -200,12 +200,18 @@ impl Decaying for crate::features::incstat::Stats1D {
     }
 }
 
+/// One entry. `repr(C)` keeps the recency links, the hash and the start of
+/// the value (a stream's clock) in the first cache line: evicting an entry
+/// reads them and never the key (its hash is kept), which matters when a
+/// flood evicts on every packet and every slab line is cold.
 #[derive(Debug)]
+#[repr(C)]
 struct Slot<K, V> {
-    key: K,
     prev: u32,
     next: u32,
+    hash: u64,
     value: V,
+    key: K,
 }
 
 /// A bounded table of `V` by key `K` with least-recently-seen eviction.
@@ -266,11 +272,19 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// The slot of `key`, if present (does not mark it seen).
     #[inline]
     pub fn find(&self, key: &K) -> Option<u32> {
+        self.find_hashed(key).0
+    }
+
+    /// The slot of `key` if present, and the key's hash (for [`Table::insert_new`]).
+    #[inline]
+    pub fn find_hashed(&self, key: &K) -> (Option<u32>, u64) {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.map
-            .find(hash, |&i| slots[i as usize].key == *key)
-            .copied()
+        let found = self.map.find(hash, |&i| {
+            let s = &slots[i as usize];
+            s.hash == hash && s.key == *key
+        });
+        (found.copied(), hash)
     }
 
     /// The value in slot `i`.
@@ -296,7 +310,10 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
 
     /// The entry that must go before a new one is inserted at time `now`:
     /// the least recently seen, if the table is full or its weight has faded
-    /// below the cutoff.
+    /// below the cutoff. Callers ask again after a reclaim, at most twice an
+    /// insert (so faded entries drain faster than they come, in O(1)), but
+    /// not after an eviction: under a flood the next entry is a cold cache
+    /// line, and the room is made.
     pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
         let slot = self.slots.get(self.tail as usize)?;
         if slot.value.weight_at(now) < self.config.weight_cutoff {
@@ -310,7 +327,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
 
     /// Removes slot `i`, counting it under `why`.
     pub fn remove(&mut self, i: u32, why: Removal) {
-        let hash = self.hasher.hash_one(&self.slots[i as usize].key);
+        let hash = self.slots[i as usize].hash;
         if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
@@ -323,15 +340,16 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
-    /// Inserts a key known to be absent, as the most recently seen; the
-    /// caller has made room (see [`Table::victim`]). Returns its slot.
-    pub fn insert_new(&mut self, key: K, value: V) -> u32 {
-        let hash = self.hasher.hash_one(&key);
+    /// Inserts a key known to be absent, whose hash is `hash` (from
+    /// [`Table::find_hashed`]), as the most recently seen; the caller has
+    /// made room (see [`Table::make_room`]). Returns its slot.
+    pub fn insert_new(&mut self, key: K, hash: u64, value: V) -> u32 {
         let slot = Slot {
-            key,
             prev: NIL,
             next: NIL,
+            hash,
             value,
+            key,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -344,9 +362,9 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        let slots = &self.slots;
         self.map
-            .insert_unique(hash, i, |&j| hasher.hash_one(&slots[j as usize].key));
+            .insert_unique(hash, i, |&j| slots[j as usize].hash);
         self.len += 1;
         self.push_front(i);
         i
@@ -357,17 +375,30 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// nothing else refers to.
     #[inline]
     pub fn get_or_insert(&mut self, key: K, now: f64, make: impl FnOnce() -> V) -> u32 {
-        if let Some(i) = self.find(&key) {
+        let (found, hash) = self.find_hashed(&key);
+        if let Some(i) = found {
             self.touch(i);
             return i;
         }
+        self.make_room(now);
+        self.insert_new(key, hash, make())
+    }
+
+    /// Before an insert at `now`: removes the least recently seen entry if
+    /// it has faded or the table is full (see [`Table::victim`]).
+    #[inline]
+    fn make_room(&mut self, now: f64) {
         for _ in 0..2 {
             match self.victim(now) {
-                Some((i, why)) => self.remove(i, why),
+                Some((i, why)) => {
+                    self.remove(i, why);
+                    if why == Removal::Evicted {
+                        break;
+                    }
+                }
                 None => break,
             }
         }
-        self.insert_new(key, make())
     }
 
     /// Grows the slab geometrically but never past the capacity, so a full
