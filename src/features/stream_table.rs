@@ -4,11 +4,11 @@
 //! grows its memory without limit. A [`Table`] holds at most
 //! [`TableConfig::capacity`] entries:
 //!
-//! - an entry whose weight, faded at the slowest decay rate, is below
-//!   [`TableConfig::weight_cutoff`] is *reclaimed* when it reaches the least
-//!   recently seen end and room is wanted (at most two per insert, so the work
-//!   stays O(1) amortised);
-//! - when the table is full, the least recently seen entry is *evicted*.
+//! - when the table is full, the least recently seen entry is *evicted*;
+//! - otherwise an entry whose weight, faded at the slowest decay rate, is
+//!   below [`TableConfig::weight_cutoff`] is *reclaimed* when it reaches the
+//!   least recently seen end and an entry is inserted (at most two per
+//!   insert, so the work stays O(1)).
 //!
 //! Layout: entries live in a `Vec` slab (grown to the capacity at most, never
 //! beyond) threaded on an intrusive doubly linked recency list; a
@@ -92,7 +92,8 @@ pub struct TableStats {
     pub capacity: usize,
     /// Entries removed because the table was full.
     pub evicted: u64,
-    /// Entries removed because their weight had faded below the cutoff.
+    /// Entries removed, the table not being full, because their weight had
+    /// faded below the cutoff.
     pub reclaimed: u64,
 }
 
@@ -309,17 +310,19 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     }
 
     /// The entry that must go before a new one is inserted at time `now`:
-    /// the least recently seen, if the table is full or its weight has faded
-    /// below the cutoff. Callers ask again after a reclaim, at most twice an
-    /// insert (so faded entries drain faster than they come, in O(1)), but
-    /// not after an eviction: under a flood the next entry is a cold cache
-    /// line, and the room is made.
+    /// the least recently seen, evicted if the table is full, else
+    /// reclaimed if its weight has faded below the cutoff. A full table
+    /// evicts without computing the entry's weight (it goes either way, and
+    /// a flood evicts on every insert). Callers ask again after a reclaim,
+    /// at most twice an insert (so faded entries drain faster than they
+    /// come, in O(1)), but not after an eviction (the room is made).
     pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
+        if self.len >= self.config.capacity {
+            return Some((self.tail, Removal::Evicted));
+        }
         let slot = self.slots.get(self.tail as usize)?;
         if slot.value.weight_at(now) < self.config.weight_cutoff {
             Some((self.tail, Removal::Reclaimed))
-        } else if self.len >= self.config.capacity {
-            Some((self.tail, Removal::Evicted))
         } else {
             None
         }
@@ -359,6 +362,9 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             None => {
                 self.grow_slab();
                 self.slots.push(slot);
+                if self.slots.len() == self.config.capacity {
+                    self.reserve_index();
+                }
                 (self.slots.len() - 1) as u32
             }
         };
@@ -409,6 +415,17 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             let step = self.slots.len().max(64).min(room).max(1);
             self.slots.reserve_exact(step);
         }
+    }
+
+    /// Once the slab is full, gives the index room for twice the capacity:
+    /// at a load of 3/8, removals mostly leave empty buckets rather than
+    /// tombstones, so a table that churns at its cap (a flood evicts on
+    /// every insert) seldom has to rehash in place, which costs a pass over
+    /// the whole index. Bounded by the cap: a few bytes per entry, once.
+    fn reserve_index(&mut self) {
+        let slots = &self.slots;
+        self.map
+            .reserve(self.config.capacity, |&j| slots[j as usize].hash);
     }
 
     fn unlink(&mut self, i: u32) {
