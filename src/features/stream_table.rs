@@ -369,8 +369,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             }
         };
         let slots = &self.slots;
-        self.map
-            .insert_unique(hash, i, |&j| slots[j as usize].hash);
+        self.map.insert_unique(hash, i, |&j| slots[j as usize].hash);
         self.len += 1;
         self.push_front(i);
         i
