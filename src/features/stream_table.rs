@@ -12,7 +12,7 @@
 //!
 //! Layout: entries live in a `Vec` slab (grown to the capacity at most, never
 //! beyond) threaded on an intrusive doubly linked recency list; a
-//! [`hashbrown::HashTable`] of slab indices finds them by key, so a key is
+//! linear-probing [`Index`] of slab indices finds them by key, so a key is
 //! stored once. Hashing uses foldhash's `RandomState`, seeded randomly per
 //! table: spoofed traffic is chosen by an adversary, who must not be able to
 //! aim keys at one bucket chain.
@@ -21,7 +21,6 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
 use crate::error::{Error, Result};
 
@@ -218,7 +217,7 @@ struct Slot<K, V> {
 /// A bounded table of `V` by key `K` with least-recently-seen eviction.
 #[derive(Debug)]
 pub struct Table<K, V> {
-    map: HashTable<u32>,
+    map: Index,
     hasher: RandomState,
     slots: Vec<Slot<K, V>>,
     free: Vec<u32>,
@@ -236,7 +235,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// An empty table (the configuration is assumed validated).
     pub fn new(config: TableConfig) -> Self {
         Table {
-            map: HashTable::new(),
+            map: Index::new(),
             hasher: RandomState::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -281,11 +280,11 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     pub fn find_hashed(&self, key: &K) -> (Option<u32>, u64) {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        let found = self.map.find(hash, |&i| {
+        let found = self.map.find(hash, |i| {
             let s = &slots[i as usize];
             s.hash == hash && s.key == *key
         });
-        (found.copied(), hash)
+        (found, hash)
     }
 
     /// The value in slot `i`.
@@ -331,9 +330,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// Removes slot `i`, counting it under `why`.
     pub fn remove(&mut self, i: u32, why: Removal) {
         let hash = self.slots[i as usize].hash;
-        if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
+        self.map.remove(hash, i);
         self.unlink(i);
         self.free.push(i);
         self.len -= 1;
@@ -362,14 +359,10 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             None => {
                 self.grow_slab();
                 self.slots.push(slot);
-                if self.slots.len() == self.config.capacity {
-                    self.reserve_index();
-                }
                 (self.slots.len() - 1) as u32
             }
         };
-        let slots = &self.slots;
-        self.map.insert_unique(hash, i, |&j| slots[j as usize].hash);
+        self.map.insert(hash, i);
         self.len += 1;
         self.push_front(i);
         i
@@ -416,17 +409,6 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
-    /// Once the slab is full, gives the index room for twice the capacity:
-    /// at a load of 3/8, removals mostly leave empty buckets rather than
-    /// tombstones, so a table that churns at its cap (a flood evicts on
-    /// every insert) seldom has to rehash in place, which costs a pass over
-    /// the whole index. Bounded by the cap: a few bytes per entry, once.
-    fn reserve_index(&mut self) {
-        let slots = &self.slots;
-        self.map
-            .reserve(self.config.capacity, |&j| slots[j as usize].hash);
-    }
-
     fn unlink(&mut self, i: u32) {
         let (prev, next) = {
             let s = &self.slots[i as usize];
@@ -457,6 +439,121 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             self.slots[old as usize].prev = i;
         }
         self.head = i;
+    }
+}
+
+/// The key index of a [`Table`]: open addressing with linear probing over
+/// `u64` buckets, each holding the low 32 bits of the key's hash and the
+/// slot number plus one (0: empty). Removal shifts the following entries
+/// back (no tombstones, so a table churning at its cap never degrades or
+/// rehashes), and the load stays at most 1/2, so a lookup, an insert or a
+/// removal reads about one cache line: a flood evicts on every insert, and
+/// every one of those lines is cold. (`hashbrown` reads two per operation,
+/// control bytes and bucket, and rehashes in place as tombstones pile up.)
+/// Grows by doubling; at most twice the table's capacity in buckets, 8 bytes
+/// each.
+#[derive(Debug)]
+struct Index {
+    buckets: Vec<u64>,
+    len: usize,
+}
+
+impl Index {
+    fn new() -> Self {
+        Index {
+            buckets: vec![0; 16],
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    fn entry(hash: u64, slot: u32) -> u64 {
+        (hash << 32) | u64::from(slot + 1)
+    }
+
+    /// The slot whose entry matches `hash` and satisfies `eq`.
+    #[inline]
+    fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.mask();
+        let tag = hash & 0xffff_ffff;
+        let mut pos = hash as usize & mask;
+        loop {
+            let e = self.buckets[pos];
+            if e == 0 {
+                return None;
+            }
+            if e >> 32 == tag && eq(e as u32 - 1) {
+                return Some(e as u32 - 1);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Adds `slot` (absent) under `hash`.
+    #[inline]
+    fn insert(&mut self, hash: u64, slot: u32) {
+        if 2 * (self.len + 1) > self.buckets.len() {
+            self.grow();
+        }
+        self.place(Self::entry(hash, slot));
+        self.len += 1;
+    }
+
+    fn place(&mut self, e: u64) {
+        let mask = self.mask();
+        let mut pos = (e >> 32) as usize & mask;
+        while self.buckets[pos] != 0 {
+            pos = (pos + 1) & mask;
+        }
+        self.buckets[pos] = e;
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![0; 2 * self.buckets.len()];
+        let old = std::mem::replace(&mut self.buckets, doubled);
+        for e in old.into_iter().filter(|&e| e != 0) {
+            self.place(e);
+        }
+    }
+
+    /// Removes `slot`, stored under `hash` (no-op if absent).
+    #[inline]
+    fn remove(&mut self, hash: u64, slot: u32) {
+        let mask = self.mask();
+        let target = Self::entry(hash, slot);
+        let mut j = hash as usize & mask;
+        loop {
+            match self.buckets[j] {
+                0 => return,
+                e if e == target => break,
+                _ => j = (j + 1) & mask,
+            }
+        }
+        // Backward shift: pull later entries of the run into the hole
+        // unless their home lies cyclically in (hole, their position].
+        let mut k = j;
+        loop {
+            k = (k + 1) & mask;
+            let e = self.buckets[k];
+            if e == 0 {
+                break;
+            }
+            let home = (e >> 32) as usize & mask;
+            let stays = if j <= k {
+                j < home && home <= k
+            } else {
+                j < home || home <= k
+            };
+            if !stays {
+                self.buckets[j] = e;
+                j = k;
+            }
+        }
+        self.buckets[j] = 0;
+        self.len -= 1;
     }
 }
 
@@ -570,6 +667,41 @@ mod tests {
         }
         assert_eq!(t.stats("x").evicted, 10_000 - 50);
         assert!(t.slots.capacity() == 50, "slab never grows past the cap");
+    }
+
+    #[test]
+    fn index_matches_a_model_under_churn() {
+        // Random inserts and removals with colliding homes (hashes share
+        // their low bits) and runs that wrap around the end of the buckets.
+        let mut index = Index::new();
+        let mut model = std::collections::HashMap::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..200_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let slot = (state % 3_000) as u32;
+            let hash = (state >> 20) % 97 * 0x1_0000_0001 + u64::from(slot % 5) * 0xffff;
+            match model.get(&slot) {
+                Some(&h) if step % 3 != 0 => {
+                    index.remove(h, slot);
+                    model.remove(&slot);
+                }
+                Some(_) => {}
+                None => {
+                    index.insert(hash, slot);
+                    model.insert(slot, hash);
+                }
+            }
+        }
+        assert_eq!(index.len, model.len());
+        for (&slot, &hash) in &model {
+            assert_eq!(index.find(hash, |s| s == slot), Some(slot));
+        }
+        assert_eq!(index.find(12_345, |_| true), None);
+        assert!(index.buckets.len() >= 2 * index.len);
+        index.remove(1, 99_999); // absent: no-op
+        assert_eq!(index.len, model.len());
     }
 
     #[test]
