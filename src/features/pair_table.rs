@@ -37,6 +37,10 @@ impl Decaying for Stream {
     fn weight_at(&self, t: f64) -> f64 {
         self.stats.weight_at(t)
     }
+
+    fn clock(&self) -> f64 {
+        self.stats.last_t
+    }
 }
 
 /// A link between two streams (`ends[0]` created it as source).
@@ -52,6 +56,10 @@ pub struct Pair {
 impl Decaying for Pair {
     fn weight_at(&self, t: f64) -> f64 {
         self.cov.weight_at(t)
+    }
+
+    fn clock(&self) -> f64 {
+        self.cov.last_t
     }
 }
 

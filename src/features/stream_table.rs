@@ -107,8 +107,12 @@ pub enum Removal {
 
 /// A value whose importance fades with time.
 pub trait Decaying {
-    /// The weight (at the slowest rate) the value would have at time `t`.
+    /// The weight (at the slowest rate) the value would have at time `t`,
+    /// at least `2^(-LAMBDAS[SLOWEST] * (t - clock()))`.
     fn weight_at(&self, t: f64) -> f64;
+
+    /// Time of the value's last decay.
+    fn clock(&self) -> f64;
 }
 
 /// A fixed-size key (up to `N` bytes, no heap): addresses and ports laid
@@ -198,6 +202,10 @@ impl Decaying for crate::features::incstat::Stats1D {
     fn weight_at(&self, t: f64) -> f64 {
         crate::features::incstat::Stats1D::weight_at(self, t)
     }
+
+    fn clock(&self) -> f64 {
+        self.last_t
+    }
 }
 
 /// One entry. `repr(C)` keeps the recency links, the hash and the start of
@@ -227,6 +235,9 @@ pub struct Table<K, V> {
     tail: u32,
     len: usize,
     config: TableConfig,
+    /// Below this age (time since its clock) no entry can have faded to
+    /// the cutoff, so its weight need not be computed.
+    min_fade_age: f64,
     evicted: u64,
     reclaimed: u64,
 }
@@ -243,6 +254,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             tail: NIL,
             len: 0,
             config,
+            min_fade_age: min_fade_age(config.weight_cutoff),
             evicted: 0,
             reclaimed: 0,
         }
@@ -320,6 +332,9 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             return Some((self.tail, Removal::Evicted));
         }
         let slot = self.slots.get(self.tail as usize)?;
+        if now - slot.value.clock() < self.min_fade_age {
+            return None;
+        }
         if slot.value.weight_at(now) < self.config.weight_cutoff {
             Some((self.tail, Removal::Reclaimed))
         } else {
@@ -439,6 +454,17 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             self.slots[old as usize].prev = i;
         }
         self.head = i;
+    }
+}
+
+/// The age below which a weight of at least 1, fading at the slowest rate,
+/// stays above `cutoff` (a hair less, for rounding); infinite without a cutoff.
+fn min_fade_age(cutoff: f64) -> f64 {
+    use crate::features::incstat::{LAMBDAS, SLOWEST};
+    if cutoff > 0.0 {
+        (1.0 / cutoff).log2() / LAMBDAS[SLOWEST] * (1.0 - 1e-9)
+    } else {
+        f64::INFINITY
     }
 }
 
@@ -702,6 +728,24 @@ mod tests {
         assert!(index.buckets.len() >= 2 * index.len);
         index.remove(1, 99_999); // absent: no-op
         assert_eq!(index.len, model.len());
+    }
+
+    #[test]
+    fn no_entry_fades_before_the_min_age() {
+        let age = min_fade_age(1e-6);
+        assert!((age - 1993.157).abs() < 0.01, "{age}");
+        assert!(2f64.powf(-0.01 * age) >= 1e-6);
+        assert!(2f64.powf(-0.01 * age * 1.001) < 1e-6);
+        assert_eq!(min_fade_age(0.0), f64::INFINITY);
+        // A one-packet entry just under the age stays; just over, it goes.
+        let mut cache = DecayCache::default();
+        for (gap, kept) in [(age - 1.0, true), (age + 5.0, false)] {
+            let mut t: Table<Key<4>, Stats1D> = Table::new(config(10));
+            let i = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+            t.get_mut(i).insert(60.0, 0.0, &mut cache);
+            t.get_or_insert(key(2), gap, || Stats1D::new(gap));
+            assert_eq!(t.find(&key(1)).is_some(), kept, "gap {gap}");
+        }
     }
 
     #[test]
