@@ -12,10 +12,11 @@
 //!
 //! Layout: entries live in a `Vec` slab (grown to the capacity at most, never
 //! beyond) threaded on an intrusive doubly linked recency list; a
-//! linear-probing [`Index`] of slab indices finds them by key, so a key is
+//! linear-probing index of slab numbers (one cache line an operation,
+//! backward-shift removal, load at most 1/2) finds them by key, so a key is
 //! stored once. Hashing uses foldhash's `RandomState`, seeded randomly per
 //! table: spoofed traffic is chosen by an adversary, who must not be able to
-//! aim keys at one bucket chain.
+//! aim keys at one probe run.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
