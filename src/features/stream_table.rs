@@ -358,7 +358,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
 
     /// Inserts a key known to be absent, whose hash is `hash` (from
     /// [`Table::find_hashed`]), as the most recently seen; the caller has
-    /// made room (see [`Table::make_room`]). Returns its slot.
+    /// made room (see [`Table::victim`]). Returns its slot.
     pub fn insert_new(&mut self, key: K, hash: u64, value: V) -> u32 {
         let slot = Slot {
             prev: NIL,
