@@ -363,8 +363,10 @@ impl Cov2D {
     }
 
     /// Weight of the slowest lane as it would be at time `t`.
+    /// Counts the pair as updated at least once at its last time (every
+    /// pair is, as soon as it is made), like [`Stats1D::weight_at`].
     pub fn weight_at(&self, t: f64) -> f64 {
-        decayed(self.lanes[SLOWEST].w3, t - self.last_t)
+        decayed(self.lanes[SLOWEST].w3.max(1.0), t - self.last_t)
     }
 }
 

@@ -178,12 +178,23 @@ fn host_text(h: &Host) -> Key<IP_TEXT> {
     let mut k = Key::new();
     match h {
         Host::Ip(IpAddr::V4(a)) => {
-            for (i, o) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    push_all(&mut k, b".");
+            // Dotted quad into a local buffer, pushed once: this runs for
+            // both ends of every packet.
+            let mut buf = [b'.'; 15];
+            let mut n = 0;
+            for o in a.octets() {
+                if o >= 100 {
+                    buf[n] = b'0' + o / 100;
+                    n += 1;
                 }
-                push_decimal(&mut k, u32::from(*o));
+                if o >= 10 {
+                    buf[n] = b'0' + o / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + o % 10;
+                n += 2;
             }
+            push_all(&mut k, &buf[..n - 1]);
         }
         Host::Ip(IpAddr::V6(a)) => {
             // At most 45 characters, so this cannot fail.

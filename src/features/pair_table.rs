@@ -37,6 +37,10 @@ impl Decaying for Stream {
     fn weight_at(&self, t: f64) -> f64 {
         self.stats.weight_at(t)
     }
+
+    fn clock(&self) -> f64 {
+        self.stats.last_t
+    }
 }
 
 /// A link between two streams (`ends[0]` created it as source).
@@ -52,6 +56,10 @@ pub struct Pair {
 impl Decaying for Pair {
     fn weight_at(&self, t: f64) -> f64 {
         self.cov.weight_at(t)
+    }
+
+    fn clock(&self) -> f64 {
+        self.cov.last_t
     }
 }
 
@@ -157,13 +165,19 @@ impl<K: Hash + Eq> Table2D<K> {
 
     /// The slot of stream `key`, marked seen, created at `t` if absent.
     fn register(&mut self, key: K, t: f64) -> u32 {
-        if let Some(i) = self.streams.find(&key) {
+        let (found, hash) = self.streams.find_hashed(&key);
+        if let Some(i) = found {
             self.streams.touch(i);
             return i;
         }
         for _ in 0..2 {
             match self.streams.victim(t) {
-                Some((i, why)) => self.drop_stream(i, why),
+                Some((i, why)) => {
+                    self.drop_stream(i, why);
+                    if why == Removal::Evicted {
+                        break;
+                    }
+                }
                 None => break,
             }
         }
@@ -172,7 +186,7 @@ impl<K: Hash + Eq> Table2D<K> {
             head: NIL,
             tail: NIL,
         };
-        self.streams.insert_new(key, stream)
+        self.streams.insert_new(key, hash, stream)
     }
 
     /// The pair of streams `s` and `d`, marked seen, created at `t` if absent.
@@ -185,13 +199,19 @@ impl<K: Hash + Eq> Table2D<K> {
             }
         }
         let key = (u64::from(s.min(d)) << 32) | u64::from(s.max(d));
-        if let Some(p) = self.pairs.find(&key) {
+        let (found, hash) = self.pairs.find_hashed(&key);
+        if let Some(p) = found {
             self.pairs.touch(p);
             return p;
         }
         for _ in 0..2 {
             match self.pairs.victim(t) {
-                Some((p, why)) => self.drop_pair(p, why),
+                Some((p, why)) => {
+                    self.drop_pair(p, why);
+                    if why == Removal::Evicted {
+                        break;
+                    }
+                }
                 None => break,
             }
         }
@@ -201,7 +221,7 @@ impl<K: Hash + Eq> Table2D<K> {
             next: [NIL; 2],
             cov: Cov2D::new(t),
         };
-        let p = self.pairs.insert_new(key, pair);
+        let p = self.pairs.insert_new(key, hash, pair);
         self.append(s, p, 0);
         if d != s {
             self.append(d, p, 1);

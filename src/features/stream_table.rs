@@ -4,24 +4,24 @@
 //! grows its memory without limit. A [`Table`] holds at most
 //! [`TableConfig::capacity`] entries:
 //!
-//! - an entry whose weight, faded at the slowest decay rate, is below
-//!   [`TableConfig::weight_cutoff`] is *reclaimed* when it reaches the least
-//!   recently seen end and room is wanted (at most two per insert, so the work
-//!   stays O(1) amortised);
-//! - when the table is full, the least recently seen entry is *evicted*.
+//! - when the table is full, the least recently seen entry is *evicted*;
+//! - otherwise an entry whose weight, faded at the slowest decay rate, is
+//!   below [`TableConfig::weight_cutoff`] is *reclaimed* when it reaches the
+//!   least recently seen end and an entry is inserted (at most two per
+//!   insert, so the work stays O(1)).
 //!
 //! Layout: entries live in a `Vec` slab (grown to the capacity at most, never
 //! beyond) threaded on an intrusive doubly linked recency list; a
-//! [`hashbrown::HashTable`] of slab indices finds them by key, so a key is
+//! linear-probing index of slab numbers (one cache line an operation,
+//! backward-shift removal, load at most 1/2) finds them by key, so a key is
 //! stored once. Hashing uses foldhash's `RandomState`, seeded randomly per
 //! table: spoofed traffic is chosen by an adversary, who must not be able to
-//! aim keys at one bucket chain.
+//! aim keys at one probe run.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
 use crate::error::{Error, Result};
 
@@ -92,7 +92,8 @@ pub struct TableStats {
     pub capacity: usize,
     /// Entries removed because the table was full.
     pub evicted: u64,
-    /// Entries removed because their weight had faded below the cutoff.
+    /// Entries removed, the table not being full, because their weight had
+    /// faded below the cutoff.
     pub reclaimed: u64,
 }
 
@@ -107,8 +108,12 @@ pub enum Removal {
 
 /// A value whose importance fades with time.
 pub trait Decaying {
-    /// The weight (at the slowest rate) the value would have at time `t`.
+    /// The weight (at the slowest rate) the value would have at time `t`,
+    /// at least `2^(-LAMBDAS[SLOWEST] * (t - clock()))`.
     fn weight_at(&self, t: f64) -> f64;
+
+    /// Time of the value's last decay.
+    fn clock(&self) -> f64;
 }
 
 /// A fixed-size key (up to `N` bytes, no heap): addresses and ports laid
@@ -198,20 +203,30 @@ impl Decaying for crate::features::incstat::Stats1D {
     fn weight_at(&self, t: f64) -> f64 {
         crate::features::incstat::Stats1D::weight_at(self, t)
     }
+
+    fn clock(&self) -> f64 {
+        self.last_t
+    }
 }
 
+/// One entry. `repr(C)` keeps the recency links, the hash and the start of
+/// the value (a stream's clock) in the first cache line: evicting an entry
+/// reads them and never the key (its hash is kept), which matters when a
+/// flood evicts on every packet and every slab line is cold.
 #[derive(Debug)]
+#[repr(C)]
 struct Slot<K, V> {
-    key: K,
     prev: u32,
     next: u32,
+    hash: u64,
     value: V,
+    key: K,
 }
 
 /// A bounded table of `V` by key `K` with least-recently-seen eviction.
 #[derive(Debug)]
 pub struct Table<K, V> {
-    map: HashTable<u32>,
+    map: Index,
     hasher: RandomState,
     slots: Vec<Slot<K, V>>,
     free: Vec<u32>,
@@ -221,6 +236,9 @@ pub struct Table<K, V> {
     tail: u32,
     len: usize,
     config: TableConfig,
+    /// Below this age (time since its clock) no entry can have faded to
+    /// the cutoff, so its weight need not be computed.
+    min_fade_age: f64,
     evicted: u64,
     reclaimed: u64,
 }
@@ -229,7 +247,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// An empty table (the configuration is assumed validated).
     pub fn new(config: TableConfig) -> Self {
         Table {
-            map: HashTable::new(),
+            map: Index::new(),
             hasher: RandomState::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -237,6 +255,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             tail: NIL,
             len: 0,
             config,
+            min_fade_age: min_fade_age(config.weight_cutoff),
             evicted: 0,
             reclaimed: 0,
         }
@@ -266,11 +285,19 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// The slot of `key`, if present (does not mark it seen).
     #[inline]
     pub fn find(&self, key: &K) -> Option<u32> {
+        self.find_hashed(key).0
+    }
+
+    /// The slot of `key` if present, and the key's hash (for [`Table::insert_new`]).
+    #[inline]
+    pub fn find_hashed(&self, key: &K) -> (Option<u32>, u64) {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.map
-            .find(hash, |&i| slots[i as usize].key == *key)
-            .copied()
+        let found = self.map.find(hash, |i| {
+            let s = &slots[i as usize];
+            s.hash == hash && s.key == *key
+        });
+        (found, hash)
     }
 
     /// The value in slot `i`.
@@ -295,14 +322,22 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     }
 
     /// The entry that must go before a new one is inserted at time `now`:
-    /// the least recently seen, if the table is full or its weight has faded
-    /// below the cutoff.
+    /// the least recently seen, evicted if the table is full, else
+    /// reclaimed if its weight has faded below the cutoff. A full table
+    /// evicts without computing the entry's weight (it goes either way, and
+    /// a flood evicts on every insert). Callers ask again after a reclaim,
+    /// at most twice an insert (so faded entries drain faster than they
+    /// come, in O(1)), but not after an eviction (the room is made).
     pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
+        if self.len >= self.config.capacity {
+            return Some((self.tail, Removal::Evicted));
+        }
         let slot = self.slots.get(self.tail as usize)?;
+        if now - slot.value.clock() < self.min_fade_age {
+            return None;
+        }
         if slot.value.weight_at(now) < self.config.weight_cutoff {
             Some((self.tail, Removal::Reclaimed))
-        } else if self.len >= self.config.capacity {
-            Some((self.tail, Removal::Evicted))
         } else {
             None
         }
@@ -310,10 +345,8 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
 
     /// Removes slot `i`, counting it under `why`.
     pub fn remove(&mut self, i: u32, why: Removal) {
-        let hash = self.hasher.hash_one(&self.slots[i as usize].key);
-        if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
+        let hash = self.slots[i as usize].hash;
+        self.map.remove(hash, i);
         self.unlink(i);
         self.free.push(i);
         self.len -= 1;
@@ -323,15 +356,16 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
-    /// Inserts a key known to be absent, as the most recently seen; the
-    /// caller has made room (see [`Table::victim`]). Returns its slot.
-    pub fn insert_new(&mut self, key: K, value: V) -> u32 {
-        let hash = self.hasher.hash_one(&key);
+    /// Inserts a key known to be absent, whose hash is `hash` (from
+    /// [`Table::find_hashed`]), as the most recently seen; the caller has
+    /// made room (see [`Table::victim`]). Returns its slot.
+    pub fn insert_new(&mut self, key: K, hash: u64, value: V) -> u32 {
         let slot = Slot {
-            key,
             prev: NIL,
             next: NIL,
+            hash,
             value,
+            key,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -344,9 +378,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.map
-            .insert_unique(hash, i, |&j| hasher.hash_one(&slots[j as usize].key));
+        self.map.insert(hash, i);
         self.len += 1;
         self.push_front(i);
         i
@@ -357,17 +389,30 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// nothing else refers to.
     #[inline]
     pub fn get_or_insert(&mut self, key: K, now: f64, make: impl FnOnce() -> V) -> u32 {
-        if let Some(i) = self.find(&key) {
+        let (found, hash) = self.find_hashed(&key);
+        if let Some(i) = found {
             self.touch(i);
             return i;
         }
+        self.make_room(now);
+        self.insert_new(key, hash, make())
+    }
+
+    /// Before an insert at `now`: removes the least recently seen entry if
+    /// it has faded or the table is full (see [`Table::victim`]).
+    #[inline]
+    fn make_room(&mut self, now: f64) {
         for _ in 0..2 {
             match self.victim(now) {
-                Some((i, why)) => self.remove(i, why),
+                Some((i, why)) => {
+                    self.remove(i, why);
+                    if why == Removal::Evicted {
+                        break;
+                    }
+                }
                 None => break,
             }
         }
-        self.insert_new(key, make())
     }
 
     /// Grows the slab geometrically but never past the capacity, so a full
@@ -410,6 +455,132 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             self.slots[old as usize].prev = i;
         }
         self.head = i;
+    }
+}
+
+/// The age below which a weight of at least 1, fading at the slowest rate,
+/// stays above `cutoff` (a hair less, for rounding); infinite without a cutoff.
+fn min_fade_age(cutoff: f64) -> f64 {
+    use crate::features::incstat::{LAMBDAS, SLOWEST};
+    if cutoff > 0.0 {
+        (1.0 / cutoff).log2() / LAMBDAS[SLOWEST] * (1.0 - 1e-9)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The key index of a [`Table`]: open addressing with linear probing over
+/// `u64` buckets, each holding the low 32 bits of the key's hash and the
+/// slot number plus one (0: empty). Removal shifts the following entries
+/// back (no tombstones, so a table churning at its cap never degrades or
+/// rehashes), and the load stays at most 1/2, so a lookup, an insert or a
+/// removal reads about one cache line: a flood evicts on every insert, and
+/// every one of those lines is cold. (`hashbrown` reads two per operation,
+/// control bytes and bucket, and rehashes in place as tombstones pile up.)
+/// Grows by doubling; at most twice the table's capacity in buckets, 8 bytes
+/// each.
+#[derive(Debug)]
+struct Index {
+    buckets: Vec<u64>,
+    len: usize,
+}
+
+impl Index {
+    fn new() -> Self {
+        Index {
+            buckets: vec![0; 16],
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    fn entry(hash: u64, slot: u32) -> u64 {
+        (hash << 32) | u64::from(slot + 1)
+    }
+
+    /// The slot whose entry matches `hash` and satisfies `eq`.
+    #[inline]
+    fn find(&self, hash: u64, eq: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.mask();
+        let tag = hash & 0xffff_ffff;
+        let mut pos = hash as usize & mask;
+        loop {
+            let e = self.buckets[pos];
+            if e == 0 {
+                return None;
+            }
+            if e >> 32 == tag && eq(e as u32 - 1) {
+                return Some(e as u32 - 1);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Adds `slot` (absent) under `hash`.
+    #[inline]
+    fn insert(&mut self, hash: u64, slot: u32) {
+        if 2 * (self.len + 1) > self.buckets.len() {
+            self.grow();
+        }
+        self.place(Self::entry(hash, slot));
+        self.len += 1;
+    }
+
+    fn place(&mut self, e: u64) {
+        let mask = self.mask();
+        let mut pos = (e >> 32) as usize & mask;
+        while self.buckets[pos] != 0 {
+            pos = (pos + 1) & mask;
+        }
+        self.buckets[pos] = e;
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![0; 2 * self.buckets.len()];
+        let old = std::mem::replace(&mut self.buckets, doubled);
+        for e in old.into_iter().filter(|&e| e != 0) {
+            self.place(e);
+        }
+    }
+
+    /// Removes `slot`, stored under `hash` (no-op if absent).
+    #[inline]
+    fn remove(&mut self, hash: u64, slot: u32) {
+        let mask = self.mask();
+        let target = Self::entry(hash, slot);
+        let mut j = hash as usize & mask;
+        loop {
+            match self.buckets[j] {
+                0 => return,
+                e if e == target => break,
+                _ => j = (j + 1) & mask,
+            }
+        }
+        // Backward shift: pull later entries of the run into the hole
+        // unless their home lies cyclically in (hole, their position].
+        let mut k = j;
+        loop {
+            k = (k + 1) & mask;
+            let e = self.buckets[k];
+            if e == 0 {
+                break;
+            }
+            let home = (e >> 32) as usize & mask;
+            let stays = if j <= k {
+                j < home && home <= k
+            } else {
+                j < home || home <= k
+            };
+            if !stays {
+                self.buckets[j] = e;
+                j = k;
+            }
+        }
+        self.buckets[j] = 0;
+        self.len -= 1;
     }
 }
 
@@ -523,6 +694,59 @@ mod tests {
         }
         assert_eq!(t.stats("x").evicted, 10_000 - 50);
         assert!(t.slots.capacity() == 50, "slab never grows past the cap");
+    }
+
+    #[test]
+    fn index_matches_a_model_under_churn() {
+        // Random inserts and removals with colliding homes (hashes share
+        // their low bits) and runs that wrap around the end of the buckets.
+        let mut index = Index::new();
+        let mut model = std::collections::HashMap::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..200_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let slot = (state % 3_000) as u32;
+            let hash = (state >> 20) % 97 * 0x1_0000_0001 + u64::from(slot % 5) * 0xffff;
+            match model.get(&slot) {
+                Some(&h) if step % 3 != 0 => {
+                    index.remove(h, slot);
+                    model.remove(&slot);
+                }
+                Some(_) => {}
+                None => {
+                    index.insert(hash, slot);
+                    model.insert(slot, hash);
+                }
+            }
+        }
+        assert_eq!(index.len, model.len());
+        for (&slot, &hash) in &model {
+            assert_eq!(index.find(hash, |s| s == slot), Some(slot));
+        }
+        assert_eq!(index.find(12_345, |_| true), None);
+        assert!(index.buckets.len() >= 2 * index.len);
+        index.remove(1, 99_999); // absent: no-op
+        assert_eq!(index.len, model.len());
+    }
+
+    #[test]
+    fn no_entry_fades_before_the_min_age() {
+        let age = min_fade_age(1e-6);
+        assert!((age - 1993.157).abs() < 0.01, "{age}");
+        assert!(2f64.powf(-0.01 * age) >= 1e-6);
+        assert!(2f64.powf(-0.01 * age * 1.001) < 1e-6);
+        assert_eq!(min_fade_age(0.0), f64::INFINITY);
+        // A one-packet entry just under the age stays; just over, it goes.
+        let mut cache = DecayCache::default();
+        for (gap, kept) in [(age - 1.0, true), (age + 5.0, false)] {
+            let mut t: Table<Key<4>, Stats1D> = Table::new(config(10));
+            let i = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+            t.get_mut(i).insert(60.0, 0.0, &mut cache);
+            t.get_or_insert(key(2), gap, || Stats1D::new(gap));
+            assert_eq!(t.find(&key(1)).is_some(), kept, "gap {gap}");
+        }
     }
 
     #[test]
