@@ -258,10 +258,6 @@ pub struct CsvSource {
     current: Option<OpenFile>,
     record: ByteRecord,
     line: u64,
-    /// Bytes of the files finished before the current one.
-    done_bytes: u64,
-    /// Size of the current file.
-    current_size: u64,
 }
 
 impl std::fmt::Debug for CsvSource {
@@ -296,8 +292,6 @@ impl CsvSource {
             current: None,
             record: ByteRecord::new(),
             line: 0,
-            done_bytes: 0,
-            current_size: 0,
         };
         // Otherwise the first file's header, read as it is opened.
         if let (Some(names), TableInput::Csv(_)) = (columns, first) {
@@ -310,26 +304,6 @@ impl CsvSource {
     /// The column names, in the first file's order.
     pub fn header(&self) -> &[String] {
         &self.header
-    }
-
-    /// Total size of the input files (for progress; 0 where unknown).
-    pub fn total_bytes(&self) -> u64 {
-        self.files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// Bytes consumed so far over all files.
-    pub fn bytes_read(&self) -> u64 {
-        self.done_bytes + self.record.position().map_or(0, |p| p.byte())
-    }
-
-    /// The file being read (the last one once all are read).
-    pub fn current_file(&self) -> &Path {
-        let i = self.next_file.saturating_sub(1);
-        self.files.get(i).map_or(Path::new("-"), PathBuf::as_path)
     }
 
     fn builder() -> csv::ReaderBuilder {
@@ -372,8 +346,6 @@ impl CsvSource {
 
     /// Opens the next file; false when all are read.
     fn open_next(&mut self) -> Result<bool> {
-        self.done_bytes += self.current_size;
-        self.current_size = 0;
         if let Some(done) = self.current.take() {
             finish_capture(done.producer, &self.files[self.next_file - 1])?;
         }
@@ -392,7 +364,6 @@ impl CsvSource {
             self.header = names.clone();
         }
         let perm = permutation(&self.header, &path, &names)?;
-        self.current_size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let identity = perm.iter().enumerate().all(|(i, &p)| i == p);
         self.current = Some(OpenFile {
             reader,
