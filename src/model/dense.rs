@@ -2,7 +2,7 @@
 //! and the Adam optimizer: the engine under the autoencoder and the latent
 //! classifier.
 //!
-//! Written by hand over [`super::kernel::gemm`] because the models are tiny
+//! Written by hand over `kernel::gemm` (sgemm) because the models are tiny
 //! (a few thousand weights): a framework's per-call overhead would dominate,
 //! and this keeps the build light. `tests::gradient_matches_finite_differences`
 //! guards the backpropagation.
