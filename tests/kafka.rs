@@ -44,6 +44,20 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
+/// Publishes the capture `pcap` to `topic` with `floodwatch produce`.
+fn produce(b: &str, topic: &str, pcap: &Path) {
+    let p = pcap.to_str().unwrap();
+    run(&[
+        "produce",
+        "--pcap",
+        p,
+        "--kafka-brokers",
+        b,
+        "--kafka-topic",
+        topic,
+    ]);
+}
+
 /// A synthetic capture with a SYN flood and a victim-layout model learned
 /// on its benign start.
 fn capture(dir: &Path, packets: u64) -> (PathBuf, PathBuf) {
@@ -246,16 +260,7 @@ fn two_instances_share_the_partitions_and_alerts_reach_the_alert_topic() {
             held.iter().all(|&n| n >= 1.0) && held.iter().sum::<f64>() == 4.0
         },
     );
-    let p = pcap.to_str().unwrap();
-    run(&[
-        "produce",
-        "--pcap",
-        p,
-        "--kafka-brokers",
-        &b,
-        "--kafka-topic",
-        &topic,
-    ]);
+    produce(&b, &topic, &pcap);
     for k in &mut kids {
         wait_exit(k, Duration::from_secs(120));
     }
@@ -296,16 +301,7 @@ fn a_killed_instance_restarts_from_committed_offsets_and_nothing_is_lost() {
     let n = 300_000u64;
     let (pcap, model) = capture(dir.path(), n);
     let (topic, group) = (unique("kill"), unique("group"));
-    let p = pcap.to_str().unwrap();
-    run(&[
-        "produce",
-        "--pcap",
-        p,
-        "--kafka-brokers",
-        &b,
-        "--kafka-topic",
-        &topic,
-    ]);
+    produce(&b, &topic, &pcap);
     let files: Vec<PathBuf> = ["a.csv", "a2.csv", "b.csv"]
         .iter()
         .map(|f| dir.path().join(f))
@@ -360,16 +356,7 @@ fn malformed_records_are_rejected_by_offset_and_fresh_partitions_warm_up() {
     let (pcap, model) = capture(dir.path(), 3_000);
     let (topic, group) = (unique("bad"), unique("group"));
     assert!(create_topic(&b, &topic, 1, &[]).unwrap());
-    let p = pcap.to_str().unwrap();
-    run(&[
-        "produce",
-        "--pcap",
-        p,
-        "--kafka-brokers",
-        &b,
-        "--kafka-topic",
-        &topic,
-    ]);
+    produce(&b, &topic, &pcap);
     let publisher = Publisher::new(&b, &topic, &[]).unwrap();
     for bad in [
         &b"FWP1"[..],
