@@ -270,6 +270,10 @@ where
         let (mi_out, rest) = out.split_at_mut(3 * NL);
         let (hh_out, rest) = rest.split_at_mut(7 * NL);
         let (jit_out, hp_out) = rest.split_at_mut(3 * NL);
+        self.mi.prefetch_victim();
+        self.hh.prefetch_victims();
+        self.jit.prefetch_victim();
+        self.hp.prefetch_victims();
         let cache = &mut self.cache;
 
         let i = self.mi.get_or_insert(keys.mi, t, || Stats1D::new(t));

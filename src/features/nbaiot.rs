@@ -137,6 +137,11 @@ impl FeatureExtractor for Nbaiot {
         let (h_out, rest) = rest.split_at_mut(3 * NL);
         let (hh_out, rest) = rest.split_at_mut(7 * NL);
         let (jit_out, hp_out) = rest.split_at_mut(3 * NL);
+        self.mi.prefetch_victim();
+        self.h.prefetch_victim();
+        self.hh.prefetch_victims();
+        self.jit.prefetch_victim();
+        self.hp.prefetch_victims();
         let e = Endpoints::of(p);
         let (v, t) = (f64::from(p.wire_len), p.timestamp);
         let cache = &mut self.cache;

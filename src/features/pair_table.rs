@@ -105,6 +105,12 @@ impl<K: Hash + Eq> Table2D<K> {
         ]
     }
 
+    /// See [`Table::prefetch_victim`].
+    pub fn prefetch_victims(&self) {
+        self.streams.prefetch_victim();
+        self.pairs.prefetch_victim();
+    }
+
     /// The statistics of stream slot `i`.
     pub fn stream(&self, i: u32) -> &Stats1D {
         &self.streams.get(i).stats

@@ -312,6 +312,19 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         &mut self.slots[i as usize].value
     }
 
+    /// Starts loading the entry a full table evicts next, whose slot the
+    /// next insert reuses. Under a flood every packet evicts from every
+    /// table; issued up front for all of them, these cold loads overlap
+    /// instead of stalling one after another.
+    #[inline]
+    pub fn prefetch_victim(&self) {
+        if self.len >= self.config.capacity {
+            if let Some(s) = self.slots.get(self.tail as usize) {
+                prefetch(s);
+            }
+        }
+    }
+
     /// Marks slot `i` as the most recently seen.
     #[inline]
     pub fn touch(&mut self, i: u32) {
@@ -456,6 +469,27 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
         self.head = i;
     }
+}
+
+/// Hints the CPU to load every cache line of `v`.
+#[inline]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (v as *const T).cast::<i8>();
+        let lines = (0..size_of::<T>()).step_by(64).chain([size_of::<T>() - 1]);
+        for off in lines {
+            // SAFETY: a prefetch is a hint that never faults, and the
+            // address lies within `v`.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off))
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// The age below which a weight of at least 1, fading at the slowest rate,
