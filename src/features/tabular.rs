@@ -11,11 +11,12 @@
 //! matched to the schema by column name, never by position.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::csv::{parse_number, BadRow, Number, Reason, Row};
+use crate::ingest::csv::{parse_number, scan_decimal, BadRow, Number, Reason, Row};
 use crate::{Error, Result};
 
 /// Most one-hot slots a categorical column gets (the rest share "unknown").
@@ -131,6 +132,7 @@ impl Schema {
         }
         Ok(Encoder {
             unknown: vec![0; cols.len()],
+            unknown_seen: Vec::new(),
             names: self.columns.iter().map(|c| c.name.clone()).collect(),
             cols,
             width: offset,
@@ -156,6 +158,24 @@ pub struct Encoder {
     names: Vec<String>,
     width: usize,
     unknown: Vec<u64>,
+    /// Columns with an unknown value in the line [`Encoder::encode_plain`]
+    /// is reading: counted only once the whole line is read.
+    unknown_seen: Vec<usize>,
+}
+
+/// What [`Encoder::encode_plain`] does with each field of a file's lines.
+#[derive(Debug, Clone)]
+pub struct LinePlan {
+    /// In file order.
+    fields: Vec<FieldUse>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FieldUse {
+    Skip,
+    Numeric { offset: usize },
+    Categorical { col: usize },
+    Label,
 }
 
 impl Encoder {
@@ -182,6 +202,89 @@ impl Encoder {
             }
         }
         Ok(())
+    }
+
+    /// The plan for lines of `fields` fields in which canonical column `c`
+    /// is field `perm[c]` (field `c` without `perm`); `label` is the
+    /// canonical label column.
+    pub fn line_plan(
+        &self,
+        fields: usize,
+        perm: Option<&[usize]>,
+        label: Option<usize>,
+    ) -> LinePlan {
+        let at = |c: usize| perm.map_or(c, |p| p[c]);
+        let mut uses = vec![FieldUse::Skip; fields];
+        for (col, c) in self.cols.iter().enumerate() {
+            uses[at(c.pos)] = match c.lookup {
+                None => FieldUse::Numeric { offset: c.offset },
+                Some(_) => FieldUse::Categorical { col },
+            };
+        }
+        if let Some(l) = label {
+            uses[at(l)] = FieldUse::Label;
+        }
+        LinePlan { fields: uses }
+    }
+
+    /// [`Encoder::encode`] straight from the bytes of a line without
+    /// quotes (`span` of `block`; fields end at commas): no split first,
+    /// and numbers read by [`scan_decimal`]. Returns the label field (empty
+    /// without one). `None`, with nothing counted, when the line is not that
+    /// simple (a field count off, a value that is not a finite number, a
+    /// space around a number): the caller then takes the general path, which
+    /// reads it or says what is wrong.
+    pub fn encode_plain<'d>(
+        &mut self,
+        plan: &LinePlan,
+        block: &'d [u8],
+        span: Range<usize>,
+        out: &mut [f32],
+    ) -> Option<&'d [u8]> {
+        self.unknown_seen.clear();
+        let (mut at, stop) = (span.start, span.end);
+        let mut label: &[u8] = &[];
+        for (k, &field) in plan.fields.iter().enumerate() {
+            let end = match field {
+                FieldUse::Numeric { offset } => {
+                    let (v, end) = plain_number(block, at, stop)?;
+                    out[offset] = v;
+                    end
+                }
+                FieldUse::Categorical { col } => {
+                    let end = field_end(block, at, stop);
+                    self.one_hot(col, &block[at..end], out);
+                    end
+                }
+                FieldUse::Label => {
+                    let end = field_end(block, at, stop);
+                    label = &block[at..end];
+                    end
+                }
+                FieldUse::Skip => field_end(block, at, stop),
+            };
+            let last = k + 1 == plan.fields.len();
+            if (last && end != stop) || (!last && (end >= stop || block[end] != b',')) {
+                return None;
+            }
+            at = end + 1;
+        }
+        for &col in &self.unknown_seen {
+            self.unknown[col] += 1;
+        }
+        Some(label)
+    }
+
+    /// Sets the one-hot slots of categorical column `col` for `value`.
+    fn one_hot(&mut self, col: usize, value: &[u8], out: &mut [f32]) {
+        let c = &self.cols[col];
+        let slots = &mut out[c.offset..=c.offset + c.unknown_slot];
+        slots.fill(0.0);
+        let known = c.lookup.as_ref().and_then(|m| m.get(value.trim_ascii()));
+        slots[known.copied().unwrap_or(c.unknown_slot)] = 1.0;
+        if known.is_none() {
+            self.unknown_seen.push(col);
+        }
     }
 
     /// Unknown categorical values met so far, by column name (non-zero only).
@@ -221,6 +324,29 @@ fn numeric(row: &Row, col: usize, field: &[u8]) -> std::result::Result<f32, BadR
             format!("{} is not a finite number", String::from_utf8_lossy(field)),
         )),
     }
+}
+
+/// The numeric field at `block[at..]` of a line ending at `stop`, and where
+/// it ends: a plain decimal, else the field up to its comma if it parses as
+/// a number finite in `f32`.
+#[inline]
+fn plain_number(block: &[u8], at: usize, stop: usize) -> Option<(f32, usize)> {
+    if let Some((v, end)) = scan_decimal(block, at) {
+        if end <= stop {
+            return Some((v as f32, end));
+        }
+    }
+    let end = field_end(block, at, stop);
+    match parse_number(&block[at..end]) {
+        Number::Finite(v) if (v as f32).is_finite() => Some((v as f32, end)),
+        _ => None,
+    }
+}
+
+/// The end of the field starting at `at` in a line ending at `stop`.
+#[inline]
+fn field_end(block: &[u8], at: usize, stop: usize) -> usize {
+    memchr::memchr(b',', &block[at..stop]).map_or(stop, |i| at + i)
 }
 
 /// FxHash (rustc's): a multiply-rotate hash, several times faster than the
@@ -367,6 +493,118 @@ mod tests {
         enc.encode(&r, &mut out).unwrap();
         assert_eq!(out, [8.0, 0.0, 1.0, 0.0]);
         assert_eq!(enc.unknown_counts(), [("proto".to_string(), 1)]);
+    }
+
+    /// Random lines of `extra,b,label,proto,a` mixing plain and awkward values.
+    fn awkward_lines(n: usize) -> String {
+        let numbers = [
+            "1",
+            "-2.5",
+            "0.125",
+            "+3",
+            "123456789",
+            "0.000000001",
+            "1e3",
+            " 7 ",
+            "",
+            "x",
+            "NaN",
+            "1.2.3",
+            "1e300",
+            "-",
+            ".5",
+            "12.",
+        ];
+        let protos = ["tcp", "udp", " tcp", "icmp", ""];
+        let labels = ["normal", "attack", " normal ", ""];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut pick = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut text = String::from("extra,b,label,proto,a\n");
+        for _ in 0..n {
+            let plain = pick(2) == 0;
+            let num = |k: usize| if plain { numbers[k % 4] } else { numbers[k] };
+            let mut fields = vec![
+                "id".to_string(),
+                num(pick(numbers.len())).to_string(),
+                labels[pick(labels.len())].to_string(),
+                protos[if plain { pick(2) } else { pick(protos.len()) }].to_string(),
+                num(pick(numbers.len())).to_string(),
+            ];
+            match pick(20) {
+                0 => fields.truncate(4),
+                1 => fields.push("more".into()),
+                _ => {}
+            }
+            text.push_str(&fields.join(","));
+            text.push_str(if pick(4) == 0 { "\r\n" } else { "\n" });
+        }
+        text
+    }
+
+    #[test]
+    fn plain_lines_encode_as_the_general_path_does() {
+        use crate::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock, Record};
+        use crate::ingest::csv::{field_text, TableInput};
+        let d = tempfile::tempdir().unwrap();
+        let mut src = source(&d, "t.csv", "a,proto,b\n1,tcp,2\n3,udp,4\n");
+        let schema = learn(&mut src);
+        let path = d.path().join("u.csv");
+        std::fs::write(&path, awkward_lines(5_000)).unwrap();
+        let mut reader = BlockReader::open(&[TableInput::Csv(path.clone())], None).unwrap();
+        let header = reader.header().to_vec();
+        let label = header.iter().position(|h| h == "label");
+        let mut fast = schema.bind(&header, &path).unwrap();
+        let mut general = fast.clone();
+        let (mut block, mut rows) = (RawBlock::default(), BlockRows::default());
+        let (mut plain_read, mut plain_lines) = (0, 0);
+        while reader.next_block(&mut block).unwrap() {
+            let plan = fast.line_plan(header.len(), block.perm.as_deref(), label);
+            rows.for_each(&block, &path, &header, |record| {
+                let Record::Plain(line) = record else {
+                    panic!("a block without quotes is split, not parsed")
+                };
+                let (mut a, mut b) = (vec![-1.0; schema.width()], vec![-2.0; schema.width()]);
+                let got = fast.encode_plain(&plan, line.block(), line.span(), &mut a);
+                let text = String::from_utf8_lossy(&line.block()[line.span()]).into_owned();
+                let f: Vec<&str> = text.split(',').collect();
+                let number = |v: &str| ["1", "-2.5", "0.125", "+3"].contains(&v);
+                let simple =
+                    f.len() == 5 && number(f[1]) && number(f[4]) && ["tcp", "udp"].contains(&f[3]);
+                assert!(got.is_some() || !simple, "{text}");
+                let row = line.into_row();
+                let want = row.as_ref().map_err(|_| ()).and_then(|r| {
+                    general.encode(r, &mut b).map_err(|_| ())?;
+                    Ok(r.text(label.unwrap()))
+                });
+                match got {
+                    Some(l) => {
+                        plain_read += 1;
+                        assert_eq!(want, Ok(field_text(l)), "{text}");
+                        assert_eq!(a, b, "{text}");
+                    }
+                    None => {
+                        // Whatever the fast path gives back, the general path reads.
+                        if let Ok(r) = &row {
+                            fast.encode(r, &mut a).ok();
+                        }
+                    }
+                }
+                plain_lines += usize::from(simple);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        // Half the lines are plain, and so is some of the rest.
+        assert!(
+            plain_lines > 2_000 && plain_read >= plain_lines,
+            "{plain_read} of {plain_lines}"
+        );
+        assert_eq!(fast.unknown_counts(), general.unknown_counts());
     }
 
     #[test]

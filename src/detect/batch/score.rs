@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use csv::ByteRecord;
 
 use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
-use crate::features::tabular::Encoder;
-use crate::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock};
-use crate::ingest::csv::{BadRow, Rejections, Row, TableInput};
+use crate::features::tabular::{Encoder, LinePlan};
+use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Record};
+use crate::ingest::csv::{field_text, BadRow, Rejections, Row, TableInput};
 use crate::model::bundle::Bundle;
 use crate::report::classification::ClassificationReport;
 use crate::report::explain::{format_top, Explainer};
@@ -144,7 +144,21 @@ impl<'a> Worker<'a> {
         let Worker {
             enc, rows, pending, ..
         } = self;
-        rows.for_each(block, path, sh.header, |row| {
+        // Predictions copy each row's fields: only plain scoring reads
+        // lines straight from the bytes.
+        let plan = (!sh.write)
+            .then(|| enc.line_plan(sh.header.len(), block.perm.as_deref(), sh.label_col));
+        rows.for_each(block, path, sh.header, |record| {
+            let row = match (record, &plan) {
+                (Record::Plain(line), Some(plan)) => {
+                    match push_plain(sh, enc, pending, plan, line, &mut s, &mut label_ids) {
+                        Ok(()) => Ok(None),
+                        Err(line) => line.into_row().map(Some),
+                    }
+                }
+                (Record::Plain(line), None) => line.into_row().map(Some),
+                (Record::Parsed(row), _) => row.map(Some),
+            };
             let row = match row {
                 Ok(row) => row,
                 Err(bad) => {
@@ -152,7 +166,11 @@ impl<'a> Worker<'a> {
                     return Ok(());
                 }
             };
-            if let Err(bad) = push_row(sh, enc, pending, &row, &mut s, &mut label_ids) {
+            let pushed = match row {
+                Some(row) => push_row(sh, enc, pending, &row, &mut s, &mut label_ids),
+                None => Ok(()),
+            };
+            if let Err(bad) = pushed {
                 s.bad.push(bad);
             } else if pending.labels.len() >= sh.batch_rows {
                 score(sh, enc.width(), pending, &mut s, &mut writer)?;
@@ -183,16 +201,9 @@ fn push_row(
         p.x.truncate(i * d);
         return Err(bad);
     }
-    let label = sh.label_col.map(|c| {
-        let text = row.text(c);
-        if let Some(&id) = label_ids.get(text.as_ref()) {
-            return id;
-        }
-        let id = s.label_names.len() as u32;
-        s.label_names.push(text.clone().into_owned());
-        label_ids.insert(text.into_owned(), id);
-        id
-    });
+    let label = sh
+        .label_col
+        .map(|c| block_label(&row.text(c), s, label_ids));
     p.labels.push(label);
     if sh.write {
         if p.records.len() <= i {
@@ -201,6 +212,42 @@ fn push_row(
         row.copy_into(&mut p.records[i]);
     }
     Ok(())
+}
+
+/// Encodes a plain line into the pending batch straight from its bytes;
+/// gives the line back when it needs the general path.
+fn push_plain<'a>(
+    sh: &Shared,
+    enc: &mut Encoder,
+    p: &mut Pending,
+    plan: &LinePlan,
+    line: PlainLine<'a>,
+    s: &mut Scored,
+    label_ids: &mut HashMap<String, u32>,
+) -> std::result::Result<(), PlainLine<'a>> {
+    let d = enc.width();
+    let i = p.labels.len();
+    p.x.resize((i + 1) * d, 0.0);
+    let Some(label) = enc.encode_plain(plan, line.block(), line.span(), &mut p.x[i * d..]) else {
+        p.x.truncate(i * d);
+        return Err(line);
+    };
+    let label = sh
+        .label_col
+        .map(|_| block_label(&field_text(label), s, label_ids));
+    p.labels.push(label);
+    Ok(())
+}
+
+/// The block-local id of label `text`.
+fn block_label(text: &str, s: &mut Scored, label_ids: &mut HashMap<String, u32>) -> u32 {
+    if let Some(&id) = label_ids.get(text) {
+        return id;
+    }
+    let id = s.label_names.len() as u32;
+    s.label_names.push(text.to_owned());
+    label_ids.insert(text.to_owned(), id);
+    id
 }
 
 /// Scales and scores the pending batch, records its results, formats its

@@ -11,6 +11,7 @@
 //! parser); others go through the csv parser.
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -351,49 +352,109 @@ pub struct BlockRows {
     record: ByteRecord,
 }
 
+/// One record of a block, as [`BlockRows::for_each`] hands it over.
+#[derive(Debug)]
+pub enum Record<'a> {
+    /// A line of a block without quotes: the caller may read its fields
+    /// straight from the bytes, or split it with [`PlainLine::into_row`].
+    Plain(PlainLine<'a>),
+    /// A record the csv parser read, or the reason it is malformed.
+    Parsed(std::result::Result<Row<'a>, BadRow>),
+}
+
+/// A non-empty line of a quote-free block: fields end at commas.
+#[derive(Debug)]
+pub struct PlainLine<'a> {
+    block: &'a [u8],
+    span: Range<usize>,
+    line: u64,
+    ends: &'a mut Vec<usize>,
+    path: &'a Path,
+    perm: Option<&'a [usize]>,
+    header: &'a [String],
+}
+
+impl<'a> PlainLine<'a> {
+    /// The whole block: bytes past the line may be read (and ignored) by
+    /// scanners that work 8 bytes at a time.
+    pub fn block(&self) -> &'a [u8] {
+        self.block
+    }
+
+    /// Where the line lies in [`PlainLine::block`] (without its line end).
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// Its 1-based line.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The line split into fields, or a ragged-row error.
+    pub fn into_row(self) -> std::result::Result<Row<'a>, BadRow> {
+        let text = &self.block[self.span];
+        self.ends.clear();
+        self.ends.extend(memchr::memchr_iter(b',', text));
+        self.ends.push(text.len());
+        if self.ends.len() != self.header.len() {
+            return Err(ragged(
+                self.path,
+                self.line,
+                self.ends.len(),
+                self.header.len(),
+            ));
+        }
+        Ok(Row {
+            file: self.path,
+            line: self.line,
+            fields: Fields::Split {
+                line: text,
+                ends: self.ends,
+            },
+            perm: self.perm,
+            header: self.header,
+        })
+    }
+}
+
 impl BlockRows {
-    /// Calls `f` with each row of `block` (or the reason it is malformed),
-    /// in order; `path` and `header` are the block's file and the columns.
-    /// Stops at the first error `f` returns.
+    /// Calls `f` with each record of `block`, in order; `path` and `header`
+    /// are the block's file and the columns. Stops at the first error `f`
+    /// returns.
     pub fn for_each<E>(
         &mut self,
         block: &RawBlock,
         path: &Path,
         header: &[String],
-        mut f: impl FnMut(std::result::Result<Row<'_>, BadRow>) -> std::result::Result<(), E>,
+        mut f: impl FnMut(Record<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        let perm = block.perm.as_deref();
         if !splittable(&block.data) {
             return self.parse(block, path, header, f);
         }
         let data = &block.data[..];
         let (mut start, mut line) = (0, block.first_line);
         for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
-            let text = &data[start.min(end)..end];
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let stop = if end > start && data[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            let span = start.min(stop)..stop;
             let this = line;
             (start, line) = (end + 1, line + 1);
-            if text.is_empty() {
+            if span.is_empty() {
                 continue;
             }
-            self.ends.clear();
-            self.ends.extend(memchr::memchr_iter(b',', text));
-            self.ends.push(text.len());
-            let row = if self.ends.len() == header.len() {
-                Ok(Row {
-                    file: path,
-                    line: this,
-                    fields: Fields::Split {
-                        line: text,
-                        ends: &self.ends,
-                    },
-                    perm,
-                    header,
-                })
-            } else {
-                Err(ragged(path, this, self.ends.len(), header.len()))
-            };
-            f(row)?;
+            f(Record::Plain(PlainLine {
+                block: data,
+                span,
+                line: this,
+                ends: &mut self.ends,
+                path,
+                perm: block.perm.as_deref(),
+                header,
+            }))?;
         }
         Ok(())
     }
@@ -404,7 +465,7 @@ impl BlockRows {
         block: &RawBlock,
         path: &Path,
         header: &[String],
-        mut f: impl FnMut(std::result::Result<Row<'_>, BadRow>) -> std::result::Result<(), E>,
+        mut f: impl FnMut(Record<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -424,7 +485,7 @@ impl BlockRows {
             } else {
                 Err(ragged(path, line, self.record.len(), header.len()))
             };
-            f(row)?;
+            f(Record::Parsed(row))?;
         }
         Ok(())
     }
@@ -451,6 +512,10 @@ mod tests {
             let path = reader.files()[block.file].clone();
             parser
                 .for_each(&block, &path, &header, |r| {
+                    let r = match r {
+                        Record::Plain(line) => line.into_row(),
+                        Record::Parsed(row) => row,
+                    };
                     out.push(match r {
                         Ok(r) => Ok((
                             r.line,
