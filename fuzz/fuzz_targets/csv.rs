@@ -1,11 +1,12 @@
 //! CSV ingest: the streaming reader, schema learning and row encoding; and
-//! the block reader of parallel scoring, which must read the same rows.
+//! the block reader of parallel scoring, which must read the same rows, and
+//! its fused encoding of plain lines, which must encode them the same.
 #![no_main]
 
 use std::io::Write;
 
-use floodwatch::features::tabular::SchemaBuilder;
-use floodwatch::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock};
+use floodwatch::features::tabular::{Schema, SchemaBuilder};
+use floodwatch::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock, Record};
 use floodwatch::ingest::csv::{CsvSource, TableInput};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    plain_lines_encode_alike(&path, &schema);
     assert_eq!(
         by_blocks(&path),
         by_records(&path),
@@ -91,6 +93,10 @@ fn by_blocks(path: &std::path::Path) -> Rows {
     while rows.len() < MAX_ROWS && reader.next_block(&mut block).ok()? {
         parser
             .for_each(&block, path, &header, |r| {
+                let r = match r {
+                    Record::Plain(line) => line.into_row(),
+                    Record::Parsed(row) => row,
+                };
                 rows.push(
                     r.ok()
                         .map(|r| (0..header.len()).map(|c| r.get(c).to_vec()).collect()),
@@ -101,6 +107,44 @@ fn by_blocks(path: &std::path::Path) -> Rows {
     }
     rows.truncate(MAX_ROWS);
     Some(rows)
+}
+
+/// Every plain line the fused path encodes, the general path encodes the same.
+fn plain_lines_encode_alike(path: &std::path::Path, schema: &Schema) {
+    let Ok(mut reader) = BlockReader::open(&[TableInput::Csv(path.to_owned())], None) else {
+        return;
+    };
+    let header = reader.header().to_vec();
+    let (Ok(mut fast), Ok(mut general)) = (schema.bind(&header, path), schema.bind(&header, path))
+    else {
+        return;
+    };
+    let (mut block, mut parser) = (RawBlock::default(), BlockRows::default());
+    let (mut a, mut b) = (vec![0f32; fast.width()], vec![0f32; fast.width()]);
+    while let Ok(true) = reader.next_block(&mut block) {
+        let plan = fast.line_plan(header.len(), block.perm.as_deref(), None);
+        let _ = parser.for_each(&block, path, &header, |r| {
+            if let Record::Plain(line) = r {
+                let got = fast.encode_plain(&plan, line.block(), line.span(), &mut a);
+                let row = line.into_row();
+                if got.is_some() {
+                    let want = row
+                        .map_err(|_| ())
+                        .and_then(|r| general.encode(&r, &mut b).map_err(|_| ()));
+                    assert!(
+                        want.is_ok(),
+                        "fused path read a line the general path rejects"
+                    );
+                    assert_eq!(
+                        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "fused and general encodings differ"
+                    );
+                }
+            }
+            Ok::<(), ()>(())
+        });
+    }
 }
 
 fn tempfile_in_tmp() -> std::io::Result<(std::path::PathBuf, std::fs::File)> {

@@ -333,7 +333,7 @@ fn numeric(row: &Row, col: usize, field: &[u8]) -> std::result::Result<f32, BadR
 fn plain_number(block: &[u8], at: usize, stop: usize) -> Option<(f32, usize)> {
     if let Some((v, end)) = scan_decimal(block, at) {
         if end <= stop {
-            return Some((v as f32, end));
+            return Some((v.to_f32(), end));
         }
     }
     let end = field_end(block, at, stop);

@@ -701,19 +701,56 @@ fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// A decimal read by [`scan_decimal`]: `mant / 10^decimals`, negated with
+/// `neg`; both parts exact (at most 14 digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    mant: u64,
+    decimals: usize,
+    neg: bool,
+}
+
+impl Decimal {
+    /// The nearest `f64` (Clinger: one correctly rounded division of exact
+    /// operands), as the standard parser gives. The sign is set, not
+    /// branched on (see [`scan_decimal`]).
+    #[inline]
+    pub fn to_f64(self) -> f64 {
+        let v = self.mant as f64 / POW10[self.decimals];
+        f64::from_bits(v.to_bits() | u64::from(self.neg) << 63)
+    }
+
+    /// The nearest `f32`, equal to `to_f64() as f32`: when both operands are
+    /// exact in `f32`, one `f32` division is correctly rounded, and rounding
+    /// a quotient to `f64` first cannot change that (53 >= 2 * 24 + 2 bits:
+    /// double rounding is innocuous for division). The scoring path needs
+    /// `f32`, and this division is the cheaper.
+    #[inline]
+    pub fn to_f32(self) -> f32 {
+        if self.mant >= 1 << 24 || self.decimals > 10 {
+            return self.to_f64() as f32;
+        }
+        let v = self.mant as u32 as f32 / POW10_F32[self.decimals];
+        f32::from_bits(v.to_bits() | u32::from(self.neg) << 31)
+    }
+}
+
+/// Powers of ten exact in `f32` (5^10 < 2^24).
+const POW10_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+
 /// A plain decimal (as [`parse_plain_decimal`] reads) starting at
-/// `data[at]` and running to the first byte that cannot continue it: its
-/// value and where it ends. The fused scoring path reads fields with it
-/// instead of splitting first, eight bytes at a time, so the cost of a field
-/// does not grow digit by digit. `None` where a part has 8 digits or more or
-/// lies within 8 bytes of the end of `data` (the caller takes the general path).
+/// `data[at]` and running to the first byte that cannot continue it, and
+/// where it ends. The fused scoring path reads fields with it instead of
+/// splitting first, eight bytes at a time, so the cost of a field does not
+/// grow digit by digit. `None` where a part has 8 digits or more or lies
+/// within 8 bytes of the end of `data` (the caller takes the general path).
 #[inline]
-pub fn scan_decimal(data: &[u8], at: usize) -> Option<(f64, usize)> {
-    let (neg, mut i) = match data.get(at) {
-        Some(b'-') => (true, at + 1),
-        Some(b'+') => (false, at + 1),
-        _ => (false, at),
-    };
+pub fn scan_decimal(data: &[u8], at: usize) -> Option<(Decimal, usize)> {
+    // No branch on the sign: signs vary from row to row, and a mispredicted
+    // branch costs more than the rest of the field.
+    let first = *data.get(at)?;
+    let neg = first == b'-';
+    let mut i = at + usize::from(neg || first == b'+');
     let (int, n) = swar_digits(data, i)?;
     i += n;
     let (mant, decimals) = if data.get(i) == Some(&b'.') {
@@ -726,9 +763,12 @@ pub fn scan_decimal(data: &[u8], at: usize) -> Option<(f64, usize)> {
     if n + decimals == 0 {
         return None;
     }
-    // At most 14 digits: an exact mantissa, as in `parse_plain_decimal`.
-    let v = mant as f64 / POW10[decimals];
-    Some((if neg { -v } else { v }, i))
+    let d = Decimal {
+        mant,
+        decimals,
+        neg,
+    };
+    Some((d, i))
 }
 
 /// Powers of ten below 10^8, for [`scan_decimal`]'s mantissas.
@@ -918,7 +958,14 @@ mod tests {
     /// `field` followed by `next` and padding, scanned from its start.
     fn scan(field: &str, next: &str) -> Option<(f64, usize)> {
         let data = format!("{field}{next}________");
-        scan_decimal(data.as_bytes(), 0)
+        let (d, end) = scan_decimal(data.as_bytes(), 0)?;
+        // The f32 shortcut is the rounding of the f64 value.
+        assert_eq!(
+            d.to_f32().to_bits(),
+            (d.to_f64() as f32).to_bits(),
+            "{field}"
+        );
+        Some((d.to_f64(), end))
     }
 
     #[test]
@@ -965,6 +1012,22 @@ mod tests {
     }
 
     #[test]
+    fn f32_division_is_the_rounded_f64_one() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let d = Decimal {
+                mant: x % (1 << 24),
+                decimals: (x >> 40) as usize % 11,
+                neg: x >> 63 == 1,
+            };
+            assert_eq!(d.to_f32().to_bits(), (d.to_f64() as f32).to_bits(), "{d:?}");
+        }
+    }
+
+    #[test]
     fn scan_decimal_leaves_the_rest_to_the_general_path() {
         // Not a number at all.
         for c in ["", "-", "+", ".", "-.", "x1", " 1", "nan"] {
@@ -974,9 +1037,9 @@ mod tests {
         assert_eq!(scan("12345678", ","), None);
         assert_eq!(scan("1.12345678", ","), None);
         // Fewer than 8 readable bytes.
-        assert_eq!(scan_decimal(b"12,3456", 0), None);
-        assert_eq!(scan_decimal(b"1.5", 0), None);
-        assert_eq!(scan_decimal(b"1", usize::MAX), None);
+        assert!(scan_decimal(b"12,3456", 0).is_none());
+        assert!(scan_decimal(b"1.5", 0).is_none());
+        assert!(scan_decimal(b"1", usize::MAX).is_none());
         // Where a number stops short of its field is the caller's to judge.
         assert_eq!(scan("1.2.3", ","), Some((1.2, 3)));
     }
