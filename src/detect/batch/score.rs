@@ -139,7 +139,7 @@ impl<'a> Worker<'a> {
             .get(block.file)
             .map_or(Path::new("-"), PathBuf::as_path);
         let mut s = Scored::default();
-        let mut label_ids: HashMap<String, u32> = HashMap::new();
+        let mut label_ids = BlockLabels::default();
         let mut writer = csv::Writer::from_writer(Vec::new());
         let Worker {
             enc, rows, pending, ..
@@ -192,7 +192,7 @@ fn push_row(
     p: &mut Pending,
     row: &Row,
     s: &mut Scored,
-    label_ids: &mut HashMap<String, u32>,
+    label_ids: &mut BlockLabels,
 ) -> std::result::Result<(), BadRow> {
     let d = enc.width();
     let i = p.labels.len();
@@ -201,9 +201,7 @@ fn push_row(
         p.x.truncate(i * d);
         return Err(bad);
     }
-    let label = sh
-        .label_col
-        .map(|c| block_label(&row.text(c), s, label_ids));
+    let label = sh.label_col.map(|c| label_ids.of_text(&row.text(c), s));
     p.labels.push(label);
     if sh.write {
         if p.records.len() <= i {
@@ -223,7 +221,7 @@ fn push_plain<'a>(
     plan: &LinePlan,
     line: PlainLine<'a>,
     s: &mut Scored,
-    label_ids: &mut HashMap<String, u32>,
+    label_ids: &mut BlockLabels,
 ) -> std::result::Result<(), PlainLine<'a>> {
     let d = enc.width();
     let i = p.labels.len();
@@ -232,22 +230,42 @@ fn push_plain<'a>(
         p.x.truncate(i * d);
         return Err(line);
     };
-    let label = sh
-        .label_col
-        .map(|_| block_label(&field_text(label), s, label_ids));
+    let label = sh.label_col.map(|_| label_ids.of_bytes(label, s));
     p.labels.push(label);
     Ok(())
 }
 
-/// The block-local id of label `text`.
-fn block_label(text: &str, s: &mut Scored, label_ids: &mut HashMap<String, u32>) -> u32 {
-    if let Some(&id) = label_ids.get(text) {
-        return id;
+/// Block-local label ids, the names going into [`Scored::label_names`].
+#[derive(Default)]
+struct BlockLabels {
+    ids: HashMap<String, u32>,
+    /// The last label field read from bytes: runs of rows share a label.
+    last: Option<(Vec<u8>, u32)>,
+}
+
+impl BlockLabels {
+    /// The id of label `text`.
+    fn of_text(&mut self, text: &str, s: &mut Scored) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = s.label_names.len() as u32;
+        s.label_names.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
     }
-    let id = s.label_names.len() as u32;
-    s.label_names.push(text.to_owned());
-    label_ids.insert(text.to_owned(), id);
-    id
+
+    /// The id of a label field, read as [`Row::text`] reads it.
+    fn of_bytes(&mut self, field: &[u8], s: &mut Scored) -> u32 {
+        match &self.last {
+            Some((bytes, id)) if bytes == field => *id,
+            _ => {
+                let id = self.of_text(&field_text(field), s);
+                self.last = Some((field.to_vec(), id));
+                id
+            }
+        }
+    }
 }
 
 /// Scales and scores the pending batch, records its results, formats its
