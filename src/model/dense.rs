@@ -10,7 +10,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{fast_tanh, gemm, Op};
+use super::kernel::{self, gemm, LayerT, Op, ROW_ALIGN};
+use super::simd::Level;
 
 /// Activation of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,11 +26,7 @@ pub enum Activation {
 
 impl Activation {
     fn apply(self, z: &mut [f32]) {
-        match self {
-            Activation::Linear => {}
-            Activation::Tanh => z.iter_mut().for_each(|v| *v = fast_tanh(*v)),
-            Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-        }
+        kernel::activate(Level::detect(), self, z);
     }
 
     /// Multiplies `grad` by the derivative, expressed through the output `a`.
@@ -255,12 +252,162 @@ impl Network {
         ws.delta = delta;
     }
 
+    /// Mean squared difference between each of `rows` rows of `x` and its
+    /// image through the network (whose output is as wide as its input),
+    /// into `out[..rows]`, by the inference kernels: one record gives the
+    /// same bits alone as in a batch.
+    ///
+    /// # Panics
+    /// If `x` or `out` is shorter than `rows` rows, or the output and input
+    /// widths differ.
+    pub fn mean_squared_errors(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
+        self.mean_squared_errors_at(Level::detect(), x, rows, ws, out);
+    }
+
+    fn mean_squared_errors_at(
+        &self,
+        level: Level,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
+        let d = self.input_dim();
+        assert_eq!(self.layers.last().map(|l| l.output), Some(d), "widths");
+        let out = &mut out[..rows];
+        if rows < ROW_PATH_MAX {
+            for (row, s) in x.chunks_exact(d).zip(out) {
+                let recon = self.forward_row(level, row, self.depth(), ws);
+                let sum = row.iter().zip(recon).fold(0.0f32, |acc, (a, b)| {
+                    let e = a - b;
+                    acc + e * e
+                });
+                *s = sum / d as f32;
+            }
+            return;
+        }
+        let stride = self.forward_t(level, x, rows, self.depth(), ws);
+        kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, out);
+    }
+
+    /// Output of the first `upto` layers for `rows` rows of `x` (row-major,
+    /// `rows x width(upto - 1)`) by the inference kernels: the values of
+    /// [`Network::forward`] up to rounding, and the same bits for a record
+    /// alone as in a batch.
+    ///
+    /// # Panics
+    /// If `x` is shorter than `rows` rows or `upto` is not in `1..=depth`.
+    pub fn predict<'w>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        self.predict_at(Level::detect(), x, rows, upto, ws)
+    }
+
+    fn predict_at<'w>(
+        &self,
+        level: Level,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        let width = self.layers[upto - 1].output;
+        let mut out = std::mem::take(&mut ws.out);
+        out.clear();
+        if rows < ROW_PATH_MAX {
+            for row in x.chunks_exact(self.input_dim()).take(rows) {
+                out.extend_from_slice(self.forward_row(level, row, upto, ws));
+            }
+        } else {
+            let stride = self.forward_t(level, x, rows, upto, ws);
+            out.resize(rows * width, 0.0);
+            for (j, lanes) in ws.ping.chunks_exact(stride).take(width).enumerate() {
+                for (r, &v) in lanes[..rows].iter().enumerate() {
+                    out[r * width + j] = v;
+                }
+            }
+        }
+        ws.out = out;
+        &ws.out
+    }
+
+    /// One record through the first `upto` layers; returns the output.
+    fn forward_row<'w>(
+        &self,
+        level: Level,
+        x: &[f32],
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        let mut width = self.input_dim();
+        for (l, layer) in self.layers[..upto].iter().enumerate() {
+            if ws.pong.len() < layer.output {
+                ws.pong.resize(layer.output, 0.0);
+            }
+            let input = if l == 0 { x } else { &ws.ping[..width] };
+            kernel::layer_row(
+                level,
+                input,
+                &layer.weights,
+                &layer.bias,
+                layer.activation,
+                &mut ws.pong,
+            );
+            std::mem::swap(&mut ws.ping, &mut ws.pong);
+            width = layer.output;
+        }
+        &ws.ping[..width]
+    }
+
+    /// `rows` rows of `x` through the first `upto` layers as a transposed
+    /// batch: leaves the input in `ws.xt` and the output in `ws.ping`
+    /// (`width x stride`); returns the stride.
+    fn forward_t(
+        &self,
+        level: Level,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &mut Workspace,
+    ) -> usize {
+        let stride = rows.next_multiple_of(ROW_ALIGN);
+        kernel::transpose_into(x, rows, self.input_dim(), stride, &mut ws.xt);
+        for (l, layer) in self.layers[..upto].iter().enumerate() {
+            let xt = if l == 0 { &ws.xt } else { &ws.ping };
+            ws.pong.resize(layer.output * stride, 0.0);
+            let op = LayerT {
+                xt,
+                stride,
+                w: &layer.weights,
+                bias: &layer.bias,
+                act: layer.activation,
+            };
+            kernel::layer_t(level, &op, &mut ws.pong);
+            std::mem::swap(&mut ws.ping, &mut ws.pong);
+        }
+        stride
+    }
+
     fn params_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
         self.layers
             .iter_mut()
             .flat_map(|l| [&mut l.weights, &mut l.bias])
     }
 }
+
+/// Batches smaller than this run record by record at inference: a transposed
+/// batch computes whole lane groups.
+const ROW_PATH_MAX: usize = 4;
 
 fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) {
     out.fill(0.0);
@@ -276,6 +423,11 @@ pub struct Workspace {
     acts: Vec<Vec<f32>>,
     delta: Vec<f32>,
     back: Vec<f32>,
+    /// Inference: the transposed input, two layer outputs, the result.
+    xt: Vec<f32>,
+    ping: Vec<f32>,
+    pong: Vec<f32>,
+    out: Vec<f32>,
 }
 
 impl Workspace {

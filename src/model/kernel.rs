@@ -1,9 +1,22 @@
 //! The numeric kernels under the dense networks: a safe wrapper around
-//! `matrixmultiply::sgemm` and a fast `tanh`.
+//! `matrixmultiply::sgemm` (training), a fast `tanh`, and the inference
+//! kernels, each compiled per [`Level`] by [`multiversion!`].
 //!
 //! Measured on this project's autoencoder, `tanh` from libm costs more than
 //! the matrix products; the rational approximation below (Eigen's, accurate
 //! to a few float ulps) vectorises and removes that bottleneck.
+//!
+//! Inference works on *transposed* batches (one row per feature, one lane per
+//! record): a layer is then a sum of input rows scaled by broadcast weights,
+//! read straight from the stored `input x output` matrix (nothing repacked),
+//! no lane is wasted on widths that are not a multiple of the vector, and
+//! bias and activation are applied while the outputs are still in registers.
+//! Each output is `b + x_0 w_0 + x_1 w_1 + ...` accumulated in input order
+//! (fused multiply-adds where the CPU has FMA) by the batched and the
+//! one-row kernel alike, so both give the same bits.
+
+use super::dense::Activation;
+use super::simd::{madd, multiversion, Level};
 
 /// How an operand of [`gemm`] is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,37 +78,383 @@ pub fn gemm(
     }
 }
 
+/// Coefficients of [`fast_tanh`], shared with its vector forms.
+mod tanh13 {
+    /// Beyond this bound tanh rounds to +-1 in f32.
+    pub const CLAMP: f32 = 7.905_311;
+    /// Numerator, odd powers 1 to 13.
+    pub const A: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    /// Denominator, even powers 0 to 6.
+    pub const B: [f32; 4] = [4.893_525e-3, 2.268_434_7e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+}
+
 /// `tanh` by a 13/6 rational approximation, exact to about 1e-7 absolute.
 #[inline]
 pub fn fast_tanh(x: f32) -> f32 {
-    // Beyond this bound tanh rounds to +-1 in f32.
-    const CLAMP: f32 = 7.905_311;
-    const A1: f32 = 4.893_524_6e-3;
-    const A3: f32 = 6.372_619e-4;
-    const A5: f32 = 1.485_722_4e-5;
-    const A7: f32 = 5.122_297e-8;
-    const A9: f32 = -8.604_672e-11;
-    const A11: f32 = 2.000_188e-13;
-    const A13: f32 = -2.760_768_5e-16;
-    const B0: f32 = 4.893_525e-3;
-    const B2: f32 = 2.268_434_7e-3;
-    const B4: f32 = 1.185_347_1e-4;
-    const B6: f32 = 1.198_258_4e-6;
+    use tanh13::{A, B, CLAMP};
     // Plain `*` and `+`, not `mul_add`: without a target FMA feature,
-    // `mul_add` is a slow library call.
+    // `mul_add` is a slow library call, and the vector forms must give the
+    // same bits.
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    let p = x2 * A13 + A11;
-    let p = x2 * p + A9;
-    let p = x2 * p + A7;
-    let p = x2 * p + A5;
-    let p = x2 * p + A3;
-    let p = x2 * p + A1;
-    let q = x2 * B6 + B4;
-    let q = x2 * q + B2;
-    let q = x2 * q + B0;
+    let p = x2 * A[6] + A[5];
+    let p = x2 * p + A[4];
+    let p = x2 * p + A[3];
+    let p = x2 * p + A[2];
+    let p = x2 * p + A[1];
+    let p = x2 * p + A[0];
+    let q = x2 * B[3] + B[2];
+    let q = x2 * q + B[1];
+    let q = x2 * q + B[0];
     x * p / q
 }
+
+/// Records per lane group of a transposed batch: strides are multiples of it,
+/// so that every [`Level`]'s vectors tile them.
+pub const ROW_ALIGN: usize = 16;
+
+/// `max(v, 0)`, written so that every level gives the same bits (NaN and
+/// -0 give +0, as `maxps` does).
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// Applies `act` to every element of `z`.
+#[inline(always)]
+fn activate_body(act: Activation, z: &mut [f32]) {
+    match act {
+        Activation::Linear => {}
+        Activation::Tanh => z.iter_mut().for_each(|v| *v = fast_tanh(*v)),
+        Activation::Relu => z.iter_mut().for_each(|v| *v = relu(*v)),
+    }
+}
+
+multiversion! {
+    elementwise pub fn activate(act: Activation, z: &mut [f32]) = activate_body;
+}
+
+/// Copies `rows` rows of `x` (row-major, `cols` wide) into `xt` as `cols`
+/// rows of `stride` lanes, zeroing the lanes past `rows`.
+pub fn transpose_into(x: &[f32], rows: usize, cols: usize, stride: usize, xt: &mut Vec<f32>) {
+    assert!(x.len() >= rows * cols && stride >= rows);
+    xt.clear();
+    xt.resize(cols * stride, 0.0);
+    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            xt[j * stride + r] = v;
+        }
+    }
+}
+
+/// `out[r] = mean_j (a[j][r] - b[j][r])^2` over the `d` first rows of two
+/// transposed batches, summed in feature order.
+#[inline(always)]
+fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (aj, bj) in a.chunks_exact(stride).zip(b.chunks_exact(stride)).take(d) {
+        for ((s, x), y) in out.iter_mut().zip(aj).zip(bj) {
+            let e = x - y;
+            *s += e * e;
+        }
+    }
+    out.iter_mut().for_each(|s| *s /= d as f32);
+}
+
+multiversion! {
+    elementwise pub fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
+}
+
+/// One dense layer of one record: `out = act(bias + x w)` with `w` stored
+/// `x.len() x bias.len()`.
+#[inline(always)]
+fn layer_row_body<const FMA: bool>(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out: &mut [f32],
+) {
+    let n = bias.len();
+    let out = &mut out[..n];
+    out.copy_from_slice(bias);
+    for (&xk, wk) in x.iter().zip(w.chunks_exact(n)) {
+        for (o, &wkj) in out.iter_mut().zip(wk) {
+            *o = madd::<FMA>(xk, wkj, *o);
+        }
+    }
+    activate_body(act, out);
+}
+
+multiversion! {
+    fused pub fn layer_row(x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) = layer_row_body;
+}
+
+/// The operands of one dense layer on a transposed batch: `xt` holds the
+/// `k` inputs as rows of `stride` lanes (a multiple of [`ROW_ALIGN`]), `w` is
+/// `k x n` with `n = bias.len()`.
+pub struct LayerT<'a> {
+    /// Transposed input, `k x stride`.
+    pub xt: &'a [f32],
+    /// Lanes per row of `xt` and of the output.
+    pub stride: usize,
+    /// Weights, `k x n`, row-major.
+    pub w: &'a [f32],
+    /// Bias, `n`.
+    pub bias: &'a [f32],
+    /// Activation.
+    pub act: Activation,
+}
+
+/// Writes the layer's `n` outputs to `out_t` as rows of `stride` lanes.
+///
+/// # Panics
+/// If a slice is shorter than the shapes say: a programming error.
+pub fn layer_t(level: Level, l: &LayerT, out_t: &mut [f32]) {
+    let n = l.bias.len();
+    assert!(n > 0 && l.stride % ROW_ALIGN == 0);
+    assert!(l.xt.len() >= l.w.len() / n * l.stride && out_t.len() >= n * l.stride);
+    #[cfg(target_arch = "x86_64")]
+    match level.min(Level::detect()) {
+        Level::Avx512 => {
+            #[allow(unsafe_code)]
+            // SAFETY: `Level::detect` found AVX-512F on this CPU.
+            return unsafe { avx512::layer_t(l, out_t) };
+        }
+        Level::Avx2 => {
+            #[allow(unsafe_code)]
+            // SAFETY: `Level::detect` found AVX2 and FMA on this CPU.
+            return unsafe { avx2::layer_t(l, out_t) };
+        }
+        Level::Portable => {}
+    }
+    let _ = level;
+    layer_t_portable(l, out_t);
+}
+
+/// [`layer_t`] without vector registers to tile: slabs of lanes small enough
+/// to stay in L1, updated a weight at a time (the loops vectorise).
+fn layer_t_portable(l: &LayerT, out_t: &mut [f32]) {
+    const SLAB: usize = 64;
+    let n = l.bias.len();
+    for r0 in (0..l.stride).step_by(SLAB) {
+        let r1 = (r0 + SLAB).min(l.stride);
+        for (o, &b) in out_t.chunks_exact_mut(l.stride).zip(l.bias) {
+            o[r0..r1].fill(b);
+        }
+        for (xk, wk) in l.xt.chunks_exact(l.stride).zip(l.w.chunks_exact(n)) {
+            let xk = &xk[r0..r1];
+            for (o, &wkj) in out_t.chunks_exact_mut(l.stride).zip(wk) {
+                for (o, &x) in o[r0..r1].iter_mut().zip(xk) {
+                    *o = madd::<false>(x, wkj, *o);
+                }
+            }
+        }
+        for o in out_t.chunks_exact_mut(l.stride).take(n) {
+            activate_body(l.act, &mut o[r0..r1]);
+        }
+    }
+}
+
+/// [`layer_t`] for one x86-64 vector width: register tiles of `RV` vectors
+/// of records x `C` outputs (then 4, 2, 1 outputs for the rest), each output
+/// accumulated with FMA in input order, bias first, activation applied in
+/// registers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! vector_layer {
+    ($module:ident, $features:literal, $v:ident, $lanes:literal, $rv:literal, $c:literal,
+     $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident, $add:ident, $mul:ident,
+     $div:ident, $min:ident, $max:ident, $zero:ident) => {
+        mod $module {
+            use super::{tanh13, Activation, LayerT};
+            use std::arch::x86_64::*;
+
+            const L: usize = $lanes;
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn load(s: &[f32]) -> $v {
+                let s = &s[..L];
+                #[allow(unsafe_code)]
+                // SAFETY: `s` holds L floats; the load is unaligned.
+                unsafe {
+                    $loadu(s.as_ptr())
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn store(v: $v, s: &mut [f32]) {
+                let s = &mut s[..L];
+                #[allow(unsafe_code)]
+                // SAFETY: `s` holds L floats; the store is unaligned.
+                unsafe {
+                    $storeu(s.as_mut_ptr(), v)
+                }
+            }
+
+            /// [`super::fast_tanh`] lane by lane, with the same operations.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn tanh(x: $v) -> $v {
+                use tanh13::{A, B, CLAMP};
+                // `min(C, x)` keeps a NaN x, as `f32::clamp` does.
+                let x = $max($set1(-CLAMP), $min($set1(CLAMP), x));
+                let x2 = $mul(x, x);
+                let step = |p: $v, c: f32| $add($mul(x2, p), $set1(c));
+                let p = step($set1(A[6]), A[5]);
+                let p = step(p, A[4]);
+                let p = step(p, A[3]);
+                let p = step(p, A[2]);
+                let p = step(p, A[1]);
+                let p = step(p, A[0]);
+                let q = step($set1(B[3]), B[2]);
+                let q = step(q, B[1]);
+                let q = step(q, B[0]);
+                $div($mul(x, p), q)
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn activate(act: Activation, v: $v) -> $v {
+                match act {
+                    Activation::Linear => v,
+                    Activation::Tanh => tanh(v),
+                    // NaN and -0 give +0, as `super::relu`.
+                    Activation::Relu => $max(v, $zero()),
+                }
+            }
+
+            /// Outputs `j0..j0 + C` of records `r0..r0 + RV * L`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn tile<const RV: usize, const C: usize>(
+                l: &LayerT,
+                r0: usize,
+                j0: usize,
+                out_t: &mut [f32],
+            ) {
+                let n = l.bias.len();
+                let bias = &l.bias[j0..j0 + C];
+                let mut acc = [[$zero(); RV]; C];
+                for c in 0..C {
+                    acc[c] = [$set1(bias[c]); RV];
+                }
+                for (xk, wk) in l.xt.chunks_exact(l.stride).zip(l.w.chunks_exact(n)) {
+                    let x = &xk[r0..r0 + RV * L];
+                    let wk = &wk[j0..j0 + C];
+                    let mut xv = [$zero(); RV];
+                    for v in 0..RV {
+                        xv[v] = load(&x[v * L..]);
+                    }
+                    for c in 0..C {
+                        let w = $set1(wk[c]);
+                        for v in 0..RV {
+                            acc[c][v] = $fmadd(xv[v], w, acc[c][v]);
+                        }
+                    }
+                }
+                for c in 0..C {
+                    let row = &mut out_t[(j0 + c) * l.stride + r0..][..RV * L];
+                    for v in 0..RV {
+                        store(activate(l.act, acc[c][v]), &mut row[v * L..]);
+                    }
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn columns<const RV: usize>(l: &LayerT, r0: usize, out_t: &mut [f32]) {
+                let n = l.bias.len();
+                let mut j = 0;
+                while j + $c <= n {
+                    tile::<RV, $c>(l, r0, j, out_t);
+                    j += $c;
+                }
+                if n - j >= 4 {
+                    tile::<RV, 4>(l, r0, j, out_t);
+                    j += 4;
+                }
+                if n - j >= 2 {
+                    tile::<RV, 2>(l, r0, j, out_t);
+                    j += 2;
+                }
+                if j < n {
+                    tile::<RV, 1>(l, r0, j, out_t);
+                }
+            }
+
+            /// [`super::layer_t`] with these vectors.
+            #[target_feature(enable = $features)]
+            pub fn layer_t(l: &LayerT, out_t: &mut [f32]) {
+                let vecs = l.stride / L;
+                let mut v = 0;
+                while v + $rv <= vecs {
+                    columns::<$rv>(l, v * L, out_t);
+                    v += $rv;
+                }
+                while v < vecs {
+                    columns::<1>(l, v * L, out_t);
+                    v += 1;
+                }
+            }
+        }
+    };
+}
+
+// 16 vector registers: 2 x 4 accumulators plus operands.
+#[cfg(target_arch = "x86_64")]
+vector_layer!(
+    avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    2,
+    4,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_mul_ps,
+    _mm256_div_ps,
+    _mm256_min_ps,
+    _mm256_max_ps,
+    _mm256_setzero_ps
+);
+
+// 32 vector registers: 2 x 8 accumulators plus operands.
+#[cfg(target_arch = "x86_64")]
+vector_layer!(
+    avx512,
+    "avx512f",
+    __m512,
+    16,
+    2,
+    8,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_mul_ps,
+    _mm512_div_ps,
+    _mm512_min_ps,
+    _mm512_max_ps,
+    _mm512_setzero_ps
+);
 
 #[cfg(test)]
 mod tests {

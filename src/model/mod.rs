@@ -6,6 +6,7 @@ pub(crate) mod classic;
 pub mod dense;
 pub mod iforest;
 mod kernel;
+pub(crate) mod simd;
 pub mod kitnet;
 pub mod lof;
 pub mod logistic;
