@@ -10,7 +10,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{self, gemm, LayerT, Op, ROW_ALIGN};
+use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
 use super::simd::Level;
 
 /// Activation of a layer.
@@ -281,25 +281,26 @@ impl Network {
         let d = self.input_dim();
         assert_eq!(self.layers.last().map(|l| l.output), Some(d), "widths");
         let out = &mut out[..rows];
-        if rows < ROW_PATH_MAX {
-            for (row, s) in x.chunks_exact(d).zip(out) {
-                let recon = self.forward_row(level, row, self.depth(), ws);
-                let sum = row.iter().zip(recon).fold(0.0f32, |acc, (a, b)| {
-                    let e = a - b;
-                    acc + e * e
-                });
-                *s = sum / d as f32;
-            }
+        if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
+            let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
+            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, out);
             return;
         }
-        let stride = self.forward_t(level, x, rows, self.depth(), ws);
-        kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, out);
+        let recon = self.predict_at(level, x, rows, self.depth(), ws);
+        for ((row, r), s) in x.chunks_exact(d).zip(recon.chunks_exact(d)).zip(out) {
+            // Feature order from 0, as `kernel::mse_t`.
+            let sum = row.iter().zip(r).fold(0.0f32, |acc, (a, b)| {
+                let e = a - b;
+                acc + e * e
+            });
+            *s = sum / d as f32;
+        }
     }
 
     /// Output of the first `upto` layers for `rows` rows of `x` (row-major,
     /// `rows x width(upto - 1)`) by the inference kernels: the values of
-    /// [`Network::forward`] up to rounding, and the same bits for a record
-    /// alone as in a batch.
+    /// [`Network::forward`] up to rounding. Where the CPU runs the tiled
+    /// kernels, a record gives the same bits alone as in a batch.
     ///
     /// # Panics
     /// If `x` is shorter than `rows` rows or `upto` is not in `1..=depth`.
@@ -322,18 +323,25 @@ impl Network {
         ws: &'w mut Workspace,
     ) -> &'w [f32] {
         let width = self.layers[upto - 1].output;
+        let tiles = Tiles::new(level);
+        if rows >= ROW_PATH_MAX && tiles.is_none() {
+            return &self.forward(x, rows, upto, ws)[..rows * width];
+        }
         let mut out = std::mem::take(&mut ws.out);
         out.clear();
-        if rows < ROW_PATH_MAX {
-            for row in x.chunks_exact(self.input_dim()).take(rows) {
-                out.extend_from_slice(self.forward_row(level, row, upto, ws));
+        match tiles.filter(|_| rows >= ROW_PATH_MAX) {
+            Some(tiles) => {
+                let stride = self.forward_t(tiles, x, rows, upto, ws);
+                out.resize(rows * width, 0.0);
+                for (j, lanes) in ws.ping.chunks_exact(stride).take(width).enumerate() {
+                    for (r, &v) in lanes[..rows].iter().enumerate() {
+                        out[r * width + j] = v;
+                    }
+                }
             }
-        } else {
-            let stride = self.forward_t(level, x, rows, upto, ws);
-            out.resize(rows * width, 0.0);
-            for (j, lanes) in ws.ping.chunks_exact(stride).take(width).enumerate() {
-                for (r, &v) in lanes[..rows].iter().enumerate() {
-                    out[r * width + j] = v;
+            None => {
+                for row in x.chunks_exact(self.input_dim()).take(rows) {
+                    out.extend_from_slice(self.forward_row(level, row, upto, ws));
                 }
             }
         }
@@ -374,7 +382,7 @@ impl Network {
     /// (`width x stride`); returns the stride.
     fn forward_t(
         &self,
-        level: Level,
+        tiles: Tiles,
         x: &[f32],
         rows: usize,
         upto: usize,
@@ -392,7 +400,7 @@ impl Network {
                 bias: &layer.bias,
                 act: layer.activation,
             };
-            kernel::layer_t(level, &op, &mut ws.pong);
+            tiles.layer(&op, &mut ws.pong);
             std::mem::swap(&mut ws.ping, &mut ws.pong);
         }
         stride
@@ -598,6 +606,71 @@ mod tests {
             let got = net.forward(row, 1, net.depth(), &mut ws);
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn inference_matches_the_gemm_path_at_every_level() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let acts = [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Linear,
+        ];
+        for sizes in [[40, 100, 50, 17, 40], [3, 1, 33, 8, 3], [9, 16, 5, 31, 9]] {
+            let net = Network::new(&sizes, &acts, &mut rng);
+            let d = sizes[0];
+            for rows in [1, 3, 17, 300] {
+                let x: Vec<f32> = (0..rows * d).map(|_| rng.random_range(-0.5..1.5)).collect();
+                let want = net
+                    .forward(&x, rows, net.depth(), &mut Workspace::default())
+                    .to_vec();
+                for level in Level::supported() {
+                    let mut ws = Workspace::default();
+                    for upto in [2, net.depth()] {
+                        let got = net.predict_at(level, &x, rows, upto, &mut ws).to_vec();
+                        let mut gemm_ws = Workspace::default();
+                        let exp = net.forward(&x, rows, upto, &mut gemm_ws);
+                        assert_eq!(got.len(), exp.len());
+                        for (g, e) in got.iter().zip(exp) {
+                            assert!((g - e).abs() < 1e-5, "{level:?} {sizes:?} {rows}: {g} {e}");
+                        }
+                    }
+                    let mut mse = vec![0.0; rows];
+                    net.mean_squared_errors_at(level, &x, rows, &mut ws, &mut mse);
+                    for ((s, row), r) in mse.iter().zip(x.chunks(d)).zip(want.chunks(d)) {
+                        let e: f32 =
+                            row.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / d as f32;
+                        assert!((s - e).abs() < 1e-5 * (1.0 + e), "{level:?}: {s} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_scores_the_same_alone_and_in_a_batch() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let net = Network::new(&[21, 30, 7, 21], &acts, &mut rng);
+        let x: Vec<f32> = (0..50 * 21).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for level in Level::supported() {
+            let mut ws = Workspace::default();
+            let mut batch = vec![0.0; 50];
+            net.mean_squared_errors_at(level, &x, 50, &mut ws, &mut batch);
+            let recon = net.predict_at(level, &x, 50, net.depth(), &mut ws).to_vec();
+            for (r, row) in x.chunks(21).enumerate().step_by(7) {
+                let mut one = [0.0];
+                net.mean_squared_errors_at(level, row, 1, &mut ws, &mut one);
+                let alone = net.predict_at(level, row, 1, net.depth(), &mut ws);
+                if Tiles::new(level).is_some() {
+                    assert_eq!(one[0].to_bits(), batch[r].to_bits(), "{level:?} row {r}");
+                    assert_eq!(alone, &recon[r * 21..][..21], "{level:?} row {r}");
+                } else {
+                    assert!((one[0] - batch[r]).abs() < 1e-6, "{level:?} row {r}");
+                }
             }
         }
     }

@@ -218,52 +218,60 @@ pub struct LayerT<'a> {
     pub act: Activation,
 }
 
-/// Writes the layer's `n` outputs to `out_t` as rows of `stride` lanes.
-///
-/// # Panics
-/// If a slice is shorter than the shapes say: a programming error.
-pub fn layer_t(level: Level, l: &LayerT, out_t: &mut [f32]) {
-    let n = l.bias.len();
-    assert!(n > 0 && l.stride % ROW_ALIGN == 0);
-    assert!(l.xt.len() >= l.w.len() / n * l.stride && out_t.len() >= n * l.stride);
+/// Proof that this CPU runs a register-tiled [`Tiles::layer`] kernel, which
+/// beats the sgemm path only where vectors are wide enough.
+#[derive(Debug, Clone, Copy)]
+pub struct Tiles(TileIsa);
+
+/// The instruction sets with a tiled kernel (none off x86-64).
+#[derive(Debug, Clone, Copy)]
+enum TileIsa {
     #[cfg(target_arch = "x86_64")]
-    match level.min(Level::detect()) {
-        Level::Avx512 => {
-            #[allow(unsafe_code)]
-            // SAFETY: `Level::detect` found AVX-512F on this CPU.
-            return unsafe { avx512::layer_t(l, out_t) };
-        }
-        Level::Avx2 => {
-            #[allow(unsafe_code)]
-            // SAFETY: `Level::detect` found AVX2 and FMA on this CPU.
-            return unsafe { avx2::layer_t(l, out_t) };
-        }
-        Level::Portable => {}
-    }
-    let _ = level;
-    layer_t_portable(l, out_t);
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
 }
 
-/// [`layer_t`] without vector registers to tile: slabs of lanes small enough
-/// to stay in L1, updated a weight at a time (the loops vectorise).
-fn layer_t_portable(l: &LayerT, out_t: &mut [f32]) {
-    const SLAB: usize = 64;
-    let n = l.bias.len();
-    for r0 in (0..l.stride).step_by(SLAB) {
-        let r1 = (r0 + SLAB).min(l.stride);
-        for (o, &b) in out_t.chunks_exact_mut(l.stride).zip(l.bias) {
-            o[r0..r1].fill(b);
+impl Tiles {
+    /// The tiled kernel for `level` (lowered to what the CPU runs), if any.
+    pub fn new(level: Level) -> Option<Tiles> {
+        match level.min(Level::detect()) {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Some(Tiles(TileIsa::Avx512)),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Some(Tiles(TileIsa::Avx2)),
+            _ => None,
         }
-        for (xk, wk) in l.xt.chunks_exact(l.stride).zip(l.w.chunks_exact(n)) {
-            let xk = &xk[r0..r1];
-            for (o, &wkj) in out_t.chunks_exact_mut(l.stride).zip(wk) {
-                for (o, &x) in o[r0..r1].iter_mut().zip(xk) {
-                    *o = madd::<false>(x, wkj, *o);
+    }
+
+    /// One dense layer of a transposed batch: writes the `n` outputs to
+    /// `out_t` as rows of `l.stride` lanes.
+    ///
+    /// # Panics
+    /// If a slice is shorter than the shapes say: a programming error.
+    pub fn layer(self, l: &LayerT, out_t: &mut [f32]) {
+        let n = l.bias.len();
+        assert!(n > 0 && l.stride % ROW_ALIGN == 0);
+        assert!(l.xt.len() >= l.w.len() / n * l.stride && out_t.len() >= n * l.stride);
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx512 => {
+                #[allow(unsafe_code)]
+                // SAFETY: `Tiles::new` chose AVX-512 after `Level::detect`
+                // found AVX-512F on this CPU.
+                unsafe {
+                    avx512::layer_t(l, out_t)
                 }
             }
-        }
-        for o in out_t.chunks_exact_mut(l.stride).take(n) {
-            activate_body(l.act, &mut o[r0..r1]);
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx2 => {
+                #[allow(unsafe_code)]
+                // SAFETY: `Tiles::new` chose AVX2 after `Level::detect`
+                // found AVX2 and FMA on this CPU.
+                unsafe {
+                    avx2::layer_t(l, out_t)
+                }
+            }
         }
     }
 }
@@ -459,6 +467,154 @@ vector_layer!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random values with the awkward ones mixed in.
+    fn awkward(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let special = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -7.905_311,
+            f32::MIN_POSITIVE,
+        ];
+        (0..len)
+            .map(|i| match i % 11 {
+                3 => special[(i / 11) % special.len()],
+                _ => rng.random_range(-12.0..12.0),
+            })
+            .collect()
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[test]
+    fn elementwise_levels_agree_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        for len in [0, 1, 7, 8, 17, 33, 1000] {
+            let x = awkward(len, &mut rng);
+            for act in acts {
+                let mut want = x.clone();
+                activate(Level::Portable, act, &mut want);
+                for level in Level::supported() {
+                    let mut got = x.clone();
+                    activate(level, act, &mut got);
+                    assert!(same_bits(&got, &want), "{act:?} {level:?} len {len}");
+                }
+            }
+            let mut scalar = x.clone();
+            scalar.iter_mut().for_each(|v| *v = fast_tanh(*v));
+            let mut tanh = x.clone();
+            activate(Level::detect(), Activation::Tanh, &mut tanh);
+            assert!(same_bits(&tanh, &scalar));
+        }
+    }
+
+    #[test]
+    fn mse_levels_agree_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for (d, stride) in [(1, 16), (3, 32), (40, 48), (7, 304)] {
+            let a = awkward(d * stride, &mut rng);
+            let b: Vec<f32> = (0..d * stride).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut want = vec![0.0; stride];
+            mse_t(Level::Portable, &a, &b, d, stride, &mut want);
+            // Lane r is the mean over features, in feature order.
+            let r = 5 % stride;
+            let sum = (0..d).fold(0.0f32, |s, j| {
+                let e = a[j * stride + r] - b[j * stride + r];
+                s + e * e
+            });
+            assert_eq!(want[r].to_bits(), (sum / d as f32).to_bits());
+            for level in Level::supported() {
+                let mut got = vec![0.0; stride];
+                mse_t(level, &a, &b, d, stride, &mut got);
+                assert!(same_bits(&got, &want), "{level:?} d {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_pads_with_zeros() {
+        let x: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let mut xt = vec![9.0; 3];
+        transpose_into(&x, 2, 3, 4, &mut xt);
+        assert_eq!(xt, [0., 3., 0., 0., 1., 4., 0., 0., 2., 5., 0., 0.]);
+    }
+
+    /// `act(b + x w)` in f64, for `rows` records of `xt` (`k x stride`).
+    fn reference(l: &LayerT, rows: usize) -> Vec<f64> {
+        let n = l.bias.len();
+        let k = l.w.len() / n;
+        let mut out = vec![0.0; n * rows];
+        for j in 0..n {
+            for r in 0..rows {
+                let z = (0..k).fold(l.bias[j] as f64, |s, p| {
+                    s + l.xt[p * l.stride + r] as f64 * l.w[p * n + j] as f64
+                });
+                out[j * rows + r] = match l.act {
+                    Activation::Linear => z,
+                    Activation::Tanh => z.tanh(),
+                    Activation::Relu => z.max(0.0),
+                };
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tiled_layer_matches_the_reference_and_the_row_kernel() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let levels: Vec<(Level, Tiles)> = Level::supported()
+            .into_iter()
+            .filter_map(|l| Tiles::new(l).map(|t| (l, t)))
+            .collect();
+        if levels.is_empty() {
+            eprintln!("skipping: this CPU runs no tiled kernel");
+            return;
+        }
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        for (i, (k, n, rows)) in [(1, 1, 1usize), (5, 3, 3), (40, 17, 17), (13, 50, 300), (100, 40, 33)]
+            .into_iter()
+            .enumerate()
+        {
+            let stride = rows.next_multiple_of(ROW_ALIGN);
+            let xt: Vec<f32> = (0..k * stride).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            let l = LayerT {
+                xt: &xt,
+                stride,
+                w: &w,
+                bias: &bias,
+                act: acts[i % 3],
+            };
+            let want = reference(&l, rows);
+            for &(level, tiles) in &levels {
+                let mut out = vec![f32::NAN; n * stride];
+                tiles.layer(&l, &mut out);
+                let mut row = vec![0.0; n];
+                let mut x = vec![0.0; k];
+                for r in 0..rows {
+                    (0..k).for_each(|p| x[p] = xt[p * stride + r]);
+                    layer_row(level, &x, &w, &bias, l.act, &mut row);
+                    for j in 0..n {
+                        let got = out[j * stride + r];
+                        let err = (got as f64 - want[j * rows + r]).abs();
+                        assert!(err < 1e-5, "{level:?} k {k} n {n} r {r} j {j}: {err}");
+                        assert_eq!(got.to_bits(), row[j].to_bits(), "{level:?} one row");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn fast_tanh_matches_libm() {
