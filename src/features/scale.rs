@@ -252,7 +252,12 @@ struct MinMax {
 #[inline(always)]
 fn min_max_body(x: &mut [f32], m: &MinMax) {
     for row in x.chunks_exact_mut(m.lo.len()) {
-        let cols = row.iter_mut().zip(&m.lo).zip(&m.span).zip(&m.min).zip(&m.max);
+        let cols = row
+            .iter_mut()
+            .zip(&m.lo)
+            .zip(&m.span)
+            .zip(&m.min)
+            .zip(&m.max);
         for ((((v, &lo), &span), &min), &max) in cols {
             // `f32::clamp` without its bound check (NaN stays NaN).
             let c = if *v < min {
@@ -338,13 +343,32 @@ mod tests {
             5,
             4,
             vec![
-                0., 5., 1., 1.0, 99., 5., 0., 1e6, 9., 5., 1., 2.0, 50., 5., 0., 3.0, 7., 5., 1., 1.5,
+                0., 5., 1., 1.0, 99., 5., 0., 1e6, 9., 5., 1., 2.0, 50., 5., 0., 3.0, 7., 5., 1.,
+                1.5,
             ],
         )
         .unwrap();
         let test = vec![
-            49.5, 5.0, 1.0, 1e5, -3.0, 6.0, 0.0, -2.0, f32::NAN, f32::INFINITY, 0.5, f32::NAN,
-            -0.0, 5.0, f32::NEG_INFINITY, 1e9, 1e30, 4.0, 1.0, 2.5,
+            49.5,
+            5.0,
+            1.0,
+            1e5,
+            -3.0,
+            6.0,
+            0.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            0.5,
+            f32::NAN,
+            -0.0,
+            5.0,
+            f32::NEG_INFINITY,
+            1e9,
+            1e30,
+            4.0,
+            1.0,
+            2.5,
         ];
         for name in ["minmax", "minmax-clip", "log-minmax", "log-minmax-clip"] {
             let params: ScalerParams = name.parse().unwrap();
@@ -354,7 +378,11 @@ mod tests {
             for level in Level::supported() {
                 let mut m = Matrix::from_vec(5, 4, test.clone()).unwrap();
                 s.transform_at(level, &mut m);
-                let same = m.as_slice().iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                let same = m
+                    .as_slice()
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{name} {level:?}: {:?} vs {want:?}", m.as_slice());
             }
         }

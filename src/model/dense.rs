@@ -6,6 +6,11 @@
 //! (a few thousand weights): a framework's per-call overhead would dominate,
 //! and this keeps the build light. `tests::gradient_matches_finite_differences`
 //! guards the backpropagation.
+//!
+//! Inference ([`Network::predict`], [`Network::mean_squared_errors`]) runs
+//! the register-tiled kernels of `kernel::Tiles` where the CPU has them
+//! (AVX2 + FMA, AVX-512), which neither repack the weights nor take separate
+//! passes for bias and activation; elsewhere it falls back to the sgemm path.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -260,13 +265,7 @@ impl Network {
     /// # Panics
     /// If `x` or `out` is shorter than `rows` rows, or the output and input
     /// widths differ.
-    pub fn mean_squared_errors(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut Workspace,
-        out: &mut [f32],
-    ) {
+    pub fn mean_squared_errors(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
         self.mean_squared_errors_at(Level::detect(), x, rows, ws, out);
     }
 
@@ -641,8 +640,12 @@ mod tests {
                     let mut mse = vec![0.0; rows];
                     net.mean_squared_errors_at(level, &x, rows, &mut ws, &mut mse);
                     for ((s, row), r) in mse.iter().zip(x.chunks(d)).zip(want.chunks(d)) {
-                        let e: f32 =
-                            row.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / d as f32;
+                        let e: f32 = row
+                            .iter()
+                            .zip(r)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>()
+                            / d as f32;
                         assert!((s - e).abs() < 1e-5 * (1.0 + e), "{level:?}: {s} vs {e}");
                     }
                 }

@@ -6,11 +6,11 @@ pub(crate) mod classic;
 pub mod dense;
 pub mod iforest;
 mod kernel;
-pub(crate) mod simd;
 pub mod kitnet;
 pub mod lof;
 pub mod logistic;
 pub mod ocsvm;
+pub(crate) mod simd;
 pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};

@@ -55,6 +55,7 @@ impl Level {
     }
 
     /// Every level this CPU runs, worst first (for tests comparing them).
+    #[cfg(test)]
     pub fn supported() -> Vec<Level> {
         [Level::Portable, Level::Avx2, Level::Avx512]
             .into_iter()
