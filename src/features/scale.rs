@@ -273,7 +273,7 @@ fn min_max_body(x: &mut [f32], m: &MinMax) {
 }
 
 multiversion! {
-    elementwise fn min_max(x: &mut [f32], m: &MinMax) = min_max_body;
+    fn min_max(x: &mut [f32], m: &MinMax) = min_max_body;
 }
 
 #[cfg(test)]

@@ -143,15 +143,17 @@ fn activate_body(act: Activation, z: &mut [f32]) {
 }
 
 multiversion! {
-    elementwise pub fn activate(act: Activation, z: &mut [f32]) = activate_body;
+    pub fn activate(act: Activation, z: &mut [f32]) = activate_body;
 }
 
 /// Copies `rows` rows of `x` (row-major, `cols` wide) into `xt` as `cols`
 /// rows of `stride` lanes, zeroing the lanes past `rows`.
 pub fn transpose_into(x: &[f32], rows: usize, cols: usize, stride: usize, xt: &mut Vec<f32>) {
     assert!(x.len() >= rows * cols && stride >= rows);
-    xt.clear();
     xt.resize(cols * stride, 0.0);
+    for lanes in xt.chunks_exact_mut(stride) {
+        lanes[rows..].fill(0.0);
+    }
     for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
         for (j, &v) in row.iter().enumerate() {
             xt[j * stride + r] = v;
@@ -174,19 +176,13 @@ fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) {
 }
 
 multiversion! {
-    elementwise pub fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
+    pub fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
 }
 
-/// One dense layer of one record: `out = act(bias + x w)` with `w` stored
-/// `x.len() x bias.len()`.
+/// `out = bias + x w` for one record, `w` stored `x.len() x bias.len()`,
+/// each output accumulated in input order ([`madd`]).
 #[inline(always)]
-fn layer_row_body<const FMA: bool>(
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    act: Activation,
-    out: &mut [f32],
-) {
+fn dot_row<const FMA: bool>(x: &[f32], w: &[f32], bias: &[f32], out: &mut [f32]) {
     let n = bias.len();
     let out = &mut out[..n];
     out.copy_from_slice(bias);
@@ -195,11 +191,29 @@ fn layer_row_body<const FMA: bool>(
             *o = madd::<FMA>(xk, wkj, *o);
         }
     }
-    activate_body(act, out);
 }
 
-multiversion! {
-    fused pub fn layer_row(x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) = layer_row_body;
+/// One dense layer of one record: `out = act(bias + x w)`. Where `level`
+/// has [`Tiles`], the same bits as [`Tiles::layer`] gives the record in a
+/// batch.
+///
+/// # Panics
+/// If `out` is shorter than `bias`.
+pub fn layer_row(
+    level: Level,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out: &mut [f32],
+) {
+    match Tiles::new(level) {
+        Some(tiles) => tiles.row(x, w, bias, act, out),
+        None => {
+            dot_row::<false>(x, w, bias, out);
+            activate_body(act, &mut out[..bias.len()]);
+        }
+    }
 }
 
 /// The operands of one dense layer on a transposed batch: `xt` holds the
@@ -244,6 +258,29 @@ impl Tiles {
         }
     }
 
+    /// [`layer_row`] with this kernel's sums and activation.
+    fn row(self, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
+        assert!(out.len() >= bias.len());
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx512 => {
+                #[allow(unsafe_code)]
+                // SAFETY: as in `Tiles::layer`.
+                unsafe {
+                    avx512::layer_row(x, w, bias, act, out)
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx2 => {
+                #[allow(unsafe_code)]
+                // SAFETY: as in `Tiles::layer`.
+                unsafe {
+                    avx2::layer_row(x, w, bias, act, out)
+                }
+            }
+        }
+    }
+
     /// One dense layer of a transposed batch: writes the `n` outputs to
     /// `out_t` as rows of `l.stride` lanes.
     ///
@@ -283,8 +320,8 @@ impl Tiles {
 #[cfg(target_arch = "x86_64")]
 macro_rules! vector_layer {
     ($module:ident, $features:literal, $v:ident, $lanes:literal, $rv:literal, $c:literal,
-     $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident, $add:ident, $mul:ident,
-     $div:ident, $min:ident, $max:ident, $zero:ident) => {
+     $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $mul:ident,
+     $rcp:ident, $min:ident, $max:ident, $zero:ident) => {
         mod $module {
             use super::{tanh13, Activation, LayerT};
             use std::arch::x86_64::*;
@@ -314,7 +351,9 @@ macro_rules! vector_layer {
                 }
             }
 
-            /// [`super::fast_tanh`] lane by lane, with the same operations.
+            /// [`super::fast_tanh`] lane by lane, with FMA, and the
+            /// division (slow: a quarter of the kernel) by a reciprocal
+            /// estimate refined by one Newton step.
             #[target_feature(enable = $features)]
             #[inline]
             fn tanh(x: $v) -> $v {
@@ -322,7 +361,7 @@ macro_rules! vector_layer {
                 // `min(C, x)` keeps a NaN x, as `f32::clamp` does.
                 let x = $max($set1(-CLAMP), $min($set1(CLAMP), x));
                 let x2 = $mul(x, x);
-                let step = |p: $v, c: f32| $add($mul(x2, p), $set1(c));
+                let step = |p: $v, c: f32| $fmadd(x2, p, $set1(c));
                 let p = step($set1(A[6]), A[5]);
                 let p = step(p, A[4]);
                 let p = step(p, A[3]);
@@ -332,7 +371,10 @@ macro_rules! vector_layer {
                 let q = step($set1(B[3]), B[2]);
                 let q = step(q, B[1]);
                 let q = step(q, B[0]);
-                $div($mul(x, p), q)
+                // q >= B[0] > 0: the estimate is finite.
+                let r = $rcp(q);
+                let r = $fmadd(r, $fnmadd(q, r, $set1(1.0)), r);
+                $mul($mul(x, p), r)
             }
 
             #[target_feature(enable = $features)]
@@ -410,6 +452,25 @@ macro_rules! vector_layer {
                 }
             }
 
+            /// [`super::layer_row`] with these vectors: the sums and
+            /// activation of [`tile`], so a record gives the same bits alone.
+            #[target_feature(enable = $features)]
+            pub fn layer_row(x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
+                let out = &mut out[..bias.len()];
+                super::dot_row::<true>(x, w, bias, out);
+                let mut chunks = out.chunks_exact_mut(L);
+                for c in &mut chunks {
+                    store(activate(act, load(c)), c);
+                }
+                let rest = chunks.into_remainder();
+                if !rest.is_empty() {
+                    let mut t = [0.0f32; L];
+                    t[..rest.len()].copy_from_slice(rest);
+                    store(activate(act, load(&t)), &mut t);
+                    rest.copy_from_slice(&t[..rest.len()]);
+                }
+            }
+
             /// [`super::Tiles::layer`] with these vectors.
             #[target_feature(enable = $features)]
             pub fn layer_t(l: &LayerT, out_t: &mut [f32]) {
@@ -442,9 +503,9 @@ vector_layer!(
     _mm256_storeu_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps,
-    _mm256_add_ps,
+    _mm256_fnmadd_ps,
     _mm256_mul_ps,
-    _mm256_div_ps,
+    _mm256_rcp_ps,
     _mm256_min_ps,
     _mm256_max_ps,
     _mm256_setzero_ps
@@ -464,9 +525,9 @@ vector_layer!(
     _mm512_storeu_ps,
     _mm512_set1_ps,
     _mm512_fmadd_ps,
-    _mm512_add_ps,
+    _mm512_fnmadd_ps,
     _mm512_mul_ps,
-    _mm512_div_ps,
+    _mm512_rcp14_ps,
     _mm512_min_ps,
     _mm512_max_ps,
     _mm512_setzero_ps
@@ -631,6 +692,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tiled_tanh_matches_libm() {
+        // One input of weight 1: the outputs are tanh(bias).
+        let bias: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 / 1000.0).collect();
+        let w = vec![0.0; bias.len()];
+        let mut out = vec![0.0; bias.len()];
+        for level in Level::supported() {
+            layer_row(level, &[1.0], &w, &bias, Activation::Tanh, &mut out);
+            let worst = out
+                .iter()
+                .zip(&bias)
+                .map(|(t, b)| (t - b.tanh()).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 2e-6, "{level:?}: max error {worst}");
+        }
+        let mut nan = [0.0; 3];
+        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        layer_row(
+            Level::detect(),
+            &[1.0],
+            &[0.0; 3],
+            &special,
+            Activation::Tanh,
+            &mut nan,
+        );
+        assert!(nan[0].is_nan() && (nan[1] - 1.0).abs() < 1e-6 && nan[2] == -nan[1]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! 4-wide (SSE2). [`multiversion!`] compiles one safe loop body several
 //! times, with AVX-512 and with AVX2 + FMA enabled, and calls the best one the
 //! CPU supports ([`Level::detect`], checked once per process); every other
-//! target gets the portable build of the same body.
+//! target gets the portable build of the same body. The fused kernels of
+//! `kernel::Tiles` use the same detection.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -77,29 +78,20 @@ pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// Defines `fn $name(level: Level, args...)` calling `$body` compiled for
-/// `level` (lowered to what the CPU supports).
-///
-/// `elementwise` bodies take no generic parameters and must give the same
-/// bits at every level (no `mul_add`). `fused` bodies take
-/// `<const FMA: bool>`: whether `a * b + c` may be fused ([`madd`]).
+/// `level` (lowered to what the CPU supports). The body must give the same
+/// bits at every level: no `mul_add`, whose rounding differs with FMA.
 macro_rules! multiversion {
-    (@call elementwise $body:ident $fma:literal ($($arg:ident),*)) => {
-        $body($($arg),*)
-    };
-    (@call fused $body:ident $fma:literal ($($arg:ident),*)) => {
-        $body::<$fma>($($arg),*)
-    };
-    ($kind:ident $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
+    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
         $vis fn $name(level: $crate::model::simd::Level, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    $crate::model::simd::multiversion!(@call $kind $body true ($($arg),*))
+                    $body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $crate::model::simd::multiversion!(@call $kind $body true ($($arg),*))
+                    $body($($arg),*)
                 }
                 match level.min($crate::model::simd::Level::detect()) {
                     $crate::model::simd::Level::Avx512 => {
@@ -118,7 +110,7 @@ macro_rules! multiversion {
                 }
             }
             let _ = level;
-            $crate::model::simd::multiversion!(@call $kind $body false ($($arg),*))
+            $body($($arg),*)
         }
     };
 }
