@@ -206,7 +206,9 @@ impl Scaler {
                 row[j] = self.features[j].apply(row[j], self.params.clip);
             }
         }
-        min_max(level, x.as_mut_slice(), &lanes);
+        // At most AVX2: on 40-column rows, 16-lane vectors leave an 8-column
+        // tail per row (measured 35 us against 27 us per 4096 rows).
+        min_max(level.min(Level::Avx2), x.as_mut_slice(), &lanes);
     }
 
     /// Per-column operands of [`min_max`], and the columns it must leave
