@@ -259,8 +259,8 @@ impl Network {
 
     /// Mean squared difference between each of `rows` rows of `x` and its
     /// image through the network (whose output is as wide as its input),
-    /// into `out[..rows]`, by the inference kernels: one record gives the
-    /// same bits alone as in a batch.
+    /// into `out[..rows]`, by the inference kernels. Where the CPU runs the
+    /// tiled kernels, a record gives the same bits alone as in a batch.
     ///
     /// # Panics
     /// If `x` or `out` is shorter than `rows` rows, or the output and input

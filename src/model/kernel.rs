@@ -1,19 +1,24 @@
 //! The numeric kernels under the dense networks: a safe wrapper around
-//! `matrixmultiply::sgemm` (training), a fast `tanh`, and the inference
-//! kernels, each compiled per [`Level`] by [`multiversion!`].
+//! `matrixmultiply::sgemm` (training), a fast `tanh`, elementwise loops
+//! compiled per [`Level`] by [`multiversion!`], and the register-tiled
+//! inference kernels of [`Tiles`].
 //!
 //! Measured on this project's autoencoder, `tanh` from libm costs more than
 //! the matrix products; the rational approximation below (Eigen's, accurate
 //! to a few float ulps) vectorises and removes that bottleneck.
 //!
-//! Inference works on *transposed* batches (one row per feature, one lane per
-//! record): a layer is then a sum of input rows scaled by broadcast weights,
-//! read straight from the stored `input x output` matrix (nothing repacked),
-//! no lane is wasted on widths that are not a multiple of the vector, and
-//! bias and activation are applied while the outputs are still in registers.
-//! Each output is `b + x_0 w_0 + x_1 w_1 + ...` accumulated in input order
-//! (fused multiply-adds where the CPU has FMA) by the batched and the
-//! one-row kernel alike, so both give the same bits.
+//! The tiled kernels (AVX2 + FMA, AVX-512) work on *transposed* batches (one
+//! row per feature, one lane per record): a layer is then a sum of input rows
+//! scaled by broadcast weights, read straight from the stored
+//! `input x output` matrix (nothing repacked), no lane is wasted on widths
+//! that are not a multiple of the vector, and bias and activation are applied
+//! while the outputs are still in registers. Each output is
+//! `b + x_0 w_0 + x_1 w_1 + ...` accumulated in input order with fused
+//! multiply-adds, by the batched and the one-record kernel alike, so a
+//! record gives the same bits alone as in a batch. Measured on the default
+//! autoencoder (40 features), 4096 rows score in 1.26 ms with AVX-512
+//! against 2.7 ms through sgemm (`cargo bench --bench autoencoder`); with
+//! AVX2, 2.1 ms against 2.95 ms.
 
 use super::dense::Activation;
 use super::simd::{madd, multiversion, Level};
@@ -259,6 +264,7 @@ impl Tiles {
     }
 
     /// [`layer_row`] with this kernel's sums and activation.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn row(self, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
         assert!(out.len() >= bias.len());
         match self.0 {
@@ -352,8 +358,8 @@ macro_rules! vector_layer {
             }
 
             /// [`super::fast_tanh`] lane by lane, with FMA, and the
-            /// division (slow: a quarter of the kernel) by a reciprocal
-            /// estimate refined by one Newton step.
+            /// division by a reciprocal estimate refined by one Newton step
+            /// (the divider is slow: the kernel measured 16% faster).
             #[target_feature(enable = $features)]
             #[inline]
             fn tanh(x: $v) -> $v {
