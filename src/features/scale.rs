@@ -30,6 +30,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::simd::{multiversion, Level};
 use crate::{Error, Matrix, Result};
 
 /// How numeric features are scaled.
@@ -183,13 +184,98 @@ impl Scaler {
         }
     }
 
-    /// Scales every row in place.
+    /// Scales every row in place: the bits of [`Scaler::transform_row`],
+    /// vectorised for the CPU (min-max columns in one pass, then `log1p` and
+    /// constant columns one by one).
     pub fn transform(&self, x: &mut Matrix) {
-        let d = self.features.len().max(1);
+        self.transform_at(Level::detect(), x);
+    }
+
+    fn transform_at(&self, level: Level, x: &mut Matrix) {
+        let d = self.features.len();
+        if d == 0 || x.cols() != d {
+            // Zero-width rows, or a mismatch `transform_row` reports.
+            x.as_mut_slice()
+                .chunks_exact_mut(d.max(1))
+                .for_each(|row| self.transform_row(row));
+            return;
+        }
+        let (lanes, special) = self.lanes();
         for row in x.as_mut_slice().chunks_exact_mut(d) {
-            self.transform_row(row);
+            for &j in &special {
+                row[j] = self.features[j].apply(row[j], self.params.clip);
+            }
+        }
+        // At most AVX2: on 40-column rows, 16-lane vectors leave an 8-column
+        // tail per row (measured 35 us against 27 us per 4096 rows).
+        min_max(level.min(Level::Avx2), x.as_mut_slice(), &lanes);
+    }
+
+    /// Per-column operands of [`min_max`], and the columns it must leave
+    /// alone (`log1p`, constant), which get identity operands.
+    fn lanes(&self) -> (MinMax, Vec<usize>) {
+        let d = self.features.len();
+        let mut m = MinMax {
+            lo: vec![0.0; d],
+            span: vec![1.0; d],
+            min: vec![f32::NEG_INFINITY; d],
+            max: vec![f32::INFINITY; d],
+        };
+        let mut special = Vec::new();
+        for (j, f) in self.features.iter().enumerate() {
+            if f.pass {
+                continue;
+            }
+            if f.log || f.span <= 0.0 {
+                special.push(j);
+                continue;
+            }
+            m.lo[j] = f.lo;
+            m.span[j] = f.span;
+            if self.params.clip {
+                (m.min[j], m.max[j]) = (f.min, f.max);
+            }
+        }
+        (m, special)
+    }
+}
+
+/// Column-wise operands of the min-max pass: identity (`0`, `1`, `-inf`,
+/// `inf`) on columns it must not change.
+struct MinMax {
+    lo: Vec<f32>,
+    span: Vec<f32>,
+    min: Vec<f32>,
+    max: Vec<f32>,
+}
+
+/// `v = (clip(v) - lo) / span` column by column over every row of `x`, with
+/// the operations of [`Feature::apply`].
+#[inline(always)]
+fn min_max_body(x: &mut [f32], m: &MinMax) {
+    for row in x.chunks_exact_mut(m.lo.len()) {
+        let cols = row
+            .iter_mut()
+            .zip(&m.lo)
+            .zip(&m.span)
+            .zip(&m.min)
+            .zip(&m.max);
+        for ((((v, &lo), &span), &min), &max) in cols {
+            // `f32::clamp` without its bound check (NaN stays NaN).
+            let c = if *v < min {
+                min
+            } else if *v > max {
+                max
+            } else {
+                *v
+            };
+            *v = (c - lo) / span;
         }
     }
+}
+
+multiversion! {
+    fn min_max(x: &mut [f32], m: &MinMax) = min_max_body;
 }
 
 #[cfg(test)]
@@ -251,6 +337,57 @@ mod tests {
         let mut r = [300.0];
         s.transform_row(&mut r);
         assert_eq!(r, [3.0]);
+    }
+
+    #[test]
+    fn transform_gives_the_bits_of_transform_row_at_every_level() {
+        let x = Matrix::from_vec(
+            5,
+            4,
+            vec![
+                0., 5., 1., 1.0, 99., 5., 0., 1e6, 9., 5., 1., 2.0, 50., 5., 0., 3.0, 7., 5., 1.,
+                1.5,
+            ],
+        )
+        .unwrap();
+        let test = vec![
+            49.5,
+            5.0,
+            1.0,
+            1e5,
+            -3.0,
+            6.0,
+            0.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            0.5,
+            f32::NAN,
+            -0.0,
+            5.0,
+            f32::NEG_INFINITY,
+            1e9,
+            1e30,
+            4.0,
+            1.0,
+            2.5,
+        ];
+        for name in ["minmax", "minmax-clip", "log-minmax", "log-minmax-clip"] {
+            let params: ScalerParams = name.parse().unwrap();
+            let s = params.fit(&x, &[false, false, true, false]).unwrap();
+            let mut want = test.clone();
+            want.chunks_mut(4).for_each(|r| s.transform_row(r));
+            for level in Level::supported() {
+                let mut m = Matrix::from_vec(5, 4, test.clone()).unwrap();
+                s.transform_at(level, &mut m);
+                let same = m
+                    .as_slice()
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{name} {level:?}: {:?} vs {want:?}", m.as_slice());
+            }
+        }
     }
 
     #[test]

@@ -6,11 +6,17 @@
 //! (a few thousand weights): a framework's per-call overhead would dominate,
 //! and this keeps the build light. `tests::gradient_matches_finite_differences`
 //! guards the backpropagation.
+//!
+//! Inference ([`Network::predict`], [`Network::mean_squared_errors`]) runs
+//! the register-tiled kernels of `kernel::Tiles` where the CPU has them
+//! (AVX2 + FMA, AVX-512), which neither repack the weights nor take separate
+//! passes for bias and activation; elsewhere it falls back to the sgemm path.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{fast_tanh, gemm, Op};
+use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
+use super::simd::Level;
 
 /// Activation of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,11 +31,7 @@ pub enum Activation {
 
 impl Activation {
     fn apply(self, z: &mut [f32]) {
-        match self {
-            Activation::Linear => {}
-            Activation::Tanh => z.iter_mut().for_each(|v| *v = fast_tanh(*v)),
-            Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-        }
+        kernel::activate(Level::detect(), self, z);
     }
 
     /// Multiplies `grad` by the derivative, expressed through the output `a`.
@@ -255,12 +257,164 @@ impl Network {
         ws.delta = delta;
     }
 
+    /// Mean squared difference between each of `rows` rows of `x` and its
+    /// image through the network (whose output is as wide as its input),
+    /// into `out[..rows]`, by the inference kernels. Where the CPU runs the
+    /// tiled kernels, a record gives the same bits alone as in a batch.
+    ///
+    /// # Panics
+    /// If `x` or `out` is shorter than `rows` rows, or the output and input
+    /// widths differ.
+    pub fn mean_squared_errors(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
+        self.mean_squared_errors_at(Level::detect(), x, rows, ws, out);
+    }
+
+    fn mean_squared_errors_at(
+        &self,
+        level: Level,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
+        let d = self.input_dim();
+        assert_eq!(self.layers.last().map(|l| l.output), Some(d), "widths");
+        let out = &mut out[..rows];
+        if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
+            let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
+            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, out);
+            return;
+        }
+        let recon = self.predict_at(level, x, rows, self.depth(), ws);
+        for ((row, r), s) in x.chunks_exact(d).zip(recon.chunks_exact(d)).zip(out) {
+            // Feature order from 0, as `kernel::mse_t`.
+            let sum = row.iter().zip(r).fold(0.0f32, |acc, (a, b)| {
+                let e = a - b;
+                acc + e * e
+            });
+            *s = sum / d as f32;
+        }
+    }
+
+    /// Output of the first `upto` layers for `rows` rows of `x` (row-major,
+    /// `rows x width(upto - 1)`) by the inference kernels: the values of
+    /// [`Network::forward`] up to rounding. Where the CPU runs the tiled
+    /// kernels, a record gives the same bits alone as in a batch.
+    ///
+    /// # Panics
+    /// If `x` is shorter than `rows` rows or `upto` is not in `1..=depth`.
+    pub fn predict<'w>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        self.predict_at(Level::detect(), x, rows, upto, ws)
+    }
+
+    fn predict_at<'w>(
+        &self,
+        level: Level,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        let width = self.layers[upto - 1].output;
+        let tiles = Tiles::new(level);
+        if rows >= ROW_PATH_MAX && tiles.is_none() {
+            return &self.forward(x, rows, upto, ws)[..rows * width];
+        }
+        let mut out = std::mem::take(&mut ws.out);
+        out.clear();
+        match tiles.filter(|_| rows >= ROW_PATH_MAX) {
+            Some(tiles) => {
+                let stride = self.forward_t(tiles, x, rows, upto, ws);
+                out.resize(rows * width, 0.0);
+                for (j, lanes) in ws.ping.chunks_exact(stride).take(width).enumerate() {
+                    for (r, &v) in lanes[..rows].iter().enumerate() {
+                        out[r * width + j] = v;
+                    }
+                }
+            }
+            None => {
+                for row in x.chunks_exact(self.input_dim()).take(rows) {
+                    out.extend_from_slice(self.forward_row(level, row, upto, ws));
+                }
+            }
+        }
+        ws.out = out;
+        &ws.out
+    }
+
+    /// One record through the first `upto` layers; returns the output.
+    fn forward_row<'w>(
+        &self,
+        level: Level,
+        x: &[f32],
+        upto: usize,
+        ws: &'w mut Workspace,
+    ) -> &'w [f32] {
+        let mut width = self.input_dim();
+        for (l, layer) in self.layers[..upto].iter().enumerate() {
+            if ws.pong.len() < layer.output {
+                ws.pong.resize(layer.output, 0.0);
+            }
+            let input = if l == 0 { x } else { &ws.ping[..width] };
+            kernel::layer_row(
+                level,
+                input,
+                &layer.weights,
+                &layer.bias,
+                layer.activation,
+                &mut ws.pong,
+            );
+            std::mem::swap(&mut ws.ping, &mut ws.pong);
+            width = layer.output;
+        }
+        &ws.ping[..width]
+    }
+
+    /// `rows` rows of `x` through the first `upto` layers as a transposed
+    /// batch: leaves the input in `ws.xt` and the output in `ws.ping`
+    /// (`width x stride`); returns the stride.
+    fn forward_t(
+        &self,
+        tiles: Tiles,
+        x: &[f32],
+        rows: usize,
+        upto: usize,
+        ws: &mut Workspace,
+    ) -> usize {
+        let stride = rows.next_multiple_of(ROW_ALIGN);
+        kernel::transpose_into(x, rows, self.input_dim(), stride, &mut ws.xt);
+        for (l, layer) in self.layers[..upto].iter().enumerate() {
+            let xt = if l == 0 { &ws.xt } else { &ws.ping };
+            ws.pong.resize(layer.output * stride, 0.0);
+            let op = LayerT {
+                xt,
+                stride,
+                w: &layer.weights,
+                bias: &layer.bias,
+                act: layer.activation,
+            };
+            tiles.layer(&op, &mut ws.pong);
+            std::mem::swap(&mut ws.ping, &mut ws.pong);
+        }
+        stride
+    }
+
     fn params_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
         self.layers
             .iter_mut()
             .flat_map(|l| [&mut l.weights, &mut l.bias])
     }
 }
+
+/// Batches smaller than this run record by record at inference: a transposed
+/// batch computes whole lane groups.
+const ROW_PATH_MAX: usize = 4;
 
 fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) {
     out.fill(0.0);
@@ -276,6 +430,11 @@ pub struct Workspace {
     acts: Vec<Vec<f32>>,
     delta: Vec<f32>,
     back: Vec<f32>,
+    /// Inference: the transposed input, two layer outputs, the result.
+    xt: Vec<f32>,
+    ping: Vec<f32>,
+    pong: Vec<f32>,
+    out: Vec<f32>,
 }
 
 impl Workspace {
@@ -446,6 +605,75 @@ mod tests {
             let got = net.forward(row, 1, net.depth(), &mut ws);
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn inference_matches_the_gemm_path_at_every_level() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let acts = [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Linear,
+        ];
+        for sizes in [[40, 100, 50, 17, 40], [3, 1, 33, 8, 3], [9, 16, 5, 31, 9]] {
+            let net = Network::new(&sizes, &acts, &mut rng);
+            let d = sizes[0];
+            for rows in [1, 3, 17, 300] {
+                let x: Vec<f32> = (0..rows * d).map(|_| rng.random_range(-0.5..1.5)).collect();
+                let want = net
+                    .forward(&x, rows, net.depth(), &mut Workspace::default())
+                    .to_vec();
+                for level in Level::supported() {
+                    let mut ws = Workspace::default();
+                    for upto in [2, net.depth()] {
+                        let got = net.predict_at(level, &x, rows, upto, &mut ws).to_vec();
+                        let mut gemm_ws = Workspace::default();
+                        let exp = net.forward(&x, rows, upto, &mut gemm_ws);
+                        assert_eq!(got.len(), exp.len());
+                        for (g, e) in got.iter().zip(exp) {
+                            assert!((g - e).abs() < 1e-5, "{level:?} {sizes:?} {rows}: {g} {e}");
+                        }
+                    }
+                    let mut mse = vec![0.0; rows];
+                    net.mean_squared_errors_at(level, &x, rows, &mut ws, &mut mse);
+                    for ((s, row), r) in mse.iter().zip(x.chunks(d)).zip(want.chunks(d)) {
+                        let e: f32 = row
+                            .iter()
+                            .zip(r)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>()
+                            / d as f32;
+                        assert!((s - e).abs() < 1e-5 * (1.0 + e), "{level:?}: {s} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_scores_the_same_alone_and_in_a_batch() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let net = Network::new(&[21, 30, 7, 21], &acts, &mut rng);
+        let x: Vec<f32> = (0..50 * 21).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for level in Level::supported() {
+            let mut ws = Workspace::default();
+            let mut batch = vec![0.0; 50];
+            net.mean_squared_errors_at(level, &x, 50, &mut ws, &mut batch);
+            let recon = net.predict_at(level, &x, 50, net.depth(), &mut ws).to_vec();
+            for (r, row) in x.chunks(21).enumerate().step_by(7) {
+                let mut one = [0.0];
+                net.mean_squared_errors_at(level, row, 1, &mut ws, &mut one);
+                let alone = net.predict_at(level, row, 1, net.depth(), &mut ws);
+                if Tiles::new(level).is_some() {
+                    assert_eq!(one[0].to_bits(), batch[r].to_bits(), "{level:?} row {r}");
+                    assert_eq!(alone, &recon[r * 21..][..21], "{level:?} row {r}");
+                } else {
+                    assert!((one[0] - batch[r]).abs() < 1e-6, "{level:?} row {r}");
+                }
             }
         }
     }

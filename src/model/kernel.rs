@@ -1,9 +1,27 @@
 //! The numeric kernels under the dense networks: a safe wrapper around
-//! `matrixmultiply::sgemm` and a fast `tanh`.
+//! `matrixmultiply::sgemm` (training), a fast `tanh`, elementwise loops
+//! compiled per [`Level`] by [`multiversion!`], and the register-tiled
+//! inference kernels of [`Tiles`].
 //!
 //! Measured on this project's autoencoder, `tanh` from libm costs more than
 //! the matrix products; the rational approximation below (Eigen's, accurate
 //! to a few float ulps) vectorises and removes that bottleneck.
+//!
+//! The tiled kernels (AVX2 + FMA, AVX-512) work on *transposed* batches (one
+//! row per feature, one lane per record): a layer is then a sum of input rows
+//! scaled by broadcast weights, read straight from the stored
+//! `input x output` matrix (nothing repacked), no lane is wasted on widths
+//! that are not a multiple of the vector, and bias and activation are applied
+//! while the outputs are still in registers. Each output is
+//! `b + x_0 w_0 + x_1 w_1 + ...` accumulated in input order with fused
+//! multiply-adds, by the batched and the one-record kernel alike, so a
+//! record gives the same bits alone as in a batch. Measured on the default
+//! autoencoder (40 features), 4096 rows score in 1.26 ms with AVX-512
+//! against 2.7 ms through sgemm (`cargo bench --bench autoencoder`); with
+//! AVX2, 2.0 ms against 2.95 ms.
+
+use super::dense::Activation;
+use super::simd::{madd, multiversion, Level};
 
 /// How an operand of [`gemm`] is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,41 +83,650 @@ pub fn gemm(
     }
 }
 
+/// Coefficients of [`fast_tanh`], shared with its vector forms.
+mod tanh13 {
+    /// Beyond this bound tanh rounds to +-1 in f32.
+    pub const CLAMP: f32 = 7.905_311;
+    /// Numerator, odd powers 1 to 13.
+    pub const A: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    /// Denominator, even powers 0 to 6.
+    pub const B: [f32; 4] = [4.893_525e-3, 2.268_434_7e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+}
+
 /// `tanh` by a 13/6 rational approximation, exact to about 1e-7 absolute.
 #[inline]
 pub fn fast_tanh(x: f32) -> f32 {
-    // Beyond this bound tanh rounds to +-1 in f32.
-    const CLAMP: f32 = 7.905_311;
-    const A1: f32 = 4.893_524_6e-3;
-    const A3: f32 = 6.372_619e-4;
-    const A5: f32 = 1.485_722_4e-5;
-    const A7: f32 = 5.122_297e-8;
-    const A9: f32 = -8.604_672e-11;
-    const A11: f32 = 2.000_188e-13;
-    const A13: f32 = -2.760_768_5e-16;
-    const B0: f32 = 4.893_525e-3;
-    const B2: f32 = 2.268_434_7e-3;
-    const B4: f32 = 1.185_347_1e-4;
-    const B6: f32 = 1.198_258_4e-6;
+    use tanh13::{A, B, CLAMP};
     // Plain `*` and `+`, not `mul_add`: without a target FMA feature,
-    // `mul_add` is a slow library call.
+    // `mul_add` is a slow library call, and the vector forms must give the
+    // same bits.
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
-    let p = x2 * A13 + A11;
-    let p = x2 * p + A9;
-    let p = x2 * p + A7;
-    let p = x2 * p + A5;
-    let p = x2 * p + A3;
-    let p = x2 * p + A1;
-    let q = x2 * B6 + B4;
-    let q = x2 * q + B2;
-    let q = x2 * q + B0;
+    let p = x2 * A[6] + A[5];
+    let p = x2 * p + A[4];
+    let p = x2 * p + A[3];
+    let p = x2 * p + A[2];
+    let p = x2 * p + A[1];
+    let p = x2 * p + A[0];
+    let q = x2 * B[3] + B[2];
+    let q = x2 * q + B[1];
+    let q = x2 * q + B[0];
     x * p / q
 }
+
+/// Records per lane group of a transposed batch: strides are multiples of it,
+/// so that every [`Level`]'s vectors tile them.
+pub const ROW_ALIGN: usize = 16;
+
+/// `max(v, 0)`, written so that every level gives the same bits (NaN and
+/// -0 give +0, as `maxps` does).
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// Applies `act` to every element of `z`.
+#[inline(always)]
+fn activate_body(act: Activation, z: &mut [f32]) {
+    match act {
+        Activation::Linear => {}
+        Activation::Tanh => z.iter_mut().for_each(|v| *v = fast_tanh(*v)),
+        Activation::Relu => z.iter_mut().for_each(|v| *v = relu(*v)),
+    }
+}
+
+multiversion! {
+    pub fn activate(act: Activation, z: &mut [f32]) = activate_body;
+}
+
+/// Copies `rows` rows of `x` (row-major, `cols` wide) into `xt` as `cols`
+/// rows of `stride` lanes, zeroing the lanes past `rows`.
+pub fn transpose_into(x: &[f32], rows: usize, cols: usize, stride: usize, xt: &mut Vec<f32>) {
+    assert!(x.len() >= rows * cols && stride >= rows);
+    xt.resize(cols * stride, 0.0);
+    for lanes in xt.chunks_exact_mut(stride) {
+        lanes[rows..].fill(0.0);
+    }
+    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            xt[j * stride + r] = v;
+        }
+    }
+}
+
+/// `out[r] = mean_j (a[j][r] - b[j][r])^2` over the `d` first rows of two
+/// transposed batches, summed in feature order.
+#[inline(always)]
+fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (aj, bj) in a.chunks_exact(stride).zip(b.chunks_exact(stride)).take(d) {
+        for ((s, x), y) in out.iter_mut().zip(aj).zip(bj) {
+            let e = x - y;
+            *s += e * e;
+        }
+    }
+    out.iter_mut().for_each(|s| *s /= d as f32);
+}
+
+multiversion! {
+    pub fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
+}
+
+/// `out = bias + x w` for one record, `w` stored `x.len() x bias.len()`,
+/// each output accumulated in input order ([`madd`]).
+#[inline(always)]
+fn dot_row<const FMA: bool>(x: &[f32], w: &[f32], bias: &[f32], out: &mut [f32]) {
+    let n = bias.len();
+    let out = &mut out[..n];
+    out.copy_from_slice(bias);
+    for (&xk, wk) in x.iter().zip(w.chunks_exact(n)) {
+        for (o, &wkj) in out.iter_mut().zip(wk) {
+            *o = madd::<FMA>(xk, wkj, *o);
+        }
+    }
+}
+
+/// One dense layer of one record: `out = act(bias + x w)`. Where `level`
+/// has [`Tiles`], the same bits as [`Tiles::layer`] gives the record in a
+/// batch.
+///
+/// # Panics
+/// If `out` is shorter than `bias`.
+pub fn layer_row(
+    level: Level,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out: &mut [f32],
+) {
+    match Tiles::new(level) {
+        Some(tiles) => tiles.row(x, w, bias, act, out),
+        None => {
+            dot_row::<false>(x, w, bias, out);
+            activate_body(act, &mut out[..bias.len()]);
+        }
+    }
+}
+
+/// The operands of one dense layer on a transposed batch: `xt` holds the
+/// `k` inputs as rows of `stride` lanes (a multiple of [`ROW_ALIGN`]), `w` is
+/// `k x n` with `n = bias.len()`.
+pub struct LayerT<'a> {
+    /// Transposed input, `k x stride`.
+    pub xt: &'a [f32],
+    /// Lanes per row of `xt` and of the output.
+    pub stride: usize,
+    /// Weights, `k x n`, row-major.
+    pub w: &'a [f32],
+    /// Bias, `n`.
+    pub bias: &'a [f32],
+    /// Activation.
+    pub act: Activation,
+}
+
+/// Proof that this CPU runs a register-tiled [`Tiles::layer`] kernel, which
+/// beats the sgemm path only where vectors are wide enough.
+#[derive(Debug, Clone, Copy)]
+pub struct Tiles(TileIsa);
+
+/// The instruction sets with a tiled kernel (none off x86-64).
+#[derive(Debug, Clone, Copy)]
+enum TileIsa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Tiles {
+    /// The tiled kernel for `level` (lowered to what the CPU runs), if any.
+    pub fn new(level: Level) -> Option<Tiles> {
+        match level.min(Level::detect()) {
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Some(Tiles(TileIsa::Avx512)),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Some(Tiles(TileIsa::Avx2)),
+            _ => None,
+        }
+    }
+
+    /// [`layer_row`] with this kernel's sums and activation.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn row(self, x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
+        assert!(out.len() >= bias.len());
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx512 => {
+                #[allow(unsafe_code)]
+                // SAFETY: as in `Tiles::layer`.
+                unsafe {
+                    avx512::layer_row(x, w, bias, act, out)
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx2 => {
+                #[allow(unsafe_code)]
+                // SAFETY: as in `Tiles::layer`.
+                unsafe {
+                    avx2::layer_row(x, w, bias, act, out)
+                }
+            }
+        }
+    }
+
+    /// One dense layer of a transposed batch: writes the `n` outputs to
+    /// `out_t` as rows of `l.stride` lanes.
+    ///
+    /// # Panics
+    /// If a slice is shorter than the shapes say: a programming error.
+    pub fn layer(self, l: &LayerT, out_t: &mut [f32]) {
+        let n = l.bias.len();
+        assert!(n > 0 && l.stride.is_multiple_of(ROW_ALIGN));
+        assert!(l.xt.len() >= l.w.len() / n * l.stride && out_t.len() >= n * l.stride);
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx512 => {
+                #[allow(unsafe_code)]
+                // SAFETY: `Tiles::new` chose AVX-512 after `Level::detect`
+                // found AVX-512F on this CPU.
+                unsafe {
+                    avx512::layer_t(l, out_t)
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            TileIsa::Avx2 => {
+                #[allow(unsafe_code)]
+                // SAFETY: `Tiles::new` chose AVX2 after `Level::detect`
+                // found AVX2 and FMA on this CPU.
+                unsafe {
+                    avx2::layer_t(l, out_t)
+                }
+            }
+        }
+    }
+}
+
+/// [`Tiles::layer`] for one x86-64 vector width: register tiles of `RV`
+/// vectors of records x `C` outputs (then 8, 4, 2, 1 for the rest), each output
+/// accumulated with FMA in input order, bias first, activation applied in
+/// registers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! vector_layer {
+    ($module:ident, $features:literal, $v:ident, $lanes:literal, $rv:literal, $c:literal,
+     $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $mul:ident,
+     $rcp:ident, $min:ident, $max:ident, $zero:ident) => {
+        mod $module {
+            use super::{tanh13, Activation, LayerT};
+            use std::arch::x86_64::*;
+
+            const L: usize = $lanes;
+            const _: () = assert!($c <= 16, "columns() splits the rest as 8 + 4 + 2 + 1");
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn load(s: &[f32]) -> $v {
+                let s = &s[..L];
+                #[allow(unsafe_code)]
+                // SAFETY: `s` holds L floats; the load is unaligned.
+                unsafe {
+                    $loadu(s.as_ptr())
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn store(v: $v, s: &mut [f32]) {
+                let s = &mut s[..L];
+                #[allow(unsafe_code)]
+                // SAFETY: `s` holds L floats; the store is unaligned.
+                unsafe {
+                    $storeu(s.as_mut_ptr(), v)
+                }
+            }
+
+            /// [`super::fast_tanh`] lane by lane, with FMA, and the
+            /// division by a reciprocal estimate refined by one Newton step
+            /// (the divider is slow: the kernel measured 16% faster).
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn tanh(x: $v) -> $v {
+                use tanh13::{A, B, CLAMP};
+                // `min(C, x)` keeps a NaN x, as `f32::clamp` does.
+                let x = $max($set1(-CLAMP), $min($set1(CLAMP), x));
+                let x2 = $mul(x, x);
+                let step = |p: $v, c: f32| $fmadd(x2, p, $set1(c));
+                let p = step($set1(A[6]), A[5]);
+                let p = step(p, A[4]);
+                let p = step(p, A[3]);
+                let p = step(p, A[2]);
+                let p = step(p, A[1]);
+                let p = step(p, A[0]);
+                let q = step($set1(B[3]), B[2]);
+                let q = step(q, B[1]);
+                let q = step(q, B[0]);
+                // q >= B[0] > 0: the estimate is finite.
+                let r = $rcp(q);
+                let r = $fmadd(r, $fnmadd(q, r, $set1(1.0)), r);
+                $mul($mul(x, p), r)
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn activate(act: Activation, v: $v) -> $v {
+                match act {
+                    Activation::Linear => v,
+                    Activation::Tanh => tanh(v),
+                    // NaN and -0 give +0, as `super::relu`.
+                    Activation::Relu => $max(v, $zero()),
+                }
+            }
+
+            /// Outputs `j0..j0 + C` of records `r0..r0 + RV * L`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn tile<const RV: usize, const C: usize>(
+                l: &LayerT,
+                r0: usize,
+                j0: usize,
+                out_t: &mut [f32],
+            ) {
+                let n = l.bias.len();
+                let bias = &l.bias[j0..j0 + C];
+                let mut acc = [[$zero(); RV]; C];
+                for c in 0..C {
+                    acc[c] = [$set1(bias[c]); RV];
+                }
+                for (xk, wk) in l.xt.chunks_exact(l.stride).zip(l.w.chunks_exact(n)) {
+                    let x = &xk[r0..r0 + RV * L];
+                    let wk = &wk[j0..j0 + C];
+                    let mut xv = [$zero(); RV];
+                    for v in 0..RV {
+                        xv[v] = load(&x[v * L..]);
+                    }
+                    for c in 0..C {
+                        let w = $set1(wk[c]);
+                        for v in 0..RV {
+                            acc[c][v] = $fmadd(xv[v], w, acc[c][v]);
+                        }
+                    }
+                }
+                for c in 0..C {
+                    let row = &mut out_t[(j0 + c) * l.stride + r0..][..RV * L];
+                    for v in 0..RV {
+                        store(activate(l.act, acc[c][v]), &mut row[v * L..]);
+                    }
+                }
+            }
+
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn columns<const RV: usize>(l: &LayerT, r0: usize, out_t: &mut [f32]) {
+                let n = l.bias.len();
+                let mut j = 0;
+                while j + $c <= n {
+                    tile::<RV, $c>(l, r0, j, out_t);
+                    j += $c;
+                }
+                // The rest (under $c <= 16) as 8 + 4 + 2 + 1.
+                if n - j >= 8 {
+                    tile::<RV, 8>(l, r0, j, out_t);
+                    j += 8;
+                }
+                if n - j >= 4 {
+                    tile::<RV, 4>(l, r0, j, out_t);
+                    j += 4;
+                }
+                if n - j >= 2 {
+                    tile::<RV, 2>(l, r0, j, out_t);
+                    j += 2;
+                }
+                if j < n {
+                    tile::<RV, 1>(l, r0, j, out_t);
+                }
+            }
+
+            /// [`super::layer_row`] with these vectors: the sums and
+            /// activation of [`tile`], so a record gives the same bits alone.
+            #[target_feature(enable = $features)]
+            pub fn layer_row(x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
+                let out = &mut out[..bias.len()];
+                super::dot_row::<true>(x, w, bias, out);
+                let mut chunks = out.chunks_exact_mut(L);
+                for c in &mut chunks {
+                    store(activate(act, load(c)), c);
+                }
+                let rest = chunks.into_remainder();
+                if !rest.is_empty() {
+                    let mut t = [0.0f32; L];
+                    t[..rest.len()].copy_from_slice(rest);
+                    store(activate(act, load(&t)), &mut t);
+                    rest.copy_from_slice(&t[..rest.len()]);
+                }
+            }
+
+            /// [`super::Tiles::layer`] with these vectors.
+            #[target_feature(enable = $features)]
+            pub fn layer_t(l: &LayerT, out_t: &mut [f32]) {
+                let vecs = l.stride / L;
+                let mut v = 0;
+                while v + $rv <= vecs {
+                    columns::<$rv>(l, v * L, out_t);
+                    v += $rv;
+                }
+                while v < vecs {
+                    columns::<1>(l, v * L, out_t);
+                    v += 1;
+                }
+            }
+        }
+    };
+}
+
+// 16 vector registers: 2 x 6 accumulators plus operands (2 x 4 and 3 x 4
+// measured slower).
+#[cfg(target_arch = "x86_64")]
+vector_layer!(
+    avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    2,
+    6,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_fnmadd_ps,
+    _mm256_mul_ps,
+    _mm256_rcp_ps,
+    _mm256_min_ps,
+    _mm256_max_ps,
+    _mm256_setzero_ps
+);
+
+// 32 vector registers: 2 x 12 accumulators plus operands (2 x 8 and 4 x 6
+// measured slower).
+#[cfg(target_arch = "x86_64")]
+vector_layer!(
+    avx512,
+    "avx512f",
+    __m512,
+    16,
+    2,
+    12,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_fnmadd_ps,
+    _mm512_mul_ps,
+    _mm512_rcp14_ps,
+    _mm512_min_ps,
+    _mm512_max_ps,
+    _mm512_setzero_ps
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random values with the awkward ones mixed in.
+    fn awkward(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let special = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -7.905_311,
+            f32::MIN_POSITIVE,
+        ];
+        (0..len)
+            .map(|i| match i % 11 {
+                3 => special[(i / 11) % special.len()],
+                _ => rng.random_range(-12.0..12.0),
+            })
+            .collect()
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[test]
+    fn elementwise_levels_agree_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        for len in [0, 1, 7, 8, 17, 33, 1000] {
+            let x = awkward(len, &mut rng);
+            for act in acts {
+                let mut want = x.clone();
+                activate(Level::Portable, act, &mut want);
+                for level in Level::supported() {
+                    let mut got = x.clone();
+                    activate(level, act, &mut got);
+                    assert!(same_bits(&got, &want), "{act:?} {level:?} len {len}");
+                }
+            }
+            let mut scalar = x.clone();
+            scalar.iter_mut().for_each(|v| *v = fast_tanh(*v));
+            let mut tanh = x.clone();
+            activate(Level::detect(), Activation::Tanh, &mut tanh);
+            assert!(same_bits(&tanh, &scalar));
+        }
+    }
+
+    #[test]
+    fn mse_levels_agree_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for (d, stride) in [(1, 16), (3, 32), (40, 48), (7, 304)] {
+            let a = awkward(d * stride, &mut rng);
+            let b: Vec<f32> = (0..d * stride)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut want = vec![0.0; stride];
+            mse_t(Level::Portable, &a, &b, d, stride, &mut want);
+            // Lane r is the mean over features, in feature order.
+            let r = 5 % stride;
+            let sum = (0..d).fold(0.0f32, |s, j| {
+                let e = a[j * stride + r] - b[j * stride + r];
+                s + e * e
+            });
+            assert_eq!(want[r].to_bits(), (sum / d as f32).to_bits());
+            for level in Level::supported() {
+                let mut got = vec![0.0; stride];
+                mse_t(level, &a, &b, d, stride, &mut got);
+                assert!(same_bits(&got, &want), "{level:?} d {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_pads_with_zeros() {
+        let x: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let mut xt = vec![9.0; 3];
+        transpose_into(&x, 2, 3, 4, &mut xt);
+        assert_eq!(xt, [0., 3., 0., 0., 1., 4., 0., 0., 2., 5., 0., 0.]);
+    }
+
+    /// `act(b + x w)` in f64, for `rows` records of `xt` (`k x stride`).
+    fn reference(l: &LayerT, rows: usize) -> Vec<f64> {
+        let n = l.bias.len();
+        let k = l.w.len() / n;
+        let mut out = vec![0.0; n * rows];
+        for j in 0..n {
+            for r in 0..rows {
+                let z = (0..k).fold(l.bias[j] as f64, |s, p| {
+                    s + l.xt[p * l.stride + r] as f64 * l.w[p * n + j] as f64
+                });
+                out[j * rows + r] = match l.act {
+                    Activation::Linear => z,
+                    Activation::Tanh => z.tanh(),
+                    Activation::Relu => z.max(0.0),
+                };
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tiled_layer_matches_the_reference_and_the_row_kernel() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let levels: Vec<(Level, Tiles)> = Level::supported()
+            .into_iter()
+            .filter_map(|l| Tiles::new(l).map(|t| (l, t)))
+            .collect();
+        if levels.is_empty() {
+            eprintln!("skipping: this CPU runs no tiled kernel");
+            return;
+        }
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let mut shapes = vec![
+            (40, 17, 17usize),
+            (13, 50, 300),
+            (100, 40, 33),
+            (100, 100, 64),
+        ];
+        // Every remainder of the column blocks, on 1 and 3 records.
+        shapes.extend((1..=40).map(|n| (3, n, 1 + 2 * (n % 2))));
+        for (i, (k, n, rows)) in shapes.into_iter().enumerate() {
+            let stride = rows.next_multiple_of(ROW_ALIGN);
+            let xt: Vec<f32> = (0..k * stride)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let w: Vec<f32> = (0..k * n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            let l = LayerT {
+                xt: &xt,
+                stride,
+                w: &w,
+                bias: &bias,
+                act: acts[i % 3],
+            };
+            let want = reference(&l, rows);
+            for &(level, tiles) in &levels {
+                let mut out = vec![f32::NAN; n * stride];
+                tiles.layer(&l, &mut out);
+                let mut row = vec![0.0; n];
+                let mut x = vec![0.0; k];
+                for r in 0..rows {
+                    (0..k).for_each(|p| x[p] = xt[p * stride + r]);
+                    layer_row(level, &x, &w, &bias, l.act, &mut row);
+                    for j in 0..n {
+                        let got = out[j * stride + r];
+                        let err = (got as f64 - want[j * rows + r]).abs();
+                        assert!(err < 1e-5, "{level:?} k {k} n {n} r {r} j {j}: {err}");
+                        assert_eq!(got.to_bits(), row[j].to_bits(), "{level:?} one row");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiled_tanh_matches_libm() {
+        // One input of weight 1: the outputs are tanh(bias).
+        let bias: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 / 1000.0).collect();
+        let w = vec![0.0; bias.len()];
+        let mut out = vec![0.0; bias.len()];
+        for level in Level::supported() {
+            layer_row(level, &[1.0], &w, &bias, Activation::Tanh, &mut out);
+            let worst = out
+                .iter()
+                .zip(&bias)
+                .map(|(t, b)| (t - b.tanh()).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 2e-6, "{level:?}: max error {worst}");
+        }
+        let mut nan = [0.0; 3];
+        let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        layer_row(
+            Level::detect(),
+            &[1.0],
+            &[0.0; 3],
+            &special,
+            Activation::Tanh,
+            &mut nan,
+        );
+        assert!(nan[0].is_nan() && (nan[1] - 1.0).abs() < 1e-6 && nan[2] == -nan[1]);
+    }
 
     #[test]
     fn fast_tanh_matches_libm() {
