@@ -751,47 +751,61 @@ pub fn scan_decimal(data: &[u8], at: usize) -> Option<(Decimal, usize)> {
     let first = *data.get(at)?;
     let neg = first == b'-';
     let mut i = at + usize::from(neg || first == b'+');
-    let (int, n) = swar_digits(data, i)?;
+    let (int, n) = digit_bytes(data, i)?;
     i += n;
-    let (mant, decimals) = if data.get(i) == Some(&b'.') {
-        let (frac, k) = swar_digits(data, i + 1)?;
+    let (frac, k) = if data.get(i) == Some(&b'.') {
+        let (frac, k) = digit_bytes(data, i + 1)?;
         i += 1 + k;
-        (int * POW10_INT[k] + frac, k)
+        (frac, k)
     } else {
-        (int, 0)
+        (0, 0)
     };
-    if n + decimals == 0 {
+    if n + k == 0 {
         return None;
     }
     let d = Decimal {
-        mant,
-        decimals,
+        mant: join(int, n, frac, k),
+        decimals: k,
         neg,
     };
     Some((d, i))
 }
 
-/// Powers of ten below 10^8, for [`scan_decimal`]'s mantissas.
-const POW10_INT: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
-
-/// The value and count of the ASCII digits at `data[at..]`, when there are
-/// fewer than 8 and 8 bytes are readable there.
+/// The leading ASCII digits at `data[at..]`, one a byte as values 0..=9
+/// (bytes past them are junk), and how many, when there are fewer than 8
+/// and 8 bytes are readable there.
 #[inline]
-fn swar_digits(data: &[u8], at: usize) -> Option<(u64, usize)> {
+fn digit_bytes(data: &[u8], at: usize) -> Option<(u64, usize)> {
     let chunk: [u8; 8] = data.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    // Digits become 0..=9; a borrow or carry only spoils bytes after the
-    // first non-digit, and only the first counts.
+    // A borrow or carry only spoils bytes after the first non-digit, and
+    // only the first counts.
     let x = u64::from_le_bytes(chunk).wrapping_sub(0x3030_3030_3030_3030);
     let non_digit = (x | x.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
     let n = (non_digit.trailing_zeros() / 8) as usize;
-    match n {
-        0 => Some((0, 0)),
-        8.. => None,
-        // The digits moved to the high bytes: the empty low bytes are
-        // leading zeros of an 8-digit number.
-        _ => Some((eight_digits(x << (8 * (8 - n))), n)),
+    (n < 8).then_some((x, n))
+}
+
+/// The integer of the `n` integer digits then the `k` decimals: one SWAR
+/// conversion when they fit in 8 digits (the common case), else two.
+#[inline]
+fn join(int: u64, n: usize, frac: u64, k: usize) -> u64 {
+    let (int, frac) = (high_bytes(int, n), high_bytes(frac, k));
+    if n + k <= 8 {
+        eight_digits((int >> (8 * k)) | frac)
+    } else {
+        eight_digits(int) * POW10_INT[k] + eight_digits(frac)
     }
 }
+
+/// The low `n` bytes of `x` (n < 8) moved to the top, zeros below: as
+/// digits, the same number with leading zeros.
+#[inline]
+fn high_bytes(x: u64, n: usize) -> u64 {
+    x.checked_shl(8 * (8 - n) as u32).unwrap_or(0)
+}
+
+/// Powers of ten below 10^8, for [`scan_decimal`]'s mantissas.
+const POW10_INT: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 
 /// The value of 8 decimal digits, one a byte, the first in the lowest
 /// byte: neighbours join into 2-, 4-, then 8-digit groups (Lemire's SWAR).

@@ -311,16 +311,21 @@ impl Autoencoder {
     /// # Panics
     /// If `out.len() != x.rows()` or `x.cols() != self.input_dim()`.
     pub fn score_batch(&self, x: &Matrix, out: &mut [f32]) {
+        self.score_batch_with(x, &mut Workspace::default(), out);
+    }
+
+    /// [`Autoencoder::score_batch`] reusing the caller's buffers (a scoring
+    /// worker keeps them from batch to batch).
+    pub fn score_batch_with(&self, x: &Matrix, ws: &mut Workspace, out: &mut [f32]) {
         assert_eq!(out.len(), x.rows());
         assert_eq!(x.cols(), self.input_dim());
-        let mut ws = Workspace::default();
         let d = x.cols();
         for (chunk, out) in x
             .as_slice()
             .chunks(SCORE_CHUNK * d)
             .zip(out.chunks_mut(SCORE_CHUNK))
         {
-            self.score_rows(chunk, out.len(), &mut ws, out);
+            self.score_rows(chunk, out.len(), ws, out);
         }
     }
 

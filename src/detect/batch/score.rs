@@ -20,6 +20,7 @@ use crate::features::tabular::{Encoder, LinePlan};
 use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Record};
 use crate::ingest::csv::{field_text, BadRow, Rejections, Row, TableInput};
 use crate::model::bundle::Bundle;
+use crate::model::dense::Workspace;
 use crate::report::classification::ClassificationReport;
 use crate::report::explain::{format_top, Explainer};
 use crate::report::metrics::binary_metrics;
@@ -84,6 +85,8 @@ struct Pending {
     x: Vec<f32>,
     labels: Vec<Option<u32>>,
     records: Vec<ByteRecord>,
+    /// The model's scratch buffers, kept from batch to batch.
+    ws: Workspace,
 }
 
 /// One worker: its encoder (for its unknown-value counts) and buffers.
@@ -104,6 +107,7 @@ impl<'a> Worker<'a> {
                 x: Vec::new(),
                 labels: Vec::new(),
                 records: Vec::new(),
+                ws: Workspace::default(),
             },
         }
     }
@@ -286,7 +290,9 @@ fn score(
         .ok_or_else(|| Error::Data("batch size mismatch".into()))?;
     bundle.scaler.transform(&mut x);
     let mut scores = vec![0.0; n];
-    bundle.autoencoder.score_batch(&x, &mut scores);
+    bundle
+        .autoencoder
+        .score_batch_with(&x, &mut p.ws, &mut scores);
     let mut classes = Vec::new();
     if let Some(c) = &bundle.classifier {
         let z = bundle.autoencoder.encode_batch(&x);

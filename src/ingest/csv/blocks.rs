@@ -42,6 +42,9 @@ pub struct RawBlock {
     pub bytes_done: u64,
     /// Where each canonical column sits in this file; `None`: in order.
     pub perm: Option<Arc<[usize]>>,
+    /// No quote and no carriage return: the records are the lines (known
+    /// from the cut, so workers need not scan for them again).
+    pub plain: bool,
 }
 
 /// The open input and what is known of it.
@@ -126,12 +129,12 @@ impl BlockReader {
                 self.fill()?;
                 continue;
             }
-            let cut = if eof {
-                self.carry.len()
+            let (cut, plain) = if eof {
+                (self.carry.len(), is_plain(&self.carry))
             } else {
                 match last_boundary(&self.carry) {
-                    Some(cut) => cut,
-                    None => {
+                    (Some(cut), plain) => (cut, plain),
+                    (None, _) => {
                         self.check_record_size()?;
                         self.fill()?;
                         continue;
@@ -150,6 +153,7 @@ impl BlockReader {
             out.file = self.next_file - 1;
             out.first_line = self.line + 1;
             out.perm = self.perm.clone();
+            out.plain = plain;
             self.line += newlines(&out.data);
             self.consumed += cut as u64;
             out.bytes_done = self.consumed;
@@ -300,13 +304,20 @@ fn newlines(data: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', data).count() as u64
 }
 
-/// The end of the last whole record in `data` (None: not one yet).
-fn last_boundary(data: &[u8]) -> Option<usize> {
-    if memchr::memchr(b'"', data).is_none() {
-        return memchr::memrchr(b'\n', data).map(|i| i + 1);
+/// The end of the last whole record in `data` (None: not one yet), and
+/// whether `data` [`is_plain`] (one scan tells both, in the common case).
+fn last_boundary(data: &[u8]) -> (Option<usize>, bool) {
+    let plain = is_plain(data);
+    if plain || memchr::memchr(b'"', data).is_none() {
+        return (memchr::memrchr(b'\n', data).map(|i| i + 1), plain);
     }
     // The start of the last record, as the csv parser sees it.
-    record_starts(data).last().filter(|&s| s > 0)
+    (record_starts(data).last().filter(|&s| s > 0), false)
+}
+
+/// No quote and no carriage return: records are lines, fields end at commas.
+fn is_plain(data: &[u8]) -> bool {
+    memchr::memchr2(b'"', b'\r', data).is_none()
 }
 
 /// The end of the first whole record in `data` (None: not one yet). Used
@@ -429,7 +440,7 @@ impl BlockRows {
         header: &[String],
         mut f: impl FnMut(Record<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        if !splittable(&block.data) {
+        if !(block.plain || splittable(&block.data)) {
             return self.parse(block, path, header, f);
         }
         let data = &block.data[..];
@@ -655,14 +666,15 @@ mod tests {
 
     #[test]
     fn boundaries() {
-        assert_eq!(last_boundary(b"a\nb\nc"), Some(4));
-        assert_eq!(last_boundary(b"a\n\"b\nc"), Some(2));
-        assert_eq!(last_boundary(b"abc"), None);
+        assert_eq!(last_boundary(b"a\nb\nc"), (Some(4), true));
+        assert_eq!(last_boundary(b"a\n\"b\nc"), (Some(2), false));
+        assert_eq!(last_boundary(b"a\r\nb\r\nc"), (Some(6), false));
+        assert_eq!(last_boundary(b"abc"), (None, true));
         assert_eq!(first_boundary(b"\"a\nb\"\nc\n"), Some(6));
         // A stray quote inside an unquoted field is a plain character: the
         // cut stays on the parser's record boundaries.
-        assert_eq!(last_boundary(b"x,a\"b\n\"c\nd\",e\nf"), Some(14));
-        assert_eq!(last_boundary(b"\"a\"\r\nb\r\nc"), Some(8));
+        assert_eq!(last_boundary(b"x,a\"b\n\"c\nd\",e\nf").0, Some(14));
+        assert_eq!(last_boundary(b"\"a\"\r\nb\r\nc").0, Some(8));
         assert!(splittable(b"1,2\r\n3,4\n"));
         assert!(!splittable(b"1,2\r3,4\n"));
         assert!(!splittable(b"\"1\",2\n"));
