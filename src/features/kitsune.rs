@@ -274,22 +274,27 @@ where
         self.hh.prefetch_victims();
         self.jit.prefetch_victim();
         self.hp.prefetch_victims();
+        // Every key hashed (and its bucket fetched) before any is used.
+        let mi_key = self.mi.hashed(keys.mi);
+        let h = (self.hh.hashed(keys.h.0), self.hh.hashed(keys.h.1));
+        let jit_key = self.jit.hashed(keys.jit);
+        let hp = (self.hp.hashed(keys.hp.0), self.hp.hashed(keys.hp.1));
         let cache = &mut self.cache;
 
-        let i = self.mi.get_or_insert(keys.mi, t, || Stats1D::new(t));
+        let i = self.mi.get_or_insert(mi_key, t, || Stats1D::new(t));
         let mi = self.mi.get_mut(i);
         mi.insert(v, t, cache);
         mi.write_1d(mi_out);
 
-        let touched = self.hh.update(keys.h.0, keys.h.1, v, t, cache);
+        let touched = self.hh.update_hashed(h.0, h.1, v, t, cache);
         write_2d(&self.hh, touched, hh_out);
 
-        let j = self.jit.get_or_insert(keys.jit, t, || Stats1D::new(t));
+        let j = self.jit.get_or_insert(jit_key, t, || Stats1D::new(t));
         let jit = self.jit.get_mut(j);
         jit.insert_gap(t, cache);
         jit.write_1d(jit_out);
 
-        let touched = self.hp.update(keys.hp.0, keys.hp.1, v, t, cache);
+        let touched = self.hp.update_hashed(hp.0, hp.1, v, t, cache);
         write_2d(&self.hp, touched, hp_out);
     }
 

@@ -144,37 +144,42 @@ impl FeatureExtractor for Nbaiot {
         self.hp.prefetch_victims();
         let e = Endpoints::of(p);
         let (v, t) = (f64::from(p.wire_len), p.timestamp);
-        let cache = &mut self.cache;
-
         let mut mi_key = Key::new();
         push_all(&mut mi_key, &e.src_mac);
         put_host(&mut mi_key, &e.src);
+        let mut h_key = Key::new();
+        put_host(&mut h_key, &e.src);
+        let (fwd, rev) = (channel(&e.src, &e.dst), channel(&e.dst, &e.src));
+        let from = (&e.src_mac, &e.src, &e.src_service);
+        let to = (&e.dst_mac, &e.dst, &e.dst_service);
+        // Every key hashed (and its bucket fetched) before any is used.
+        let mi_key = self.mi.hashed(mi_key);
+        let h_key = self.h.hashed(h_key);
+        let (hh_fwd, hh_rev) = (self.hh.hashed(fwd), self.hh.hashed(rev));
+        let jit_key = self.jit.hashed(fwd);
+        let hp_fwd = self.hp.hashed(socket(from, to));
+        let hp_rev = self.hp.hashed(socket(to, from));
+        let cache = &mut self.cache;
+
         let i = self.mi.get_or_insert(mi_key, t, || Stats1D::new(t));
         let mi = self.mi.get_mut(i);
         mi.insert(v, t, cache);
         mi.write_1d(mi_out);
 
-        let mut h_key = Key::new();
-        put_host(&mut h_key, &e.src);
         let i = self.h.get_or_insert(h_key, t, || Stats1D::new(t));
         let h = self.h.get_mut(i);
         h.insert(v, t, cache);
         h.write_1d(h_out);
 
-        let (fwd, rev) = (channel(&e.src, &e.dst), channel(&e.dst, &e.src));
-        let touched = self.hh.update(fwd, rev, v, t, cache);
+        let touched = self.hh.update_hashed(hh_fwd, hh_rev, v, t, cache);
         write_2d(&self.hh, touched, hh_out);
 
-        let j = self.jit.get_or_insert(fwd, t, || Stats1D::new(t));
+        let j = self.jit.get_or_insert(jit_key, t, || Stats1D::new(t));
         let jit = self.jit.get_mut(j);
         jit.insert_gap(t, cache);
         jit.write_1d(jit_out);
 
-        let from = (&e.src_mac, &e.src, &e.src_service);
-        let to = (&e.dst_mac, &e.dst, &e.dst_service);
-        let touched = self
-            .hp
-            .update(socket(from, to), socket(to, from), v, t, cache);
+        let touched = self.hp.update_hashed(hp_fwd, hp_rev, v, t, cache);
         write_2d(&self.hp, touched, hp_out);
     }
 

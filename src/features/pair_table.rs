@@ -9,7 +9,9 @@
 //! stay. Pairs are found by the (unordered) slots of their two streams.
 
 use crate::features::incstat::{pair_stats, Cov2D, DecayCache, Lane, Stats1D, NL};
-use crate::features::stream_table::{Decaying, Removal, Table, TableConfig, TableStats, NIL};
+use crate::features::stream_table::{
+    Decaying, Hashed, Removal, Table, TableConfig, TableStats, NIL,
+};
 use std::hash::Hash;
 
 /// How a packet updates the covariances of its source stream.
@@ -128,6 +130,25 @@ impl<K: Hash + Eq> Table2D<K> {
     /// the source, updates the covariances per the table's mode, and returns
     /// the slots to read the statistics from.
     pub fn update(&mut self, src: K, dst: K, v: f64, t: f64, cache: &mut DecayCache) -> Touched {
+        let (src, dst) = (self.hashed(src), self.hashed(dst));
+        self.update_hashed(src, dst, v, t, cache)
+    }
+
+    /// `key` hashed for this table's streams (see [`Table::hashed`]).
+    #[inline]
+    pub fn hashed(&self, key: K) -> Hashed<K> {
+        self.streams.hashed(key)
+    }
+
+    /// [`Table2D::update`] with keys hashed up front.
+    pub fn update_hashed(
+        &mut self,
+        src: Hashed<K>,
+        dst: Hashed<K>,
+        v: f64,
+        t: f64,
+        cache: &mut DecayCache,
+    ) -> Touched {
         let s = self.register(src, t);
         let stats = &mut self.streams.get_mut(s).stats;
         stats.insert(v, t, cache);
@@ -170,9 +191,8 @@ impl<K: Hash + Eq> Table2D<K> {
     }
 
     /// The slot of stream `key`, marked seen, created at `t` if absent.
-    fn register(&mut self, key: K, t: f64) -> u32 {
-        let (found, hash) = self.streams.find_hashed(&key);
-        if let Some(i) = found {
+    fn register(&mut self, key: Hashed<K>, t: f64) -> u32 {
+        if let Some(i) = self.streams.lookup(&key) {
             self.streams.touch(i);
             return i;
         }
@@ -192,7 +212,7 @@ impl<K: Hash + Eq> Table2D<K> {
             head: NIL,
             tail: NIL,
         };
-        self.streams.insert_new(key, hash, stream)
+        self.streams.insert_new(key, stream)
     }
 
     /// The pair of streams `s` and `d`, marked seen, created at `t` if absent.
@@ -205,8 +225,8 @@ impl<K: Hash + Eq> Table2D<K> {
             }
         }
         let key = (u64::from(s.min(d)) << 32) | u64::from(s.max(d));
-        let (found, hash) = self.pairs.find_hashed(&key);
-        if let Some(p) = found {
+        let key = self.pairs.hashed(key);
+        if let Some(p) = self.pairs.lookup(&key) {
             self.pairs.touch(p);
             return p;
         }
@@ -227,7 +247,7 @@ impl<K: Hash + Eq> Table2D<K> {
             next: [NIL; 2],
             cov: Cov2D::new(t),
         };
-        let p = self.pairs.insert_new(key, hash, pair);
+        let p = self.pairs.insert_new(key, pair);
         self.append(s, p, 0);
         if d != s {
             self.append(d, p, 1);

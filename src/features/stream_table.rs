@@ -209,6 +209,14 @@ impl Decaying for crate::features::incstat::Stats1D {
     }
 }
 
+/// A key and its hash in one [`Table`] (from [`Table::hashed`]; each
+/// table has its own hasher).
+#[derive(Debug, Clone, Copy)]
+pub struct Hashed<K> {
+    key: K,
+    hash: u64,
+}
+
 /// One entry. `repr(C)` keeps the recency links, the hash and the start of
 /// the value (a stream's clock) in the first cache line: evicting an entry
 /// reads them and never the key (its hash is kept), which matters when a
@@ -234,6 +242,9 @@ pub struct Table<K, V> {
     head: u32,
     /// Least recently seen.
     tail: u32,
+    /// The hash of the tail's key, kept here so that its index bucket can
+    /// be fetched before the tail's own (cold) entry arrives.
+    tail_hash: u64,
     len: usize,
     config: TableConfig,
     /// Below this age (time since its clock) no entry can have faded to
@@ -253,6 +264,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             free: Vec::new(),
             head: NIL,
             tail: NIL,
+            tail_hash: 0,
             len: 0,
             config,
             min_fade_age: min_fade_age(config.weight_cutoff),
@@ -282,24 +294,37 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
+    /// `key` with its hash in this table, and a hint to the CPU to fetch
+    /// the index bucket a lookup of it reads. Under a flood every key is
+    /// new and every bucket cold: hashed up front for all of a packet's
+    /// tables, the fetches overlap instead of stalling one after another.
+    #[inline]
+    pub fn hashed(&self, key: K) -> Hashed<K> {
+        let hash = self.hasher.hash_one(&key);
+        self.map.prefetch(hash);
+        Hashed { key, hash }
+    }
+
     /// The slot of `key`, if present (does not mark it seen).
     #[inline]
     pub fn find(&self, key: &K) -> Option<u32> {
-        self.find_hashed(key).0
+        self.find_with(key, self.hasher.hash_one(key))
     }
 
-    /// The slot of `key` if present, and the key's hash (for [`Table::insert_new`]).
+    /// The slot of a hashed key, if present (does not mark it seen).
     #[inline]
-    pub fn find_hashed(&self, key: &K) -> (Option<u32>, u64) {
-        let hash = self.hasher.hash_one(key);
+    pub fn lookup(&self, key: &Hashed<K>) -> Option<u32> {
+        self.find_with(&key.key, key.hash)
+    }
+
+    #[inline]
+    fn find_with(&self, key: &K, hash: u64) -> Option<u32> {
         let slots = &self.slots;
-        let found = self.map.find(hash, |i| {
+        self.map.find(hash, |i| {
             let s = &slots[i as usize];
             s.hash == hash && s.key == *key
-        });
-        (found, hash)
+        })
     }
-
     /// The value in slot `i`.
     #[inline]
     pub fn get(&self, i: u32) -> &V {
@@ -313,7 +338,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     }
 
     /// Starts loading the entry a full table evicts next, whose slot the
-    /// next insert reuses. Under a flood every packet evicts from every
+    /// next insert reuses, and its index bucket, which the eviction edits. Under a flood every packet evicts from every
     /// table; issued up front for all of them, these cold loads overlap
     /// instead of stalling one after another.
     #[inline]
@@ -321,6 +346,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         if self.len >= self.config.capacity {
             if let Some(s) = self.slots.get(self.tail as usize) {
                 prefetch(s);
+                self.map.prefetch(self.tail_hash);
             }
         }
     }
@@ -369,10 +395,10 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
-    /// Inserts a key known to be absent, whose hash is `hash` (from
-    /// [`Table::find_hashed`]), as the most recently seen; the caller has
-    /// made room (see [`Table::victim`]). Returns its slot.
-    pub fn insert_new(&mut self, key: K, hash: u64, value: V) -> u32 {
+    /// Inserts a key known to be absent as the most recently seen; the
+    /// caller has made room (see [`Table::victim`]). Returns its slot.
+    pub fn insert_new(&mut self, key: Hashed<K>, value: V) -> u32 {
+        let Hashed { key, hash } = key;
         let slot = Slot {
             prev: NIL,
             next: NIL,
@@ -401,14 +427,13 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     /// after evicting or reclaiming what must go. For tables whose entries
     /// nothing else refers to.
     #[inline]
-    pub fn get_or_insert(&mut self, key: K, now: f64, make: impl FnOnce() -> V) -> u32 {
-        let (found, hash) = self.find_hashed(&key);
-        if let Some(i) = found {
+    pub fn get_or_insert(&mut self, key: Hashed<K>, now: f64, make: impl FnOnce() -> V) -> u32 {
+        if let Some(i) = self.lookup(&key) {
             self.touch(i);
             return i;
         }
         self.make_room(now);
-        self.insert_new(key, hash, make())
+        self.insert_new(key, make())
     }
 
     /// Before an insert at `now`: removes the least recently seen entry if
@@ -450,6 +475,10 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
         if next == NIL {
             self.tail = prev;
+            if prev != NIL {
+                // The line `prev.next` was just written to.
+                self.tail_hash = self.slots[prev as usize].hash;
+            }
         } else {
             self.slots[next as usize].prev = prev;
         }
@@ -464,6 +493,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
         if old == NIL {
             self.tail = i;
+            self.tail_hash = self.slots[i as usize].hash;
         } else {
             self.slots[old as usize].prev = i;
         }
@@ -533,6 +563,12 @@ impl Index {
 
     fn entry(hash: u64, slot: u32) -> u64 {
         (hash << 32) | u64::from(slot + 1)
+    }
+
+    /// Hints the CPU to fetch the bucket where a lookup of `hash` starts.
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        prefetch(&self.buckets[hash as usize & self.mask()]);
     }
 
     /// The slot whose entry matches `hash` and satisfies `eq`.
@@ -680,12 +716,15 @@ mod tests {
     #[test]
     fn evicts_least_recently_seen_when_full() {
         let mut t: Table<Key<4>, Stats1D> = Table::new(config(3));
-        let a = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
-        t.get_or_insert(key(2), 0.0, || Stats1D::new(0.0));
-        t.get_or_insert(key(3), 0.0, || Stats1D::new(0.0));
+        let a = t.get_or_insert(t.hashed(key(1)), 0.0, || Stats1D::new(0.0));
+        t.get_or_insert(t.hashed(key(2)), 0.0, || Stats1D::new(0.0));
+        t.get_or_insert(t.hashed(key(3)), 0.0, || Stats1D::new(0.0));
         // Seeing 1 again makes 2 the least recently seen.
-        assert_eq!(t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0)), a);
-        t.get_or_insert(key(4), 0.0, || Stats1D::new(0.0));
+        assert_eq!(
+            t.get_or_insert(t.hashed(key(1)), 0.0, || Stats1D::new(0.0)),
+            a
+        );
+        t.get_or_insert(t.hashed(key(4)), 0.0, || Stats1D::new(0.0));
         assert_eq!(t.len(), 3);
         assert!(t.find(&key(2)).is_none());
         assert!(t.find(&key(1)).is_some() && t.find(&key(3)).is_some());
@@ -697,15 +736,15 @@ mod tests {
     fn reclaims_faded_entries() {
         let mut cache = DecayCache::default();
         let mut t: Table<Key<4>, Stats1D> = Table::new(config(100));
-        let i = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+        let i = t.get_or_insert(t.hashed(key(1)), 0.0, || Stats1D::new(0.0));
         t.get_mut(i).insert(60.0, 0.0, &mut cache);
         // 1 packet at the 0.01 rate fades below 1e-6 after ~1993 s.
-        t.get_or_insert(key(2), 1000.0, || Stats1D::new(1000.0));
+        t.get_or_insert(t.hashed(key(2)), 1000.0, || Stats1D::new(1000.0));
         assert!(
             t.find(&key(1)).is_some(),
             "still above the cutoff at 1000 s"
         );
-        let j = t.get_or_insert(key(3), 2100.0, || Stats1D::new(2100.0));
+        let j = t.get_or_insert(t.hashed(key(3)), 2100.0, || Stats1D::new(2100.0));
         t.get_mut(j).insert(60.0, 2100.0, &mut cache);
         assert!(t.find(&key(1)).is_none(), "faded entry reclaimed");
         // Key 2 never got a value but counts as seen once at 1000 s.
@@ -718,7 +757,7 @@ mod tests {
     fn reused_slots_stay_consistent() {
         let mut t: Table<Key<4>, Stats1D> = Table::new(config(50));
         for n in 0..10_000u32 {
-            let i = t.get_or_insert(key(n), n as f64, || Stats1D::new(n as f64));
+            let i = t.get_or_insert(t.hashed(key(n)), n as f64, || Stats1D::new(n as f64));
             t.get_mut(i).lanes[0].cf1 = n as f64;
             assert!(t.len() <= 50);
         }
@@ -776,9 +815,9 @@ mod tests {
         let mut cache = DecayCache::default();
         for (gap, kept) in [(age - 1.0, true), (age + 5.0, false)] {
             let mut t: Table<Key<4>, Stats1D> = Table::new(config(10));
-            let i = t.get_or_insert(key(1), 0.0, || Stats1D::new(0.0));
+            let i = t.get_or_insert(t.hashed(key(1)), 0.0, || Stats1D::new(0.0));
             t.get_mut(i).insert(60.0, 0.0, &mut cache);
-            t.get_or_insert(key(2), gap, || Stats1D::new(gap));
+            t.get_or_insert(t.hashed(key(2)), gap, || Stats1D::new(gap));
             assert_eq!(t.find(&key(1)).is_some(), kept, "gap {gap}");
         }
     }
@@ -791,7 +830,7 @@ mod tests {
         let mut cache = DecayCache::default();
         for n in 0..1_000_000u32 {
             let now = n as f64 * 1e-6;
-            let i = t.get_or_insert(key(n.wrapping_mul(2_654_435_761)), now, || {
+            let i = t.get_or_insert(t.hashed(key(n.wrapping_mul(2_654_435_761))), now, || {
                 Stats1D::new(now)
             });
             t.get_mut(i).insert(60.0, now, &mut cache);
