@@ -35,7 +35,8 @@ pub struct KafkaFlags {
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub kafka_commit_ms: u64,
     /// End once no record came for this many seconds after the assignment
-    /// (replays, tests); by default run until stopped.
+    /// and every partition held is read to its end (replays, tests); by
+    /// default run until stopped.
     #[arg(long, value_name = "SECONDS")]
     pub kafka_idle_exit: Option<f64>,
     /// A librdkafka setting, KEY=VALUE (repeatable): security, timeouts.

@@ -419,6 +419,9 @@ fn json_flow(text: &str, flow: &mut FlowContext) {
     }
 }
 
+/// How long the idle check waits for the broker's offsets.
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Records from a consumer group; see the [module docs](self).
 pub struct GroupSource {
     consumer: Arc<BaseConsumer<GroupContext>>,
@@ -549,11 +552,53 @@ impl GroupSource {
         lock(&self.book).fatal.is_some()
     }
 
-    fn idle_over(&self) -> bool {
-        match (self.params.idle_exit, self.quiet_since) {
-            (Some(limit), Some(since)) => since.elapsed() >= limit,
-            _ => false,
+    /// Quiet for the idle limit, with every owned partition read to its
+    /// end: a slow broker or a late fetch after a rebalance is not a
+    /// drained topic, and leaving then would leave records unread.
+    fn idle_over(&mut self) -> bool {
+        let (Some(limit), Some(since)) = (self.params.idle_exit, self.quiet_since) else {
+            return false;
+        };
+        if since.elapsed() < limit {
+            return false;
         }
+        if self.caught_up() {
+            return true;
+        }
+        self.quiet_since = Some(Instant::now());
+        false
+    }
+
+    /// True when no owned partition has records past where this instance
+    /// stands (its last read, else the group's commit, else the start).
+    /// A partition the broker cannot answer for counts as read: the idle
+    /// limit then ends the run as it would without this check.
+    fn caught_up(&self) -> bool {
+        let topic = &self.params.topic;
+        let done = lock(&self.book).done.clone();
+        let mut unread = TopicPartitionList::new();
+        for p in self.owned.keys().filter(|p| !done.contains_key(p)) {
+            unread.add_partition(topic, *p);
+        }
+        let committed = match unread.count() {
+            0 => None,
+            _ => self.consumer.committed_offsets(unread, LAG_TIMEOUT).ok(),
+        };
+        let committed_at = |p: i32| match committed.as_ref()?.find_partition(topic, p)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        self.owned.keys().all(|&p| {
+            let Ok((low, high)) = self.consumer.fetch_watermarks(topic, p, LAG_TIMEOUT) else {
+                return true;
+            };
+            let at = done
+                .get(&p)
+                .copied()
+                .or_else(|| committed_at(p))
+                .unwrap_or(low);
+            at >= high
+        })
     }
 
     /// Handles one polled record.
