@@ -159,6 +159,9 @@ impl FeatureExtractor for Nbaiot {
         let jit_key = self.jit.hashed(fwd);
         let hp_fwd = self.hp.hashed(socket(from, to));
         let hp_rev = self.hp.hashed(socket(to, from));
+        // Channels come in pairs here, and a flood evicts one every packet.
+        self.hh.prefetch_victim_pair();
+        self.hp.prefetch_victim_pair();
         let cache = &mut self.cache;
 
         let i = self.mi.get_or_insert(mi_key, t, || Stats1D::new(t));

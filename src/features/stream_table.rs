@@ -351,6 +351,23 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
+    /// The value a full table evicts next (`None` while there is room).
+    #[inline]
+    pub fn next_victim(&self) -> Option<&V> {
+        if self.len < self.config.capacity {
+            return None;
+        }
+        self.slots.get(self.tail as usize).map(|s| &s.value)
+    }
+
+    /// Hints the CPU to load slot `i`.
+    #[inline]
+    pub fn prefetch_slot(&self, i: u32) {
+        if let Some(s) = self.slots.get(i as usize) {
+            prefetch(s);
+        }
+    }
+
     /// Marks slot `i` as the most recently seen.
     #[inline]
     pub fn touch(&mut self, i: u32) {
