@@ -5,11 +5,12 @@
 //!
 //! Packet features: a [`packet::FeatureExtractor`] turns each decoded frame
 //! into damped-window statistics ([`incstat`]) kept in bounded tables
-//! ([`stream_table`], [`pair_table`]); the layouts are [`kitsune`] (faithful
-//! and corrected, 100 features) and [`nbaiot`] (115), chosen with
-//! [`packet::Layout`].
+//! ([`stream_table`], [`pair_table`], [`channel_table`]); the layouts are
+//! [`kitsune`] (faithful and corrected, 100 features) and [`nbaiot`] (115),
+//! chosen with [`packet::Layout`].
 
 pub mod capture_table;
+pub mod channel_table;
 pub mod combined;
 pub mod incstat;
 pub mod kitsune;

@@ -16,18 +16,21 @@
 //! and radius is `sqrt(var_a^2 + var_b^2)` of the channel and its reverse.
 //! Frames are read as in Kitsune ([`Endpoints`]); keys are structured (no
 //! collisions), and each packet updates its channel pair's covariance once.
+//! A channel, its reverse and their jitter share one table entry
+//! ([`ChannelTable`]): a new channel, which a spoofed flood makes every
+//! packet, costs one insert instead of four.
 //!
 //! One documented difference: the published dataset's first jitter value of
 //! a channel is the packet's absolute timestamp (its extractor started the
 //! channel clock at 0); here it is 0, as in Kitsune-py.
 
 use crate::error::Result;
+use crate::features::channel_table::{Channel, ChannelTable};
 use crate::features::incstat::{DecayCache, Stats1D, LAMBDAS, NL};
 use crate::features::packet::{
     push_all, put_host, put_service, Endpoints, FeatureExtractor, Host, Service, HOST_LEN,
     SERVICE_LEN,
 };
-use crate::features::pair_table::{CovUpdates, Table2D, Touched};
 use crate::features::stream_table::{Key, Table, TableConfig, TableStats};
 use crate::ingest::packets::PacketMeta;
 
@@ -70,9 +73,9 @@ pub fn nbaiot_names() -> Vec<String> {
 pub struct Nbaiot {
     mi: Table<Key<MI_KEY>, Stats1D>,
     h: Table<Key<HOST_LEN>, Stats1D>,
-    hh: Table2D<Key<CHANNEL_KEY>>,
-    jit: Table<Key<CHANNEL_KEY>, Stats1D>,
-    hp: Table2D<Key<SOCKET_KEY>>,
+    /// HH channels, with each direction's jitter (HH_jit has the same key).
+    hh: ChannelTable<CHANNEL_KEY, Option<Stats1D>>,
+    hp: ChannelTable<SOCKET_KEY, ()>,
     cache: DecayCache,
     names: Vec<String>,
 }
@@ -84,9 +87,8 @@ impl Nbaiot {
         Ok(Nbaiot {
             mi: Table::new(config),
             h: Table::new(config),
-            hh: Table2D::new(config, CovUpdates::Once),
-            jit: Table::new(config),
-            hp: Table2D::new(config, CovUpdates::Once),
+            hh: ChannelTable::new(config),
+            hp: ChannelTable::new(config),
             cache: DecayCache::new(false),
             names: nbaiot_names(),
         })
@@ -115,13 +117,12 @@ fn socket(from: (&[u8; 6], &Host, &Service), to: (&[u8; 6], &Host, &Service)) ->
     k
 }
 
-/// Per rate: weight, mean, std of the channel, then magnitude, radius,
-/// covariance, pcc of the channel and its reverse.
-fn write_2d<K: std::hash::Hash + Eq>(t: &Table2D<K>, touched: Touched, out: &mut [f64]) {
-    let src = t.stream(touched.src);
+/// Per rate: weight, mean, std of the packet's direction, then magnitude,
+/// radius, covariance, pcc of the channel and its reverse.
+fn write_2d<X>(ch: &Channel<X>, side: usize, out: &mut [f64]) {
     for (lane, chunk) in out.chunks_exact_mut(7).enumerate() {
-        let l = &src.lanes[lane];
-        let [radius, magnitude, cov, pcc] = t.pair_stats(touched.pair, lane);
+        let l = &ch.dirs[side].lanes[lane];
+        let [radius, magnitude, cov, pcc] = ch.pair_stats(lane);
         chunk.copy_from_slice(&[l.w, l.mean, l.var.sqrt(), magnitude, radius, cov, pcc]);
     }
 }
@@ -139,9 +140,8 @@ impl FeatureExtractor for Nbaiot {
         let (jit_out, hp_out) = rest.split_at_mut(3 * NL);
         self.mi.prefetch_victim();
         self.h.prefetch_victim();
-        self.hh.prefetch_victims();
-        self.jit.prefetch_victim();
-        self.hp.prefetch_victims();
+        self.hh.prefetch_victim();
+        self.hp.prefetch_victim();
         let e = Endpoints::of(p);
         let (v, t) = (f64::from(p.wire_len), p.timestamp);
         let mut mi_key = Key::new();
@@ -149,19 +149,15 @@ impl FeatureExtractor for Nbaiot {
         put_host(&mut mi_key, &e.src);
         let mut h_key = Key::new();
         put_host(&mut h_key, &e.src);
-        let (fwd, rev) = (channel(&e.src, &e.dst), channel(&e.dst, &e.src));
         let from = (&e.src_mac, &e.src, &e.src_service);
         let to = (&e.dst_mac, &e.dst, &e.dst_service);
         // Every key hashed (and its bucket fetched) before any is used.
         let mi_key = self.mi.hashed(mi_key);
         let h_key = self.h.hashed(h_key);
-        let (hh_fwd, hh_rev) = (self.hh.hashed(fwd), self.hh.hashed(rev));
-        let jit_key = self.jit.hashed(fwd);
-        let hp_fwd = self.hp.hashed(socket(from, to));
-        let hp_rev = self.hp.hashed(socket(to, from));
-        // Channels come in pairs here, and a flood evicts one every packet.
-        self.hh.prefetch_victim_pair();
-        self.hp.prefetch_victim_pair();
+        let hh_key = self
+            .hh
+            .hashed(channel(&e.src, &e.dst), channel(&e.dst, &e.src));
+        let hp_key = self.hp.hashed(socket(from, to), socket(to, from));
         let cache = &mut self.cache;
 
         let i = self.mi.get_or_insert(mi_key, t, || Stats1D::new(t));
@@ -174,23 +170,20 @@ impl FeatureExtractor for Nbaiot {
         h.insert(v, t, cache);
         h.write_1d(h_out);
 
-        let touched = self.hh.update_hashed(hh_fwd, hh_rev, v, t, cache);
-        write_2d(&self.hh, touched, hh_out);
-
-        let j = self.jit.get_or_insert(jit_key, t, || Stats1D::new(t));
-        let jit = self.jit.get_mut(j);
+        let (ch, side) = self.hh.update(hh_key, v, t, cache);
+        write_2d(ch, side, hh_out);
+        let jit = ch.extra[side].get_or_insert_with(|| Stats1D::new(t));
         jit.insert_gap(t, cache);
         jit.write_1d(jit_out);
 
-        let touched = self.hp.update_hashed(hp_fwd, hp_rev, v, t, cache);
-        write_2d(&self.hp, touched, hp_out);
+        let (ch, side) = self.hp.update(hp_key, v, t, cache);
+        write_2d(ch, side, hp_out);
     }
 
     fn table_stats(&self) -> Vec<TableStats> {
         let mut v = vec![self.mi.stats("MI"), self.h.stats("H")];
-        v.extend(self.hh.stats("HH"));
-        v.push(self.jit.stats("HH_jit"));
-        v.extend(self.hp.stats("HpHp"));
+        v.push(self.hh.stats("HH"));
+        v.push(self.hp.stats("HpHp"));
         v
     }
 }
@@ -283,7 +276,7 @@ mod tests {
         );
         assert!(out[col("HpHp_L0.01_weight")] > 15.0);
         let tables = x.table_stats();
-        assert_eq!(tables.len(), 7);
+        assert_eq!(tables.len(), 4);
         assert!(
             tables.iter().all(|t| t.evicted == 0 && t.len <= 2),
             "{tables:?}"

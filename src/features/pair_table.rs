@@ -113,15 +113,6 @@ impl<K: Hash + Eq> Table2D<K> {
         self.pairs.prefetch_victim();
     }
 
-    /// After [`Table2D::prefetch_victims`] has had time to land: starts
-    /// loading the first pair of the stream evicted next, which the
-    /// eviction drops (its slot number is in the stream's entry).
-    pub fn prefetch_victim_pair(&self) {
-        if let Some(v) = self.streams.next_victim().filter(|v| v.head != NIL) {
-            self.pairs.prefetch_slot(v.head >> 1);
-        }
-    }
-
     /// The statistics of stream slot `i`.
     pub fn stream(&self, i: u32) -> &Stats1D {
         &self.streams.get(i).stats

@@ -338,9 +338,10 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     }
 
     /// Starts loading the entry a full table evicts next, whose slot the
-    /// next insert reuses, and its index bucket, which the eviction edits. Under a flood every packet evicts from every
-    /// table; issued up front for all of them, these cold loads overlap
-    /// instead of stalling one after another.
+    /// next insert reuses, and its index bucket, which the eviction edits.
+    /// Under a flood every packet evicts from every table; issued up front
+    /// for all of them, these cold loads overlap instead of stalling one
+    /// after another.
     #[inline]
     pub fn prefetch_victim(&self) {
         if self.len >= self.config.capacity {
@@ -348,23 +349,6 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
                 prefetch(s);
                 self.map.prefetch(self.tail_hash);
             }
-        }
-    }
-
-    /// The value a full table evicts next (`None` while there is room).
-    #[inline]
-    pub fn next_victim(&self) -> Option<&V> {
-        if self.len < self.config.capacity {
-            return None;
-        }
-        self.slots.get(self.tail as usize).map(|s| &s.value)
-    }
-
-    /// Hints the CPU to load slot `i`.
-    #[inline]
-    pub fn prefetch_slot(&self, i: u32) {
-        if let Some(s) = self.slots.get(i as usize) {
-            prefetch(s);
         }
     }
 
