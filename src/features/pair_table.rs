@@ -1,12 +1,17 @@
 //! Pairs of streams: a bounded table of streams plus a bounded table of the
 //! links (covariances) between them.
 //!
-//! A stream keeps its links on an intrusive doubly linked list threaded
-//! through the pairs (one node per end), in creation order, so that a pair
-//! can be unlinked in O(1) when it is evicted and a stream's links can be
-//! walked in Kitsune-py's order. When a stream leaves its table its pairs go
-//! with it (they refer to its statistics); when a pair leaves, both streams
-//! stay. Pairs are found by the (unordered) slots of their two streams.
+//! Pairs are found by the (unordered) serial numbers of their two streams:
+//! a stream gets a new serial whenever it enters its table, so a pair of a
+//! stream that has left can never be found again, and simply ages out of
+//! the pair table.
+//!
+//! In [`CovUpdates::Kitsune`] mode a stream also keeps its links on an
+//! intrusive doubly linked list threaded through the pairs (one node per
+//! end), in creation order, so that its links can be walked in Kitsune-py's
+//! order and a pair unlinked in O(1) when it is evicted; a stream leaving
+//! takes its pairs with it. [`CovUpdates::Once`] mode needs no lists, which
+//! spares a flood the cold list entries that every eviction would edit.
 
 use crate::features::incstat::{pair_stats, Cov2D, DecayCache, Lane, Stats1D, NL};
 use crate::features::stream_table::{
@@ -26,11 +31,13 @@ pub enum CovUpdates {
     Once,
 }
 
-/// A stream of a pair table: its statistics and the head/tail of its links.
+/// A stream of a pair table: its statistics, its serial number and the
+/// head/tail of its links (Kitsune mode).
 #[derive(Debug, Clone)]
 pub struct Stream {
     /// The stream's statistics.
     pub stats: Stats1D,
+    serial: u32,
     head: u32,
     tail: u32,
 }
@@ -86,6 +93,8 @@ pub struct Table2D<K> {
     pairs: Table<u64, Pair>,
     mode: CovUpdates,
     fanout_limit: usize,
+    /// Serial number of the next stream to enter.
+    next_serial: u32,
 }
 
 impl<K: Hash + Eq> Table2D<K> {
@@ -96,6 +105,7 @@ impl<K: Hash + Eq> Table2D<K> {
             pairs: Table::new(config),
             mode,
             fanout_limit: config.fanout_limit,
+            next_serial: 0,
         }
     }
 
@@ -207,8 +217,14 @@ impl<K: Hash + Eq> Table2D<K> {
                 None => break,
             }
         }
+        // Serials wrap after 2^32 new streams, which make at least 2^31 new
+        // pairs (each has at most two new ends): more than a table holds, so
+        // every pair older than that has left it.
+        let serial = self.next_serial;
+        self.next_serial = serial.wrapping_add(1);
         let stream = Stream {
             stats: Stats1D::new(t),
+            serial,
             head: NIL,
             tail: NIL,
         };
@@ -224,8 +240,10 @@ impl<K: Hash + Eq> Table2D<K> {
                 return head >> 1;
             }
         }
-        let key = (u64::from(s.min(d)) << 32) | u64::from(s.max(d));
-        let key = self.pairs.hashed(key);
+        let (a, b) = (self.streams.get(s).serial, self.streams.get(d).serial);
+        let key = self
+            .pairs
+            .hashed((u64::from(a.min(b)) << 32) | u64::from(a.max(b)));
         if let Some(p) = self.pairs.lookup(&key) {
             self.pairs.touch(p);
             return p;
@@ -248,14 +266,16 @@ impl<K: Hash + Eq> Table2D<K> {
             cov: Cov2D::new(t),
         };
         let p = self.pairs.insert_new(key, pair);
-        self.append(s, p, 0);
-        if d != s {
-            self.append(d, p, 1);
+        if self.mode == CovUpdates::Kitsune {
+            self.append(s, p, 0);
+            if d != s {
+                self.append(d, p, 1);
+            }
         }
         p
     }
 
-    /// Removes stream `i` and every pair it belongs to.
+    /// Removes stream `i` and every pair on its list.
     fn drop_stream(&mut self, i: u32, why: Removal) {
         let mut n = self.streams.get(i).head;
         while n != NIL {
@@ -273,10 +293,12 @@ impl<K: Hash + Eq> Table2D<K> {
 
     /// Removes pair `p` from both its streams' lists and from the table.
     fn drop_pair(&mut self, p: u32, why: Removal) {
-        let ends = self.pairs.get(p).ends;
-        self.unlink(ends[0], p, 0);
-        if ends[1] != ends[0] {
-            self.unlink(ends[1], p, 1);
+        if self.mode == CovUpdates::Kitsune {
+            let ends = self.pairs.get(p).ends;
+            self.unlink(ends[0], p, 0);
+            if ends[1] != ends[0] {
+                self.unlink(ends[1], p, 1);
+            }
         }
         self.pairs.remove(p, why);
     }
@@ -454,6 +476,38 @@ mod tests {
             assert_eq!(total, 2 * t.pairs.len(), "after {a}->{b}");
         }
         assert!(t.pairs.len() <= 3);
+    }
+
+    #[test]
+    fn new_streams_in_old_slots_never_find_the_old_pair() {
+        let mut cache = DecayCache::default();
+        for mode in [CovUpdates::Kitsune, CovUpdates::Once] {
+            let mut t = Table2D::new(cfg(2), mode);
+            let old = t.update(key(1), key(2), 60.0, 0.0, &mut cache);
+            t.update(key(1), key(2), 60.0, 0.05, &mut cache);
+            // 3 and 4 evict 1 and 2 and take their slots.
+            let new = t.update(key(3), key(4), 60.0, 0.1, &mut cache);
+            assert_eq!(new.src, old.src, "{mode:?}: the slot is reused");
+            let w3 = t.pairs.get(new.pair).cov.lanes[0].w3;
+            assert_eq!(w3, 1.0, "{mode:?}: a fresh pair, one update");
+        }
+    }
+
+    #[test]
+    fn once_mode_keeps_no_lists() {
+        let mut cache = DecayCache::default();
+        let mut t = Table2D::new(cfg(5_000), CovUpdates::Once);
+        for n in 1..=20_000u32 {
+            let touched = t.update(key(n), key(0), 60.0, f64::from(n) * 1e-5, &mut cache);
+            assert_eq!(t.pair_stats(touched.pair, 0)[2], 0.0);
+        }
+        let hub = t
+            .streams
+            .find(&key(0))
+            .expect("the victim is seen every packet");
+        assert!(t.links(hub).is_empty());
+        let [streams, pairs] = t.stats("HH");
+        assert_eq!((streams.len, pairs.len), (5_000, 5_000));
     }
 
     #[test]
