@@ -94,8 +94,8 @@ const LIBM_ERR_LOG: f64 = 3.5e-5;
 const MANTISSA: u64 = (1 << 52) - 1;
 const EXPONENT: u64 = 0x7ff << 52;
 
-// ln(2)^i / i! (scripts/gen_pow2_table.py).
-const C1: f64 = 0.6931471805599453;
+// ln(2)^i / i! (scripts/gen_pow2_table.py; C1 is the double nearest ln 2).
+const C1: f64 = std::f64::consts::LN_2;
 const C2: f64 = 0.24022650695910072;
 const C3: f64 = 0.05550410866482158;
 const C4: f64 = 0.009618129107628477;
@@ -113,63 +113,73 @@ pub fn libm_pow2(y: f64) -> f64 {
 /// (NaN and infinities included).
 #[inline]
 pub fn pow2(y: f64) -> f64 {
-    match kernel(y) {
-        (v, true) => v,
+    match kernel(&[y]) {
+        ([v], [true]) => v,
         _ => libm_pow2(y),
     }
 }
 
-/// [`pow2`] of every lane: the kernel runs on all lanes without branching,
-/// then the few lanes it cannot vouch for are sent to the C library.
+/// [`pow2`] of every lane: the kernel runs on all lanes without branching
+/// (the compiler pairs lanes in SIMD registers), then, in the rare event
+/// that it cannot vouch for some lane, those go to the C library.
 #[inline]
 pub fn pow2_lanes<const L: usize>(ys: [f64; L]) -> [f64; L] {
-    let fast = ys.map(kernel);
-    let mut out = fast.map(|(v, _)| v);
-    if !fast.iter().all(|&(_, ok)| ok) {
-        fall_back(&ys, &fast, &mut out);
+    let (v, ok) = kernel(&ys);
+    if ok.iter().fold(true, |all, &ok| all & ok) {
+        v
+    } else {
+        fall_back(ys, v, ok)
     }
-    out
 }
 
 /// `2^y` when the fast path vouches for its bits (equal to [`libm_pow2`]),
 /// `None` when [`pow2`] would call the C library.
 pub fn pow2_fast(y: f64) -> Option<f64> {
-    match kernel(y) {
-        (v, true) => Some(v),
+    match kernel(&[y]) {
+        ([v], [true]) => Some(v),
         _ => None,
     }
 }
 
-/// Replaces the lanes the kernel did not vouch for.
+/// The C library's result for the lanes the kernel did not vouch for, out
+/// of the hot path.
 #[cold]
 #[inline(never)]
-fn fall_back<const L: usize>(ys: &[f64; L], fast: &[(f64, bool); L], out: &mut [f64; L]) {
-    for ((o, &y), &(_, ok)) in out.iter_mut().zip(ys).zip(fast) {
+fn fall_back<const L: usize>(ys: [f64; L], mut v: [f64; L], ok: [bool; L]) -> [f64; L] {
+    for ((v, y), ok) in v.iter_mut().zip(ys).zip(ok) {
         if !ok {
-            *o = libm_pow2(y);
+            *v = libm_pow2(y);
         }
     }
+    v
 }
 
-/// `2^y` from the table and polynomial, and whether it is certainly
-/// glibc's result (see the module documentation for the bound).
+/// `2^y` per lane from the table and polynomial, and whether it is
+/// certainly glibc's result (see the module documentation for the bound).
 #[inline(always)]
-fn kernel(y: f64) -> (f64, bool) {
-    let Approx { k, hi, lo, t } = approx(y);
-    let bits = hi.to_bits();
-    let ulp = f64::from_bits((bits & EXPONENT).wrapping_sub(52 << 52));
-    // Half the gap to the nearer neighbour: a power of two has a closer one
-    // below.
-    let half_gap = ulp * if bits & MANTISSA == 0 { 0.25 } else { 0.5 };
-    let ay = y.abs();
-    let slack = lo.abs() + KERNEL_ERR * t.abs() + libm_err(ay) * ulp;
-    let ok = (ay <= Y_MAX) & (slack < half_gap);
-    // hi * 2^e: exact, the result being normal on the fast path.
-    let e = (k >> 8) as u64;
-    let v = f64::from_bits(bits.wrapping_add(e << 52));
-    // Far below the smallest subnormal: +0, as glibc's underflow.
-    let zero = y <= UNDERFLOW;
-    (if zero { 0.0 } else { v }, ok | zero)
+#[allow(clippy::needless_range_loop)] // lane-indexed loops vectorize
+fn kernel<const L: usize>(ys: &[f64; L]) -> ([f64; L], [bool; L]) {
+    let a = approx(ys);
+    let (mut v, mut ok) = ([0.0; L], [false; L]);
+    for i in 0..L {
+        let (y, hi) = (ys[i], a.hi[i]);
+        let bits = hi.to_bits();
+        let ulp = f64::from_bits((bits & EXPONENT).wrapping_sub(52 << 52));
+        // Half the gap to the nearer neighbour: a power of two has a closer
+        // one below.
+        let half_gap = ulp * if bits & MANTISSA == 0 { 0.25 } else { 0.5 };
+        let ay = y.abs();
+        let slack = a.lo[i].abs() + KERNEL_ERR * a.t[i].abs() + libm_err(ay) * ulp;
+        // hi * 2^e: exact, the result being normal on the fast path.
+        let e = (a.k[i] >> 8) as u64;
+        // Far below the smallest subnormal: +0, as glibc's underflow (a
+        // mask, not a branch).
+        let zero = y <= UNDERFLOW;
+        let keep = u64::from(!zero).wrapping_neg();
+        v[i] = f64::from_bits(bits.wrapping_add(e << 52) & keep);
+        ok[i] = ((ay <= Y_MAX) & (slack < half_gap)) | zero;
+    }
+    (v, ok)
 }
 
 /// glibc's error before its final rounding, in ulps of the result, for
@@ -179,35 +189,57 @@ fn libm_err(ay: f64) -> f64 {
     LIBM_ERR_BASE + (LIBM_ERR_SMALL * ay).min(LIBM_ERR_EXP) + LIBM_ERR_LOG * ay
 }
 
-/// The kernel's result before the check: `2^y` is `2^(k >> 8)` times
-/// `hi + lo`, which is within `KERNEL_ERR * |t| + 2^-100` of the exact
-/// scaled value.
-struct Approx {
-    k: i64,
-    hi: f64,
-    lo: f64,
-    t: f64,
+/// The kernel's result before the check, per lane: `2^y` is `2^(k >> 8)`
+/// times `hi + lo`, which is within `KERNEL_ERR * |t| + 2^-100` of the
+/// exact scaled value.
+struct Approx<const L: usize> {
+    k: [i64; L],
+    hi: [f64; L],
+    lo: [f64; L],
+    t: [f64; L],
 }
 
-/// The kernel's arithmetic (module documentation).
+/// The kernel's arithmetic (module documentation), one step for all lanes
+/// at a time.
 #[inline(always)]
-fn approx(y: f64) -> Approx {
-    let kd = y * N + SHIFT;
-    // k = round(256 y); garbage when |y| is out of range, then not trusted.
-    let k = kd.to_bits().wrapping_sub(SHIFT.to_bits()) as i64;
-    // Exact: kd - SHIFT is k, k / 256 is exact and within a factor 2 of y.
-    let r = y - (kd - SHIFT) * (1.0 / N);
-    let (th, tl) = TABLE[(k & 0xff) as usize];
-    let (th, tl) = (f64::from_bits(th), f64::from_bits(tl));
-    let p = r * (C1 + r * (C2 + r * (C3 + r * (C4 + r * C5))));
-    let t = th * p + tl;
-    let hi = th + t;
-    Approx {
-        k,
-        hi,
-        lo: (th - hi) + t,
-        t,
+#[allow(clippy::needless_range_loop)] // lane-indexed loops vectorize
+fn approx<const L: usize>(ys: &[f64; L]) -> Approx<L> {
+    let mut a = Approx {
+        k: [0; L],
+        hi: [0.0; L],
+        lo: [0.0; L],
+        t: [0.0; L],
+    };
+    let mut r = [0.0; L];
+    for i in 0..L {
+        let kd = ys[i] * N + SHIFT;
+        // k = round(256 y); garbage when |y| is out of range, then not
+        // trusted.
+        a.k[i] = kd.to_bits().wrapping_sub(SHIFT.to_bits()) as i64;
+        // Exact: kd - SHIFT is k, k / 256 is exact and within a factor 2
+        // of y.
+        r[i] = ys[i] - (kd - SHIFT) * (1.0 / N);
     }
+    let (mut th, mut tl) = ([0.0; L], [0.0; L]);
+    for i in 0..L {
+        let (h, l) = TABLE[(a.k[i] & 0xff) as usize];
+        (th[i], tl[i]) = (f64::from_bits(h), f64::from_bits(l));
+    }
+    for i in 0..L {
+        let r = r[i];
+        // Estrin's scheme for the small terms (shorter dependency chain),
+        // Horner for the leading ones (their rounding is what the bound
+        // counts).
+        let r2 = r * r;
+        let q = (C2 + r * C3) + r2 * (C4 + r * C5);
+        let p = r * (C1 + r * q);
+        let t = th[i] * p + tl[i];
+        let hi = th[i] + t;
+        a.t[i] = t;
+        a.hi[i] = hi;
+        a.lo[i] = (th[i] - hi) + t;
+    }
+    a
 }
 
 /// `2^(j/256)` as a double-double: bits of the nearest double and of the
@@ -506,7 +538,7 @@ mod tests {
     // Double-double arithmetic (Dekker, Knuth) for reference values.
     type Dd = (f64, f64);
 
-    const LN2: Dd = (0.6931471805599453, 2.3190468138462996e-17);
+    const LN2: Dd = (std::f64::consts::LN_2, 2.3190468138462996e-17);
 
     fn fast_two_sum(a: f64, b: f64) -> Dd {
         let s = a + b;
@@ -592,7 +624,7 @@ mod tests {
     /// crossed, when glibc's `pow` is not correctly rounded at `y` (only
     /// inputs of the fast range are looked at).
     fn libm_misround(y: f64) -> Option<f64> {
-        if !(y.abs() <= Y_MAX) {
+        if y.is_nan() || y.abs() > Y_MAX {
             return None;
         }
         let (k, (rh, rl)) = reference(y);
@@ -677,14 +709,19 @@ mod tests {
                 1 => -rng.log_uniform(1e-12, 1e3),
                 _ => rng.log_uniform(1e-12, 1e3),
             };
-            let a = approx(y);
+            let Approx {
+                k: [ak],
+                hi: [hi],
+                lo: [lo],
+                t: [t],
+            } = approx(&[y]);
             let (k, (rh, rl)) = reference(y);
-            assert_eq!(a.k, k, "y = {y:e}");
-            let err = ((rh - a.hi) + (rl - a.lo)).abs();
-            let bound = KERNEL_ERR * a.t.abs() + 2f64.powi(-97);
+            assert_eq!(ak, k, "y = {y:e}");
+            let err = ((rh - hi) + (rl - lo)).abs();
+            let bound = KERNEL_ERR * t.abs() + 2f64.powi(-97);
             assert!(err <= bound, "y = {y:e}: error {err:e} > {bound:e}");
-            if a.t != 0.0 {
-                worst = worst.max(err / (a.t.abs() * f64::EPSILON / 2.0));
+            if t != 0.0 {
+                worst = worst.max(err / (t.abs() * f64::EPSILON / 2.0));
             }
         }
         eprintln!("kernel error: at most {worst:.3} * 2^-53 |t| (bound 8)");
