@@ -12,14 +12,17 @@
 //!
 //! # Kernel
 //!
-//! `y = k/256 + r` with `k = round(256 y)` and `|r| <= 2^-9` exact, `k = 256 e
-//! + j`, so `2^y = 2^e * 2^(j/256) * 2^r`. `2^(j/256)` comes from a table of
-//! double-doubles `(T_hi, T_lo)` within 2^-106 (`scripts/gen_pow2_table.py`,
-//! exact rational arithmetic), `p = 2^r - 1` from its Taylor polynomial of
-//! degree 5 (truncation below 2^-66, 2^-57 relative), then
-//! `t = T_hi p + T_lo`, `hi = T_hi + t` rounded and `lo = (T_hi - hi) + t`
-//! (exact: Fast2Sum). `hi + lo` is the scaled result `2^(j/256 + r)` in
-//! [0.997, 2.006], and `hi * 2^e` the answer.
+//! `y = k/256 + r` with `k = round(256 y)` and `|r| <= 2^-9` exact; with
+//! `k = 256 e + j`, `2^y = 2^e * 2^(j/256) * 2^r`. `2^(j/256)` comes from a
+//! table of double-doubles `(T_hi, T_lo)` within 2^-106
+//! (`scripts/gen_pow2_table.py`, exact rational arithmetic), `p = 2^r - 1`
+//! from its Taylor polynomial of degree 5 (truncation below 2^-66, 2^-57
+//! relative), then `t = T_hi p + T_lo`, `hi = T_hi + t` rounded and
+//! `lo = (T_hi - hi) + t` (exact: Fast2Sum). `hi + lo` is the scaled result
+//! `2^(j/256 + r)` in [0.997, 2.006], and `hi * 2^e` the answer. Every step
+//! runs on all lanes of [`pow2_lanes`] at once (lane-indexed loops the
+//! compiler turns into SSE2 pairs), the check included, so the only branch
+//! is the rare fallback.
 //!
 //! # Error bound and margin
 //!
@@ -53,10 +56,14 @@
 //! taken when `|lo| + 2^-50 |t| + allowance` is below half the gap from `hi`
 //! to its nearer neighbour (a quarter ulp below a power of two): glibc's
 //! value before its final rounding then lies strictly between the two
-//! midpoints around `hi`, so glibc returns `hi`. The allowance is 0.016 to
-//! 0.017 ulp for the usual decay arguments (1/256 < |y| < 30), less for
-//! smaller |y|, 0.052 ulp at |y| = 1020; the fast path is refused for about
-//! 2 % of the realistic arguments per rate (tests).
+//! midpoints around `hi`, so glibc returns `hi`. The allowance is 0.0163 to
+//! 0.0174 ulp for the usual decay arguments (1/256 < |y| < 30), less for
+//! smaller |y|, 0.052 ulp at |y| = 1020; the fast path is refused for 1 to
+//! 2.5 % of the realistic arguments per rate (tests, `benches/pow2.rs`).
+//!
+//! The bound is glibc's: with another C library the fast path matches its
+//! `pow` only if that `pow` is as accurate (musl's is the same algorithm);
+//! the tests compare with the `pow` actually linked.
 //!
 //! Range of the fast path: `|y| <= 1020`, where the result is a normal
 //! double, and `y <= -1076` (NaN excluded), where it is +0 as glibc's
