@@ -32,11 +32,12 @@ pub const INITIAL_WEIGHT: f64 = 1e-20;
 
 /// `2^(-lambda * dt)` for every rate, computed as Kitsune-py does
 /// (`math.pow(2, -lambda * dt)`, bit for bit: `exp2` would round a few
-/// factors differently).
+/// factors differently), by [`pow2_lanes`](super::pow2::pow2_lanes), which
+/// calls the C library's `pow` only for the rare factors too close to a
+/// rounding midpoint.
 #[inline]
 pub fn decay_factors(dt: f64) -> [f64; NL] {
-    // black_box keeps LLVM from turning pow(2, x) into exp2(x).
-    LAMBDAS.map(|lambda| std::hint::black_box(2f64).powf(-lambda * dt))
+    super::pow2::pow2_lanes(LAMBDAS.map(|lambda| -lambda * dt))
 }
 
 /// `2^(-lambda * dt)` for every rate within a few ulps, at a third of the
@@ -291,7 +292,7 @@ impl Stats1D {
 /// `w` faded by `dt` at the slowest rate.
 fn decayed(w: f64, dt: f64) -> f64 {
     if dt > 0.0 {
-        w * 2f64.powf(-LAMBDAS[SLOWEST] * dt)
+        w * super::pow2::pow2(-LAMBDAS[SLOWEST] * dt)
     } else {
         w
     }

@@ -17,6 +17,7 @@ pub mod kitsune;
 pub mod nbaiot;
 pub mod packet;
 pub mod pair_table;
+pub mod pow2;
 pub mod scale;
 pub mod stream_table;
 pub mod tabular;
