@@ -21,7 +21,11 @@
 //! `commit_every`, when a partition is revoked, and at [`GroupCloser::close`].
 //! A restarted instance resumes from the committed offsets; records
 //! processed after the last commit are processed again (duplicates, never
-//! losses). A new group starts from the earliest offsets.
+//! losses). A new group starts from the earliest offsets. A partition
+//! gained is checked to resume exactly at its committed offset: a broker
+//! that answers a fetch from inside a record batch with a later batch
+//! (tansu 0.6 does) is made to read again from further back, and the
+//! records before the committed offset are dropped (see `Resume`).
 //!
 //! **Malformed records** are rejected with topic, partition and offset in
 //! the message and counted by the engine; they never stop the stream.
@@ -230,6 +234,84 @@ struct PartState {
     warmup_left: u64,
 }
 
+/// First look-back on a partition gained whose first record lies past the
+/// offset owed (records); doubled at each retry.
+const LOOK_BACK: i64 = 4096;
+
+/// Quiet time after which a partition gained that delivered nothing owed
+/// is read again from further back.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// Where a partition gained must resume: the group's committed offset,
+/// checked on its first records. Apache Kafka answers a fetch from inside a
+/// record batch with that whole batch (the client skips its head); some
+/// brokers (tansu 0.6) answer with the next batch only, or with nothing
+/// when it is the last one, skipping records nobody processed. Reading
+/// again from further back gets that batch; the records before the offset
+/// owed, done by the previous owner, are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    /// The first offset owed (committed by the group).
+    owed: i64,
+    /// The partition's first offset (its low watermark).
+    low: i64,
+    /// Where the current read started.
+    from: i64,
+    /// A record before `owed` arrived since `from`: the batch holding
+    /// `owed` comes next, so a later first offset is a real gap
+    /// (compaction, transaction markers).
+    below: bool,
+}
+
+/// What to do with a record of a partition being resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The first record owed (or past a real gap): process it, resumed.
+    Take,
+    /// Done by the previous owner: drop it.
+    Drop,
+    /// The broker skipped records owed: read again from this offset.
+    Seek(i64),
+}
+
+impl Resume {
+    fn new(owed: i64, low: i64) -> Self {
+        Resume {
+            owed,
+            low,
+            from: owed,
+            below: false,
+        }
+    }
+
+    /// Reading from further back cannot bring anything more.
+    fn settled(&self) -> bool {
+        self.below || self.from <= self.low
+    }
+
+    /// Where to read from next, twice as far back as before; `None` once
+    /// settled.
+    fn look_back(&mut self) -> Option<i64> {
+        if self.settled() {
+            return None;
+        }
+        let back = (2 * (self.owed - self.from)).max(LOOK_BACK);
+        self.from = self.owed.saturating_sub(back).max(self.low);
+        Some(self.from)
+    }
+
+    fn on_record(&mut self, offset: i64) -> Verdict {
+        if offset < self.owed {
+            self.below = true;
+            return Verdict::Drop;
+        }
+        if offset == self.owed {
+            return Verdict::Take;
+        }
+        self.look_back().map_or(Verdict::Take, Verdict::Seek)
+    }
+}
+
 /// A line decoder fed one record at a time.
 struct LineFeed {
     tx: SyncSender<(String, Instant)>,
@@ -432,6 +514,9 @@ pub struct GroupSource {
     owned: HashMap<i32, PartState>,
     /// Revoked partitions whose state waits for the next assignment.
     leaving: Vec<i32>,
+    /// Partitions gained whose first record owed has not arrived yet, and
+    /// when their current read started.
+    resuming: HashMap<i32, (Resume, Instant)>,
     metrics: Arc<Metrics>,
     last_commit: Instant,
     /// Since when nothing arrived (a record or a rebalance); `None` before
@@ -487,6 +572,7 @@ impl GroupSource {
             names,
             owned: HashMap::new(),
             leaving: Vec::new(),
+            resuming: HashMap::new(),
             metrics,
             last_commit: Instant::now(),
             quiet_since: None,
@@ -520,19 +606,25 @@ impl GroupSource {
         for event in events {
             self.quiet_since = Some(Instant::now());
             match event {
-                Event::Revoked(parts) => self.leaving.extend(parts),
+                Event::Revoked(parts) => {
+                    for p in &parts {
+                        self.resuming.remove(p);
+                    }
+                    self.leaving.extend(parts);
+                }
                 Event::Assigned(parts) => {
                     for p in std::mem::take(&mut self.leaving) {
                         if !parts.contains(&p) && self.owned.remove(&p).is_some() {
                             self.metrics.group.states_dropped.fetch_add(1, Relaxed);
                         }
                     }
-                    for p in parts {
+                    for &p in &parts {
                         if !self.owned.contains_key(&p) {
                             let fresh = self.decoder.fresh(self.params.warmup)?;
                             self.owned.insert(p, fresh);
                         }
                     }
+                    self.resume_at(&parts);
                 }
             }
         }
@@ -552,14 +644,16 @@ impl GroupSource {
         lock(&self.book).fatal.is_some()
     }
 
-    /// Quiet for the idle limit, with every owned partition read to its
-    /// end: a slow broker or a late fetch after a rebalance is not a
-    /// drained topic, and leaving then would leave records unread.
+    /// Quiet for the idle limit, with every partition gained resumed (or
+    /// settled, see [`Resume`]) and every owned partition read to its end:
+    /// a slow broker or a late fetch after a rebalance is not a drained
+    /// topic, and leaving then would leave records unread.
     fn idle_over(&mut self) -> bool {
         let (Some(limit), Some(since)) = (self.params.idle_exit, self.quiet_since) else {
             return false;
         };
-        if since.elapsed() < limit {
+        let settled = self.resuming.values().all(|(r, _)| r.settled());
+        if since.elapsed() < limit || !settled {
             return false;
         }
         if self.caught_up() {
@@ -601,6 +695,112 @@ impl GroupSource {
         })
     }
 
+    /// Whether a record of `partition` is this instance's to process: on a
+    /// partition gained, not before the group's committed offset, and not
+    /// past it while records owed are missing (see [`Resume`]).
+    fn owed(&mut self, partition: i32, offset: i64) -> bool {
+        let Some((resume, _)) = self.resuming.get_mut(&partition) else {
+            return true;
+        };
+        let owed = resume.owed;
+        match resume.on_record(offset) {
+            Verdict::Take => {
+                self.resuming.remove(&partition);
+                true
+            }
+            Verdict::Drop => false,
+            Verdict::Seek(from) => {
+                eprintln!(
+                    "floodwatch: kafka: topic {} partition {partition}: asked from offset \
+                     {owed}, the broker answered from {offset}; reading again from {from}",
+                    self.params.topic
+                );
+                // Without the seek, take what came: the gap stays unread.
+                !self.seek(partition, from)
+            }
+        }
+    }
+
+    /// Reads `partition` again from `from`; false (and the partition no
+    /// longer checked) when the consumer refused.
+    fn seek(&mut self, partition: i32, from: i64) -> bool {
+        let topic = &self.params.topic;
+        match self
+            .consumer
+            .seek(topic, partition, Offset::Offset(from), LAG_TIMEOUT)
+        {
+            Ok(()) => {
+                if let Some((_, since)) = self.resuming.get_mut(&partition) {
+                    *since = Instant::now();
+                }
+                true
+            }
+            Err(e) => {
+                let owed = self.resuming.remove(&partition).map(|(r, _)| r.owed);
+                eprintln!(
+                    "floodwatch: kafka: topic {topic} partition {partition}: seek to offset \
+                     {from} failed ({e}); records from offset {owed:?} may stay unread"
+                );
+                false
+            }
+        }
+    }
+
+    /// Looks further back on the partitions gained that delivered nothing
+    /// owed while the consumer was quiet: the broker may have skipped the
+    /// batch holding the offset owed with no later batch to show it.
+    fn unstick(&mut self) {
+        if self.quiet_since.is_none_or(|t| t.elapsed() < STUCK_AFTER) {
+            return;
+        }
+        let mut stuck = Vec::new();
+        for (&p, (resume, since)) in &mut self.resuming {
+            if since.elapsed() >= STUCK_AFTER {
+                if let Some(from) = resume.look_back() {
+                    stuck.push((p, from));
+                }
+            }
+        }
+        for (p, from) in stuck {
+            self.seek(p, from);
+        }
+    }
+
+    /// Starts checking where the partitions gained resume: their committed
+    /// offsets (a partition without one starts as `auto.offset.reset` says).
+    fn resume_at(&mut self, parts: &[i32]) {
+        let topic = &self.params.topic;
+        let mut list = TopicPartitionList::new();
+        for &p in parts {
+            list.add_partition(topic, p);
+        }
+        let committed = match self.consumer.committed_offsets(list, LAG_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "floodwatch: kafka: topic {topic}: committed offsets unknown ({e}): \
+                     where partitions {parts:?} resume is not checked"
+                );
+                return;
+            }
+        };
+        for e in committed.elements_for_topic(topic) {
+            let (p, Offset::Offset(owed)) = (e.partition(), e.offset()) else {
+                continue;
+            };
+            match self.consumer.fetch_watermarks(topic, p, LAG_TIMEOUT) {
+                Ok((low, _)) => {
+                    self.resuming
+                        .insert(p, (Resume::new(owed, low), Instant::now()));
+                }
+                Err(e) => eprintln!(
+                    "floodwatch: kafka: topic {topic} partition {p}: first offset unknown \
+                     ({e}): where it resumes is not checked"
+                ),
+            }
+        }
+    }
+
     /// Handles one polled record.
     fn record(
         &mut self,
@@ -611,6 +811,9 @@ impl GroupSource {
     ) -> Option<Next> {
         let arrived = Instant::now();
         self.quiet_since = Some(arrived);
+        if !self.owed(partition, offset) {
+            return None;
+        }
         lock(&self.book).done.insert(partition, offset + 1);
         let id = record_id(partition, offset);
         if !self.owned.contains_key(&partition) {
@@ -659,11 +862,12 @@ impl RecordSource for GroupSource {
             }
             match polled {
                 None => {
+                    self.unstick();
                     return if self.idle_over() {
                         Next::End
                     } else {
                         Next::Idle
-                    }
+                    };
                 }
                 Some(Err(e)) => {
                     // Broker or transport trouble, not a record: librdkafka
@@ -866,6 +1070,62 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_gained_partition_resumes_at_the_offset_owed_even_when_the_broker_skips_ahead() {
+        // The broker answers from where it was asked: nothing to do.
+        let mut r = Resume::new(10_000, 0);
+        assert_eq!(r.on_record(10_000), Verdict::Take);
+        // It answered from the next batch: read again from earlier, drop
+        // what the previous owner did, take the first record owed.
+        let mut r = Resume::new(10_000, 0);
+        assert_eq!(r.on_record(12_000), Verdict::Seek(10_000 - LOOK_BACK));
+        assert_eq!(r.on_record(7_000), Verdict::Drop);
+        assert!(r.settled(), "the batch holding the offset owed comes next");
+        assert_eq!(r.on_record(9_999), Verdict::Drop);
+        assert_eq!(r.on_record(10_000), Verdict::Take);
+        // Still past the batch holding the offset owed: look back twice as far.
+        let mut r = Resume::new(10_000, 0);
+        assert_eq!(r.on_record(12_000), Verdict::Seek(10_000 - LOOK_BACK));
+        assert_eq!(r.on_record(11_000), Verdict::Seek(10_000 - 2 * LOOK_BACK));
+        assert_eq!(r.on_record(3_000), Verdict::Drop);
+        assert_eq!(r.on_record(10_000), Verdict::Take);
+        // Records before the offset owed came, then a later one: the offsets
+        // between are absent from the log (compaction, transaction markers).
+        let mut r = Resume::new(10_000, 0);
+        assert_eq!(r.on_record(10_500), Verdict::Seek(10_000 - LOOK_BACK));
+        assert_eq!(r.on_record(9_990), Verdict::Drop);
+        assert_eq!(r.on_record(10_500), Verdict::Take);
+    }
+
+    #[test]
+    fn a_gained_partition_that_delivers_nothing_looks_back_until_settled() {
+        // The offset owed lies in the last batch and the broker answered
+        // with nothing: look back, further each time, down to the first offset.
+        let mut r = Resume::new(10_000, 1_000);
+        assert!(!r.settled());
+        assert_eq!(r.look_back(), Some(10_000 - LOOK_BACK));
+        assert_eq!(r.look_back(), Some(10_000 - 2 * LOOK_BACK));
+        assert_eq!(r.look_back(), Some(1_000));
+        assert!(r.settled());
+        assert_eq!(r.look_back(), None);
+        assert_eq!(
+            r.on_record(10_700),
+            Verdict::Take,
+            "read from the start: a gap"
+        );
+        // Something before the offset owed came: nothing more to look for.
+        let mut r = Resume::new(100, 0);
+        assert_eq!(r.look_back(), Some(0));
+        assert_eq!(r.on_record(60), Verdict::Drop);
+        assert_eq!(r.look_back(), None);
+        // Committed offset already deleted by retention: start at the first.
+        let mut r = Resume::new(10, 50);
+        assert!(r.settled());
+        assert_eq!(r.on_record(50), Verdict::Take);
+        // Nothing before the offset owed: nothing to check.
+        assert!(Resume::new(0, 0).settled());
     }
 
     #[test]
