@@ -18,14 +18,11 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+# The csv target writes one temporary file per input: keep it in memory.
+export TMPDIR="${TMPDIR:-/dev/shm}"
 cargo run --quiet --release --example fuzz_seeds -- fuzz/corpus
 cd fuzz
 cargo fuzz build --release
-# The csv target writes one temporary file per input: keep it in memory.
-# Only the targets get this TMPDIR, never cargo: with TMPDIR=/dev/shm,
-# cargo 1.95 once fed a rustc probe the output of an earlier one as its
-# source, and the build failed.
-fuzz_tmp="${FUZZ_TMPDIR:-/dev/shm}"
 limit=(-max_total_time="$secs")
 if [ -n "${FUZZ_RUNS:-}" ]; then
     limit=(-runs="$FUZZ_RUNS" -seed=1)
@@ -36,9 +33,7 @@ for t in "${targets[@]}"; do
     # fails. -rss_limit_mb is the whole process, ASan's quarantine of freed
     # memory included: the csv target reads every input through 1 MiB block
     # buffers and crossed 512 MB on a grown corpus without a leak.
-    mkdir -p "artifacts/$t"
-    TMPDIR="$fuzz_tmp" "target/x86_64-unknown-linux-gnu/release/$t" \
-        -artifact_prefix="artifacts/$t/" "corpus/$t" \
+    cargo fuzz run --release "$t" "corpus/$t" -- \
         "${limit[@]}" -malloc_limit_mb=512 -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
         2>&1 | grep -E "^(stat::|Done|==|INFO: (seed|-max_len))|SUMMARY|ERROR|panicked" || true
     # libFuzzer exits non-zero on a crash; its artifact is the proof.
