@@ -8,8 +8,17 @@ use crate::{Error, Result};
 
 /// Writes `path` crash-safely: `write` fills a temporary file in the same
 /// directory, which is synced and then renamed over `path`, so readers see
-/// the old file or the complete new one, never a partial one.
+/// the old file or the complete new one, never a partial one. A `path` that
+/// is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
+/// directly: a rename would replace the device with a file.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
+    if is_special(path) {
+        let f = File::options()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        return write(&f).map_err(|e| Error::io(path, e));
+    }
     let tmp = temp_path(path);
     let result = File::create(&tmp).and_then(|f| {
         write(&f)?;
@@ -26,18 +35,27 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>
 
 /// A file written under a temporary name and renamed into place by
 /// [`AtomicFile::commit`]; dropped uncommitted, the temporary file is removed.
+/// A `path` that is not a regular file is written directly (see
+/// [`write_atomically`]).
 #[derive(Debug)]
 pub struct AtomicFile {
     path: PathBuf,
-    tmp: PathBuf,
+    /// The temporary file; `None` when writing to `path` directly.
+    tmp: Option<PathBuf>,
     writer: Option<io::BufWriter<File>>,
 }
 
 impl AtomicFile {
     /// Creates the temporary file next to `path`.
     pub fn create(path: &Path) -> Result<Self> {
-        let tmp = temp_path(path);
-        let file = File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        let (tmp, file) = if is_special(path) {
+            (None, File::options().write(true).open(path))
+        } else {
+            let tmp = temp_path(path);
+            let file = File::create(&tmp);
+            (Some(tmp), file)
+        };
+        let file = file.map_err(|e| Error::io(path, e))?;
         Ok(AtomicFile {
             path: path.to_owned(),
             tmp,
@@ -59,8 +77,11 @@ impl AtomicFile {
         let file = w
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
         file.sync_all().map_err(|e| Error::io(&path, e))?;
-        rename_durably(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+        rename_durably(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 }
 
@@ -79,9 +100,9 @@ impl io::Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if let (Some(_), Some(tmp)) = (self.writer.take(), &self.tmp) {
             // Best effort: nothing useful to do if removal fails.
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -99,6 +120,11 @@ fn rename_durably(tmp: &Path, path: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// An existing path that is not a regular file (a device, a FIFO, a socket).
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -141,5 +167,39 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "whole");
         assert!(AtomicFile::create(&d.path().join("no/dir/x")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_written_in_place_never_replaced() {
+        use std::io::Read;
+        use std::os::unix::fs::FileTypeExt;
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipping: mkfifo is not available");
+            return;
+        }
+        // One reader per writer, so that each sees its writer's EOF.
+        let read = |fifo: &Path| {
+            let fifo = fifo.to_owned();
+            std::thread::spawn(move || {
+                let mut got = String::new();
+                File::open(&fifo).unwrap().read_to_string(&mut got).unwrap();
+                got
+            })
+        };
+        let reader = read(&fifo);
+        let mut f = AtomicFile::create(&fifo).unwrap();
+        f.write_all(b"one").unwrap();
+        f.commit().unwrap();
+        assert_eq!(reader.join().unwrap(), "one");
+        let reader = read(&fifo);
+        write_atomically(&fifo, |mut f| f.write_all(b"two")).unwrap();
+        assert_eq!(reader.join().unwrap(), "two");
+        let kind = std::fs::metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
