@@ -13,28 +13,17 @@ use std::time::Instant;
 
 use floodwatch::features::incstat::{decay_factors, LAMBDAS, NL};
 use floodwatch::features::pow2::{libm_pow2, pow2, pow2_fast};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 const CALLS: usize = 1_000_000;
 
 /// Passes over the gaps per timed run.
 const PASSES: usize = 10;
 
-/// xorshift64*: deterministic and fast enough not to weigh on the figures.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Log-uniform in [lo, hi).
-    fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let unit = (self.next() >> 11) as f64 * f64::EPSILON / 2.0;
-        lo * (hi / lo).powf(unit)
-    }
+/// Log-uniform in [lo, hi).
+fn log_uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    lo * (hi / lo).powf(rng.random::<f64>())
 }
 
 /// Nanoseconds this thread has run on a CPU.
@@ -66,8 +55,10 @@ fn time_per_call<const L: usize>(dts: &[f64], run: impl Fn(f64) -> [f64; L]) -> 
 }
 
 fn main() {
-    let mut rng = Rng(0x5eed_0000_dec4_0001);
-    let dts: Vec<f64> = (0..CALLS).map(|_| rng.log_uniform(1e-7, 10.0)).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_dec4_0001);
+    let dts: Vec<f64> = (0..CALLS)
+        .map(|_| log_uniform(&mut rng, 1e-7, 10.0))
+        .collect();
 
     let libm = |dt: f64| LAMBDAS.map(|lambda| libm_pow2(-lambda * dt));
     let (libm_cpu, libm_wall, libm_sum) = time_per_call(&dts, libm);

@@ -516,32 +516,12 @@ static TABLE: [(u64, u64); 256] = [
 mod tests {
     use super::*;
     use crate::features::incstat::LAMBDAS;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
-    /// xorshift64*: deterministic inputs.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        /// Uniform in [0, 1).
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 * f64::EPSILON / 2.0
-        }
-
-        /// Uniform in [lo, hi).
-        fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-            lo + (hi - lo) * self.unit()
-        }
-
-        /// Log-uniform in [lo, hi).
-        fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-            lo * (hi / lo).powf(self.unit())
-        }
+    /// Log-uniform in [lo, hi).
+    fn log_uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+        lo * (hi / lo).powf(rng.random::<f64>())
     }
 
     // Double-double arithmetic (Dekker, Knuth) for reference values.
@@ -710,13 +690,13 @@ mod tests {
 
     #[test]
     fn kernel_error_is_within_its_bound() {
-        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x1234_5678_9abc_def1);
         let mut worst = 0f64;
         for i in 0..1_000_000 {
             let y = match i % 3 {
-                0 => rng.uniform(-1100.0, 10.0),
-                1 => -rng.log_uniform(1e-12, 1e3),
-                _ => rng.log_uniform(1e-12, 1e3),
+                0 => rng.random_range(-1100.0..10.0),
+                1 => -log_uniform(&mut rng, 1e-12, 1e3),
+                _ => log_uniform(&mut rng, 1e-12, 1e3),
             };
             let Approx {
                 k: [ak],
@@ -739,11 +719,11 @@ mod tests {
     #[test]
     fn matches_libm_on_decay_arguments() {
         // 2,000,000 gaps log-uniform in [1e-9 s, 1e7 s], five rates each.
-        let mut rng = Rng(0x5eed_0000_0000_0001);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_0000_0001);
         let mut tally = Tally::default();
         let mut bad = Vec::new();
         for _ in 0..2_000_000 {
-            let dt = rng.log_uniform(1e-9, 1e7);
+            let dt = log_uniform(&mut rng, 1e-9, 1e7);
             let ys = LAMBDAS.map(|lambda| -lambda * dt);
             for (y, got) in ys.into_iter().zip(pow2_lanes(ys)) {
                 if !tally.check(y, got) {
@@ -757,11 +737,11 @@ mod tests {
 
     #[test]
     fn matches_libm_on_uniform_arguments() {
-        let mut rng = Rng(0x5eed_0000_0000_0002);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_0000_0002);
         let mut tally = Tally::default();
         let mut bad = Vec::new();
         for _ in 0..3_000_000 {
-            let y = rng.uniform(-1100.0, 10.0);
+            let y = rng.random_range(-1100.0..10.0);
             if !tally.check(y, pow2(y)) {
                 bad.push(y);
             }
@@ -820,19 +800,19 @@ mod tests {
         // Every multiple of 1/256 (the table's nodes) and its neighbours.
         let nodes = (-1100 * 256..=1100 * 256).map(|k| f64::from(k) / N);
         assert_none(&mismatches(nodes.flat_map(neighbours)), "k / 256");
-        let mut rng = Rng(0x5eed_0000_0000_0003);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_0000_0003);
         // Around the subnormal range and the overflow threshold.
         let edges = (0..200_000).map(|i| {
             if i % 2 == 0 {
-                rng.uniform(-1080.0, -1015.0)
+                rng.random_range(-1080.0..-1015.0)
             } else {
-                rng.uniform(1015.0, 1030.0)
+                rng.random_range(1015.0..1030.0)
             }
         });
         assert_none(&mismatches(edges), "subnormal and overflow edges");
         // Tiny |y| of both signs, down to the subnormals.
         let tiny = (0..500_000).map(|i| {
-            let y = rng.log_uniform(1e-320, 1e-3);
+            let y = log_uniform(&mut rng, 1e-320, 1e-3);
             if i % 2 == 0 {
                 y
             } else {
@@ -845,12 +825,12 @@ mod tests {
     #[test]
     fn fallback_is_rare_on_realistic_gaps() {
         // Gaps log-uniform in [1e-7 s, 10 s], as between packets of a flow.
-        let mut rng = Rng(0x5eed_0000_0000_0004);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_0000_0004);
         let mut per_lane = [0u32; 5];
         let calls = 200_000;
         let mut any = 0;
         for _ in 0..calls {
-            let dt = rng.log_uniform(1e-7, 10.0);
+            let dt = log_uniform(&mut rng, 1e-7, 10.0);
             let misses = LAMBDAS.map(|lambda| pow2_fast(-lambda * dt).is_none());
             for (n, miss) in per_lane.iter_mut().zip(misses) {
                 *n += u32::from(miss);
@@ -871,11 +851,11 @@ mod tests {
     #[test]
     #[ignore = "10^9 inputs, about a minute in release"]
     fn matches_libm_on_a_billion_arguments() {
-        let mut rng = Rng(0x5eed_0000_0000_0005);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0000_0000_0005);
         let (mut decay, mut uniform) = (Tally::default(), Tally::default());
         let mut bad = Vec::new();
         for _ in 0..150_000_000 {
-            let dt = rng.log_uniform(1e-9, 1e7);
+            let dt = log_uniform(&mut rng, 1e-9, 1e7);
             let ys = LAMBDAS.map(|lambda| -lambda * dt);
             for (y, got) in ys.into_iter().zip(pow2_lanes(ys)) {
                 if !decay.check(y, got) {
@@ -884,7 +864,7 @@ mod tests {
             }
         }
         for _ in 0..250_000_000 {
-            let y = rng.uniform(-1100.0, 10.0);
+            let y = rng.random_range(-1100.0..10.0);
             if !uniform.check(y, pow2(y)) {
                 bad.push(y);
             }
