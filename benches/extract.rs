@@ -8,6 +8,9 @@
 //!   with 100,000 entries per table: throughput, evictions and peak resident
 //!   memory (VmHWM).
 //!
+//! - every layout reading a capture file of 1,000,000 packets written by
+//!   `synth` (benign IoT traffic and the five Mirai-style floods, one of
+//!   them spoofed): read, decode and update, best of 3;
 //! - Kitsune-py's recorded inputs of the two shared reference captures
 //!   replayed through the faithful layout (real traffic, small tables).
 //!
@@ -15,7 +18,9 @@
 //! machine is shared; the CPU figure is the one-core cost).
 //!
 //! `-- --flood N CAP` runs only the flood (N frames, CAP entries per table);
-//! `-- --layout NAME` only the throughput of one layout.
+//! `-- --layout NAME` only the throughput of one layout; `-- --file` only
+//! the capture file; `-- --golden CAPTURE` only the replay of one
+//! reference capture.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -26,6 +31,8 @@ use flate2::read::GzDecoder;
 use floodwatch::features::kitsune::{Kitsune, KitsuneInputs};
 use floodwatch::features::packet::Layout;
 use floodwatch::features::stream_table::TableConfig;
+use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::ingest::packets::synth::{self, SynthConfig};
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 
 /// xorshift64*: deterministic and fast enough not to weigh on the figures.
@@ -178,6 +185,52 @@ fn throughput(layout: Layout, packets: &[PacketMeta]) -> (f64, f64, f64) {
     (wall, cpu, checksum)
 }
 
+/// Writes a `synth` capture of `n` packets: benign IoT traffic at 2,000
+/// packets/s with the five floods (SYN spoofed) mixed in.
+fn write_capture(path: &std::path::Path, n: u64) {
+    let cfg = SynthConfig {
+        packets: n,
+        rate: 2_000.0,
+        seed: 42,
+        attacks: ["udp", "syn-spoofed", "ack", "http", "gre"]
+            .iter()
+            .map(|a| a.parse().expect("attack name"))
+            .collect(),
+        start_ns: 1_700_000_000_000_000_000,
+    };
+    let out = std::io::BufWriter::new(std::fs::File::create(path).expect("create capture"));
+    synth::write(&cfg, out, std::io::sink()).expect("write capture");
+}
+
+/// Reads, decodes and extracts every packet of the capture at `path`.
+fn from_file(layout: Layout, path: &std::path::Path, n: u64) {
+    let mut checksum = 0.0;
+    let (wall, cpu) = best_of_3(n as usize, || {
+        let mut x = layout
+            .extractor(TableConfig::default())
+            .expect("default config");
+        let mut out = vec![0.0; x.names().len()];
+        let mut source = PacketSource::open(path).expect("open capture");
+        let mut seen = 0;
+        for p in &mut source {
+            x.update(&p, &mut out);
+            checksum += out[1];
+            seen += 1;
+        }
+        assert_eq!(seen, n, "packets read");
+    });
+    let json = serde_json::json!({
+        "bench": "file_throughput",
+        "traffic": "synth capture: benign IoT, udp, syn-spoofed, ack, http, gre floods",
+        "layout": layout.to_string(),
+        "packets": n,
+        "packets_per_sec": wall,
+        "packets_per_cpu_sec": cpu,
+        "checksum": checksum,
+    });
+    println!("{json}");
+}
+
 /// Replays Kitsune-py's recorded inputs of a shared capture through the
 /// faithful layout, a fresh extractor per replay, until 1,000,000 packets.
 fn golden_replay(capture: &str) {
@@ -308,10 +361,29 @@ fn main() {
         flood(n, cap);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--golden") {
+        golden_replay(
+            args.get(i + 1)
+                .map_or("mirai_first2000.pcap", String::as_str),
+        );
+        return;
+    }
     let only: Option<Layout> = args
         .iter()
         .position(|a| a == "--layout")
         .and_then(|i| args.get(i + 1)?.parse().ok());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("bench.pcap");
+    write_capture(&capture, 1_000_000);
+    for layout in Layout::ALL
+        .into_iter()
+        .filter(|l| only.is_none() || only == Some(*l))
+    {
+        from_file(layout, &capture, 1_000_000);
+    }
+    if args.iter().any(|a| a == "--file") {
+        return;
+    }
     for bursty in [true, false] {
         let packets = mixed_traffic(1_000_000, bursty);
         let traffic = if bursty {

@@ -260,7 +260,7 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         Table {
             map: Index::new(),
             hasher: RandomState::default(),
-            slots: Vec::new(),
+            slots: reserved(config.capacity),
             free: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -455,7 +455,8 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
     }
 
     /// Grows the slab geometrically but never past the capacity, so a full
-    /// table holds exactly `capacity` slots.
+    /// table holds exactly `capacity` slots (only if [`reserved`] could not
+    /// reserve them all up front).
     fn grow_slab(&mut self) {
         if self.slots.len() == self.slots.capacity() {
             let room = self.config.capacity.saturating_sub(self.slots.len());
@@ -532,6 +533,17 @@ fn min_fade_age(cutoff: f64) -> f64 {
     } else {
         f64::INFINITY
     }
+}
+
+/// An empty slab with room for `capacity` slots if the allocator grants it
+/// (address space only: pages are touched as slots fill), so that filling
+/// the table never copies it; otherwise empty, to grow on demand.
+fn reserved<T>(capacity: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    if v.try_reserve_exact(capacity).is_err() {
+        v = Vec::new();
+    }
+    v
 }
 
 /// The key index of a [`Table`]: open addressing with linear probing over
