@@ -125,10 +125,8 @@ impl<const N: usize, X: Default> ChannelTable<N, X> {
         let stats = &mut ch.dirs[side];
         stats.insert(v, t, cache);
         let means = stats.lanes.map(|l| l.mean);
-        if !ch.self_loop {
-            ch.dirs[1 - side].decay(t, cache);
-        }
-        ch.cov.update(side, v, t, &means, cache);
+        let other = (!ch.self_loop).then_some(&mut ch.dirs[1 - side]);
+        ch.cov.update_pair(side, v, t, &means, other, cache);
         (ch, side)
     }
 }

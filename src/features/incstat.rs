@@ -363,6 +363,24 @@ impl Cov2D {
         }
     }
 
+    /// Kitsune-py's `update_cov` as a whole: fades `other`, the stream on
+    /// the far side (none for a self pair), to `t`, then [`Cov2D::update`].
+    #[inline]
+    pub fn update_pair(
+        &mut self,
+        side: usize,
+        v: f64,
+        t: f64,
+        means: &[f64; NL],
+        other: Option<&mut Stats1D>,
+        cache: &mut DecayCache,
+    ) {
+        if let Some(other) = other {
+            other.decay(t, cache);
+        }
+        self.update(side, v, t, means, cache);
+    }
+
     /// Weight of the slowest lane as it would be at time `t`.
     /// Counts the pair as updated at least once at its last time (every
     /// pair is, as soon as it is made), like [`Stats1D::weight_at`].

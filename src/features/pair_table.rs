@@ -196,8 +196,9 @@ impl<K: Hash + Eq> Table2D<K> {
     ) {
         let ends = self.pairs.get(p).ends;
         let side = usize::from(ends[0] != s);
-        self.streams.get_mut(ends[1 - side]).stats.decay(t, cache);
-        self.pairs.get_mut(p).cov.update(side, v, t, means, cache);
+        let other = &mut self.streams.get_mut(ends[1 - side]).stats;
+        let cov = &mut self.pairs.get_mut(p).cov;
+        cov.update_pair(side, v, t, means, Some(other), cache);
     }
 
     /// The slot of stream `key`, marked seen, created at `t` if absent.
