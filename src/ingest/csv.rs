@@ -738,7 +738,7 @@ impl Decimal {
 /// Powers of ten exact in `f32` (5^10 < 2^24).
 const POW10_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
 
-/// A plain decimal (as [`parse_plain_decimal`] reads) starting at
+/// A plain decimal (`[-+]digits[.digits]`, the form the fast number parser reads) starting at
 /// `data[at]` and running to the first byte that cannot continue it, and
 /// where it ends. The fused scoring path reads fields with it instead of
 /// splitting first, eight bytes at a time, so the cost of a field does not
