@@ -4,13 +4,15 @@
 //! the size. The capture is written once by `ingest::packets::synth` into a
 //! temporary directory (benign IoT traffic with five Mirai-style floods).
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use floodwatch::ingest::packets::capture::CaptureReader;
 use floodwatch::ingest::packets::decode::{decode_checked, DecodeStats};
-use floodwatch::ingest::packets::synth::{self, SynthConfig};
+use floodwatch::ingest::packets::synth;
 
 fn packets() -> u64 {
     std::env::var("FLOODWATCH_BENCH_PACKETS")
@@ -20,16 +22,7 @@ fn packets() -> u64 {
 }
 
 fn write_capture(path: &Path, n: u64) {
-    let cfg = SynthConfig {
-        packets: n,
-        rate: 2_000.0,
-        seed: 42,
-        attacks: ["udp", "syn-spoofed", "ack", "http", "gre"]
-            .iter()
-            .map(|a| a.parse().expect("attack name"))
-            .collect(),
-        start_ns: 1_700_000_000_000_000_000,
-    };
+    let cfg = common::flood_mix(n);
     let out = std::io::BufWriter::new(std::fs::File::create(path).expect("create capture"));
     synth::write(&cfg, out, std::io::sink()).expect("write capture");
 }

@@ -22,6 +22,8 @@
 //! the capture file; `-- --golden CAPTURE` only the replay of one
 //! reference capture.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -32,7 +34,7 @@ use floodwatch::features::kitsune::{Kitsune, KitsuneInputs};
 use floodwatch::features::packet::Layout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::PacketSource;
-use floodwatch::ingest::packets::synth::{self, SynthConfig};
+use floodwatch::ingest::packets::synth;
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 
 /// xorshift64*: deterministic and fast enough not to weigh on the figures.
@@ -188,16 +190,7 @@ fn throughput(layout: Layout, packets: &[PacketMeta]) -> (f64, f64, f64) {
 /// Writes a `synth` capture of `n` packets: benign IoT traffic at 2,000
 /// packets/s with the five floods (SYN spoofed) mixed in.
 fn write_capture(path: &std::path::Path, n: u64) {
-    let cfg = SynthConfig {
-        packets: n,
-        rate: 2_000.0,
-        seed: 42,
-        attacks: ["udp", "syn-spoofed", "ack", "http", "gre"]
-            .iter()
-            .map(|a| a.parse().expect("attack name"))
-            .collect(),
-        start_ns: 1_700_000_000_000_000_000,
-    };
+    let cfg = common::flood_mix(n);
     let out = std::io::BufWriter::new(std::fs::File::create(path).expect("create capture"));
     synth::write(&cfg, out, std::io::sink()).expect("write capture");
 }

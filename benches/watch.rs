@@ -10,6 +10,8 @@
 //! score every packet with the saved model. After the timings, one line of
 //! JSON per detector gives the per-record latency histogram's p99 bound.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::Cursor;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +30,7 @@ use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
-use floodwatch::ingest::packets::synth::{self, SynthConfig};
+use floodwatch::ingest::packets::synth;
 use floodwatch::model::kitnet::KitNetParams;
 use floodwatch::model::threshold::ThresholdRule;
 use floodwatch::model::AutoencoderParams;
@@ -40,16 +42,7 @@ fn capture() -> (Vec<u8>, u64) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let cfg = SynthConfig {
-        packets: n,
-        rate: 2_000.0,
-        seed: 42,
-        attacks: ["udp", "syn-spoofed", "ack", "http", "gre"]
-            .iter()
-            .map(|a| a.parse().expect("attack name"))
-            .collect(),
-        start_ns: 1_700_000_000_000_000_000,
-    };
+    let cfg = common::flood_mix(n);
     let mut bytes = Vec::new();
     synth::write(&cfg, &mut bytes, std::io::sink()).expect("write capture");
     (bytes, n)
