@@ -332,18 +332,9 @@ impl Cov2D {
         }
     }
 
-    /// Side `side` saw value `v` at `t`; `means` are that side's means per
-    /// lane (already including `v`). Kitsune-py's `update_cov`: decay, then
-    /// add the product of this residual with the other side's last one.
+    /// [`Cov2D::update_pair`] without the far stream's fade.
     #[inline]
-    pub fn update(
-        &mut self,
-        side: usize,
-        v: f64,
-        t: f64,
-        means: &[f64; NL],
-        cache: &mut DecayCache,
-    ) {
+    fn update(&mut self, side: usize, v: f64, t: f64, means: &[f64; NL], cache: &mut DecayCache) {
         let side = side & 1;
         let dt = t - self.last_t;
         if dt > 0.0 {
@@ -363,8 +354,11 @@ impl Cov2D {
         }
     }
 
-    /// Kitsune-py's `update_cov` as a whole: fades `other`, the stream on
-    /// the far side (none for a self pair), to `t`, then [`Cov2D::update`].
+    /// Kitsune-py's `update_cov`: side `side` saw value `v` at `t`, with
+    /// `means` its means per lane (already including `v`). Fades `other`,
+    /// the stream on the far side (none for a self pair), to `t`, then the
+    /// covariance sums, and adds the product of this residual with the far
+    /// side's last one.
     #[inline]
     pub fn update_pair(
         &mut self,

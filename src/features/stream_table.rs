@@ -540,9 +540,8 @@ fn min_fade_age(cutoff: f64) -> f64 {
 /// the table never copies it; otherwise empty, to grow on demand.
 fn reserved<T>(capacity: usize) -> Vec<T> {
     let mut v = Vec::new();
-    if v.try_reserve_exact(capacity).is_err() {
-        v = Vec::new();
-    }
+    // On failure `v` stays empty, and the table grows on demand.
+    let _ = v.try_reserve_exact(capacity);
     v
 }
 
