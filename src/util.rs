@@ -12,25 +12,13 @@ use crate::{Error, Result};
 /// is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
 /// directly: a rename would replace the device with a file.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
-    if is_special(path) {
-        let f = File::options()
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        return write(&f).map_err(|e| Error::io(path, e));
+    let file = AtomicFile::create(path)?;
+    if let Some(w) = &file.writer {
+        // Written past the (empty) buffer; dropped on error, the temporary
+        // file is removed.
+        write(w.get_ref()).map_err(|e| Error::io(path, e))?;
     }
-    let tmp = temp_path(path);
-    let result = File::create(&tmp).and_then(|f| {
-        write(&f)?;
-        f.sync_all()
-    });
-    let result = result.and_then(|()| rename_durably(&tmp, path));
-    if let Err(e) = result {
-        // Best effort: the temporary file may not exist.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    file.commit()
 }
 
 /// A file written under a temporary name and renamed into place by
@@ -40,7 +28,8 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>
 #[derive(Debug)]
 pub struct AtomicFile {
     path: PathBuf,
-    /// The temporary file; `None` when writing to `path` directly.
+    /// The temporary file until it is renamed; `None` when writing to
+    /// `path` directly.
     tmp: Option<PathBuf>,
     writer: Option<io::BufWriter<File>>,
 }
@@ -68,20 +57,22 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes, syncs and renames the file into place; on failure the
+    /// temporary file is removed.
     pub fn commit(mut self) -> Result<()> {
         let Some(w) = self.writer.take() else {
             return Ok(());
         };
-        let path = self.path.clone();
         let file = w
             .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        let Some(tmp) = self.tmp.take() else {
-            return Ok(());
-        };
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        rename_durably(&tmp, &path).map_err(|e| Error::io(&path, e))
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
+        if let Some(tmp) = &self.tmp {
+            file.sync_all()
+                .and_then(|()| rename_durably(tmp, &self.path))
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.tmp = None;
+        }
+        Ok(())
     }
 }
 
@@ -100,7 +91,7 @@ impl io::Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if let (Some(_), Some(tmp)) = (self.writer.take(), &self.tmp) {
+        if let Some(tmp) = &self.tmp {
             // Best effort: nothing useful to do if removal fails.
             let _ = std::fs::remove_file(tmp);
         }
