@@ -1,6 +1,6 @@
 //! End-to-end streaming throughput and latency: read + decode a capture,
-//! features (layout `victim`: 20 destination-keyed statistics, or
-//! `floodwatch`: Kitsune's 100 corrected + those 20), score (dense
+//! features (layout `victim`: 44 host statistics, destination and source
+//! sides, or `floodwatch`: Kitsune's 100 corrected + those 44), score (dense
 //! autoencoder or KitNET), vote and alert episodes, one core.
 //!
 //! `cargo bench --bench watch`; `FLOODWATCH_BENCH_PACKETS` sets the size of
@@ -14,6 +14,7 @@ mod common;
 
 use std::hint::black_box;
 use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -23,17 +24,13 @@ use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::sink::JsonLines;
 use floodwatch::detect::stream::source::PacketRecords;
 use floodwatch::detect::stream::{
-    Engine, EngineParams, Next, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel,
-    StreamScorer,
+    learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, SavedModel,
 };
 use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
 use floodwatch::ingest::packets::synth;
-use floodwatch::model::kitnet::KitNetParams;
-use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::model::AutoencoderParams;
 
 const GRACE: u64 = 5_000;
 
@@ -56,16 +53,23 @@ fn source(bytes: &[u8], layout: WatchLayout) -> Source<'_> {
     PacketRecords::new(PacketSource::new(reader), features)
 }
 
-/// Runs the engine over the capture; returns the metrics.
-fn run(bytes: &[u8], layout: WatchLayout, scorer: Box<dyn StreamScorer>) -> Arc<Metrics> {
-    let metrics = Arc::new(Metrics::default());
-    let params = EngineParams {
+fn params(grace: Option<Grace>, save: Option<PathBuf>) -> EngineParams {
+    EngineParams {
         tracker: TrackerParams::new(),
         top_features: 5,
-        save_model: None,
-    };
+        save_model: save,
+        grace,
+        calibrate: Calibrate::Quantile(0.999),
+        layout: None,
+    }
+}
+
+/// Runs the engine over the capture; returns the metrics.
+fn run(bytes: &[u8], layout: WatchLayout, model: &SavedModel) -> Arc<Metrics> {
+    let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let mut engine = Engine::new(params, scorer, metrics.clone(), stop);
+    let sides = model.clone().into_sides();
+    let mut engine = Engine::new(params(None, None), sides, metrics.clone(), stop).expect("engine");
     let mut sink = JsonLines::new(std::io::sink());
     let summary = engine
         .run(&mut source(bytes, layout), &mut sink)
@@ -75,52 +79,49 @@ fn run(bytes: &[u8], layout: WatchLayout, scorer: Box<dyn StreamScorer>) -> Arc<
 }
 
 /// Learns a model from the first packets, as `watch --grace` does.
-fn learn(bytes: &[u8], layout: WatchLayout, mut scorer: Box<dyn StreamScorer>) -> SavedModel {
+fn learn(bytes: &[u8], layout: WatchLayout, detector: OnlineDetector) -> SavedModel {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.json");
     let mut src = source(bytes, layout);
-    let mut x = vec![0.0; src.names().len()];
-    while scorer.model().is_none() {
-        match src.next(&mut x) {
-            Next::Record(_) => {
-                scorer.score(&x).expect("learn");
-            }
-            Next::End => panic!("capture shorter than grace"),
-            _ => {}
-        }
-    }
-    scorer.model().expect("model")
+    let groups = layout
+        .extractor(TableConfig::default())
+        .expect("layout")
+        .groups();
+    let sides = learning_sides(groups, detector, 20_000);
+    let p = params(Some(Grace::Records(GRACE)), Some(path.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut engine = Engine::new(p, sides, Arc::default(), stop).expect("engine");
+    engine
+        .run(&mut src, &mut JsonLines::new(std::io::sink()))
+        .expect("learn");
+    let mut model = SavedModel::load(&path).expect("model");
+    model.state = None;
+    model
 }
 
 fn bench(c: &mut Criterion) {
     let (bytes, n) = capture();
-    let rule = ThresholdRule::Quantile(0.999);
     let mut models = Vec::new();
     for (lname, layout) in [
         ("victim", WatchLayout::Victim),
         ("floodwatch", WatchLayout::Floodwatch),
     ] {
-        let names = source(&bytes, layout).names().to_vec();
-        let d = names.len();
-        let (h1, h2) = (d * 3 / 4, d / 3);
-        let ae = AutoencoderParams::new()
-            .hidden([h1, h2, h2, h1])
-            .epochs(20)
-            .batch_size(32);
-        let ae = OnlineAutoencoder::new(names.clone(), GRACE, ae, rule, true).expect("ae");
-        models.push((lname, "ae", layout, learn(&bytes, layout, Box::new(ae))));
-        let kn = OnlineKitNet::new(names, GRACE, KitNetParams::new(), rule, true).expect("kitnet");
-        models.push((lname, "kitnet", layout, learn(&bytes, layout, Box::new(kn))));
+        let ae = OnlineDetector::Autoencoder { epochs: 20 };
+        models.push((lname, "ae", layout, learn(&bytes, layout, ae)));
+        let kn = learn(&bytes, layout, OnlineDetector::Kitnet);
+        models.push((lname, "kitnet", layout, kn));
     }
     let mut g = c.benchmark_group("watch");
     g.throughput(Throughput::Elements(n));
     g.sample_size(10);
     for (lname, dname, layout, model) in &models {
         g.bench_function(format!("{lname}_{dname}_end_to_end"), |b| {
-            b.iter(|| run(&bytes, *layout, model.clone().into_scorer()))
+            b.iter(|| run(&bytes, *layout, model))
         });
     }
     g.finish();
     for (lname, dname, layout, model) in &models {
-        let m = run(&bytes, *layout, model.clone().into_scorer());
+        let m = run(&bytes, *layout, model);
         let p = |q| m.latency.quantile_bound(q).map_or(-1.0, |s| s * 1e6);
         println!(
             "{{\"layout\":\"{lname}\",\"detector\":\"{dname}\",\"packets\":{n},\"p50_latency_us_bound\":{},\"p99_latency_us_bound\":{},\"p999_latency_us_bound\":{}}}",

@@ -15,12 +15,13 @@ use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::sink::JsonLines;
 use floodwatch::detect::stream::source::{Feed, PacketFeed, PacketRecords};
-use floodwatch::detect::stream::{Engine, EngineParams, OnlineAutoencoder, RecordSource, Summary};
+use floodwatch::detect::stream::{
+    learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, Summary,
+};
 use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
-use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::model::AutoencoderParams;
 use serde_json::Value;
 
 const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -134,21 +135,19 @@ fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>)
     };
     let features = layout.extractor(config).unwrap();
     let mut source = PacketRecords::new(Packets(packets.into_iter(), 0), features);
-    let d = source.names().len();
-    let ae = AutoencoderParams::new()
-        .hidden([d * 3 / 4, d / 3, d / 3, d * 3 / 4])
-        .epochs(60)
-        .batch_size(32);
-    let rule = ThresholdRule::Quantile(0.999);
-    let scorer = OnlineAutoencoder::new(source.names().to_vec(), GRACE, ae, rule, true).unwrap();
+    let groups = layout.extractor(config).unwrap().groups();
+    let sides = learning_sides(groups, OnlineDetector::Autoencoder { epochs: 60 }, 20_000);
     let params = EngineParams {
         tracker: TrackerParams::new(),
         top_features: 3,
         save_model: None,
+        grace: Some(Grace::Records(GRACE)),
+        calibrate: Calibrate::Budget(1.0),
+        layout: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::default());
-    let mut engine = Engine::new(params, Box::new(scorer), metrics, stop);
+    let mut engine = Engine::new(params, sides, metrics, stop).unwrap();
     let mut sink = JsonLines::new(Vec::new());
     let summary = engine.run(&mut source, &mut sink).unwrap();
     let text = String::from_utf8(sink.into_inner()).unwrap();

@@ -16,22 +16,22 @@ use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
 use floodwatch::detect::queue::{bounded, Overflow};
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
+use floodwatch::detect::stream::calibrate::parse_budget;
+use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
 use floodwatch::detect::stream::source::{Paced, PacketRecords};
 use floodwatch::detect::stream::tabular::{is_bundle, BundleScorer, LineRecords};
 use floodwatch::detect::stream::{
-    Engine, EngineParams, OnlineAutoencoder, OnlineKitNet, RecordSource, SavedModel, StreamScorer,
-    Summary,
+    learning_sides, Calibrate, Engine, EngineParams, Grace, GraceReport, OnlineDetector,
+    RecordSource, SavedModel, SideSpec, Summary,
 };
 use floodwatch::detect::vote::VoteParams;
 use floodwatch::features::combined::WatchLayout;
-use floodwatch::features::packet::FeatureExtractor;
+use floodwatch::features::packet::{FeatureExtractor, Side};
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::Schema;
 use floodwatch::ingest::packets::capture::PacketSource;
 use floodwatch::model::bundle::Bundle;
-use floodwatch::model::kitnet::KitNetParams;
 use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::model::AutoencoderParams;
 
 /// The online detector learned during grace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,20 +75,32 @@ pub struct Args {
     /// (trained on captures for packet sources, on tables for --stdin).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Learn normal traffic online from the first N records, then detect.
-    #[arg(long, value_name = "N")]
-    pub grace: Option<u64>,
+    /// Learn normal traffic online first, then detect: a span of capture
+    /// time (`10m`, `90s`, `1h`; the first 80 % learned from, the rest held
+    /// back to calibrate the threshold) or a number of records (`5000`).
+    #[arg(long, value_name = "DURATION|N")]
+    pub grace: Option<Grace>,
     /// The detector learned during grace.
     #[arg(long, value_enum, default_value_t = Detector::Ae)]
     pub detector: Detector,
-    /// Threshold rule on the scores of the last fifth of grace.
-    #[arg(long, value_name = "RULE", default_value = "quantile:0.999")]
-    pub threshold: ThresholdRule,
+    /// False alert episodes a day the threshold is calibrated for (on the
+    /// held-back fifth of grace; `N/day`, `N/hour`).
+    #[arg(long, value_name = "N/day", default_value = "1/day", value_parser = parse_budget)]
+    pub false_alarms: f64,
+    /// Instead of --false-alarms: a per-record rule on the held-back
+    /// scores, `quantile:Q` or `fpr:F`.
+    #[arg(long, value_name = "RULE", conflicts_with = "false_alarms")]
+    pub threshold: Option<ThresholdRule>,
+    /// Most grace records kept to learn from (a uniform sample).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub grace_sample: usize,
     /// Training epochs of the dense autoencoder.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub epochs: usize,
-    /// Save the model learned during grace (as soon as grace ends).
-    #[arg(long, value_name = "PATH", requires = "grace")]
+    /// Save the model learned during grace (as soon as grace ends), and
+    /// again at exit or on SIGTERM with the feature tables, so that
+    /// `--model PATH` restarts warm.
+    #[arg(long, value_name = "PATH")]
     pub save_model: Option<PathBuf>,
     /// Packet feature layout: victim (destination-keyed: floods against a
     /// target, over 1M packets/s), floodwatch (kitsune-corrected + victim:
@@ -155,51 +167,55 @@ fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn FeatureExtracto
     Ok(name.parse::<WatchLayout>()?.extractor(config)?)
 }
 
-/// Hidden widths for `d` inputs: 3/4 then 1/3 of the input, as Kitsune's
-/// small autoencoders, which keeps per-record scoring cheap.
-fn hidden_for(d: usize) -> [usize; 4] {
-    let h1 = (d * 3 / 4).max(2);
-    let h2 = (d / 3).max(1);
-    [h1, h2, h2, h1]
-}
-
-fn scorer(args: &Args, names: &[String]) -> anyhow::Result<Box<dyn StreamScorer>> {
+/// The detectors of a packet source: loaded from `--model` (its tables
+/// restored into `src` for a warm start), or one per feature group of the
+/// layout, to learn during grace.
+fn sides(args: &Args, src: &mut dyn RecordSource) -> anyhow::Result<Vec<SideSpec>> {
+    let names = src.names().to_vec();
     if let Some(path) = &args.model {
         let model = SavedModel::load(path)?;
         if model.features() != names {
             bail!(
-                "{}: the model reads {} features, layout '{}' gives {} others",
+                "{}: the model reads {} features{}, layout '{}' gives {} others: pass the \
+                 model's --layout",
                 path.display(),
                 model.features().len(),
+                model
+                    .layout
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(" of layout '{l}'")),
                 args.layout,
                 names.len()
             );
         }
-        return Ok(model.into_scorer());
-    }
-    let grace = args.grace.unwrap_or_default();
-    Ok(match args.detector {
-        Detector::Ae => {
-            let ae = AutoencoderParams::new()
-                .hidden(hidden_for(names.len()))
-                .epochs(args.epochs)
-                .batch_size(32);
-            Box::new(OnlineAutoencoder::new(
-                names.to_vec(),
-                grace,
-                ae,
-                args.threshold,
-                true,
-            )?)
+        if let Some(state) = &model.state {
+            if let Err(e) = src.restore(state) {
+                eprintln!(
+                    "floodwatch: warning: {}: feature tables not restored ({e}): starting cold",
+                    path.display()
+                );
+            }
         }
-        Detector::Kitnet => Box::new(OnlineKitNet::new(
-            names.to_vec(),
-            grace,
-            KitNetParams::new(),
-            args.threshold,
-            true,
-        )?),
-    })
+        return Ok(model.into_sides());
+    }
+    let detector = match args.detector {
+        Detector::Ae => OnlineDetector::Autoencoder {
+            epochs: args.epochs,
+        },
+        Detector::Kitnet => OnlineDetector::Kitnet,
+    };
+    let groups = layout(&args.layout, 2)?.groups();
+    Ok(learning_sides(groups, detector, args.grace_sample))
+}
+
+/// One destination-side detector over every feature: a bundle from `train`.
+fn bundle_side(bundle: &Bundle) -> Vec<SideSpec> {
+    vec![SideSpec {
+        side: Side::Destination,
+        range: 0..bundle.schema.feature_names().len(),
+        scorer: Box::new(BundleScorer::new(bundle)),
+        threshold: Some(f64::from(bundle.threshold)),
+    }]
 }
 
 /// The alert sinks, and the flushes a Kafka source runs before committing.
@@ -309,7 +325,7 @@ fn packet_bundle(
     args: &Args,
     path: &std::path::Path,
     stop: &Arc<AtomicBool>,
-) -> anyhow::Result<(Box<dyn RecordSource>, Box<dyn StreamScorer>)> {
+) -> anyhow::Result<(Box<dyn RecordSource>, Vec<SideSpec>)> {
     let bundle = Bundle::load(path)?;
     let Some(capture) = &bundle.capture else {
         bail!(
@@ -326,7 +342,7 @@ fn packet_bundle(
         );
     }
     let src = packet_source(args, features, stop)?;
-    Ok((src, Box::new(BundleScorer::new(&bundle))))
+    Ok((src, bundle_side(&bundle)))
 }
 
 /// Lines of standard input through a bounded lossy queue of `queue` lines.
@@ -393,20 +409,22 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(params) = args.kafka.params()? {
         return kafka::run(&args, params, metrics, stop, server, quiet);
     }
-    let (mut source, scorer) = if args.stdin {
+    let (mut source, sides) = if args.stdin {
         let path = args.model.clone().unwrap_or_default();
         let bundle = Bundle::load(&path)?;
         let src = stdin_source(bundle.schema.clone(), args.queue);
-        let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
-        (src, scorer)
+        (src, bundle_side(&bundle))
     } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
         packet_bundle(&args, path, &stop)?
     } else {
-        let src = source(&args, &stop)?;
-        let scorer = scorer(&args, src.names())?;
-        (src, scorer)
+        let mut src = source(&args, &stop)?;
+        let sides = sides(&args, src.as_mut())?;
+        (src, sides)
     };
-    let mut engine = Engine::new(engine_params(&args), scorer, Arc::clone(&metrics), stop);
+    let mut engine = Engine::new(engine_params(&args), sides, Arc::clone(&metrics), stop)?;
+    if !quiet {
+        engine = engine.on_grace_end(Box::new(report_grace));
+    }
     if let Some(path) = &args.scores {
         let f = File::create(path).with_context(|| format!("{}", path.display()))?;
         let out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
@@ -424,7 +442,54 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints what grace learned and how each threshold was set, with a
+/// warning when grace was shorter than the slowest window.
+fn report_grace(r: &GraceReport) {
+    eprintln!(
+        "grace: learned from {} records over {:.1} s",
+        r.records, r.seconds
+    );
+    if r.seconds < SLOWEST_HALF_LIFE {
+        eprintln!(
+            "floodwatch: warning: grace spanned {:.0} s, less than the slowest window's \
+             half-life ({SLOWEST_HALF_LIFE:.0} s): those windows were learned young (their \
+             rates are corrected for age, but slow changes are seen less well); --grace 10m \
+             is recommended for live traffic",
+            r.seconds
+        );
+    }
+    for (side, c) in &r.sides {
+        let pct = |a: u64, n: u64| 100.0 * a as f64 / (n as f64).max(1.0);
+        eprintln!(
+            "grace: {side:?} side: threshold {:.6} (largest voted score {:.6}, for {} false \
+             episodes a day); held back {:.1} s: {} of {} records above ({:.3} %), {} of {} \
+             host-seconds voted above",
+            c.threshold,
+            c.max_voted,
+            c.budget_per_day,
+            c.seconds,
+            c.records_above,
+            c.records,
+            pct(c.records_above, c.records),
+            c.events_above,
+            c.events
+        );
+        if c.seconds < 60.0 && c.budget_per_day > 0.0 {
+            eprintln!(
+                "floodwatch: warning: the {side:?} threshold extrapolates {:.0} s of held-back \
+                 traffic to a budget per day; a longer grace gives a firmer one",
+                c.seconds
+            );
+        }
+    }
+}
+
 fn engine_params(args: &Args) -> EngineParams {
+    let calibrate = match args.threshold {
+        Some(ThresholdRule::Quantile(q)) => Calibrate::Quantile(q),
+        Some(ThresholdRule::TargetFpr(f)) => Calibrate::Quantile(1.0 - f),
+        _ => Calibrate::Budget(args.false_alarms),
+    };
     EngineParams {
         tracker: TrackerParams::new()
             .vote(args.vote)
@@ -432,6 +497,13 @@ fn engine_params(args: &Args) -> EngineParams {
             .top_features(args.top_features),
         top_features: args.top_features,
         save_model: args.save_model.clone(),
+        grace: if args.model.is_some() {
+            None
+        } else {
+            args.grace
+        },
+        calibrate,
+        layout: Some(args.layout.clone()),
     }
 }
 
@@ -458,6 +530,14 @@ fn render(s: &Summary) -> String {
         s.table_entries,
         s.evictions,
     );
+    if s.sides.len() > 1 {
+        for side in &s.sides {
+            out.push_str(&format!(
+                "  {:?} side: {} anomalies, {} episodes, threshold {:.6}\n",
+                side.side, side.anomalies, side.episodes, side.threshold
+            ));
+        }
+    }
     if let Some(p) = &s.saved_model {
         out.push_str(&format!("model saved to {}\n", p.display()));
     }
@@ -471,10 +551,10 @@ mod kafka {
     use floodwatch::ingest::kafka::source::{GroupParams, GroupSource, LayoutFactory, Payload};
 
     /// What the topic holds and how it is scored, from --model or --layout.
-    fn payload(args: &Args) -> anyhow::Result<(Payload, Option<Box<dyn StreamScorer>>)> {
+    fn payload(args: &Args) -> anyhow::Result<(Payload, Option<Vec<SideSpec>>)> {
         if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
             let bundle = Bundle::load(path)?;
-            let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
+            let scorer = bundle_side(&bundle);
             let payload = match bundle.capture.clone() {
                 Some(capture) => {
                     let factory: LayoutFactory = Box::new(move || capture.extractor());
@@ -504,13 +584,16 @@ mod kafka {
         let mut source = GroupSource::new(params, payload, Arc::clone(&metrics))?;
         let scorer = match scorer {
             Some(s) => s,
-            None => super::scorer(args, source.names())?,
+            None => super::sides(args, &mut source)?,
         };
         let (mut sinks, flushes) = sinks(args)?;
         for f in flushes {
             source.before_commit(f);
         }
-        let mut engine = Engine::new(engine_params(args), scorer, Arc::clone(&metrics), stop);
+        let mut engine = Engine::new(engine_params(args), scorer, Arc::clone(&metrics), stop)?;
+        if !quiet {
+            engine = engine.on_grace_end(Box::new(report_grace));
+        }
         if let Some(path) = &args.scores {
             let f = File::create(path).with_context(|| format!("{}", path.display()))?;
             let out: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, f));
@@ -548,12 +631,6 @@ mod tests {
         assert!(parse_vote("10").unwrap_err().contains("W/V"));
         assert!(parse_vote("a/b").is_err());
         assert!(parse_vote("3/5").is_err());
-    }
-
-    #[test]
-    fn hidden_widths_shrink_with_the_input() {
-        assert_eq!(hidden_for(40), [30, 13, 13, 30]);
-        assert_eq!(hidden_for(1), [2, 1, 1, 2]);
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl TrackerParams {
         self
     }
 
+    /// The majority vote.
+    pub fn vote_params(&self) -> VoteParams {
+        self.vote
+    }
+
     /// Seconds of capture time without an anomalous record after which an
     /// episode ends; positive and finite. Default 30.
     pub fn episode_timeout(mut self, secs: f64) -> Self {

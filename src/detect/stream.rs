@@ -12,22 +12,31 @@
 //! The hot path allocates nothing: explanations (the top contributing
 //! features) are computed only for anomalous records.
 
+pub mod calibrate;
+pub mod grace;
 pub mod scorer;
 pub mod source;
 pub mod tabular;
 
 use std::io::{self, Write};
+use std::net::IpAddr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::alert::{Alert, FeatureShare, ScoredRecord};
-use super::episode::{EpisodeTracker, TrackerParams};
+use super::episode::{EpisodeTracker, TargetKey, TrackerParams};
 use super::metrics::Metrics;
 use super::sink::AlertSink;
+use crate::features::packet::{FeatureGroup, Side};
+use crate::model::kitnet::KitNetParams;
+use crate::model::AutoencoderParams;
 use crate::{Error, Result};
-pub use scorer::{OnlineAutoencoder, OnlineKitNet, SavedModel, StreamScorer};
+use calibrate::{Calibration, Calibrator};
+pub use grace::Grace;
+pub use scorer::{Detector, OnlineAutoencoder, OnlineKitNet, SavedModel, SavedSide, StreamScorer};
 pub use source::{Next, RecordInfo, RecordSource, TableUsage};
 
 /// Records between two refreshes of the table gauges in the metrics.
@@ -52,23 +61,42 @@ impl<S: AlertSink + ?Sized> AlertSink for Counted<'_, S> {
     }
 }
 
+/// What one side of a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideSummary {
+    /// The end of the packet the side is about.
+    pub side: Side,
+    /// Its threshold (infinite while in grace).
+    pub threshold: f64,
+    /// How the threshold was calibrated, when it was in this run.
+    pub calibration: Option<Calibration>,
+    /// Records above the threshold.
+    pub anomalies: u64,
+    /// Alert episodes started.
+    pub episodes: u64,
+}
+
 /// What a run did, for the summary printed at the end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     /// Records read and processed (learned from or scored).
     pub records: u64,
-    /// Records learned from during grace (not scored).
+    /// Records learned from or held back during grace (not scored for alerts).
     pub grace: u64,
+    /// Capture seconds grace spanned.
+    pub grace_seconds: f64,
     /// Malformed records rejected (including unreadable frames).
     pub rejected: u64,
     /// Records dropped because input outran scoring.
     pub dropped: u64,
-    /// Scored records above the threshold.
+    /// Scored records above a threshold (of any side).
     pub anomalies: u64,
     /// Alert events written (episode starts and ends).
     pub alerts: u64,
     /// Alert episodes started.
     pub episodes: u64,
+    /// Each side's figures.
+    pub sides: Vec<SideSummary>,
     /// State table entries at the end.
     pub table_entries: u64,
     /// State table evictions.
@@ -86,30 +114,179 @@ pub struct Summary {
     pub saved_model: Option<PathBuf>,
 }
 
+/// One detector of an [`Engine`]: the features of one end of the packet,
+/// its scorer and, once known, its threshold.
+pub struct SideSpec {
+    /// The end of the packet: the host its episodes name.
+    pub side: Side,
+    /// Where its features are in the record.
+    pub range: Range<usize>,
+    /// The scorer (fitted, or to learn during grace).
+    pub scorer: Box<dyn StreamScorer>,
+    /// The threshold, when loaded with the scorer.
+    pub threshold: Option<f64>,
+}
+
+impl std::fmt::Debug for SideSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SideSpec")
+            .field("side", &self.side)
+            .field("range", &self.range)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The detector each side learns during grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnlineDetector {
+    /// A dense autoencoder trained for this many epochs.
+    Autoencoder {
+        /// Training epochs.
+        epochs: usize,
+    },
+    /// Kitsune's KitNET ensemble.
+    Kitnet,
+}
+
+/// Hidden widths for `d` inputs: 3/4 then 1/3 of the input, as Kitsune's
+/// small autoencoders, which keeps per-record scoring cheap.
+pub fn hidden_for(d: usize) -> [usize; 4] {
+    let h1 = (d * 3 / 4).max(2);
+    let h2 = (d / 3).max(1);
+    [h1, h2, h2, h1]
+}
+
+/// One detector to learn per feature group (signed log1p scaling, at most
+/// `sample` grace records kept to learn from).
+pub fn learning_sides(
+    groups: Vec<FeatureGroup>,
+    detector: OnlineDetector,
+    sample: usize,
+) -> Vec<SideSpec> {
+    groups
+        .into_iter()
+        .map(|g| {
+            let d = g.range.len();
+            let scorer: Box<dyn StreamScorer> = match detector {
+                OnlineDetector::Autoencoder { epochs } => {
+                    let ae = AutoencoderParams::new()
+                        .hidden(hidden_for(d))
+                        .epochs(epochs)
+                        .batch_size(32);
+                    Box::new(OnlineAutoencoder::new(d, ae, true, sample))
+                }
+                OnlineDetector::Kitnet => {
+                    Box::new(OnlineKitNet::new(d, KitNetParams::new(), true, sample))
+                }
+            };
+            SideSpec {
+                side: g.side,
+                range: g.range,
+                scorer,
+                threshold: None,
+            }
+        })
+        .collect()
+}
+
+impl SavedModel {
+    /// Its sides, ready to score.
+    pub fn into_sides(self) -> Vec<SideSpec> {
+        self.sides
+            .into_iter()
+            .map(|s| SideSpec {
+                side: s.side,
+                range: s.range.0..s.range.1,
+                scorer: s.detector.into_scorer(),
+                threshold: Some(s.threshold),
+            })
+            .collect()
+    }
+}
+
+/// How thresholds are set at the end of grace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Calibrate {
+    /// For this many false alert episodes a day (over all sides).
+    Budget(f64),
+    /// The quantile of the held-back records' scores (per record).
+    Quantile(f64),
+}
+
 /// Settings of an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct EngineParams {
-    /// Vote, episode timeout, target key; its threshold is set from the
-    /// scorer once known.
+    /// Vote, episode timeout; its threshold is set per side once known.
     pub tracker: TrackerParams,
     /// Features named in each alert.
     pub top_features: usize,
-    /// Where to save the model learned online, once out of grace.
+    /// Where to save the model learned online, once out of grace and again
+    /// at the end of the run (with the feature tables, for a warm restart).
     pub save_model: Option<PathBuf>,
+    /// The grace period, when the sides learn.
+    pub grace: Option<Grace>,
+    /// How thresholds are set at the end of grace.
+    pub calibrate: Calibrate,
+    /// The packet layout's name, kept in a saved model.
+    pub layout: Option<String>,
 }
+
+/// Where the engine is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Learn,
+    Calibrate,
+    Detect,
+}
+
+/// One side at run time.
+struct SideRun {
+    spec: SideSpec,
+    tracker: Option<EpisodeTracker>,
+    calibrator: Option<Calibrator>,
+    threshold: f64,
+    calibration: Option<Calibration>,
+    anomalies: u64,
+}
+
+impl SideRun {
+    fn host(&self, info: &RecordInfo) -> IpAddr {
+        match self.spec.side {
+            Side::Destination => info.flow.dest_ip,
+            Side::Source => info.flow.src_ip,
+        }
+    }
+}
+
+/// The grace report, handed to [`Engine::on_grace_end`]'s callback.
+#[derive(Debug, Clone)]
+pub struct GraceReport {
+    /// Records of grace (learned from and held back).
+    pub records: u64,
+    /// Capture seconds grace spanned.
+    pub seconds: f64,
+    /// Each side and its calibration.
+    pub sides: Vec<(Side, Calibration)>,
+}
+
+/// Called once grace ends.
+pub type GraceHook = Box<dyn FnMut(&GraceReport)>;
 
 /// The streaming engine; see the [module docs](self).
 pub struct Engine {
     params: EngineParams,
-    scorer: Box<dyn StreamScorer>,
-    tracker: Option<EpisodeTracker>,
-    threshold: f64,
+    sides: Vec<SideRun>,
+    phase: Phase,
+    grace_t0: f64,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     scores: Option<Box<dyn Write>>,
+    on_grace_end: Option<GraceHook>,
     x: Vec<f64>,
     shares: Vec<f64>,
     top: Vec<FeatureShare>,
+    names: Vec<String>,
     summary: Summary,
 }
 
@@ -123,33 +300,71 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine scoring with `scorer`, counting into `metrics`, and
-    /// stopping (after the current record) once `stop` is set.
+    /// An engine scoring with `sides`, counting into `metrics`, and
+    /// stopping (after the current record) once `stop` is set. Without a
+    /// grace period every side needs a fitted scorer and a threshold.
     pub fn new(
         params: EngineParams,
-        scorer: Box<dyn StreamScorer>,
+        sides: Vec<SideSpec>,
         metrics: Arc<Metrics>,
         stop: Arc<AtomicBool>,
-    ) -> Self {
-        Engine {
+    ) -> Result<Self> {
+        if sides.is_empty() {
+            return Err(Error::Model(
+                "the engine needs at least one detector".into(),
+            ));
+        }
+        let phase = match params.grace {
+            Some(g) => {
+                g.validate()?;
+                Phase::Learn
+            }
+            None => {
+                if sides
+                    .iter()
+                    .any(|s| !s.scorer.ready() || s.threshold.is_none())
+                {
+                    return Err(Error::Model(
+                        "a detector without a threshold needs a grace period to learn".into(),
+                    ));
+                }
+                Phase::Detect
+            }
+        };
+        let sides = sides
+            .into_iter()
+            .map(|spec| SideRun {
+                threshold: spec.threshold.unwrap_or(f64::INFINITY),
+                spec,
+                tracker: None,
+                calibrator: None,
+                calibration: None,
+                anomalies: 0,
+            })
+            .collect();
+        Ok(Engine {
             params,
-            scorer,
-            tracker: None,
-            threshold: f64::INFINITY,
+            sides,
+            phase,
+            grace_t0: f64::NAN,
             metrics,
             stop,
             scores: None,
+            on_grace_end: None,
             x: Vec::new(),
             shares: Vec::new(),
             top: Vec::new(),
+            names: Vec::new(),
             summary: Summary {
                 records: 0,
                 grace: 0,
+                grace_seconds: 0.0,
                 rejected: 0,
                 dropped: 0,
                 anomalies: 0,
                 alerts: 0,
                 episodes: 0,
+                sides: Vec::new(),
                 table_entries: 0,
                 evictions: 0,
                 p99_latency: None,
@@ -158,37 +373,52 @@ impl Engine {
                 rejections: Vec::new(),
                 saved_model: None,
             },
-        }
+        })
     }
 
     /// Also writes `index,timestamp,score,is_anomaly` for every record to
-    /// `out` (score and flag empty during grace).
+    /// `out` (score and flag empty during grace), and `src_score,
+    /// src_is_anomaly` when there is a source side.
     pub fn scores_to(mut self, out: Box<dyn Write>) -> Self {
         self.scores = Some(out);
         self
     }
 
+    /// Calls `hook` once grace ends, with the calibration of each side.
+    pub fn on_grace_end(mut self, hook: GraceHook) -> Self {
+        self.on_grace_end = Some(hook);
+        self
+    }
+
     /// Runs until the source ends or a stop is requested, then flushes the
-    /// open episodes to `sink`. Errors: writing alerts or scores, saving the
-    /// model, a scorer failing to learn.
+    /// open episodes to `sink` and saves the model when asked to. Errors:
+    /// writing alerts or scores, saving the model, a scorer failing to
+    /// learn, and input that ends before grace does.
     pub fn run(
         &mut self,
         source: &mut dyn RecordSource,
         sink: &mut dyn AlertSink,
     ) -> Result<Summary> {
         let started = Instant::now();
-        let width = source.names().len();
+        self.names = source.names().to_vec();
+        let width = self.names.len();
+        if let Some(s) = self.sides.iter().find(|s| s.spec.range.end > width) {
+            return Err(Error::Model(format!(
+                "a detector reads features {:?} of a record of {width}",
+                s.spec.range
+            )));
+        }
         self.x = vec![0.0; width];
         self.shares = vec![0.0; width];
-        if let Some(out) = &mut self.scores {
-            writeln!(out, "index,timestamp,score,is_anomaly").map_err(scores_err)?;
-        }
+        self.write_header()?;
         let metrics = Arc::clone(&self.metrics);
         let mut sink = Counted {
             sink,
             metrics: &metrics,
         };
-        self.ready_tracker(source)?;
+        if self.phase == Phase::Detect {
+            self.build_trackers()?;
+        }
         loop {
             if self.stop.load(Relaxed) {
                 self.summary.stopped = true;
@@ -197,7 +427,7 @@ impl Engine {
             let mut x = std::mem::take(&mut self.x);
             let next = source.next(&mut x);
             let result = match next {
-                Next::Record(info) => self.record(&info, &x, &mut sink),
+                Next::Record(info) => self.record(&info, &x, &mut sink, source),
                 Next::Rejected(e) => {
                     self.reject(e.to_string());
                     Ok(())
@@ -216,81 +446,238 @@ impl Engine {
             if self.summary.records.is_multiple_of(USAGE_EVERY) {
                 self.refresh_usage(source);
             }
-            if self.tracker.is_none() && self.scorer.threshold().is_some() {
-                self.ready_tracker(source)?;
-            }
         }
-        if let Some(t) = &mut self.tracker {
-            t.flush(&mut sink).map_err(alert_err)?;
+        if self.phase != Phase::Detect {
+            return Err(self.grace_unfinished());
+        }
+        for s in &mut self.sides {
+            if let Some(t) = &mut s.tracker {
+                t.flush(&mut sink).map_err(alert_err)?;
+            }
         }
         sink.finish().map_err(alert_err)?;
         if let Some(out) = &mut self.scores {
             out.flush().map_err(scores_err)?;
         }
+        self.save(source)?;
         self.refresh_usage(source);
         Ok(self.finish_summary(started))
     }
 
-    /// Scores (or learns from) one record and passes it on.
+    fn grace_unfinished(&self) -> Error {
+        let g = self.params.grace.map_or(String::new(), |g| g.to_string());
+        Error::Data(format!(
+            "{} during grace ({g} requested): {} records over {:.1} s were read, so nothing \
+             was scored and no model was saved; give a shorter --grace or a longer input",
+            if self.summary.stopped {
+                "stopped"
+            } else {
+                "the input ended"
+            },
+            self.summary.records,
+            self.summary.grace_seconds
+        ))
+    }
+
+    fn write_header(&mut self) -> Result<()> {
+        let two = self.sides.len() > 1;
+        if let Some(out) = &mut self.scores {
+            let extra = if two { ",src_score,src_is_anomaly" } else { "" };
+            writeln!(out, "index,timestamp,score,is_anomaly{extra}").map_err(scores_err)?;
+        }
+        Ok(())
+    }
+
+    /// Learns from, calibrates on or scores one record.
     #[inline]
-    fn record(&mut self, info: &RecordInfo, x: &[f64], sink: &mut dyn AlertSink) -> Result<()> {
-        let score = match self.scorer.score(x) {
-            Ok(s) => s,
-            Err(e) => {
-                self.reject(format!("record {}: {e}", info.index));
-                return Ok(());
-            }
+    fn record(
+        &mut self,
+        info: &RecordInfo,
+        x: &[f64],
+        sink: &mut dyn AlertSink,
+        source: &dyn RecordSource,
+    ) -> Result<()> {
+        if self.phase != Phase::Detect {
+            self.advance_grace(info, source)?;
+        }
+        let outcome = match self.phase {
+            Phase::Detect => self.detect(info, x, sink),
+            _ => self.grace_record(info, x),
         };
+        if let Err(e) = outcome {
+            // Errors of one record reject it; the run goes on.
+            self.reject(format!("record {}: {e}", info.index));
+            return Ok(());
+        }
         self.summary.records += 1;
         self.metrics.records.fetch_add(1, Relaxed);
-        let (Some(score), Some(tracker)) = (score, &mut self.tracker) else {
-            self.summary.grace += 1;
-            self.write_score(info, None)?;
-            self.metrics.latency.observe(info.arrived.elapsed());
-            return Ok(());
-        };
-        let is_anomaly = score > self.threshold;
-        self.top.clear();
-        let mut family = None;
-        if is_anomaly {
-            self.summary.anomalies += 1;
-            self.metrics.anomalies.fetch_add(1, Relaxed);
-            // Only a record that opens an episode or beats its peak is shown.
-            if tracker.wants_explanation(&info.flow, score) {
-                if self.params.top_features > 0 && self.scorer.explain(x, &mut self.shares).is_ok()
-                {
-                    FeatureShare::top_k(&self.shares, self.params.top_features, &mut self.top);
-                }
-                family = self.scorer.family(x);
-            }
-        }
-        let rec = ScoredRecord {
-            timestamp: info.timestamp,
-            score,
-            is_anomaly,
-            flow: info.flow,
-            top_features: &self.top,
-            family,
-        };
-        tracker.observe(&rec, sink).map_err(alert_err)?;
-        self.write_score(info, Some((score, is_anomaly)))?;
         self.metrics.latency.observe(info.arrived.elapsed());
         Ok(())
     }
 
+    /// Moves from learning to calibration to detection as grace passes.
+    fn advance_grace(&mut self, info: &RecordInfo, source: &dyn RecordSource) -> Result<()> {
+        let Some(grace) = self.params.grace else {
+            return Ok(());
+        };
+        let t = info.timestamp;
+        if self.grace_t0.is_nan() && t.is_finite() {
+            self.grace_t0 = t;
+        }
+        let n = self.summary.grace;
+        if self.phase == Phase::Learn && grace.learned(n, self.grace_t0, t) {
+            for s in &mut self.sides {
+                s.spec.scorer.fit()?;
+                s.calibrator = Some(Calibrator::new(self.params.tracker.vote_params(), 65_536));
+            }
+            self.phase = Phase::Calibrate;
+        }
+        if self.phase == Phase::Calibrate && grace.over(n, self.grace_t0, t) {
+            self.end_grace(source)?;
+        }
+        Ok(())
+    }
+
+    fn grace_record(&mut self, info: &RecordInfo, x: &[f64]) -> Result<()> {
+        let t = info.timestamp;
+        for s in &mut self.sides {
+            let xs = &x[s.spec.range.clone()];
+            if self.phase == Phase::Learn {
+                s.spec.scorer.learn(xs)?;
+            } else {
+                let score = s.spec.scorer.score(xs)?;
+                let host = s.host(info);
+                if let Some(c) = &mut s.calibrator {
+                    c.observe(host, t, score);
+                }
+            }
+        }
+        self.summary.grace += 1;
+        if t.is_finite() {
+            self.summary.grace_seconds = (t - self.grace_t0).max(0.0);
+        }
+        self.write_score(info, None)
+    }
+
+    fn end_grace(&mut self, source: &dyn RecordSource) -> Result<()> {
+        let per_side = match self.params.calibrate {
+            Calibrate::Budget(b) => Calibrate::Budget(b / self.sides.len() as f64),
+            q => q,
+        };
+        let mut report = GraceReport {
+            records: self.summary.grace,
+            seconds: self.summary.grace_seconds,
+            sides: Vec::new(),
+        };
+        for s in &mut self.sides {
+            let c = s
+                .calibrator
+                .take()
+                .ok_or_else(|| Error::Model("grace ended before calibration".into()))?;
+            let cal = match per_side {
+                Calibrate::Budget(b) => c.finish(b)?,
+                Calibrate::Quantile(q) => c.finish_quantile(q)?,
+            };
+            s.threshold = cal.threshold;
+            report.sides.push((s.spec.side, cal.clone()));
+            s.calibration = Some(cal);
+        }
+        self.phase = Phase::Detect;
+        self.build_trackers()?;
+        if let Some(hook) = &mut self.on_grace_end {
+            hook(&report);
+        }
+        self.save(source)
+    }
+
+    fn build_trackers(&mut self) -> Result<()> {
+        for s in &mut self.sides {
+            let names = self.names[s.spec.range.clone()].to_vec();
+            let key = match s.spec.side {
+                Side::Destination => TargetKey::DestIp,
+                Side::Source => TargetKey::SrcIp,
+            };
+            let t = self
+                .params
+                .tracker
+                .clone()
+                .target(key)
+                .threshold(s.threshold)
+                .feature_names(names)
+                .build()?;
+            s.tracker = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Scores one record on every side and passes it on.
     #[inline]
-    fn write_score(&mut self, info: &RecordInfo, s: Option<(f64, bool)>) -> Result<()> {
+    fn detect(&mut self, info: &RecordInfo, x: &[f64], sink: &mut dyn AlertSink) -> Result<()> {
+        let mut scored = [(0.0, false); 2];
+        let mut any = false;
+        for (i, s) in self.sides.iter_mut().enumerate() {
+            let xs = &x[s.spec.range.clone()];
+            let score = s.spec.scorer.score(xs)?;
+            let is_anomaly = score > s.threshold;
+            if let Some(slot) = scored.get_mut(i) {
+                *slot = (score, is_anomaly);
+            }
+            any |= is_anomaly;
+            let Some(tracker) = &mut s.tracker else {
+                continue;
+            };
+            self.top.clear();
+            let mut family = None;
+            if is_anomaly {
+                s.anomalies += 1;
+                if tracker.wants_explanation(&info.flow, score) {
+                    let shares = &mut self.shares[..xs.len()];
+                    if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {
+                        FeatureShare::top_k(shares, self.params.top_features, &mut self.top);
+                    }
+                    let names = &self.names[s.spec.range.clone()];
+                    family = s
+                        .spec
+                        .scorer
+                        .family(xs)
+                        .or_else(|| side_family(s.spec.side, &self.top, names));
+                }
+            }
+            let rec = ScoredRecord {
+                timestamp: info.timestamp,
+                score,
+                is_anomaly,
+                flow: info.flow,
+                top_features: &self.top,
+                family,
+            };
+            tracker.observe(&rec, sink).map_err(alert_err)?;
+        }
+        if any {
+            self.summary.anomalies += 1;
+            self.metrics.anomalies.fetch_add(1, Relaxed);
+        }
+        let n = self.sides.len().min(2);
+        self.write_score(info, Some(&scored[..n]))
+    }
+
+    #[inline]
+    fn write_score(&mut self, info: &RecordInfo, s: Option<&[(f64, bool)]>) -> Result<()> {
+        let two = self.sides.len() > 1;
         let Some(out) = &mut self.scores else {
             return Ok(());
         };
         let r = match s {
-            Some((score, anomalous)) => writeln!(
-                out,
-                "{},{:.6},{score},{}",
-                info.index,
-                info.timestamp,
-                u8::from(anomalous)
-            ),
+            Some(sides) => {
+                let mut r = write!(out, "{},{:.6}", info.index, info.timestamp);
+                for (score, anomalous) in sides {
+                    if r.is_ok() {
+                        r = write!(out, ",{score},{}", u8::from(*anomalous));
+                    }
+                }
+                r.and_then(|()| writeln!(out))
+            }
+            None if two => writeln!(out, "{},{:.6},,,,", info.index, info.timestamp),
             None => writeln!(out, "{},{:.6},,", info.index, info.timestamp),
         };
         r.map_err(scores_err)
@@ -304,28 +691,38 @@ impl Engine {
         }
     }
 
-    /// Builds the tracker once the scorer has a threshold, and saves the
-    /// learned model when asked to.
-    fn ready_tracker(&mut self, source: &dyn RecordSource) -> Result<()> {
-        let Some(threshold) = self.scorer.threshold() else {
+    /// The model as it stands (with the source's tables), or `None` while
+    /// a side has no fitted detector.
+    pub fn model(&self, source: &dyn RecordSource) -> Option<SavedModel> {
+        let sides = self
+            .sides
+            .iter()
+            .map(|s| {
+                Some(SavedSide {
+                    side: s.spec.side,
+                    range: (s.spec.range.start, s.spec.range.end),
+                    detector: s.spec.scorer.detector()?,
+                    threshold: Some(s.threshold).filter(|t| t.is_finite())?,
+                    calibration: s.calibration.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SavedModel {
+            format: scorer::FORMAT,
+            layout: self.params.layout.clone(),
+            features: self.names.clone(),
+            sides,
+            state: source.state(),
+        })
+    }
+
+    fn save(&mut self, source: &dyn RecordSource) -> Result<()> {
+        let Some(path) = self.params.save_model.clone() else {
             return Ok(());
         };
-        let tracker = self
-            .params
-            .tracker
-            .clone()
-            .threshold(threshold)
-            .feature_names(source.names().to_vec())
-            .build()?;
-        self.tracker = Some(tracker);
-        self.threshold = threshold;
-        if let Some(path) = &self.params.save_model {
-            if self.summary.records > 0 {
-                if let Some(model) = self.scorer.model() {
-                    model.save(path)?;
-                    self.summary.saved_model = Some(path.clone());
-                }
-            }
+        if let Some(model) = self.model(source) {
+            model.save(&path)?;
+            self.summary.saved_model = Some(path);
         }
         Ok(())
     }
@@ -341,18 +738,55 @@ impl Engine {
     }
 
     fn finish_summary(&mut self, started: Instant) -> Summary {
-        let usage_entries = self.metrics.table_entries.load(Relaxed);
         let mut s = self.summary.clone();
         s.rejected = self.metrics.rejected.load(Relaxed);
         s.dropped = self.metrics.dropped.load(Relaxed);
         s.alerts = self.metrics.alerts.load(Relaxed);
-        s.episodes = self.tracker.as_ref().map_or(0, |t| t.stats().started);
-        s.table_entries = usage_entries;
+        s.sides = self
+            .sides
+            .iter()
+            .map(|r| SideSummary {
+                side: r.spec.side,
+                threshold: r.threshold,
+                calibration: r.calibration.clone(),
+                anomalies: r.anomalies,
+                episodes: r.tracker.as_ref().map_or(0, |t| t.stats().started),
+            })
+            .collect();
+        s.episodes = s.sides.iter().map(|r| r.episodes).sum();
+        s.table_entries = self.metrics.table_entries.load(Relaxed);
         s.evictions = self.metrics.evictions.load(Relaxed);
         s.p99_latency = self.metrics.latency.quantile_bound(0.99);
         s.elapsed = started.elapsed();
         s
     }
+}
+
+/// What a source-side anomaly looks like, from its largest contributions:
+/// many new addresses is a horizontal scan, many new ports on known ones a
+/// vertical scan, anything else an infected host. Destination-side
+/// anomalies take the tracker's default category.
+fn side_family(side: Side, top: &[FeatureShare], names: &[String]) -> Option<&'static str> {
+    if side != Side::Source {
+        return None;
+    }
+    let mut new_dst = 0.0;
+    let mut new_service = 0.0;
+    for f in top {
+        let name = names.get(f.feature).map_or("", String::as_str);
+        if name.ends_with("new_dst_rate") {
+            new_dst += f.share;
+        } else if name.ends_with("new_service_rate") {
+            new_service += f.share;
+        }
+    }
+    Some(if new_dst + new_service < 0.3 {
+        "infected host"
+    } else if new_dst >= new_service * 0.5 {
+        "horizontal scan"
+    } else {
+        "vertical scan"
+    })
 }
 
 fn alert_err(e: io::Error) -> Error {
@@ -368,8 +802,6 @@ mod tests {
     use super::*;
     use crate::detect::alert::{Action, FlowContext, Proto};
     use crate::detect::vote::VoteParams;
-    use crate::model::threshold::ThresholdRule;
-    use crate::model::AutoencoderParams;
     use std::net::{IpAddr, Ipv4Addr};
 
     /// One feature per record: `value`; the flood targets 10.0.0.9.
@@ -406,7 +838,7 @@ mod tests {
             let ip = |n| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
             Next::Record(RecordInfo {
                 index: self.n,
-                timestamp: self.n as f64 * 0.01,
+                timestamp: self.n as f64 * 0.1,
                 flow: FlowContext {
                     src_ip: ip(1),
                     src_port: 1,
@@ -430,21 +862,34 @@ mod tests {
         }
     }
 
-    fn engine(grace: u64, stop: Arc<AtomicBool>) -> Engine {
-        let names = vec!["a".into(), "b".into()];
-        let ae = AutoencoderParams::new()
+    fn params(grace: Option<Grace>) -> EngineParams {
+        EngineParams {
+            tracker: TrackerParams::new().vote(VoteParams::new(5, 3).unwrap()),
+            top_features: 2,
+            save_model: None,
+            grace,
+            calibrate: Calibrate::Budget(1.0),
+            layout: None,
+        }
+    }
+
+    fn ae_side() -> SideSpec {
+        let ae = crate::model::AutoencoderParams::new()
             .hidden([4, 2, 2, 4])
             .epochs(20)
             .batch_size(16)
             .learning_rate(1e-2);
-        let scorer =
-            OnlineAutoencoder::new(names, grace, ae, ThresholdRule::Quantile(0.99), false).unwrap();
-        let params = EngineParams {
-            tracker: TrackerParams::new().vote(VoteParams::new(5, 3).unwrap()),
-            top_features: 2,
-            save_model: None,
-        };
-        Engine::new(params, Box::new(scorer), Arc::default(), stop)
+        SideSpec {
+            side: Side::Destination,
+            range: 0..2,
+            scorer: Box::new(OnlineAutoencoder::new(2, ae, false, 10_000)),
+            threshold: None,
+        }
+    }
+
+    fn engine(grace: u64, stop: Arc<AtomicBool>) -> Engine {
+        let p = params(Some(Grace::Records(grace)));
+        Engine::new(p, vec![ae_side()], Arc::default(), stop).unwrap()
     }
 
     fn normal(i: usize) -> f64 {
@@ -466,18 +911,25 @@ mod tests {
 
     #[test]
     fn learns_then_alerts_once_per_episode_and_writes_every_score() {
-        let mut values: Vec<(f64, u8)> = (0..300).map(|i| (normal(i), 2)).collect();
+        let mut values: Vec<(f64, u8)> = (0..2500).map(|i| (normal(i), 2)).collect();
         values.push((f64::NAN, 2));
         values.extend((0..50).map(|_| (30.0, 9)));
         values.extend((0..20).map(|i| (normal(i), 2)));
         let scores = Shared::default();
-        let mut e = engine(200, Arc::default()).scores_to(Box::new(scores.clone()));
+        let mut e = engine(2000, Arc::default()).scores_to(Box::new(scores.clone()));
         let mut src = Values::new(values);
         let mut alerts = Collect::default();
         let s = e.run(&mut src, &mut alerts).unwrap();
-        assert_eq!((s.records, s.grace, s.rejected), (370, 200, 1));
-        assert!(s.rejections[0].contains("record 301"), "{:?}", s.rejections);
+        assert_eq!((s.records, s.grace, s.rejected), (2570, 2000, 1));
+        assert!(
+            s.rejections[0].contains("record 2501"),
+            "{:?}",
+            s.rejections
+        );
         assert!(s.anomalies >= 50, "{s:?}");
+        let cal = s.sides[0].calibration.as_ref().unwrap();
+        assert_eq!(cal.records, 400);
+        assert!(cal.threshold > cal.max_voted, "{cal:?}");
         let starts: Vec<_> = alerts
             .0
             .iter()
@@ -492,47 +944,88 @@ mod tests {
         let text = String::from_utf8(scores.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "index,timestamp,score,is_anomaly");
-        assert_eq!(lines.len(), 371);
-        assert_eq!(lines[1], "1,0.010000,,");
-        assert!(lines[330].ends_with(",1"), "{}", lines[330]);
+        assert_eq!(lines.len(), 2571);
+        assert_eq!(lines[1], "1,0.100000,,");
+        assert!(lines[2530].ends_with(",1"), "{}", lines[2530]);
     }
 
     #[test]
-    fn a_stop_request_ends_the_run_and_flushes() {
+    fn input_that_ends_in_grace_is_an_error_that_says_what_to_do() {
+        let mut e = engine(500, Arc::default());
+        let mut src = Values::new((0..100).map(|i| (normal(i), 2)).collect());
+        let err = e.run(&mut src, &mut Collect::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("during grace") && msg.contains("--grace"),
+            "{msg}"
+        );
         let stop = Arc::new(AtomicBool::new(true));
-        let mut e = engine(20, stop);
-        let mut src = Values::new(vec![(0.5, 2); 10]);
-        let s = e.run(&mut src, &mut Collect::default()).unwrap();
-        assert!(s.stopped);
-        assert_eq!(s.records, 0);
+        let mut e = engine(500, stop);
+        let err = e.run(&mut src, &mut Collect::default()).unwrap_err();
+        assert!(err.to_string().contains("stopped during grace"), "{err}");
     }
 
     /// Sleeps on every record: a scorer slower than its input.
     struct Slow;
 
     impl StreamScorer for Slow {
-        fn score(&mut self, _: &[f64]) -> Result<Option<f64>> {
-            std::thread::sleep(Duration::from_millis(2));
-            Ok(Some(0.0))
+        fn learn(&mut self, _: &[f64]) -> Result<()> {
+            Ok(())
         }
-        fn threshold(&self) -> Option<f64> {
-            Some(1.0)
+        fn fit(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn ready(&self) -> bool {
+            true
+        }
+        fn score(&mut self, _: &[f64]) -> Result<f64> {
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(0.0)
         }
         fn explain(&mut self, _: &[f64], _: &mut [f64]) -> Result<()> {
             Ok(())
         }
-        fn grace_left(&self) -> u64 {
-            0
-        }
-        fn model(&self) -> Option<SavedModel> {
+        fn detector(&self) -> Option<Detector> {
             None
         }
+    }
+
+    fn slow(width: usize) -> Vec<SideSpec> {
+        vec![SideSpec {
+            side: Side::Destination,
+            range: 0..width,
+            scorer: Box::new(Slow),
+            threshold: Some(1.0),
+        }]
+    }
+
+    #[test]
+    fn hidden_widths_shrink_with_the_input() {
+        assert_eq!(hidden_for(40), [30, 13, 13, 30]);
+        assert_eq!(hidden_for(1), [2, 1, 1, 2]);
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_run_and_flushes() {
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut e = Engine::new(params(None), slow(2), Arc::default(), stop).unwrap();
+        let mut src = Values::new(vec![(0.5, 2); 10]);
+        let s = e.run(&mut src, &mut Collect::default()).unwrap();
+        assert!(s.stopped);
+        assert_eq!(s.records, 0);
+        assert!(Engine::new(
+            params(None),
+            vec![ae_side()],
+            Arc::default(),
+            Arc::default()
+        )
+        .is_err());
     }
 
     #[test]
     fn input_outrunning_scoring_is_dropped_and_counted() {
         use crate::detect::queue::{bounded, Overflow};
-        use crate::features::victim::Victim;
+        use crate::features::victim::{Victim, N_FEATURES};
         use crate::ingest::packets::{Network, PacketMeta, Transport};
         use source::{PacketRecords, QueueFeed};
         use std::sync::atomic::AtomicU64;
@@ -553,13 +1046,13 @@ mod tests {
                 tx.push((p, Instant::now()));
             }
         });
-        let params = EngineParams {
+        let metrics = Arc::new(Metrics::default());
+        let p = EngineParams {
             tracker: TrackerParams::new(),
             top_features: 0,
-            save_model: None,
+            ..params(None)
         };
-        let metrics = Arc::new(Metrics::default());
-        let mut e = Engine::new(params, Box::new(Slow), Arc::clone(&metrics), Arc::default());
+        let mut e = Engine::new(p, slow(N_FEATURES), Arc::clone(&metrics), Arc::default()).unwrap();
         let mut src = PacketRecords::new(QueueFeed::new(rx, dropped), Victim::new(4).unwrap());
         let s = e.run(&mut src, &mut Collect::default()).unwrap();
         producer.join().unwrap();
@@ -569,15 +1062,17 @@ mod tests {
     }
 
     #[test]
-    fn saves_the_model_when_grace_ends() {
+    fn saves_the_model_when_grace_ends_and_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
-        let mut e = engine(50, Arc::default());
+        let mut e = engine(2000, Arc::default());
         e.params.save_model = Some(path.clone());
-        let mut src = Values::new((0..60).map(|i| (normal(i), 2)).collect());
+        let mut src = Values::new((0..2100).map(|i| (normal(i), 2)).collect());
         let s = e.run(&mut src, &mut Collect::default()).unwrap();
         assert_eq!(s.saved_model.as_deref(), Some(path.as_path()));
         let m = SavedModel::load(&path).unwrap();
         assert_eq!(m.features(), ["a", "b"]);
+        assert_eq!(m.sides.len(), 1);
+        assert!(m.sides[0].calibration.is_some());
     }
 }

@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use crate::features::packet::{FeatureExtractor, Layout};
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Layout};
 use crate::features::stream_table::{TableConfig, TableStats};
 use crate::features::victim::Victim;
 use crate::ingest::packets::PacketMeta;
@@ -52,6 +52,44 @@ impl FeatureExtractor for Combined {
     fn table_stats(&self) -> Vec<TableStats> {
         self.parts.iter().flat_map(|p| p.table_stats()).collect()
     }
+
+    /// The parts' groups, in place, neighbours about the same side merged.
+    fn groups(&self) -> Vec<FeatureGroup> {
+        let mut out: Vec<FeatureGroup> = Vec::new();
+        let mut at = 0;
+        for part in &self.parts {
+            for g in part.groups() {
+                let range = at + g.range.start..at + g.range.end;
+                match out.last_mut() {
+                    Some(last) if last.side == g.side && last.range.end == range.start => {
+                        last.range.end = range.end;
+                    }
+                    _ => out.push(FeatureGroup {
+                        side: g.side,
+                        range,
+                    }),
+                }
+            }
+            at += part.names().len();
+        }
+        out
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        let parts: Option<Vec<_>> = self.parts.iter().map(|p| p.state()).collect();
+        parts.map(serde_json::Value::Array)
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        let parts = state
+            .as_array()
+            .filter(|a| a.len() == self.parts.len())
+            .ok_or_else(|| Error::Data("the saved tables do not match the layout".into()))?;
+        for (p, s) in self.parts.iter_mut().zip(parts) {
+            p.restore(s)?;
+        }
+        Ok(())
+    }
 }
 
 impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
@@ -65,6 +103,18 @@ impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
 
     fn table_stats(&self) -> Vec<TableStats> {
         (**self).table_stats()
+    }
+
+    fn groups(&self) -> Vec<FeatureGroup> {
+        (**self).groups()
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        (**self).state()
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        (**self).restore(state)
     }
 }
 
@@ -155,8 +205,13 @@ mod tests {
         }
         assert_eq!(a[..b.len()], b[..]);
         assert_eq!(a[b.len()..], c[..]);
-        assert_eq!(fw.names().last().unwrap(), "dst_L0.01_syn_share");
-        assert!(fw.table_stats().iter().any(|s| s.name == "dst"));
+        assert_eq!(fw.names().last().unwrap(), "src_L0.01_syn_share");
+        assert!(fw.table_stats().iter().any(|s| s.name == "hosts"));
+        let groups = fw.groups();
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(groups[0].side, crate::features::packet::Side::Destination);
+        assert_eq!(groups[0].range.end, b.len() + v.groups()[0].range.end);
+        assert_eq!(groups[1].range.end, fw.names().len());
     }
 
     #[test]

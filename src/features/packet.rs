@@ -25,6 +25,45 @@ pub trait FeatureExtractor: Send {
 
     /// Occupancy and eviction counts of every stream table.
     fn table_stats(&self) -> Vec<TableStats>;
+
+    /// Which end of the packet each run of features describes; by default
+    /// one group, all features, about the destination.
+    fn groups(&self) -> Vec<FeatureGroup> {
+        vec![FeatureGroup {
+            side: Side::Destination,
+            range: 0..self.names().len(),
+        }]
+    }
+
+    /// The tables' contents, to restart warm; `None` when the layout does
+    /// not save them.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Restores tables saved by [`state`](Self::state).
+    fn restore(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Err(Error::Data("this layout keeps no saved state".into()))
+    }
+}
+
+/// The end of a packet a feature is about, and so the host an alert names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// What the destination receives: flood victims.
+    Destination,
+    /// What the source sends: scanners, infected devices.
+    Source,
+}
+
+/// A run of features about one end of the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureGroup {
+    /// Which end.
+    pub side: Side,
+    /// Where the features are in the vector.
+    pub range: std::ops::Range<usize>,
 }
 
 /// The available feature layouts.

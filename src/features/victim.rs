@@ -1,128 +1,361 @@
-//! Victim-centric damped statistics: what a target sees, whoever sends it.
+//! Host-centric damped statistics, both ends of every packet: what a host
+//! receives (the *destination* side: flood victims) and what it sends (the
+//! *source* side: scanners and infected devices).
 //!
 //! Kitsune keys its statistics on the *source* (MAC-IP, IP, IP pair, socket
 //! pair). A flood from spoofed sources then looks like thousands of new
-//! benign hosts each sending one packet: every source-keyed stream is fresh
-//! and unremarkable. The victim, however, sees its packet rate, its share of
-//! SYNs without ACK and the sizes it receives change at once. This family
-//! keys damped statistics on the *destination* host (IP, ARP target, or MAC
-//! for frames without a network layer).
+//! benign hosts each sending one packet. The victim, however, sees its
+//! packet rate, its share of SYNs without ACK, the spread of ports and
+//! sources it receives change at once. A scanner spreads thin over many
+//! destinations, each of which sees one probe; but the scanner itself sends
+//! to a new address (or port) with nearly every packet. So one table keyed
+//! by host (IP, ARP address, or MAC for frames without a network layer)
+//! holds both directions, and each packet updates its destination's
+//! *received* statistics and its source's *sent* statistics.
 //!
-//! There is deliberately no all-traffic family: with one, every benign packet
-//! during a flood scores as anomalous and alerts name bystanders as targets.
+//! For each of four decay rates (λ = 5, 1, 0.1, 0.01 per second; half-lives
+//! 0.2 s to 100 s), the destination side gives six features:
 //!
-//! For each of the five decay rates of Kitsune (λ = 5, 3, 1, 0.1, 0.01 per
-//! second), four features:
+//! - `rate`: packets per second received;
+//! - `size_mean`, `size_var`: mean and variance of their wire length;
+//! - `syn_share`: share of TCP segments with SYN set and ACK clear;
+//! - `port_change`: share of packets whose destination port differs from the
+//!   previous packet's (random-port floods: near 1);
+//! - `src_change`: share of packets whose source differs from the previous
+//!   packet's (spoofed or distributed floods: near 1);
 //!
-//! - `weight`: damped packet count (a rate);
-//! - `size_mean`, `size_var`: damped mean and variance of the wire length;
-//! - `syn_share`: damped share of TCP segments with SYN set and ACK clear.
+//! and the source side five:
 //!
-//! The destination table holds at most `capacity` hosts, evicting the least
-//! recently seen one, so memory is bounded whatever the traffic.
+//! - `rate`: packets per second sent;
+//! - `recv_rate`: packets per second received (probes of a scan go largely
+//!   unanswered);
+//! - `new_dst_rate`: sends per second to an address the host has not sent to
+//!   in the last one to two minutes (horizontal scans);
+//! - `new_service_rate`: the same for (address, port) pairs (vertical scans);
+//! - `syn_share`: share of its TCP segments with SYN set and ACK clear.
+//!
+//! **Windows are usable from the first second.** A damped sum of a stream
+//! that began `a` seconds ago has only `1 - 2^(-λa)` of its settled weight,
+//! so a slow window (λ = 0.01) would need several hundred seconds to settle
+//! and a detector learned before then would flag every benign host as its
+//! rate "grows". Rates here are divided by the damped length of the host's
+//! own life instead (the same sum over time, kept alongside at no extra
+//! cost), which makes them unbiased from the start; a host younger than one
+//! second counts as one second old, so a burst of first packets does not
+//! read as an extreme rate. Means, variances and shares are ratios of damped
+//! sums and need no correction.
+//!
+//! "Recently contacted" is a pair of 256-bit Bloom filters per host, the
+//! current and the previous generation, swapped every [`GENERATION`]
+//! seconds: fixed memory whatever the fan-out, a false "seen" at most a few
+//! percent for the dozens of peers a device talks to.
+//!
+//! The table holds at most `capacity` hosts, evicting the least recently
+//! seen one, so memory is bounded whatever the traffic (about 500 bytes a
+//! host).
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+use serde::{Deserialize, Serialize};
 
-use crate::features::packet::FeatureExtractor;
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Side};
 use crate::features::stream_table::TableStats;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 use crate::{Error, Result};
 
-/// Decay rates per second, as Kitsune's windows (fastest first).
-const LAMBDAS: [f64; 5] = [5.0, 3.0, 1.0, 0.1, 0.01];
-/// Features per key and rate.
-const PER_LANE: usize = 4;
+/// Decay rates per second (fastest first).
+const LAMBDAS: [f64; 4] = [5.0, 1.0, 0.1, 0.01];
+const LANES: usize = LAMBDAS.len();
+/// Destination-side features per rate.
+const DST_PER_LANE: usize = 6;
+/// Source-side features per rate.
+const SRC_PER_LANE: usize = 5;
+/// Destination-side features.
+pub const DST_FEATURES: usize = DST_PER_LANE * LANES;
 /// Number of features of the layout.
-pub const N_FEATURES: usize = PER_LANE * LAMBDAS.len();
+pub const N_FEATURES: usize = (DST_PER_LANE + SRC_PER_LANE) * LANES;
+/// Youngest age (seconds) a host's rates are computed for.
+const MIN_AGE: f64 = 1.0;
+/// Seconds a Bloom filter generation lasts.
+pub const GENERATION: f64 = 60.0;
 
-/// The host a packet is aimed at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A host: the end of a packet a statistic is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Target {
     Ip(IpAddr),
     Mac([u8; 6]),
 }
 
 impl Target {
-    fn of(p: &PacketMeta) -> Self {
+    fn dst(p: &PacketMeta) -> Self {
         match p.network {
             Network::Ip { dst, .. } => Target::Ip(dst),
             Network::Arp { target, .. } => Target::Ip(IpAddr::V4(target)),
             Network::None => Target::Mac(p.dst_mac),
         }
     }
+
+    fn src(p: &PacketMeta) -> Self {
+        match p.network {
+            Network::Ip { src, .. } => Target::Ip(src),
+            Network::Arp { sender, .. } => Target::Ip(IpAddr::V4(sender)),
+            Network::None => Target::Mac(p.src_mac),
+        }
+    }
+
+    /// A 64-bit hash, stable across runs (FNV-1a).
+    fn hash(&self) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        match self {
+            Target::Ip(IpAddr::V4(a)) => eat(&a.octets()),
+            Target::Ip(IpAddr::V6(a)) => eat(&a.octets()),
+            Target::Mac(m) => {
+                eat(&[0xff]);
+                eat(m);
+            }
+        }
+        h
+    }
 }
 
-/// Damped sums of one decay rate.
-#[derive(Debug, Clone, Copy, Default)]
+/// Damped sums of one decay rate, both directions.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Lane {
-    w: f64,
+    /// Damped length of the host's life (seconds): the rates' divisor.
+    life: f64,
+    w_in: f64,
     size: f64,
     size2: f64,
-    syn: f64,
+    syn_in: f64,
+    port_change: f64,
+    src_change: f64,
+    w_out: f64,
+    tcp_out: f64,
+    syn_out: f64,
+    new_dst: f64,
+    new_service: f64,
 }
 
-/// Damped statistics of one key for every rate, on one clock.
-#[derive(Debug, Clone, Copy)]
-struct Damped {
+/// Two generations of a 256-bit Bloom filter of recently contacted peers.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Recent {
+    since: f64,
+    now: [u64; 4],
+    before: [u64; 4],
+}
+
+impl Recent {
+    fn bits(h: u64) -> [(usize, u64); 2] {
+        let a = (h & 0xff) as usize;
+        let b = ((h >> 32) & 0xff) as usize;
+        [(a / 64, 1 << (a % 64)), (b / 64, 1 << (b % 64))]
+    }
+
+    /// Moves to generation of time `t`.
+    fn age(&mut self, t: f64) {
+        if t - self.since >= 2.0 * GENERATION {
+            *self = Recent {
+                since: t,
+                ..Recent::default()
+            };
+        } else if t - self.since >= GENERATION {
+            self.before = self.now;
+            self.now = [0; 4];
+            self.since = t;
+        }
+    }
+
+    /// Records `h`; whether it was new (in neither generation).
+    fn insert(&mut self, h: u64) -> bool {
+        let bits = Self::bits(h);
+        let seen = |f: &[u64; 4]| bits.iter().all(|&(i, m)| f[i] & m != 0);
+        let new = !seen(&self.now) && !seen(&self.before);
+        for (i, m) in bits {
+            self.now[i] |= m;
+        }
+        new
+    }
+}
+
+/// Everything kept about one host.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Host {
     last_t: f64,
-    lanes: [Lane; LAMBDAS.len()],
+    last_dport: u16,
+    last_src: u64,
+    lanes: [Lane; LANES],
+    recent: Recent,
 }
 
-impl Damped {
+/// What one packet adds to the host at its destination.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    size: f64,
+    syn: f64,
+    dport: u16,
+    src: u64,
+}
+
+/// What one packet adds to the host at its source.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    tcp: bool,
+    syn: f64,
+    dst: u64,
+    service: u64,
+}
+
+impl Host {
     fn new(t: f64) -> Self {
-        Damped {
+        Host {
             last_t: t,
-            lanes: [Lane::default(); LAMBDAS.len()],
+            last_dport: 0,
+            last_src: 0,
+            lanes: [Lane::default(); LANES],
+            recent: Recent {
+                since: t,
+                ..Recent::default()
+            },
         }
     }
 
-    /// Fades the sums to `t` (packets out of order neither fade nor rewind),
-    /// adds the packet and writes the features.
+    /// Whether nothing was ever added (just inserted).
+    fn is_new(&self) -> bool {
+        self.lanes[0].w_in == 0.0 && self.lanes[0].w_out == 0.0 && self.lanes[0].life == 0.0
+    }
+
+    /// Fades every sum to `t`; packets out of order neither fade nor rewind.
     #[inline]
-    fn update(&mut self, t: f64, size: f64, syn: f64, out: &mut [f64]) {
+    fn fade(&mut self, t: f64) {
         let dt = t - self.last_t;
-        if dt > 0.0 {
-            for (lane, lambda) in self.lanes.iter_mut().zip(LAMBDAS) {
-                let f = (-lambda * dt).exp2();
-                lane.w *= f;
-                lane.size *= f;
-                lane.size2 *= f;
-                lane.syn *= f;
-            }
-            self.last_t = t;
+        if dt <= 0.0 {
+            return;
         }
-        for (lane, o) in self.lanes.iter_mut().zip(out.chunks_exact_mut(PER_LANE)) {
-            lane.w += 1.0;
-            lane.size += size;
-            lane.size2 += size * size;
-            lane.syn += syn;
-            let mean = lane.size / lane.w;
-            let var = (lane.size2 / lane.w - mean * mean).max(0.0);
-            o.copy_from_slice(&[lane.w, mean, var, lane.syn / lane.w]);
+        for (lane, lambda) in self.lanes.iter_mut().zip(LAMBDAS) {
+            let f = (-lambda * dt).exp2();
+            let grow = (1.0 - f) / (lambda * std::f64::consts::LN_2);
+            lane.life = lane.life * f + grow;
+            for v in [
+                &mut lane.w_in,
+                &mut lane.size,
+                &mut lane.size2,
+                &mut lane.syn_in,
+                &mut lane.port_change,
+                &mut lane.src_change,
+                &mut lane.w_out,
+                &mut lane.tcp_out,
+                &mut lane.syn_out,
+                &mut lane.new_dst,
+                &mut lane.new_service,
+            ] {
+                *v *= f;
+            }
+        }
+        self.last_t = t;
+    }
+
+    #[inline]
+    fn receive(&mut self, r: &Received, out: &mut [f64]) {
+        let port_change = f64::from(u8::from(r.dport != self.last_dport));
+        let src_change = f64::from(u8::from(r.src != self.last_src));
+        self.last_dport = r.dport;
+        self.last_src = r.src;
+        for ((lane, o), lambda) in self
+            .lanes
+            .iter_mut()
+            .zip(out.chunks_exact_mut(DST_PER_LANE))
+            .zip(LAMBDAS)
+        {
+            lane.w_in += 1.0;
+            lane.size += r.size;
+            lane.size2 += r.size * r.size;
+            lane.syn_in += r.syn;
+            lane.port_change += port_change;
+            lane.src_change += src_change;
+            let life = lane.life.max(min_life(lambda));
+            let mean = lane.size / lane.w_in;
+            let var = (lane.size2 / lane.w_in - mean * mean).max(0.0);
+            o.copy_from_slice(&[
+                lane.w_in / life,
+                mean,
+                var,
+                lane.syn_in / lane.w_in,
+                lane.port_change / lane.w_in,
+                lane.src_change / lane.w_in,
+            ]);
+        }
+    }
+
+    #[inline]
+    fn send(&mut self, s: &Sent, t: f64, out: &mut [f64]) {
+        self.recent.age(t);
+        let new_dst = f64::from(u8::from(self.recent.insert(s.dst)));
+        let new_service = f64::from(u8::from(self.recent.insert(s.service)));
+        for ((lane, o), lambda) in self
+            .lanes
+            .iter_mut()
+            .zip(out.chunks_exact_mut(SRC_PER_LANE))
+            .zip(LAMBDAS)
+        {
+            lane.w_out += 1.0;
+            lane.tcp_out += f64::from(u8::from(s.tcp));
+            lane.syn_out += s.syn;
+            lane.new_dst += new_dst;
+            lane.new_service += new_service;
+            let life = lane.life.max(min_life(lambda));
+            let syn_share = if lane.tcp_out > 0.0 {
+                lane.syn_out / lane.tcp_out
+            } else {
+                0.0
+            };
+            o.copy_from_slice(&[
+                lane.w_out / life,
+                lane.w_in / life,
+                lane.new_dst / life,
+                lane.new_service / life,
+                syn_share,
+            ]);
         }
     }
 }
 
-/// The victim-centric layout (`victim`); see the [module docs](self).
+/// The damped length of [`MIN_AGE`] seconds of life at rate `lambda`.
+#[inline]
+fn min_life(lambda: f64) -> f64 {
+    (1.0 - (-lambda * MIN_AGE).exp2()) / (lambda * std::f64::consts::LN_2)
+}
+
+/// The host-centric layout (`victim`); see the [module docs](self).
 #[derive(Debug)]
 pub struct Victim {
     names: Vec<String>,
-    targets: LruCache<Target, Damped>,
+    hosts: LruCache<Target, Host>,
+    evictions: u64,
+}
+
+/// The saved state of a [`Victim`]: hosts, least recently seen first.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    hosts: Vec<(Target, Host)>,
     evictions: u64,
 }
 
 impl Victim {
-    /// An empty extractor whose destination table holds at most `capacity`
-    /// hosts (at least 1).
+    /// An empty extractor whose host table holds at most `capacity` hosts
+    /// (at least 1).
     pub fn new(capacity: usize) -> Result<Self> {
         let cap = NonZeroUsize::new(capacity)
             .ok_or_else(|| Error::Data("victim table capacity should be at least 1".into()))?;
         Ok(Victim {
             names: names(),
-            targets: LruCache::new(cap),
+            hosts: LruCache::new(cap),
             evictions: 0,
         })
     }
@@ -139,40 +372,60 @@ impl Victim {
     pub fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
         assert_eq!(out.len(), N_FEATURES, "output slice length");
         let t = p.timestamp;
-        let size = f64::from(p.wire_len);
-        let syn = match p.transport {
-            Transport::Tcp { flags, .. } if flags & 0x12 == 0x02 => 1.0,
-            _ => 0.0,
+        let (dst, src) = (Target::dst(p), Target::src(p));
+        let (dst_h, src_h) = (dst.hash(), src.hash());
+        let (tcp, syn, dport) = match p.transport {
+            Transport::Tcp {
+                flags, dst_port, ..
+            } => (true, f64::from(u8::from(flags & 0x12 == 0x02)), dst_port),
+            Transport::Udp { dst_port, .. } => (false, 0.0, dst_port),
+            _ => (false, 0.0, 0),
         };
-        let key = Target::of(p);
-        match self.targets.get_mut(&key) {
-            Some(d) => d.update(t, size, syn, out),
-            None => {
-                let mut d = Damped::new(t);
-                d.update(t, size, syn, out);
-                if self.targets.push(key, d).is_some_and(|(k, _)| k != key) {
-                    self.evictions += 1;
-                }
-            }
+        let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
+        let received = Received {
+            size: f64::from(p.wire_len),
+            syn,
+            dport,
+            src: src_h,
+        };
+        self.host(dst, t).receive(&received, dst_out);
+        let sent = Sent {
+            tcp,
+            syn,
+            dst: dst_h,
+            service: dst_h ^ (u64::from(dport) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        };
+        self.host(src, t).send(&sent, t, src_out);
+    }
+
+    /// The host `key`, faded to `t` (created if new).
+    #[inline]
+    fn host(&mut self, key: Target, t: f64) -> &mut Host {
+        let full = self.hosts.len() == self.hosts.cap().get();
+        let h = self.hosts.get_or_insert_mut(key, || Host::new(t));
+        if full && h.is_new() {
+            self.evictions += 1;
         }
+        h.fade(t);
+        h
     }
 
-    /// Destination hosts held now.
+    /// Hosts held now.
     pub fn len(&self) -> usize {
-        self.targets.len()
+        self.hosts.len()
     }
 
-    /// Whether no destination has been seen (or all were evicted).
+    /// Whether no host has been seen (or all were evicted).
     pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
+        self.hosts.is_empty()
     }
 
-    /// Most destination hosts held.
+    /// Most hosts held.
     pub fn capacity(&self) -> usize {
-        self.targets.cap().get()
+        self.hosts.cap().get()
     }
 
-    /// Destination hosts evicted because the table was full.
+    /// Hosts evicted because the table was full.
     pub fn evictions(&self) -> u64 {
         self.evictions
     }
@@ -189,21 +442,72 @@ impl FeatureExtractor for Victim {
 
     fn table_stats(&self) -> Vec<TableStats> {
         vec![TableStats {
-            name: "dst".into(),
+            name: "hosts".into(),
             len: self.len(),
             capacity: self.capacity(),
             evicted: self.evictions,
             reclaimed: 0,
         }]
     }
+
+    fn groups(&self) -> Vec<FeatureGroup> {
+        vec![
+            FeatureGroup {
+                side: Side::Destination,
+                range: 0..DST_FEATURES,
+            },
+            FeatureGroup {
+                side: Side::Source,
+                range: DST_FEATURES..N_FEATURES,
+            },
+        ]
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        let hosts = self.hosts.iter().rev().map(|(k, h)| (*k, *h)).collect();
+        let s = State {
+            hosts,
+            evictions: self.evictions,
+        };
+        serde_json::to_value(s).ok()
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+        let s = State::deserialize(state)
+            .map_err(|e| Error::Data(format!("the saved victim table is unreadable: {e}")))?;
+        self.hosts.clear();
+        for (k, h) in s.hosts {
+            self.hosts.push(k, h);
+        }
+        self.evictions = s.evictions;
+        Ok(())
+    }
 }
 
-/// `dst_L5_weight`, ..., `dst_L0.01_syn_share`.
+/// `dst_L5_rate`, ..., `src_L0.01_syn_share`.
 fn names() -> Vec<String> {
     let mut names = Vec::with_capacity(N_FEATURES);
     for l in LAMBDAS {
-        for s in ["weight", "size_mean", "size_var", "syn_share"] {
+        for s in [
+            "rate",
+            "size_mean",
+            "size_var",
+            "syn_share",
+            "port_change",
+            "src_change",
+        ] {
             names.push(format!("dst_L{l}_{s}"));
+        }
+    }
+    for l in LAMBDAS {
+        for s in [
+            "rate",
+            "recv_rate",
+            "new_dst_rate",
+            "new_service_rate",
+            "syn_share",
+        ] {
+            names.push(format!("src_L{l}_{s}"));
         }
     }
     names
@@ -214,7 +518,7 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn pkt(t: f64, dst: u8, flags: u8, len: u32) -> PacketMeta {
+    fn pkt_from(t: f64, src: u8, dst: u8, flags: u8, len: u32, dport: u16) -> PacketMeta {
         PacketMeta {
             index: 1,
             timestamp: t,
@@ -222,15 +526,19 @@ mod tests {
             src_mac: [0; 6],
             dst_mac: [0; 6],
             network: Network::Ip {
-                src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, src)),
                 dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, dst)),
             },
             transport: Transport::Tcp {
                 src_port: 1,
-                dst_port: 80,
+                dst_port: dport,
                 flags,
             },
         }
+    }
+
+    fn pkt(t: f64, dst: u8, flags: u8, len: u32) -> PacketMeta {
+        pkt_from(t, 1, dst, flags, len, 80)
     }
 
     fn col(v: &Victim, name: &str) -> usize {
@@ -245,7 +553,8 @@ mod tests {
         n.sort();
         n.dedup();
         assert_eq!(n.len(), N_FEATURES);
-        assert_eq!(v.names()[0], "dst_L5_weight");
+        assert_eq!(v.names()[0], "dst_L5_rate");
+        assert_eq!(v.names()[DST_FEATURES], "src_L5_rate");
     }
 
     #[test]
@@ -253,21 +562,61 @@ mod tests {
         let mut v = Victim::new(16).unwrap();
         let mut out = vec![0.0; N_FEATURES];
         v.update(&pkt(0.0, 2, 0x10, 100), &mut out);
-        let w = col(&v, "dst_L1_weight");
+        let rate = col(&v, "dst_L1_rate");
         let syn = col(&v, "dst_L1_syn_share");
-        assert_eq!(out[w], 1.0);
+        assert!(out[rate] > 0.5 && out[rate] < 2.0, "{}", out[rate]);
         assert_eq!(out[syn], 0.0);
-        for k in 0..100 {
+        for k in 0..1000 {
             v.update(&pkt(1.0 + k as f64 * 1e-3, 2, 0x02, 60), &mut out);
         }
-        assert!(out[w] > 50.0, "{}", out[w]);
+        assert!(out[rate] > 300.0, "{}", out[rate]);
         assert!(out[syn] > 0.95, "{}", out[syn]);
         // Another target is unaffected.
-        v.update(&pkt(1.2, 3, 0x10, 100), &mut out);
-        assert_eq!(out[w], 1.0);
-        let mean = col(&v, "dst_L0.01_size_mean");
-        assert_eq!(out[mean], 100.0);
+        v.update(&pkt(2.0, 3, 0x10, 100), &mut out);
+        assert!(out[rate] < 2.0);
+        assert_eq!(out[col(&v, "dst_L0.01_size_mean")], 100.0);
         assert_eq!(out[col(&v, "dst_L0.01_size_var")], 0.0);
+    }
+
+    #[test]
+    fn rates_are_unbiased_from_the_start_in_every_window() {
+        // A steady 10 packets/s: every window reads about 10 after 5 s,
+        // long before the slow one (half-life 100 s) has settled.
+        let mut v = Victim::new(16).unwrap();
+        let mut out = vec![0.0; N_FEATURES];
+        for k in 0..=50 {
+            v.update(&pkt(k as f64 * 0.1, 2, 0x10, 100), &mut out);
+        }
+        for l in ["5", "1", "0.1", "0.01"] {
+            let r = out[col(&v, &format!("dst_L{l}_rate"))];
+            assert!((r - 10.0).abs() < 2.5, "lambda {l}: {r}");
+        }
+    }
+
+    #[test]
+    fn a_horizontal_scan_raises_the_scanners_new_destination_rate() {
+        let mut v = Victim::new(4096).unwrap();
+        let mut out = vec![0.0; N_FEATURES];
+        let new_dst = col(&v, "src_L1_new_dst_rate");
+        // A device talking to the same two peers: no new destinations.
+        for k in 0..200 {
+            v.update(
+                &pkt_from(k as f64 * 0.05, 7, 2 + (k % 2) as u8, 0x10, 90, 443),
+                &mut out,
+            );
+        }
+        assert!(out[new_dst] < 0.05, "{}", out[new_dst]);
+        // A scanner: 50 probes/s, each to a new address.
+        for k in 0..100u32 {
+            let mut p = pkt_from(10.0 + f64::from(k) * 0.02, 9, 0, 0x02, 60, 23);
+            p.network = Network::Ip {
+                src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+                dst: IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + k)),
+            };
+            v.update(&p, &mut out);
+        }
+        assert!(out[new_dst] > 20.0, "{}", out[new_dst]);
+        assert!(out[col(&v, "src_L1_syn_share")] > 0.99);
     }
 
     #[test]
@@ -275,11 +624,10 @@ mod tests {
         let mut v = Victim::new(16).unwrap();
         let mut out = vec![0.0; N_FEATURES];
         v.update(&pkt(10.0, 2, 0, 60), &mut out);
-        v.update(&pkt(11.0, 2, 0, 60), &mut out);
-        // λ = 1: the first packet weighs 1/2 one second later.
-        assert!((out[col(&v, "dst_L1_weight")] - 1.5).abs() < 1e-12);
+        v.update(&pkt(20.0, 2, 0, 60), &mut out);
+        let slow = out[col(&v, "dst_L1_rate")];
         v.update(&pkt(5.0, 2, 0, 60), &mut out);
-        assert!((out[col(&v, "dst_L1_weight")] - 2.5).abs() < 1e-12);
+        assert!(out[col(&v, "dst_L1_rate")] > slow);
         assert!(out.iter().all(|x| x.is_finite()));
     }
 
@@ -288,12 +636,33 @@ mod tests {
         let mut v = Victim::new(3).unwrap();
         let mut out = vec![0.0; N_FEATURES];
         for d in 0..10 {
-            v.update(&pkt(d as f64, d, 0, 60), &mut out);
+            v.update(&pkt(f64::from(d), d + 10, 0, 60), &mut out);
         }
         assert_eq!(v.len(), 3);
         assert_eq!(v.capacity(), 3);
-        assert_eq!(v.evictions(), 7);
+        assert!(v.evictions() >= 7, "{}", v.evictions());
         assert!(Victim::new(0).is_err());
+    }
+
+    #[test]
+    fn saved_state_restores_the_same_features() {
+        let mut a = Victim::new(64).unwrap();
+        let mut out = vec![0.0; N_FEATURES];
+        for k in 0..300 {
+            a.update(
+                &pkt_from(k as f64 * 0.01, k as u8 % 5, 20, 0x10, 80, 443),
+                &mut out,
+            );
+        }
+        let mut b = Victim::new(64).unwrap();
+        b.restore(&a.state().unwrap()).unwrap();
+        let (mut x, mut y) = (vec![0.0; N_FEATURES], vec![0.0; N_FEATURES]);
+        let p = pkt_from(3.5, 2, 20, 0x10, 80, 443);
+        a.update(&p, &mut x);
+        b.update(&p, &mut y);
+        assert_eq!(x, y);
+        assert_eq!(a.len(), b.len());
+        assert!(b.restore(&serde_json::json!({"hosts": 3})).is_err());
     }
 
     #[test]

@@ -1,34 +1,45 @@
-//! Scorers of the streaming engine: a model loaded from a file, or one
-//! learned online from the first records (the grace period).
+//! Scorers of the streaming engine: a detector learned online from the
+//! grace period, or loaded from a model file.
 //!
-//! Both online scorers split the grace period the same way: they learn from
-//! the first 80 % of it and calibrate the threshold on the scores of the last
-//! 20 %, records they did not learn from (chronologically later, so the
-//! threshold allows for the drift of damped statistics).
+//! The engine drives a scorer through three phases: [`learn`] on the first
+//! part of grace (a uniform sample of at most `sample` records is kept, so
+//! memory does not grow with the grace period), [`fit`] once, then
+//! [`score`]. The threshold is not the scorer's business: the engine
+//! calibrates it on the scores of the rest of grace (see
+//! [`calibrate`](super::calibrate)).
+//!
+//! [`learn`]: StreamScorer::learn
+//! [`fit`]: StreamScorer::fit
+//! [`score`]: StreamScorer::score
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::calibrate::Calibration;
+use crate::features::packet::Side;
 use crate::model::autoencoder::{Autoencoder, AutoencoderParams};
 use crate::model::dense::Workspace;
 use crate::model::kitnet::{KitNet, KitNetParams};
-use crate::model::threshold::ThresholdRule;
 use crate::{Error, Matrix, Result};
-
-/// Share of the grace period learned from; the rest calibrates the threshold.
-const LEARN_SHARE: f64 = 0.8;
 
 /// Scores feature vectors one at a time.
 pub trait StreamScorer {
-    /// Learns from `x` while in grace (returning `None`), then scores it
-    /// (higher = more anomalous). Errors reject the record.
-    fn score(&mut self, x: &[f64]) -> Result<Option<f64>>;
+    /// Keeps `x` to learn from (grace). Errors reject the record.
+    fn learn(&mut self, x: &[f64]) -> Result<()>;
 
-    /// The decision threshold, once known.
-    fn threshold(&self) -> Option<f64>;
+    /// Learns from what [`learn`](Self::learn) kept; `score` works after.
+    fn fit(&mut self) -> Result<()>;
+
+    /// Whether the scorer can score (fitted or loaded).
+    fn ready(&self) -> bool;
+
+    /// Scores `x`: higher = more anomalous. Errors reject the record.
+    fn score(&mut self, x: &[f64]) -> Result<f64>;
 
     /// Each feature's share of the error of `x` (summing to 1, or all 0),
     /// written into `shares`. Called for anomalous records only.
@@ -40,11 +51,8 @@ pub trait StreamScorer {
         None
     }
 
-    /// Records still to learn from before scoring starts.
-    fn grace_left(&self) -> u64;
-
-    /// The learned model, once out of grace.
-    fn model(&self) -> Option<SavedModel>;
+    /// The fitted detector, to save.
+    fn detector(&self) -> Option<Detector>;
 }
 
 /// Sign-preserving `ln(1 + |x|)`: tames the heavy tails of damped weights and
@@ -113,32 +121,119 @@ impl StreamScaler {
     }
 }
 
-/// A model learned online (or loaded), as saved by `--save-model`.
+/// A fitted detector of one side, as saved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SavedModel {
-    /// Scaler, dense autoencoder and threshold.
+pub enum Detector {
+    /// Scaler and dense autoencoder.
     Autoencoder {
-        /// Names of the features, in input order.
-        features: Vec<String>,
         /// Input scaling.
         scaler: StreamScaler,
         /// The autoencoder.
         autoencoder: Autoencoder,
-        /// Scores above this are anomalies.
-        threshold: f64,
     },
-    /// A KitNET ensemble in its executing phase and its threshold.
+    /// A KitNET ensemble in its executing phase.
     Kitnet {
-        /// Names of the features, in input order.
-        features: Vec<String>,
         /// Whether inputs go through signed log1p first.
         log: bool,
         /// The ensemble.
         kitnet: Box<KitNet>,
-        /// Scores above this are anomalies.
-        threshold: f64,
     },
+}
+
+impl Detector {
+    fn check(&self, d: usize) -> std::result::Result<(), String> {
+        match self {
+            Detector::Autoencoder {
+                scaler,
+                autoencoder,
+            } => {
+                autoencoder.check_shapes()?;
+                if scaler.width() != d
+                    || scaler.inv_range.len() != d
+                    || autoencoder.input_dim() != d
+                {
+                    return Err(format!(
+                        "{d} features but a scaler of {} and an autoencoder of {}",
+                        scaler.width(),
+                        autoencoder.input_dim()
+                    ));
+                }
+                Ok(())
+            }
+            Detector::Kitnet { kitnet, .. } => {
+                if kitnet.n_features() != d {
+                    return Err(format!(
+                        "{d} features but a KitNET of {}",
+                        kitnet.n_features()
+                    ));
+                }
+                if !kitnet.is_trained() {
+                    return Err("the KitNET is still in grace".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A scorer that scores at once.
+    pub fn into_scorer(self) -> Box<dyn StreamScorer> {
+        match self {
+            Detector::Autoencoder {
+                scaler,
+                autoencoder,
+            } => {
+                let d = scaler.width();
+                let mut s = OnlineAutoencoder::new(d, AutoencoderParams::new(), true, 1);
+                s.ready = Some(Box::new(ReadyAe::new(scaler, autoencoder)));
+                Box::new(s)
+            }
+            Detector::Kitnet { log, kitnet } => {
+                let d = kitnet.n_features();
+                let mut s = OnlineKitNet::new(d, KitNetParams::new(), log, 1);
+                s.net = Some(*kitnet);
+                Box::new(s)
+            }
+        }
+    }
+}
+
+/// One side of a saved model: its features, detector and threshold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedSide {
+    /// The end of the packet it is about.
+    pub side: Side,
+    /// First and one-past-last feature index.
+    pub range: (usize, usize),
+    /// The detector.
+    pub detector: Detector,
+    /// Scores above this are anomalies.
+    pub threshold: f64,
+    /// How the threshold was calibrated, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// Format of [`SavedModel`] files.
+pub(crate) const FORMAT: u32 = 2;
+
+/// A model learned by `watch` (or loaded), as saved by `--save-model`: the
+/// features it reads, a detector and threshold per side, and the feature
+/// tables' contents for a warm restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// File format version.
+    pub format: u32,
+    /// The packet layout, when the features come from packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    /// Names of the features, in input order.
+    pub features: Vec<String>,
+    /// One detector per side.
+    pub sides: Vec<SavedSide>,
+    /// The layout's tables when saved (warm restart), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 impl SavedModel {
@@ -159,274 +254,93 @@ impl SavedModel {
             path: path.to_owned(),
             msg,
         };
-        let m: SavedModel = serde_json::from_reader(BufReader::new(file))
+        let v: serde_json::Value = serde_json::from_reader(BufReader::new(file))
+            .map_err(|e| bad(format!("not a floodwatch watch model: {e}")))?;
+        if v.get("kind").is_some() && v.get("format").is_none() {
+            return Err(bad(
+                "a watch model of an older floodwatch (format 1), which kept no warm state: \
+                 learn it again with `watch --grace ... --save-model`"
+                    .into(),
+            ));
+        }
+        let m = SavedModel::deserialize(v)
             .map_err(|e| bad(format!("not a floodwatch watch model: {e}")))?;
         m.check().map_err(bad)?;
         Ok(m)
     }
 
-    fn check(&self) -> Result<(), String> {
-        match self {
-            SavedModel::Autoencoder {
-                features,
-                scaler,
-                autoencoder,
-                threshold,
-            } => {
-                autoencoder.check_shapes()?;
-                let d = features.len();
-                if scaler.width() != d
-                    || scaler.inv_range.len() != d
-                    || autoencoder.input_dim() != d
-                {
-                    return Err(format!(
-                        "{d} features but scaler of {} and autoencoder of {}",
-                        scaler.width(),
-                        autoencoder.input_dim()
-                    ));
-                }
-                check_threshold(*threshold)
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "format {} (this floodwatch reads format {FORMAT})",
+                self.format
+            ));
+        }
+        if self.sides.is_empty() {
+            return Err("no detector in the model".into());
+        }
+        let d = self.features.len();
+        for s in &self.sides {
+            let (a, b) = s.range;
+            if a >= b || b > d {
+                return Err(format!("feature range {a}..{b} outside the {d} features"));
             }
-            SavedModel::Kitnet {
-                features,
-                kitnet,
-                threshold,
-                ..
-            } => {
-                if kitnet.n_features() != features.len() {
-                    return Err(format!(
-                        "{} features but a KitNET of {}",
-                        features.len(),
-                        kitnet.n_features()
-                    ));
-                }
-                if !kitnet.is_trained() {
-                    return Err("the KitNET is still in grace".into());
-                }
-                check_threshold(*threshold)
+            s.detector.check(b - a)?;
+            if !s.threshold.is_finite() {
+                return Err(format!(
+                    "threshold should be finite, but is {}",
+                    s.threshold
+                ));
             }
         }
+        Ok(())
     }
 
     /// Names of the features the model reads.
     pub fn features(&self) -> &[String] {
-        match self {
-            SavedModel::Autoencoder { features, .. } | SavedModel::Kitnet { features, .. } => {
-                features
-            }
-        }
-    }
-
-    /// A scorer that scores from the first record on.
-    pub fn into_scorer(self) -> Box<dyn StreamScorer> {
-        match self {
-            SavedModel::Autoencoder {
-                features,
-                scaler,
-                autoencoder,
-                threshold,
-            } => Box::new(OnlineAutoencoder {
-                names: features,
-                phase: AePhase::Ready(Box::new(ReadyAe::new(scaler, autoencoder, threshold))),
-                grace: 0,
-                params: AutoencoderParams::new(),
-                rule: ThresholdRule::default(),
-                log: true,
-            }),
-            SavedModel::Kitnet {
-                features,
-                log,
-                kitnet,
-                threshold,
-            } => Box::new(OnlineKitNet {
-                names: features,
-                net: *kitnet,
-                log,
-                calibrate: 0,
-                rule: ThresholdRule::default(),
-                calib_scores: Vec::new(),
-                threshold: Some(threshold),
-                buf: Vec::new(),
-            }),
-        }
+        &self.features
     }
 }
 
-fn check_threshold(t: f64) -> Result<(), String> {
-    if t.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("threshold should be finite, but is {t}"))
-    }
-}
-
-/// Grace-period sizes of the online scorers.
-fn split_grace(grace: u64) -> Result<(u64, u64)> {
-    if grace < 10 {
-        return Err(Error::Data(format!(
-            "grace should be at least 10 records, but is {grace}"
-        )));
-    }
-    let learn = ((grace as f64 * LEARN_SHARE).round() as u64).clamp(1, grace - 1);
-    Ok((learn, grace - learn))
-}
-
-// === impl OnlineAutoencoder ===
-
-/// A trained autoencoder with its buffers, ready to score.
+/// A uniform sample of at most `cap` records in arrival order
+/// (reservoir sampling, seeded: the same input keeps the same rows).
 #[derive(Debug)]
-struct ReadyAe {
-    scaler: StreamScaler,
-    ae: Autoencoder,
-    threshold: f64,
-    scaled: Vec<f32>,
-    errors: Vec<f32>,
-    ws: Workspace,
+struct Sample {
+    cap: usize,
+    seen: u64,
+    rows: Vec<(u64, Vec<f64>)>,
+    rng: ChaCha8Rng,
 }
 
-impl ReadyAe {
-    fn new(scaler: StreamScaler, ae: Autoencoder, threshold: f64) -> Self {
-        let d = ae.input_dim();
-        ReadyAe {
-            scaler,
-            ae,
-            threshold,
-            scaled: vec![0.0; d],
-            errors: vec![0.0; d],
-            ws: Workspace::default(),
+impl Sample {
+    fn new(cap: usize) -> Self {
+        Sample {
+            cap: cap.max(1),
+            seen: 0,
+            rows: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(0x5eed),
         }
     }
 
-    #[inline]
-    fn score(&mut self, x: &[f64]) -> f64 {
-        self.scaler.apply(x, &mut self.scaled);
-        f64::from(self.ae.score_with(&self.scaled, &mut self.ws))
-    }
-}
-
-#[derive(Debug)]
-enum AePhase {
-    /// Buffering the grace rows (at most `grace` of them).
-    Learning(Vec<Vec<f64>>),
-    Ready(Box<ReadyAe>),
-}
-
-/// The dense autoencoder learned from the grace period; see the
-/// [module docs](self).
-#[derive(Debug)]
-pub struct OnlineAutoencoder {
-    names: Vec<String>,
-    phase: AePhase,
-    grace: u64,
-    params: AutoencoderParams,
-    rule: ThresholdRule,
-    log: bool,
-}
-
-impl OnlineAutoencoder {
-    /// Learns from the first `grace` records (at least 10) of the features
-    /// `names`, with `params` (hidden widths, epochs, ...), signed log1p
-    /// scaling when `log`, and the threshold `rule` on the held-back scores.
-    pub fn new(
-        names: Vec<String>,
-        grace: u64,
-        params: AutoencoderParams,
-        rule: ThresholdRule,
-        log: bool,
-    ) -> Result<Self> {
-        split_grace(grace)?;
-        Ok(OnlineAutoencoder {
-            names,
-            phase: AePhase::Learning(Vec::new()),
-            grace,
-            params,
-            rule,
-            log,
-        })
-    }
-
-    /// Fits scaler and autoencoder on the first rows, calibrates on the rest.
-    fn learn(&self, rows: &[Vec<f64>]) -> Result<ReadyAe> {
-        let (learn, _) = split_grace(self.grace)?;
-        let (fit_rows, calib_rows) = rows.split_at((learn as usize).min(rows.len()));
-        let d = self.names.len();
-        let scaler = StreamScaler::fit(fit_rows, d, self.log);
-        let to_matrix = |rows: &[Vec<f64>]| {
-            let mut m = Matrix::with_cols(d);
-            let mut buf = vec![0.0f32; d];
-            for r in rows {
-                scaler.apply(r, &mut buf);
-                m.push_row(&buf);
-            }
-            m
-        };
-        let (train, calib) = (to_matrix(fit_rows), to_matrix(calib_rows));
-        let (ae, _) = self.params.fit(&train, None, &mut |_| {})?;
-        let mut scores = vec![0.0f32; calib.rows()];
-        ae.score_batch(&calib, &mut scores);
-        let threshold = f64::from(self.rule.calibrate(&scores)?);
-        Ok(ReadyAe::new(scaler, ae, threshold))
-    }
-}
-
-impl StreamScorer for OnlineAutoencoder {
-    fn score(&mut self, x: &[f64]) -> Result<Option<f64>> {
-        check_record(x, self.names.len())?;
-        match &mut self.phase {
-            AePhase::Ready(r) => Ok(Some(r.score(x))),
-            AePhase::Learning(rows) => {
-                rows.push(x.to_vec());
-                if rows.len() as u64 >= self.grace {
-                    let rows = std::mem::take(rows);
-                    self.phase = AePhase::Ready(Box::new(self.learn(&rows)?));
-                }
-                Ok(None)
-            }
+    fn push(&mut self, x: &[f64]) {
+        self.seen += 1;
+        if self.rows.len() < self.cap {
+            self.rows.push((self.seen, x.to_vec()));
+            return;
+        }
+        let j = self.rng.random_range(0..self.seen);
+        if let Some(slot) = self.rows.get_mut(j as usize) {
+            slot.0 = self.seen;
+            slot.1.clear();
+            slot.1.extend_from_slice(x);
         }
     }
 
-    fn threshold(&self) -> Option<f64> {
-        match &self.phase {
-            AePhase::Ready(r) => Some(r.threshold),
-            AePhase::Learning(_) => None,
-        }
-    }
-
-    fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()> {
-        let AePhase::Ready(r) = &mut self.phase else {
-            return Err(Error::Model("the autoencoder is still in grace".into()));
-        };
-        check_record(x, self.names.len())?;
-        r.scaler.apply(x, &mut r.scaled);
-        r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
-        let total: f64 = r.errors.iter().map(|&e| f64::from(e)).sum();
-        for (s, &e) in shares.iter_mut().zip(&r.errors) {
-            *s = if total > 0.0 {
-                f64::from(e) / total
-            } else {
-                0.0
-            };
-        }
-        Ok(())
-    }
-
-    fn grace_left(&self) -> u64 {
-        match &self.phase {
-            AePhase::Learning(rows) => self.grace - rows.len() as u64,
-            AePhase::Ready(_) => 0,
-        }
-    }
-
-    fn model(&self) -> Option<SavedModel> {
-        match &self.phase {
-            AePhase::Ready(r) => Some(SavedModel::Autoencoder {
-                features: self.names.clone(),
-                scaler: r.scaler.clone(),
-                autoencoder: r.ae.clone(),
-                threshold: r.threshold,
-            }),
-            AePhase::Learning(_) => None,
-        }
+    /// The rows, oldest first; empties the sample.
+    fn take(&mut self) -> Vec<Vec<f64>> {
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.sort_by_key(|r| r.0);
+        rows.into_iter().map(|r| r.1).collect()
     }
 }
 
@@ -444,102 +358,217 @@ fn check_record(x: &[f64], d: usize) -> Result<()> {
     }
 }
 
+/// Learning needs at least this many records.
+const MIN_LEARN: usize = 8;
+
+fn check_sample(rows: &[Vec<f64>]) -> Result<()> {
+    if rows.len() < MIN_LEARN {
+        return Err(Error::Data(format!(
+            "grace gave {} records to learn from; at least {MIN_LEARN} are needed",
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+// === impl OnlineAutoencoder ===
+
+/// A trained autoencoder with its buffers, ready to score.
+#[derive(Debug)]
+struct ReadyAe {
+    scaler: StreamScaler,
+    ae: Autoencoder,
+    scaled: Vec<f32>,
+    errors: Vec<f32>,
+    ws: Workspace,
+}
+
+impl ReadyAe {
+    fn new(scaler: StreamScaler, ae: Autoencoder) -> Self {
+        let d = ae.input_dim();
+        ReadyAe {
+            scaler,
+            ae,
+            scaled: vec![0.0; d],
+            errors: vec![0.0; d],
+            ws: Workspace::default(),
+        }
+    }
+}
+
+/// The dense autoencoder learned from the grace period.
+#[derive(Debug)]
+pub struct OnlineAutoencoder {
+    d: usize,
+    sample: Sample,
+    params: AutoencoderParams,
+    log: bool,
+    ready: Option<Box<ReadyAe>>,
+}
+
+impl OnlineAutoencoder {
+    /// Learns `d` features with `params` (hidden widths, epochs, ...), signed
+    /// log1p scaling when `log`, from a sample of at most `sample` records.
+    pub fn new(d: usize, params: AutoencoderParams, log: bool, sample: usize) -> Self {
+        OnlineAutoencoder {
+            d,
+            sample: Sample::new(sample),
+            params,
+            log,
+            ready: None,
+        }
+    }
+}
+
+impl StreamScorer for OnlineAutoencoder {
+    fn learn(&mut self, x: &[f64]) -> Result<()> {
+        check_record(x, self.d)?;
+        self.sample.push(x);
+        Ok(())
+    }
+
+    fn fit(&mut self) -> Result<()> {
+        let rows = self.sample.take();
+        check_sample(&rows)?;
+        let scaler = StreamScaler::fit(&rows, self.d, self.log);
+        let mut train = Matrix::with_cols(self.d);
+        let mut buf = vec![0.0f32; self.d];
+        for r in &rows {
+            scaler.apply(r, &mut buf);
+            train.push_row(&buf);
+        }
+        let (ae, _) = self.params.fit(&train, None, &mut |_| {})?;
+        self.ready = Some(Box::new(ReadyAe::new(scaler, ae)));
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    #[inline]
+    fn score(&mut self, x: &[f64]) -> Result<f64> {
+        check_record(x, self.d)?;
+        let r = self.ready.as_mut().ok_or_else(not_fitted)?;
+        r.scaler.apply(x, &mut r.scaled);
+        Ok(f64::from(r.ae.score_with(&r.scaled, &mut r.ws)))
+    }
+
+    fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()> {
+        check_record(x, self.d)?;
+        let r = self.ready.as_mut().ok_or_else(not_fitted)?;
+        r.scaler.apply(x, &mut r.scaled);
+        r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
+        let total: f64 = r.errors.iter().map(|&e| f64::from(e)).sum();
+        for (s, &e) in shares.iter_mut().zip(&r.errors) {
+            *s = if total > 0.0 {
+                f64::from(e) / total
+            } else {
+                0.0
+            };
+        }
+        Ok(())
+    }
+
+    fn detector(&self) -> Option<Detector> {
+        self.ready.as_ref().map(|r| Detector::Autoencoder {
+            scaler: r.scaler.clone(),
+            autoencoder: r.ae.clone(),
+        })
+    }
+}
+
+fn not_fitted() -> Error {
+    Error::Model("the detector is still learning (grace)".into())
+}
+
 // === impl OnlineKitNet ===
 
-/// KitNET learning online during grace (mapping, then training), then
-/// scoring held-back records to calibrate its threshold.
+/// KitNET learned from the grace sample: a tenth maps features, the rest
+/// trains the ensemble, in arrival order.
 #[derive(Debug)]
 pub struct OnlineKitNet {
-    names: Vec<String>,
-    net: KitNet,
+    d: usize,
+    sample: Sample,
+    params: KitNetParams,
     log: bool,
-    calibrate: u64,
-    rule: ThresholdRule,
-    calib_scores: Vec<f32>,
-    threshold: Option<f64>,
+    net: Option<KitNet>,
     buf: Vec<f64>,
 }
 
 impl OnlineKitNet {
-    /// Learns from the first `grace` records (at least 10): a tenth of the
-    /// learning share maps features, the rest trains; `params` gives the
-    /// ensemble's other settings (group size, learning rate, seed).
-    pub fn new(
-        names: Vec<String>,
-        grace: u64,
-        params: KitNetParams,
-        rule: ThresholdRule,
-        log: bool,
-    ) -> Result<Self> {
-        let (learn, calibrate) = split_grace(grace)?;
-        let fm = (learn / 10).max(1);
-        let net = params
-            .fm_grace(fm)
-            .ad_grace(learn - fm)
-            .build(names.len())?;
-        Ok(OnlineKitNet {
-            names,
-            net,
+    /// Learns `d` features with `params` (group size, learning rate, seed),
+    /// signed log1p first when `log`, from at most `sample` records.
+    pub fn new(d: usize, params: KitNetParams, log: bool, sample: usize) -> Self {
+        OnlineKitNet {
+            d,
+            sample: Sample::new(sample),
+            params,
             log,
-            calibrate,
-            rule,
-            calib_scores: Vec::with_capacity(calibrate as usize),
-            threshold: None,
+            net: None,
             buf: Vec::new(),
-        })
+        }
     }
 
-    fn transform(&mut self, x: &[f64]) {
-        self.buf.clear();
-        if self.log {
-            self.buf.extend(x.iter().map(|&v| signed_log1p(v)));
+    fn transform(buf: &mut Vec<f64>, log: bool, x: &[f64]) {
+        buf.clear();
+        if log {
+            buf.extend(x.iter().map(|&v| signed_log1p(v)));
         } else {
-            self.buf.extend_from_slice(x);
+            buf.extend_from_slice(x);
         }
     }
 }
 
 impl StreamScorer for OnlineKitNet {
-    fn score(&mut self, x: &[f64]) -> Result<Option<f64>> {
-        check_record(x, self.names.len())?;
-        self.transform(x);
-        let Some(s) = self.net.process(&self.buf)? else {
-            return Ok(None);
-        };
-        if self.threshold.is_some() {
-            return Ok(Some(s));
-        }
-        self.calib_scores.push(s as f32);
-        if self.calib_scores.len() as u64 >= self.calibrate {
-            let t = self.rule.calibrate(&self.calib_scores)?;
-            self.threshold = Some(f64::from(t));
-            self.calib_scores = Vec::new();
-        }
-        Ok(None)
+    fn learn(&mut self, x: &[f64]) -> Result<()> {
+        check_record(x, self.d)?;
+        self.sample.push(x);
+        Ok(())
     }
 
-    fn threshold(&self) -> Option<f64> {
-        self.threshold
+    fn fit(&mut self) -> Result<()> {
+        let rows = self.sample.take();
+        check_sample(&rows)?;
+        let n = rows.len() as u64;
+        let fm = (n / 10).max(1);
+        let mut net = self
+            .params
+            .clone()
+            .fm_grace(fm)
+            .ad_grace(n - fm)
+            .build(self.d)?;
+        for r in &rows {
+            Self::transform(&mut self.buf, self.log, r);
+            net.process(&self.buf)?;
+        }
+        self.net = Some(net);
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        self.net.as_ref().is_some_and(KitNet::is_trained)
+    }
+
+    #[inline]
+    fn score(&mut self, x: &[f64]) -> Result<f64> {
+        check_record(x, self.d)?;
+        let net = self.net.as_ref().ok_or_else(not_fitted)?;
+        Self::transform(&mut self.buf, self.log, x);
+        net.score(&self.buf)
     }
 
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()> {
-        self.transform(x);
-        self.net.explain(&self.buf, shares).map(|_| ())
+        let net = self.net.as_mut().ok_or_else(not_fitted)?;
+        Self::transform(&mut self.buf, self.log, x);
+        net.explain(&self.buf, shares).map(|_| ())
     }
 
-    fn grace_left(&self) -> u64 {
-        match self.threshold {
-            Some(_) => 0,
-            None => self.net.grace_left() + self.calibrate - self.calib_scores.len() as u64,
-        }
-    }
-
-    fn model(&self) -> Option<SavedModel> {
-        self.threshold.map(|threshold| SavedModel::Kitnet {
-            features: self.names.clone(),
+    fn detector(&self) -> Option<Detector> {
+        let net = self.net.as_ref().filter(|n| n.is_trained())?;
+        Some(Detector::Kitnet {
             log: self.log,
-            kitnet: Box::new(self.net.clone()),
-            threshold,
+            kitnet: Box::new(net.clone()),
         })
     }
 }
@@ -548,25 +577,22 @@ impl StreamScorer for OnlineKitNet {
 mod tests {
     use super::*;
 
-    fn names(d: usize) -> Vec<String> {
-        (0..d).map(|i| format!("f{i}")).collect()
-    }
-
     /// Normal rows: points near a line, with a heavy-tailed first feature.
     fn normal(i: usize) -> Vec<f64> {
         let t = (i as f64 * 0.37).sin();
         vec![10f64.powf(2.0 + t), 0.5 + 0.4 * t, 0.5 - 0.4 * t]
     }
 
-    fn run(s: &mut dyn StreamScorer, grace: usize) -> (f64, f64) {
-        for i in 0..grace {
-            assert_eq!(s.grace_left(), (grace - i) as u64);
-            assert!(s.score(&normal(i)).unwrap().is_none());
+    fn fit(s: &mut dyn StreamScorer, n: usize) -> (f64, f64) {
+        assert!(!s.ready());
+        for i in 0..n {
+            s.learn(&normal(i)).unwrap();
         }
-        assert_eq!(s.grace_left(), 0);
-        let n = s.score(&normal(grace + 1)).unwrap().unwrap();
-        let odd = s.score(&[1e6, 5.0, 5.0]).unwrap().unwrap();
-        (n, odd)
+        s.fit().unwrap();
+        assert!(s.ready());
+        let normal = s.score(&normal(n + 1)).unwrap();
+        let odd = s.score(&[1e6, 5.0, 5.0]).unwrap();
+        (normal, odd)
     }
 
     fn small_ae() -> AutoencoderParams {
@@ -579,17 +605,9 @@ mod tests {
 
     #[test]
     fn online_autoencoder_learns_then_flags_outliers() {
-        let mut s =
-            OnlineAutoencoder::new(names(3), 200, small_ae(), ThresholdRule::default(), true)
-                .unwrap();
-        assert!(s.threshold().is_none());
-        assert!(s.model().is_none());
-        let (n, odd) = run(&mut s, 200);
-        let t = s.threshold().unwrap();
-        assert!(
-            n <= t * 3.0 && odd > t,
-            "normal {n} odd {odd} threshold {t}"
-        );
+        let mut s = OnlineAutoencoder::new(3, small_ae(), true, 1000);
+        let (n, odd) = fit(&mut s, 200);
+        assert!(odd > 10.0 * n, "normal {n} odd {odd}");
         let mut shares = [0.0; 3];
         s.explain(&[1e6, 0.5, 0.5], &mut shares).unwrap();
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-6);
@@ -598,15 +616,8 @@ mod tests {
 
     #[test]
     fn online_kitnet_learns_then_flags_outliers() {
-        let mut s = OnlineKitNet::new(
-            names(3),
-            300,
-            KitNetParams::new(),
-            ThresholdRule::default(),
-            true,
-        )
-        .unwrap();
-        let (n, odd) = run(&mut s, 300);
+        let mut s = OnlineKitNet::new(3, KitNetParams::new(), true, 1000);
+        let (n, odd) = fit(&mut s, 300);
         assert!(odd > n, "normal {n} odd {odd}");
         let mut shares = [0.0; 3];
         s.explain(&[1e6, 0.5, 0.5], &mut shares).unwrap();
@@ -614,28 +625,44 @@ mod tests {
     }
 
     #[test]
+    fn the_grace_sample_is_bounded_and_keeps_arrival_order() {
+        let mut s = Sample::new(100);
+        for i in 0..10_000 {
+            s.push(&[f64::from(i)]);
+        }
+        let rows = s.take();
+        assert_eq!(rows.len(), 100);
+        assert!(rows.windows(2).all(|w| w[0][0] < w[1][0]));
+        // Uniform: the sample reaches into the second half.
+        assert!(rows.iter().filter(|r| r[0] >= 5000.0).count() > 25);
+    }
+
+    #[test]
     fn saved_models_round_trip_and_score_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ae =
-            OnlineAutoencoder::new(names(3), 100, small_ae(), ThresholdRule::default(), true)
-                .unwrap();
-        let mut kn = OnlineKitNet::new(
-            names(3),
-            100,
-            KitNetParams::new(),
-            ThresholdRule::default(),
-            false,
-        )
-        .unwrap();
+        let mut ae = OnlineAutoencoder::new(3, small_ae(), true, 1000);
+        let mut kn = OnlineKitNet::new(3, KitNetParams::new(), false, 1000);
         for s in [&mut ae as &mut dyn StreamScorer, &mut kn] {
-            run(s, 100);
+            fit(s, 200);
             let path = dir.path().join("m.json");
-            s.model().unwrap().save(&path).unwrap();
+            let model = SavedModel {
+                format: FORMAT,
+                layout: None,
+                features: vec!["a".into(), "b".into(), "c".into()],
+                sides: vec![SavedSide {
+                    side: Side::Destination,
+                    range: (0, 3),
+                    detector: s.detector().unwrap(),
+                    threshold: 0.5,
+                    calibration: None,
+                }],
+                state: None,
+            };
+            model.save(&path).unwrap();
             let loaded = SavedModel::load(&path).unwrap();
-            assert_eq!(loaded.features(), names(3));
-            let mut r = loaded.into_scorer();
-            assert_eq!(r.grace_left(), 0);
-            assert_eq!(r.threshold(), s.threshold());
+            assert_eq!(loaded.features(), ["a", "b", "c"]);
+            let mut r = loaded.sides[0].detector.clone().into_scorer();
+            assert!(r.ready());
             let x = normal(7);
             assert_eq!(r.score(&x).unwrap(), s.score(&x).unwrap());
         }
@@ -643,22 +670,17 @@ mod tests {
 
     #[test]
     fn malformed_records_and_files_are_errors() {
-        let mut s =
-            OnlineAutoencoder::new(names(3), 20, small_ae(), ThresholdRule::default(), true)
-                .unwrap();
-        assert!(s.score(&[1.0, 2.0]).is_err());
-        let e = s.score(&[1.0, f64::NAN, 0.0]).unwrap_err().to_string();
+        let mut s = OnlineAutoencoder::new(3, small_ae(), true, 100);
+        assert!(s.learn(&[1.0, 2.0]).is_err());
+        let e = s.learn(&[1.0, f64::NAN, 0.0]).unwrap_err().to_string();
         assert!(e.contains("feature 1"), "{e}");
-        assert_eq!(s.grace_left(), 20, "rejected records are not learned");
-        assert!(
-            OnlineAutoencoder::new(names(3), 5, small_ae(), ThresholdRule::default(), true)
-                .is_err()
-        );
+        assert!(s.score(&normal(1)).is_err(), "not fitted");
+        assert!(s.fit().is_err(), "nothing learned");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");
         std::fs::write(&path, "{\"kind\":\"autoencoder\"}").unwrap();
         let e = SavedModel::load(&path).unwrap_err().to_string();
-        assert!(e.contains("bad.json"), "{e}");
+        assert!(e.contains("bad.json") && e.contains("older"), "{e}");
         assert!(SavedModel::load(&dir.path().join("missing.json")).is_err());
     }
 }

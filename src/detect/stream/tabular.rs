@@ -21,7 +21,7 @@ use csv::ByteRecord;
 
 use super::scorer::StreamScorer;
 use super::source::{Next, RecordInfo, RecordSource, IDLE_WAIT};
-use super::SavedModel;
+use super::Detector;
 use crate::detect::alert::{FlowContext, Proto};
 use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
@@ -329,7 +329,6 @@ pub struct BundleScorer {
     ae: Autoencoder,
     classifier: Option<Classifier>,
     proba: Vec<f32>,
-    threshold: f64,
     row: Vec<f32>,
     errors: Vec<f32>,
     ws: Workspace,
@@ -344,7 +343,6 @@ impl BundleScorer {
             ae: bundle.autoencoder.clone(),
             classifier: bundle.classifier.clone(),
             proba: Vec::new(),
-            threshold: f64::from(bundle.threshold),
             row: vec![0.0; d],
             errors: vec![0.0; d],
             ws: Workspace::default(),
@@ -368,13 +366,23 @@ impl BundleScorer {
 }
 
 impl StreamScorer for BundleScorer {
-    fn score(&mut self, x: &[f64]) -> Result<Option<f64>> {
-        self.prepare(x)?;
-        Ok(Some(f64::from(self.ae.score_with(&self.row, &mut self.ws))))
+    fn learn(&mut self, _x: &[f64]) -> Result<()> {
+        Err(Error::Model(
+            "a bundle from `train` does not learn online".into(),
+        ))
     }
 
-    fn threshold(&self) -> Option<f64> {
-        Some(self.threshold)
+    fn fit(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn score(&mut self, x: &[f64]) -> Result<f64> {
+        self.prepare(x)?;
+        Ok(f64::from(self.ae.score_with(&self.row, &mut self.ws)))
     }
 
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()> {
@@ -405,11 +413,7 @@ impl StreamScorer for BundleScorer {
             .flatten()
     }
 
-    fn grace_left(&self) -> u64 {
-        0
-    }
-
-    fn model(&self) -> Option<SavedModel> {
+    fn detector(&self) -> Option<Detector> {
         None
     }
 }
