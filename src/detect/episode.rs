@@ -319,6 +319,11 @@ impl EpisodeTracker {
         }
     }
 
+    /// Whether an episode about `host` is open.
+    pub fn is_open(&self, host: &IpAddr) -> bool {
+        self.open.contains(host)
+    }
+
     /// Whether an anomalous record of `flow` scoring `score` would open an
     /// episode or become its peak: the only records whose top features an
     /// alert reports, so callers can skip explaining the others.

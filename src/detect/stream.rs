@@ -615,10 +615,11 @@ impl Engine {
     fn detect(&mut self, info: &RecordInfo, x: &[f64], sink: &mut dyn AlertSink) -> Result<()> {
         let mut scored = [(0.0, false); 2];
         let mut any = false;
+        let mut target_open = false;
         for (i, s) in self.sides.iter_mut().enumerate() {
             let xs = &x[s.spec.range.clone()];
             let score = s.spec.scorer.score(xs)?;
-            let is_anomaly = score > s.threshold;
+            let mut is_anomaly = score > s.threshold;
             if let Some(slot) = scored.get_mut(i) {
                 *slot = (score, is_anomaly);
             }
@@ -626,10 +627,21 @@ impl Engine {
             let Some(tracker) = &mut s.tracker else {
                 continue;
             };
+            match s.spec.side {
+                Side::Destination => target_open = tracker.is_open(&info.flow.dest_ip),
+                // Traffic toward a target under attack belongs to that
+                // target's episode (which counts its sources): it does not
+                // open one per source, only feeds a source's open episode.
+                Side::Source => {
+                    is_anomaly &= !target_open || tracker.is_open(&info.flow.src_ip);
+                }
+            }
             self.top.clear();
             let mut family = None;
-            if is_anomaly {
+            if score > s.threshold {
                 s.anomalies += 1;
+            }
+            if is_anomaly {
                 if tracker.wants_explanation(&info.flow, score) {
                     let shares = &mut self.shares[..xs.len()];
                     if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {

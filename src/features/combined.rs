@@ -1,12 +1,13 @@
 //! Layouts side by side: one packet updates each part, whose features are
-//! written next to each other. The `floodwatch` layout, the default of
-//! `watch`, is Kitsune's corrected source-keyed features followed by the
-//! destination-keyed [`victim`](super::victim) family, so floods from
-//! spoofed sources show at their target.
+//! written next to each other. The `floodwatch` layout is the host-centric
+//! [`victim`](super::victim) family (destination side, then source side)
+//! followed by Kitsune's corrected source-keyed features, which join the
+//! source side: floods from spoofed sources show at their target, and a
+//! device's own traffic in Kitsune's detail.
 
 use std::str::FromStr;
 
-use crate::features::packet::{FeatureExtractor, FeatureGroup, Layout};
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Layout, Side};
 use crate::features::stream_table::{TableConfig, TableStats};
 use crate::features::victim::Victim;
 use crate::ingest::packets::PacketMeta;
@@ -118,10 +119,39 @@ impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
     }
 }
 
+/// A layout whose features are all about one end of the packet: Kitsune's
+/// are keyed on the source (host, channel, socket).
+struct OnSide {
+    inner: Box<dyn FeatureExtractor>,
+    side: Side,
+}
+
+impl FeatureExtractor for OnSide {
+    fn names(&self) -> &[String] {
+        self.inner.names()
+    }
+
+    fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
+        self.inner.update(p, out)
+    }
+
+    fn table_stats(&self) -> Vec<TableStats> {
+        self.inner.table_stats()
+    }
+
+    fn groups(&self) -> Vec<FeatureGroup> {
+        vec![FeatureGroup {
+            side: self.side,
+            range: 0..self.names().len(),
+        }]
+    }
+}
+
 /// The packet layouts `watch` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchLayout {
-    /// `kitsune-corrected` followed by `victim` (the default).
+    /// `victim` followed by `kitsune-corrected`, whose source-keyed
+    /// features join the source side.
     Floodwatch,
     /// Only the destination-keyed family.
     Victim,
@@ -152,8 +182,11 @@ impl WatchLayout {
         config.validate()?;
         Ok(match self {
             WatchLayout::Floodwatch => Box::new(Combined::new(vec![
-                Layout::KitsuneCorrected.extractor(config)?,
                 Box::new(Victim::new(config.capacity)?),
+                Box::new(OnSide {
+                    inner: Layout::KitsuneCorrected.extractor(config)?,
+                    side: Side::Source,
+                }),
             ])),
             WatchLayout::Victim => Box::new(Victim::new(config.capacity)?),
             WatchLayout::Packet(l) => l.extractor(config)?,
@@ -187,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn floodwatch_is_kitsune_corrected_then_victim() {
+    fn floodwatch_is_victim_then_kitsune_corrected() {
         let config = TableConfig::default();
         let mut fw = WatchLayout::Floodwatch.extractor(config).unwrap();
         let mut kc = Layout::KitsuneCorrected.extractor(config).unwrap();
@@ -203,15 +236,14 @@ mod tests {
             kc.update(&pkt(t as f64 * 0.1), &mut b);
             v.update(&pkt(t as f64 * 0.1), &mut c);
         }
-        assert_eq!(a[..b.len()], b[..]);
-        assert_eq!(a[b.len()..], c[..]);
-        assert_eq!(fw.names().last().unwrap(), "src_L0.01_syn_share");
+        assert_eq!(a[..c.len()], c[..]);
+        assert_eq!(a[c.len()..], b[..]);
         assert!(fw.table_stats().iter().any(|s| s.name == "hosts"));
         let groups = fw.groups();
         assert_eq!(groups.len(), 2, "{groups:?}");
-        assert_eq!(groups[0].side, crate::features::packet::Side::Destination);
-        assert_eq!(groups[0].range.end, b.len() + v.groups()[0].range.end);
-        assert_eq!(groups[1].range.end, fw.names().len());
+        assert_eq!(groups[0], v.groups()[0]);
+        assert_eq!(groups[1].side, Side::Source);
+        assert_eq!(groups[1].range, v.groups()[1].range.start..fw.names().len());
     }
 
     #[test]
