@@ -61,7 +61,7 @@
 //! A `start` event:
 //!
 //! ```text
-//! {"timestamp":"2026-11-25T14:59:51.000000+0000","flow_id":1234567890123456789,"event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","community_id":"1:...","alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"target":{"ip":"10.0.0.1"},"context":{"state":"start","family":"flood_target","score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000+0000","last_seen":"2026-11-25T14:59:51.000000+0000","packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":0.93,"sources":1}}}}
+//! {"timestamp":"2026-11-25T14:59:51.000000+0000","flow_id":288580119728225531,"event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","community_id":"1:CAJ8LgtH+fbOHtQG4u337cLeAlk=","alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"target":{"ip":"10.0.0.1"},"context":{"state":"start","family":"flood_target","score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000+0000","last_seen":"2026-11-25T14:59:51.000000+0000","packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":0.93,"sources":1}}}}
 //! ```
 
 use std::fmt;
