@@ -132,11 +132,13 @@ impl Serialize for Proto {
 /// Who sent what to whom: the flow fields of a scored record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowContext {
-    /// Source address (`0.0.0.0` when the record has none).
+    /// Source address (`0.0.0.0` when the record has none; alerts leave
+    /// it out then).
     pub src_ip: IpAddr,
     /// Source port (0 when the protocol has none).
     pub src_port: u16,
-    /// Destination address (`0.0.0.0` when the record has none).
+    /// Destination address (`0.0.0.0` when the record has none; alerts
+    /// leave it out then).
     pub dest_ip: IpAddr,
     /// Destination port (0 when the protocol has none).
     pub dest_port: u16,

@@ -384,4 +384,15 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn lone_programs_run_directly_and_the_rest_through_the_shell() {
+        assert!(is_program("/usr/local/bin/notify_about_attack.sh"));
+        assert!(is_program("notify"));
+        for shell in ["", "cat >> f", "a|b", "x;y", "$HOME/x", "~/x", "a=b"] {
+            assert!(!is_program(shell), "{shell}");
+        }
+        let a = alert();
+        assert_eq!(hook_args(&a), ["10.0.0.5", "incoming", "500", "ban"]);
+    }
 }
