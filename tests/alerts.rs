@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use floodwatch::detect::alert::{
-    Action, Alert, EndReason, FeatureShare, FlowContext, Proto, ScoredRecord, Timestamp,
+    Alert, EndReason, Family, FeatureShare, FlowContext, Proto, ScoredRecord, State, Timestamp,
 };
 use floodwatch::detect::episode::{EpisodeTracker, TargetKey, TrackerParams};
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
@@ -23,8 +23,8 @@ impl AlertSink for Collect {
 }
 
 impl Collect {
-    fn actions(&self) -> Vec<(Action, IpAddr)> {
-        self.0.iter().map(|a| (a.alert.action, a.dest_ip)).collect()
+    fn actions(&self) -> Vec<(State, IpAddr)> {
+        self.0.iter().map(|a| (a.state(), a.dest_ip)).collect()
     }
 }
 
@@ -122,7 +122,7 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
         let score = if k == 3_000 { 9.0 } else { 4.0 };
         step(&mut t, &mut out, ip(2, (k % 40 / 2) as u8), dst, score);
     }
-    assert_eq!(out.actions(), vec![(Action::Start, a), (Action::Start, b)]);
+    assert_eq!(out.actions(), vec![(State::Start, a), (State::Start, b)]);
     // Benign again for a while, then time passes.
     for k in 0..1_000u32 {
         step(
@@ -138,32 +138,44 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
     assert_eq!(
         out.actions(),
         vec![
-            (Action::Start, a),
-            (Action::Start, b),
-            (Action::End, a),
-            (Action::End, b)
+            (State::Start, a),
+            (State::Start, b),
+            (State::End, a),
+            (State::End, b)
         ]
     );
     let start = &out.0[0];
     // The 6th anomalous record of a fires the vote (6 of 10).
-    assert_eq!(start.episode.packets, 1);
-    assert!((start.episode.start.micros() - 1_011_000).abs() <= 1);
+    assert_eq!(start.alert.context.episode.packets, 1);
+    assert!((start.alert.context.episode.start.micros() - 1_011_000).abs() <= 1);
     let end = &out.0[2];
     // Records 6..=2000 of the flood on a are counted.
-    assert_eq!(end.episode.packets, 1_995);
-    assert_eq!(end.episode.bytes, 1_995 * 60);
-    assert_eq!(end.episode.peak_score, 9.0);
-    assert_eq!(end.score, 9.0);
+    assert_eq!(end.alert.context.episode.packets, 1_995);
+    assert_eq!(end.alert.context.episode.bytes, 1_995 * 60);
+    assert_eq!(end.alert.context.episode.peak_score, 9.0);
+    assert_eq!(end.alert.context.score, 9.0);
     // A sketch: exact-ish for a handful of sources.
     assert!(
-        (18..=22).contains(&end.episode.sources),
+        (18..=22).contains(&end.alert.context.episode.sources),
         "{}",
-        end.episode.sources
+        end.alert.context.episode.sources
     );
-    assert_eq!(end.episode.end_reason, Some(EndReason::Timeout));
-    assert_eq!(end.episode.last_seen, Timestamp::from_secs(4.999));
+    assert_eq!(
+        end.alert.context.episode.end_reason,
+        Some(EndReason::Timeout)
+    );
+    assert_eq!(
+        end.alert.context.episode.last_seen,
+        Timestamp::from_secs(4.999)
+    );
     assert_eq!(end.timestamp, Timestamp::from_secs(4.999 + 30.0));
-    let names: Vec<_> = end.top_features.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<_> = end
+        .alert
+        .context
+        .top_features
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     assert_eq!(names, ["syn_rate", "size", "feature9"]);
     let s = t.stats();
     assert_eq!((s.started, s.ended, s.open_episodes), (2, 2, 0));
@@ -193,22 +205,25 @@ fn episodes_end_after_the_timeout_and_restart() {
     t.observe(&rec(114.5, ip(1, 1), ip(0, 9), 0.1), &mut out)
         .unwrap();
     assert_eq!(out.0.len(), 2);
-    assert_eq!(out.0[1].alert.action, Action::End);
+    assert_eq!(out.0[1].state(), State::End);
     assert_eq!(out.0[1].timestamp, Timestamp::from_secs(114.0));
-    assert_eq!(out.0[1].episode.packets, 4);
+    assert_eq!(out.0[1].alert.context.episode.packets, 4);
     // A second attack is a second episode.
     for k in 0..3 {
         t.observe(&rec(200.0 + k as f64, ip(1, 1), v, 5.0), &mut out)
             .unwrap();
     }
     t.flush(&mut out).unwrap();
-    let actions: Vec<_> = out.0.iter().map(|a| a.alert.action).collect();
+    let actions: Vec<_> = out.0.iter().map(|a| a.state()).collect();
     assert_eq!(
         actions,
-        [Action::Start, Action::End, Action::Start, Action::End]
+        [State::Start, State::End, State::Start, State::End]
     );
-    assert_eq!(out.0[3].episode.end_reason, Some(EndReason::Flush));
-    assert_eq!(out.0[3].episode.packets, 2);
+    assert_eq!(
+        out.0[3].alert.context.episode.end_reason,
+        Some(EndReason::Flush)
+    );
+    assert_eq!(out.0[3].alert.context.episode.packets, 2);
 }
 
 #[test]
@@ -235,7 +250,7 @@ fn caps_bound_targets_and_episodes_and_count_evictions() {
     let evicted: Vec<_> = out
         .0
         .iter()
-        .filter(|a| a.episode.end_reason == Some(EndReason::Evicted))
+        .filter(|a| a.alert.context.episode.end_reason == Some(EndReason::Evicted))
         .map(|a| a.dest_ip)
         .collect();
     assert_eq!(evicted, [ip(0, 0), ip(0, 1), ip(0, 2)]);
@@ -264,7 +279,18 @@ fn source_targets_track_attackers() {
     t.flush(&mut out).unwrap();
     assert_eq!(out.0.len(), 2);
     assert_eq!(out.0[1].src_ip, ip(9, 9));
-    assert_eq!(out.0[1].episode.packets, 98);
+    assert_eq!(out.0[1].alert.context.episode.packets, 98);
+    // A source-keyed episode is about the source: an infected host.
+    for a in &out.0 {
+        assert_eq!(a.family(), Family::InfectedHost);
+        assert_eq!(a.alert.signature_id, 1_990_004);
+        assert_eq!(a.subject(), Some(ip(9, 9)));
+        assert!(a.alert.target.is_none());
+        assert_eq!(
+            a.alert.signature,
+            "floodwatch: anomalous traffic from 10.0.9.9, possibly an infected host"
+        );
+    }
 }
 
 fn sample_alert() -> Alert {
@@ -284,14 +310,21 @@ fn sample_alert() -> Alert {
 
 #[test]
 fn json_shape_snapshot() {
+    // flow_id and community_id as computed independently (Python's hashlib
+    // over the Community ID spec's byte layout).
     let expected = concat!(
-        r#"{"timestamp":"2025-11-25T14:59:51.123456Z","event_type":"alert","#,
+        r#"{"timestamp":"2025-11-25T14:59:51.123456+0000","flow_id":1026709240794852564,"#,
+        r#""event_type":"alert","#,
         r#""src_ip":"10.0.1.9","src_port":40000,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","#,
-        r#""alert":{"action":"start","signature":"floodwatch anomaly","category":"syn_flood"},"#,
-        r#""score":1.5,"threshold":0.2,"#,
+        r#""community_id":"1:HH81OsJgWalOMSfr4l2WuSS4xYE=","#,
+        r#""alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"#,
+        r#""signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"#,
+        r#""target":{"ip":"10.0.0.1"},"#,
+        r#""context":{"state":"start","family":"flood_target","score":1.5,"threshold":0.2,"#,
         r#""top_features":[{"name":"syn_rate","share":0.6},{"name":"pkt_len","share":0.3}],"#,
-        r#""episode":{"start":"2025-11-25T14:59:51.123456Z","last_seen":"2025-11-25T14:59:51.123456Z","#,
-        r#""packets":1,"bytes":60,"peak_score":1.5,"sources":1}}"#,
+        r#""episode":{"start":"2025-11-25T14:59:51.123456+0000","#,
+        r#""last_seen":"2025-11-25T14:59:51.123456+0000","#,
+        r#""packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":1.5,"sources":1}}}}"#,
     );
     assert_eq!(sample_alert().to_json(), expected);
     let mut sink = JsonLines::new(Vec::new());
@@ -323,6 +356,78 @@ fn hook_that_cannot_start_is_counted_not_fatal() {
     let s = hook.stats();
     assert_eq!((s.spawned, s.dropped), (1, 0));
     assert!(s.failed >= 1);
+}
+
+/// What a FastNetMon-style notify script records: its arguments, the
+/// FLOODWATCH_* environment, and the JSON on its standard input.
+const RECORDER: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+printf '%s ' "$@" >> "$dir/args"
+echo "| $FLOODWATCH_IP $FLOODWATCH_DIRECTION $FLOODWATCH_PPS $FLOODWATCH_ACTION $FLOODWATCH_SIGNATURE_ID" >> "$dir/args"
+cat >> "$dir/stdin"
+"#;
+
+/// Alerts of one episode toward `victim` (or from it, source-keyed):
+/// 101 records over 10 s, so 10 records/s at the end.
+fn episode_alerts(target: TargetKey, victim: IpAddr) -> Vec<Alert> {
+    let mut t = TrackerParams::new()
+        .target(target)
+        .vote(VoteParams::new(1, 1).unwrap())
+        .build()
+        .unwrap();
+    let mut out = Collect::default();
+    for k in 0..=100 {
+        let (src, dst) = match target {
+            TargetKey::DestIp => (ip(1, 1), victim),
+            TargetKey::SrcIp => (victim, ip(0, k as u8)),
+        };
+        t.observe(&rec(f64::from(k) * 0.1, src, dst, 5.0), &mut out)
+            .unwrap();
+    }
+    t.flush(&mut out).unwrap();
+    out.0
+}
+
+#[test]
+fn hook_gets_fastnetmon_arguments_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("notify.sh");
+    std::fs::write(&script, RECORDER).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let victim = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 23));
+    let flood = episode_alerts(TargetKey::DestIp, victim);
+    let infected = episode_alerts(TargetKey::SrcIp, victim);
+    assert_eq!(flood.len(), 2);
+    // A lone program path runs directly with the arguments (as FastNetMon's
+    // notify script); a shell command gets them as "$@".
+    let commands = [
+        script.display().to_string(),
+        format!("'{}' \"$@\"", script.display()),
+    ];
+    for (cmd, alerts) in commands.iter().zip([&flood, &infected]) {
+        let mut hook = CommandHook::new(cmd.as_str()).finish_timeout(Duration::from_secs(10));
+        for a in alerts {
+            hook.alert(a).unwrap();
+            hook.finish().unwrap();
+        }
+        assert_eq!(hook.stats().failed, 0, "{cmd}");
+    }
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "192.168.1.23 incoming 1 ban | 192.168.1.23 incoming 1 ban 1990001",
+            "192.168.1.23 incoming 10 unban | 192.168.1.23 incoming 10 unban 1990001",
+            "192.168.1.23 outgoing 1 ban | 192.168.1.23 outgoing 1 ban 1990004",
+            "192.168.1.23 outgoing 10 unban | 192.168.1.23 outgoing 10 unban 1990004",
+        ]
+    );
+    let stdin = std::fs::read_to_string(dir.path().join("stdin")).unwrap();
+    let sent: Vec<String> = flood.iter().chain(&infected).map(Alert::to_json).collect();
+    assert_eq!(stdin.lines().collect::<Vec<_>>(), sent);
 }
 
 /// Per-record paths in steady state do not touch the allocator: counted per
@@ -484,13 +589,13 @@ fn kitnet_scores_feed_one_episode_with_the_broken_feature() {
     tracker.flush(&mut out).unwrap();
     assert_eq!(
         out.actions(),
-        [(Action::Start, ip(0, 1)), (Action::End, ip(0, 1))]
+        [(State::Start, ip(0, 1)), (State::End, ip(0, 1))]
     );
     let end = &out.0[1];
-    assert_eq!(end.episode.packets, 195);
-    assert_eq!(end.episode.sources, 3);
-    assert_eq!(end.top_features[0].name, "f6");
-    assert!(end.top_features[0].share > 0.5);
+    assert_eq!(end.alert.context.episode.packets, 195);
+    assert_eq!(end.alert.context.episode.sources, 3);
+    assert_eq!(end.alert.context.top_features[0].name, "f6");
+    assert!(end.alert.context.top_features[0].share > 0.5);
 }
 
 /// KitNET on Kitsune-py's own features of real traffic: benign IoT packets

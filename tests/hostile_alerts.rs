@@ -162,10 +162,10 @@ fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>)
 fn starts_against(alerts: &[Value], target: Ipv4Addr) -> Vec<f64> {
     alerts
         .iter()
-        .filter(|a| a["alert"]["action"] == "start" && a["dest_ip"] == target.to_string())
+        .filter(|a| a["alert"]["context"]["state"] == "start" && a["dest_ip"] == target.to_string())
         .map(|a| {
-            let t = a["episode"]["start"].as_str().unwrap();
-            let hms = &t[11..t.len() - 1];
+            let t = a["alert"]["context"]["episode"]["start"].as_str().unwrap();
+            let hms = &t[11..t.len() - 5];
             let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
             p[0] * 3600.0 + p[1] * 60.0 + p[2]
         })

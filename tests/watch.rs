@@ -86,7 +86,7 @@ fn alerts(path: &Path) -> Vec<Value> {
 }
 
 fn action(a: &Value) -> &str {
-    a["alert"]["action"].as_str().unwrap()
+    a["alert"]["context"]["state"].as_str().unwrap()
 }
 
 /// Capture time of the first attack packet.
@@ -94,10 +94,10 @@ fn attack_start(rows: &[(usize, f64, Option<f64>, bool)], truth: &[bool]) -> f64
     rows.iter().find(|r| truth[r.0 - 1]).unwrap().1
 }
 
-/// Seconds since the epoch of an EVE timestamp (`...T hh:mm:ss.ffffffZ`),
+/// Seconds since the epoch of an EVE timestamp (`...T hh:mm:ss.ffffff+0000`),
 /// within the day: enough to compare alerts of one capture.
 fn secs_of_day(ts: &str) -> f64 {
-    let time = &ts[11..ts.len() - 1];
+    let time = &ts[11..ts.len() - 5];
     let p: Vec<f64> = time.split(':').map(|v| v.parse().unwrap()).collect();
     p[0] * 3600.0 + p[1] * 60.0 + p[2]
 }
@@ -141,15 +141,29 @@ fn pcap_source_scores_every_packet_and_alerts_once_per_target() {
     let start = starts[0];
     let victim = start["dest_ip"].as_str().unwrap();
     let flood = attack_start(&rows, &truth);
-    let opened = secs_of_day(start["episode"]["start"].as_str().unwrap());
+    let opened = secs_of_day(
+        start["alert"]["context"]["episode"]["start"]
+            .as_str()
+            .unwrap(),
+    );
     let flood_of_day = flood.rem_euclid(86_400.0);
     assert!(opened >= flood_of_day - 1e-3 && opened - flood_of_day < 1.0);
-    assert!(start["score"].as_f64().unwrap() > start["threshold"].as_f64().unwrap());
-    let top = start["top_features"].as_array().unwrap();
+    assert!(
+        start["alert"]["context"]["score"].as_f64().unwrap()
+            > start["alert"]["context"]["threshold"].as_f64().unwrap()
+    );
+    let top = start["alert"]["context"]["top_features"]
+        .as_array()
+        .unwrap();
     assert!(!top.is_empty() && top[0]["name"].as_str().unwrap().starts_with("dst_"));
     let end = all.iter().find(|a| action(a) == "end").unwrap();
     assert_eq!(end["dest_ip"].as_str().unwrap(), victim);
-    assert!(end["episode"]["packets"].as_u64().unwrap() > 100);
+    assert!(
+        end["alert"]["context"]["episode"]["packets"]
+            .as_u64()
+            .unwrap()
+            > 100
+    );
 
     // The hook got every alert, as JSON on its stdin.
     let hooked = alerts(&hook_file);
@@ -549,7 +563,7 @@ fn splice_headline_figure() {
             let starts: Vec<f64> = alerts(&alert_file)
                 .iter()
                 .filter(|a| action(a) == "start")
-                .map(|a| secs_of_day(a["episode"]["start"].as_str().unwrap()))
+                .map(|a| secs_of_day(a["alert"]["context"]["episode"]["start"].as_str().unwrap()))
                 .collect();
             assert!(!starts.is_empty(), "{flood} {detector}: no alert");
             assert!(

@@ -1,40 +1,73 @@
-//! Serialize-only alert types, written as JSON lines in the style of
-//! Suricata's EVE, and the scored record the alert logic reads.
+//! Serialize-only alert types, written as JSON lines that validate as
+//! Suricata EVE `alert` events, and the scored record the alert logic reads.
 //!
 //! # The JSON lines format
 //!
-//! Each alert is one JSON object on one line. Episodes are victim-centric: an
-//! episode concerns one *target* (the destination address by default), opens
-//! with a `start` event when the majority vote first fires for it and closes
-//! with one `end` event. Fields, in this order:
+//! Each alert is one JSON object on one line, valid against Suricata's
+//! `etc/schema.json` (the `eve.json` schema: no top-level field Suricata does
+//! not know; floodwatch's own fields live in the open `alert.context`).
+//! Episodes are about one address: the destination by default (the victim
+//! of a flood), or the source (a scanner or an infected host). An episode
+//! opens with a `start` event when the majority vote first fires for it and
+//! closes with one `end` event; both have `alert.action` `"allowed"` (floodwatch
+//! only watches) and tell which they are in `alert.context.state`. Fields, in
+//! this order; those starred are left out when unknown or not applicable:
 //!
 //! | field | type | meaning |
 //! |---|---|---|
-//! | `timestamp` | string | RFC 3339, UTC, microseconds: `2026-11-25T14:59:51.123456Z`. For `start`, the time of the record that fired the vote; for `end`, the time the episode was closed (`last_seen + timeout` after a timeout, the tracker clock after an eviction or a flush). |
+//! | `timestamp` | string | Suricata's format, UTC, microseconds: `2026-11-25T14:59:51.123456+0000`. For `start`, the time of the record that fired the vote; for `end`, the time the episode was closed (`last_seen + timeout` after a timeout, the tracker clock after an eviction or a flush). Capture time for packets; for table rows the row's time column, else the wall-clock time the row arrived (all there is). |
+//! | `flow_id`* | number | a stable id of the flow's 5-tuple, the same both ways (first 63 bits of the SHA-1 behind `community_id`); when both addresses and an IP protocol are known |
 //! | `event_type` | string | always `"alert"` |
-//! | `src_ip`, `src_port`, `dest_ip`, `dest_port` | string, number | the flow of the record that fired the vote (`start`) or of the peak-score record (`end`); ports are 0 when the protocol has none |
-//! | `proto` | string | `"TCP"`, `"UDP"`, `"ICMP"`, `"IPv6-ICMP"`, `"ARP"`, `""` (not IP) or the IP protocol number |
-//! | `alert.action` | string | `"start"` or `"end"` |
-//! | `alert.signature` | string | e.g. `"floodwatch anomaly"` |
-//! | `alert.category` | string | the attack family when a classifier named one, else the configured default (`"anomaly"`) |
-//! | `score` | number | the score of the record that fired the vote (`start`) or the episode's peak score (`end`) |
-//! | `threshold` | number | the anomaly threshold the scores are compared to |
-//! | `top_features` | array | `{"name": string, "share": number}` of the peak-score record, largest share first; shares of the reconstruction error in [0, 1] |
-//! | `episode.start`, `episode.last_seen` | string | RFC 3339 times of the first and last anomalous record of the episode |
-//! | `episode.packets`, `episode.bytes` | number | anomalous records towards the target since the vote fired, and their bytes |
-//! | `episode.peak_score` | number | highest score in the episode |
-//! | `episode.sources` | number | estimated distinct source addresses (exact for a handful, about 9 % error beyond) |
-//! | `episode.end_reason` | string | `end` only: `"timeout"`, `"evicted"` (too many open episodes) or `"flush"` (input over) |
+//! | `src_ip`*, `src_port`*, `dest_ip`*, `dest_port`* | string, number | the flow of the record that fired the vote (`start`) or of the peak-score record (`end`). An unknown address (`0.0.0.0` in [`FlowContext`], e.g. a table without address columns) is left out; ports are written for TCP and UDP, and for other protocols only when not 0 |
+//! | `proto`* | string | `"TCP"`, `"UDP"`, `"ICMP"`, `"IPv6-ICMP"`, `"ARP"` or the IP protocol number; left out for frames neither IP nor ARP |
+//! | `community_id`* | string | [Community ID](https://github.com/corelight/community-id-spec) v1, seed 0, of the flow; TCP, UDP and other IP protocols without ports (not ICMP: the decoder keeps no ICMP code) |
+//! | `alert.action` | string | always `"allowed"` |
+//! | `alert.gid` | number | always [`GID`] (1, Suricata's generator id for signatures) |
+//! | `alert.signature_id`, `alert.rev` | number | the detection [`Family`] (table there), revision [`REV`] |
+//! | `alert.signature` | string | what happened, e.g. `"floodwatch: UDP flood toward 10.0.0.5"`, `"floodwatch: horizontal scan from 192.168.1.23"` |
+//! | `alert.category` | string | the attack family when a classifier named one (tables), else the configured default (`"anomaly"`) |
+//! | `alert.severity` | number | 1 (high) to 3 (low), by family |
+//! | `alert.target.ip`* | string | the victim: the address of a destination-keyed episode (`flood_target`) |
+//! | `alert.source.ip`* | string | the offender: the address of a source-keyed episode (scans, `infected_host`) |
+//! | `alert.context.state` | string | `"start"` or `"end"` of the episode |
+//! | `alert.context.family` | string | `"flood_target"`, `"horizontal_scan"`, `"vertical_scan"`, `"infected_host"` or `"anomaly"` |
+//! | `alert.context.score` | number | the score of the record that fired the vote (`start`) or the episode's peak score (`end`) |
+//! | `alert.context.threshold` | number | the anomaly threshold the scores are compared to |
+//! | `alert.context.top_features` | array | `{"name": string, "share": number}` of the peak-score record, largest share first; shares of the reconstruction error in [0, 1] |
+//! | `alert.context.episode.start`, `.last_seen` | string | times (as `timestamp`) of the first and last anomalous record of the episode |
+//! | `alert.context.episode.packets`, `.bytes` | number | anomalous records (packets, or table rows) of the episode since the vote fired, and their bytes (0 for table rows) |
+//! | `alert.context.episode.pps`, `.bps` | number | `packets` and `bytes` × 8 per second over the episode so far: divided by `last_seen - start`, at least 1 s (so a `start` event reports its single record as 1 pps) |
+//! | `alert.context.episode.peak_score` | number | highest score in the episode |
+//! | `alert.context.episode.sources` | number | estimated distinct source addresses (exact for a handful, about 9 % error beyond) |
+//! | `alert.context.episode.end_reason`* | string | `end` only: `"timeout"`, `"evicted"` (too many open episodes) or `"flush"` (input over) |
+//!
+//! A non-finite score is written as `null`.
+//!
+//! # Detection families
+//!
+//! | [`Family`] | `signature_id` | severity | episode keyed by | signature |
+//! |---|---|---|---|---|
+//! | `flood_target` | 1990001 | 2 | destination (default) | `floodwatch: <proto> flood toward <dest_ip>` |
+//! | `horizontal_scan` | 1990002 | 3 | source | `floodwatch: horizontal scan from <src_ip>` |
+//! | `vertical_scan` | 1990003 | 3 | source | `floodwatch: vertical scan from <src_ip>[ of <dest_ip>]` |
+//! | `infected_host` | 1990004 | 1 | source (default) | `floodwatch: anomalous traffic from <src_ip>, possibly an infected host` |
+//! | `anomaly` | 1990005 | 2 | address unknown (table rows without the key's address column) | `floodwatch: anomalous traffic[ from <src_ip>][ toward <dest_ip>]` |
+//!
+//! The ids are in the range 1000000–1999999 that rule sets leave for local
+//! rules, so they cannot collide with Emerging Threats or Suricata rules.
+//! Severities follow Suricata's classtypes: attempted-dos (2), network-scan
+//! (3), trojan-activity (1), bad-unknown (2).
 //!
 //! A `start` event:
 //!
 //! ```text
-//! {"timestamp":"2026-11-25T14:59:51.000000Z","event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","alert":{"action":"start","signature":"floodwatch anomaly","category":"syn_flood"},"score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000Z","last_seen":"2026-11-25T14:59:51.000000Z","packets":1,"bytes":60,"peak_score":0.93,"sources":1}}
+//! {"timestamp":"2026-11-25T14:59:51.000000+0000","flow_id":288580119728225531,"event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","community_id":"1:CAJ8LgtH+fbOHtQG4u337cLeAlk=","alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"target":{"ip":"10.0.0.1"},"context":{"state":"start","family":"flood_target","score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000+0000","last_seen":"2026-11-25T14:59:51.000000+0000","packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":0.93,"sources":1}}}}
 //! ```
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
+use base64::Engine;
 use serde::{Serialize, Serializer};
 
 use crate::ingest::packets::{Network, PacketMeta, Transport};
@@ -72,6 +105,24 @@ impl fmt::Display for Proto {
     }
 }
 
+impl Proto {
+    /// The IP protocol number; `None` for ARP and non-IP frames.
+    pub fn number(self) -> Option<u8> {
+        match self {
+            Proto::Tcp => Some(6),
+            Proto::Udp => Some(17),
+            Proto::Icmp => Some(1),
+            Proto::Icmpv6 => Some(58),
+            Proto::Other(n) => Some(n),
+            Proto::Arp | Proto::None => None,
+        }
+    }
+
+    fn is_absent(&self) -> bool {
+        matches!(self, Proto::None)
+    }
+}
+
 impl Serialize for Proto {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -81,11 +132,13 @@ impl Serialize for Proto {
 /// Who sent what to whom: the flow fields of a scored record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowContext {
-    /// Source address (`0.0.0.0` when the record has none).
+    /// Source address (`0.0.0.0` when the record has none; alerts leave
+    /// it out then).
     pub src_ip: IpAddr,
     /// Source port (0 when the protocol has none).
     pub src_port: u16,
-    /// Destination address (`0.0.0.0` when the record has none).
+    /// Destination address (`0.0.0.0` when the record has none; alerts
+    /// leave it out then).
     pub dest_ip: IpAddr,
     /// Destination port (0 when the protocol has none).
     pub dest_port: u16,
@@ -182,8 +235,9 @@ pub struct ScoredRecord<'a> {
     pub family: Option<&'a str>,
 }
 
-/// A point in time with microsecond resolution, serialised as RFC 3339 in
-/// UTC (`2026-11-25T14:59:51.123456Z`).
+/// A point in time with microsecond resolution, serialised in UTC as
+/// Suricata writes times (ISO 8601 with a numeric offset:
+/// `2026-11-25T14:59:51.123456+0000`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp {
     micros: i64,
@@ -215,7 +269,7 @@ impl fmt::Display for Timestamp {
         let (y, m, d) = civil_from_days(days);
         write!(
             f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
             sod / 3600,
             sod % 3600 / 60,
             sod % 60
@@ -244,10 +298,138 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Whether an alert opens or closes an episode.
+/// The `alert.gid` of every floodwatch alert: 1, the generator id Suricata
+/// gives its signatures, so tools that key rules by (gid, sid) see ordinary
+/// rules.
+pub const GID: u32 = 1;
+
+/// The `alert.rev` of every family's signature; raised when the meaning of
+/// a family's alerts changes.
+pub const REV: u32 = 1;
+
+/// What an episode is about: the detection family, which gives its
+/// `signature_id`, severity and the shape of its signature. See the
+/// [module docs](self) for the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// One destination receives anomalous traffic: a flood's victim. The
+    /// default of destination-keyed episodes.
+    FloodTarget,
+    /// One source probes many addresses.
+    HorizontalScan,
+    /// One source probes many ports of one address.
+    VerticalScan,
+    /// One source sends anomalous traffic. The default of source-keyed
+    /// episodes.
+    InfectedHost,
+    /// Anomalous traffic about no known address (table rows without the
+    /// address the episode is keyed by).
+    Anomaly,
+}
+
+impl Family {
+    /// Every family, by `signature_id`.
+    pub const ALL: [Family; 5] = [
+        Family::FloodTarget,
+        Family::HorizontalScan,
+        Family::VerticalScan,
+        Family::InfectedHost,
+        Family::Anomaly,
+    ];
+
+    /// The `alert.signature_id`: 1990001 to 1990005, in the range left to
+    /// local rules.
+    pub fn signature_id(self) -> u32 {
+        match self {
+            Family::FloodTarget => 1_990_001,
+            Family::HorizontalScan => 1_990_002,
+            Family::VerticalScan => 1_990_003,
+            Family::InfectedHost => 1_990_004,
+            Family::Anomaly => 1_990_005,
+        }
+    }
+
+    /// The name in `alert.context.family`, e.g. `"flood_target"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::FloodTarget => "flood_target",
+            Family::HorizontalScan => "horizontal_scan",
+            Family::VerticalScan => "vertical_scan",
+            Family::InfectedHost => "infected_host",
+            Family::Anomaly => "anomaly",
+        }
+    }
+
+    /// The `alert.severity`, 1 (high) to 3 (low), as Suricata's classtypes
+    /// attempted-dos, network-scan, trojan-activity and bad-unknown.
+    pub fn severity(self) -> u8 {
+        match self {
+            Family::FloodTarget | Family::Anomaly => 2,
+            Family::HorizontalScan | Family::VerticalScan => 3,
+            Family::InfectedHost => 1,
+        }
+    }
+
+    /// Whether the family is about the source of the traffic (the episode is
+    /// keyed by source address) rather than its destination.
+    pub fn about_source(self) -> bool {
+        matches!(
+            self,
+            Family::HorizontalScan | Family::VerticalScan | Family::InfectedHost
+        )
+    }
+
+    /// The signature of an alert of this family on `flow`, after `prefix`
+    /// and a colon.
+    fn signature(self, prefix: &str, flow: &FlowContext) -> String {
+        let (src, dest) = (known(flow.src_ip), known(flow.dest_ip));
+        let (s, d) = (flow.src_ip, flow.dest_ip);
+        match self {
+            Family::FloodTarget => match flow.proto {
+                Proto::None => format!("{prefix}: flood toward {d}"),
+                Proto::Other(n) => format!("{prefix}: IP protocol {n} flood toward {d}"),
+                p => format!("{prefix}: {p} flood toward {d}"),
+            },
+            Family::HorizontalScan => format!("{prefix}: horizontal scan from {s}"),
+            Family::VerticalScan if dest => format!("{prefix}: vertical scan from {s} of {d}"),
+            Family::VerticalScan => format!("{prefix}: vertical scan from {s}"),
+            Family::InfectedHost => {
+                format!("{prefix}: anomalous traffic from {s}, possibly an infected host")
+            }
+            Family::Anomaly => {
+                let mut sig = format!("{prefix}: anomalous traffic");
+                if src {
+                    sig.push_str(&format!(" from {s}"));
+                }
+                if dest {
+                    sig.push_str(&format!(" toward {d}"));
+                }
+                sig
+            }
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether an address is known: [`FlowContext`] writes `0.0.0.0` for none.
+fn known(ip: IpAddr) -> bool {
+    !ip.is_unspecified()
+}
+
+fn unknown(ip: &IpAddr) -> bool {
+    ip.is_unspecified()
+}
+
+/// Whether an alert opens or closes an episode (`alert.context.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub enum State {
     /// The vote fired for a target with no open episode.
     Start,
     /// The episode is over.
@@ -266,15 +448,56 @@ pub enum EndReason {
     Flush,
 }
 
-/// The `alert` object: what happened, Suricata style.
+/// An address in `alert.source` or `alert.target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The address.
+    pub ip: IpAddr,
+}
+
+/// The `alert` object: what happened, Suricata style, with floodwatch's own
+/// fields in `context`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertInfo {
-    /// Start or end of the episode.
-    pub action: Action,
-    /// The rule that fired.
+    /// Always `"allowed"`: floodwatch watches, it does not drop.
+    pub action: &'static str,
+    /// Always [`GID`].
+    pub gid: u32,
+    /// The family's [`signature_id`](Family::signature_id).
+    pub signature_id: u32,
+    /// Always [`REV`].
+    pub rev: u32,
+    /// What happened, e.g. `"floodwatch: UDP flood toward 10.0.0.5"`.
     pub signature: String,
-    /// The attack family, or the default category.
+    /// The attack family a classifier named, or the default category.
     pub category: String,
+    /// The family's [`severity`](Family::severity).
+    pub severity: u8,
+    /// The offender of a source-keyed episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+    /// The victim of a destination-keyed episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Endpoint>,
+    /// floodwatch's own fields.
+    pub context: AlertContext,
+}
+
+/// The `alert.context` object: the episode and the scores behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertContext {
+    /// Start or end of the episode.
+    pub state: State,
+    /// The detection family.
+    pub family: Family,
+    /// Score of the firing record (`start`) or peak score (`end`).
+    pub score: f64,
+    /// The anomaly threshold.
+    pub threshold: f64,
+    /// Features of the peak record, largest share first.
+    pub top_features: Vec<NamedShare>,
+    /// The episode so far.
+    pub episode: EpisodeSummary,
 }
 
 /// A feature named with its share of the error.
@@ -286,17 +509,21 @@ pub struct NamedShare {
     pub share: f64,
 }
 
-/// The `episode` object: the attack so far.
+/// The `alert.context.episode` object: the attack so far.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpisodeSummary {
     /// First anomalous record of the episode.
     pub start: Timestamp,
     /// Last anomalous record so far.
     pub last_seen: Timestamp,
-    /// Anomalous records towards the target since the vote fired.
+    /// Anomalous records of the episode since the vote fired.
     pub packets: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Records per second over the episode (at least 1 s).
+    pub pps: f64,
+    /// Bits per second over the episode (at least 1 s).
+    pub bps: f64,
     /// Highest score.
     pub peak_score: f64,
     /// Estimated distinct sources.
@@ -306,41 +533,331 @@ pub struct EpisodeSummary {
     pub end_reason: Option<EndReason>,
 }
 
-/// One alert event; see the [module docs](self) for the JSON lines schema.
+impl EpisodeSummary {
+    /// The summary of an episode from `start` to `last_seen` (seconds since
+    /// the epoch) with its counts; the rates divide by the duration, at
+    /// least 1 s.
+    pub fn new(
+        start: f64,
+        last_seen: f64,
+        packets: u64,
+        bytes: u64,
+        peak_score: f64,
+        sources: u64,
+        end_reason: Option<EndReason>,
+    ) -> Self {
+        let secs = (last_seen - start).max(1.0);
+        let secs = if secs.is_finite() { secs } else { 1.0 };
+        EpisodeSummary {
+            start: Timestamp::from_secs(start),
+            last_seen: Timestamp::from_secs(last_seen),
+            packets,
+            bytes,
+            pps: packets as f64 / secs,
+            bps: bytes as f64 * 8.0 / secs,
+            peak_score,
+            sources,
+            end_reason,
+        }
+    }
+}
+
+/// One alert event, a Suricata EVE `alert`; see the [module docs](self) for
+/// the JSON lines schema.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
-    /// When (RFC 3339, UTC, microseconds).
+    /// When (Suricata's format, UTC, microseconds).
     pub timestamp: Timestamp,
+    /// Id of the flow's 5-tuple, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<u64>,
     /// Always `"alert"`.
     pub event_type: &'static str,
-    /// Source address of the representative flow.
+    /// Source address of the representative flow (`0.0.0.0`: unknown, not
+    /// written).
+    #[serde(skip_serializing_if = "unknown")]
     pub src_ip: IpAddr,
     /// Its source port.
-    pub src_port: u16,
-    /// The target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Its destination address (`0.0.0.0`: unknown, not written).
+    #[serde(skip_serializing_if = "unknown")]
     pub dest_ip: IpAddr,
     /// Its destination port.
-    pub dest_port: u16,
-    /// Its protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    /// Its protocol (not written for frames neither IP nor ARP).
+    #[serde(skip_serializing_if = "Proto::is_absent")]
     pub proto: Proto,
-    /// Action, signature and category.
+    /// Community ID v1 of the flow, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    /// What happened, and floodwatch's context.
     pub alert: AlertInfo,
-    /// Score of the firing record (`start`) or peak score (`end`).
-    pub score: f64,
-    /// The anomaly threshold.
-    pub threshold: f64,
-    /// Features of the peak record, largest share first.
-    pub top_features: Vec<NamedShare>,
-    /// The episode so far.
-    pub episode: EpisodeSummary,
 }
 
 impl Alert {
+    /// An alert at `at` about `flow` (the firing or peak record of the
+    /// episode), signed `"{prefix}: ..."`. A family about an address that
+    /// `flow` does not know (`0.0.0.0`) becomes [`Family::Anomaly`], in the
+    /// alert and in `context`.
+    pub fn new(
+        at: Timestamp,
+        flow: &FlowContext,
+        prefix: &str,
+        category: String,
+        mut context: AlertContext,
+    ) -> Alert {
+        let about_source = context.family.about_source();
+        let subject = if about_source {
+            flow.src_ip
+        } else {
+            flow.dest_ip
+        };
+        if !known(subject) {
+            context.family = Family::Anomaly;
+        }
+        let family = context.family;
+        let endpoint = (family != Family::Anomaly).then_some(Endpoint { ip: subject });
+        let (source, target) = if about_source {
+            (endpoint, None)
+        } else {
+            (None, endpoint)
+        };
+        let has_ports = matches!(flow.proto, Proto::Tcp | Proto::Udp);
+        let port = |p: u16| (has_ports || p != 0).then_some(p);
+        let tuple = match flow.proto.number() {
+            Some(n) if known(flow.src_ip) && known(flow.dest_ip) => Some(n),
+            _ => None,
+        };
+        // ICMP's Community ID needs the type and code, which the flow lacks;
+        // its flow id hashes the addresses alone.
+        let ports = has_ports.then_some((flow.src_port, flow.dest_port));
+        let digest = tuple.and_then(|n| tuple_digest(0, flow.src_ip, flow.dest_ip, n, ports));
+        let icmp = matches!(flow.proto, Proto::Icmp | Proto::Icmpv6);
+        Alert {
+            timestamp: at,
+            flow_id: digest.map(|d| flow_id_of(&d)),
+            event_type: "alert",
+            src_ip: flow.src_ip,
+            src_port: port(flow.src_port),
+            dest_ip: flow.dest_ip,
+            dest_port: port(flow.dest_port),
+            proto: flow.proto,
+            community_id: digest.filter(|_| !icmp).map(|d| community_text(&d)),
+            alert: AlertInfo {
+                action: "allowed",
+                gid: GID,
+                signature_id: family.signature_id(),
+                rev: REV,
+                signature: family.signature(prefix, flow),
+                category,
+                severity: family.severity(),
+                source,
+                target,
+                context,
+            },
+        }
+    }
+
+    /// Start or end of the episode.
+    pub fn state(&self) -> State {
+        self.alert.context.state
+    }
+
+    /// The detection family.
+    pub fn family(&self) -> Family {
+        self.alert.context.family
+    }
+
+    /// The address the episode is about: `alert.target` or `alert.source`.
+    pub fn subject(&self) -> Option<IpAddr> {
+        self.alert.target.or(self.alert.source).map(|e| e.ip)
+    }
+
     /// The alert as one JSON line, without the newline.
     pub fn to_json(&self) -> String {
         // Serialising plain structs of strings and numbers cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The [Community ID](https://github.com/corelight/community-id-spec) v1 of
+/// a flow, `"1:"` and the base64 of a SHA-1: the same for both directions.
+/// `src_port` and `dst_port` are the ports for TCP (6), UDP (17) and SCTP
+/// (132), the type and code for ICMP (1) and ICMPv6 (58), and ignored for
+/// other protocols. `None` when the addresses are of different families.
+pub fn community_id(
+    seed: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    src_port: u16,
+    dst_port: u16,
+) -> Option<String> {
+    let ports = match proto {
+        1 | 58 => {
+            // Requests and replies map onto one two-way flow: the type as
+            // source port, its counterpart as destination port. Other types
+            // are one-way: type and code, never reordered.
+            match icmp_counterpart(proto == 58, src_port) {
+                Some(other) => Some((src_port, other)),
+                None => {
+                    let bytes = endpoint_bytes(seed, src, dst, proto, Some((src_port, dst_port)));
+                    return bytes.map(|b| community_text(&sha1(&b)));
+                }
+            }
+        }
+        6 | 17 | 132 => Some((src_port, dst_port)),
+        _ => None,
+    };
+    tuple_digest(seed, src, dst, proto, ports).map(|d| community_text(&d))
+}
+
+/// The ICMP (or ICMPv6) type answering `icmp_type`, for the request and
+/// reply pairs of the Community ID spec.
+fn icmp_counterpart(v6: bool, icmp_type: u16) -> Option<u16> {
+    const V4: [(u16, u16); 5] = [(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)];
+    const V6: [(u16, u16); 6] = [
+        (128, 129),
+        (133, 134),
+        (135, 136),
+        (130, 131),
+        (139, 140),
+        (144, 145),
+    ];
+    let pairs: &[(u16, u16)] = if v6 { &V6 } else { &V4 };
+    pairs.iter().find_map(|&(a, b)| {
+        if a == icmp_type {
+            Some(b)
+        } else if b == icmp_type {
+            Some(a)
+        } else {
+            None
+        }
+    })
+}
+
+/// SHA-1 of the flow tuple ordered so that both directions give the same
+/// bytes: the smaller (address, port) end first.
+fn tuple_digest(
+    seed: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+) -> Option<[u8; 20]> {
+    let (sp, dp) = ports.unwrap_or((0, 0));
+    let forward = match (src, dst) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (a.octets(), sp) <= (b.octets(), dp),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (a.octets(), sp) <= (b.octets(), dp),
+        _ => return None,
+    };
+    let bytes = if forward {
+        endpoint_bytes(seed, src, dst, proto, ports)
+    } else {
+        endpoint_bytes(seed, dst, src, proto, ports.map(|(s, d)| (d, s)))
+    };
+    bytes.map(|b| sha1(&b))
+}
+
+/// The Community ID hash input: seed, addresses, protocol, a zero pad byte,
+/// then the ports when the protocol has them; all in network byte order.
+fn endpoint_bytes(
+    seed: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+) -> Option<Vec<u8>> {
+    let mut b = Vec::with_capacity(40);
+    b.extend_from_slice(&seed.to_be_bytes());
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            b.extend_from_slice(&s.octets());
+            b.extend_from_slice(&d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            b.extend_from_slice(&s.octets());
+            b.extend_from_slice(&d.octets());
+        }
+        _ => return None,
+    }
+    b.extend_from_slice(&[proto, 0]);
+    if let Some((s, d)) = ports {
+        b.extend_from_slice(&s.to_be_bytes());
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    Some(b)
+}
+
+fn community_text(digest: &[u8; 20]) -> String {
+    format!(
+        "1:{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The first 63 bits of the digest: positive as Suricata's signed flow ids.
+fn flow_id_of(digest: &[u8; 20]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first) >> 1
+}
+
+/// SHA-1 (FIPS 180-4) of a short message: the hash the Community ID spec
+/// names. Not for security.
+fn sha1(msg: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let mut data = msg.to_vec();
+    data.push(0x80);
+    while data.len() % 64 != 56 {
+        data.push(0);
+    }
+    data.extend_from_slice(&((msg.len() as u64) * 8).to_be_bytes());
+    for block in data.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, &wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -349,14 +866,14 @@ mod tests {
     use std::net::Ipv6Addr;
 
     #[test]
-    fn timestamps_format_as_rfc3339_utc_micros() {
+    fn timestamps_format_as_suricata_utc_micros() {
         let t = |s: f64| Timestamp::from_secs(s).to_string();
-        assert_eq!(t(0.0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(t(1_780_000_000.25), "2026-05-28T20:26:40.250000Z");
-        assert_eq!(t(951_782_400.000_001), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(t(-1.5), "1969-12-31T23:59:58.500000Z");
-        assert_eq!(t(f64::NAN), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(t(253_402_300_799.5), "9999-12-31T23:59:59.500000Z");
+        assert_eq!(t(0.0), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(t(1_780_000_000.25), "2026-05-28T20:26:40.250000+0000");
+        assert_eq!(t(951_782_400.000_001), "2000-02-29T00:00:00.000001+0000");
+        assert_eq!(t(-1.5), "1969-12-31T23:59:58.500000+0000");
+        assert_eq!(t(f64::NAN), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(t(253_402_300_799.5), "9999-12-31T23:59:59.500000+0000");
         // Saturates instead of overflowing.
         assert!(t(1e300).starts_with("29"));
     }
@@ -434,5 +951,202 @@ mod tests {
         let f = FlowContext::from_packet(&meta(v4, tcp));
         assert_eq!((f.proto, f.src_port, f.dest_port), (Proto::Tcp, 1, 2));
         assert_eq!(Proto::Other(47).to_string(), "47");
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    #[test]
+    fn sha1_matches_the_fips_examples() {
+        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let two_blocks = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_eq!(
+            hex(sha1(two_blocks)),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    /// The spec's published vectors (its baseline, and Zeek's tests of its
+    /// `community_id_v1`), both directions where the flow is two-way.
+    #[test]
+    fn community_id_matches_the_spec_vectors() {
+        let (a, b) = (v4(1, 2, 3, 4), v4(5, 6, 7, 8));
+        let (a6, b6): (IpAddr, IpAddr) = (
+            "fe80:0001:0203:0405:0607:0809:0A0B:0C0D".parse().unwrap(),
+            "fe80:1011:1213:1415:1617:1819:1A1B:1C1D".parse().unwrap(),
+        );
+        let cases = [
+            (0, a, b, 6, 1122, 3344, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+            (0, b, a, 6, 3344, 1122, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+            (0, a, b, 17, 1122, 3344, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="),
+            (0, b, a, 17, 3344, 1122, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="),
+            (0, a, b, 1, 8, 0, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="),
+            (0, b, a, 1, 0, 0, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="),
+            (0, a6, b6, 58, 128, 0, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo="),
+            (0, b6, a6, 58, 129, 0, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo="),
+            (0, a, b, 46, 0, 0, "1:ikv3kmf89luf73WPz1jOs49S768="),
+            (1, a, b, 6, 1122, 3344, "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="),
+            (1, a, b, 17, 1122, 3344, "1:OShq+iKDAMVouh/4bMxB9Sz4amw="),
+            (1, a, b, 1, 8, 0, "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="),
+            (1, a6, b6, 58, 128, 0, "1:IO27GQzPuCtNnwFvjWALMHu5tJE="),
+        ];
+        for (seed, src, dst, proto, sp, dp, want) in cases {
+            let got = community_id(seed, src, dst, proto, sp, dp);
+            assert_eq!(got.as_deref(), Some(want), "{seed} {src} {dst} {proto}");
+        }
+        assert_eq!(community_id(0, a, a6, 6, 1, 2), None);
+    }
+
+    #[test]
+    fn families_have_distinct_ids_and_names() {
+        let mut ids: Vec<u32> = Family::ALL.iter().map(|f| f.signature_id()).collect();
+        ids.dedup();
+        assert_eq!(ids, [1_990_001, 1_990_002, 1_990_003, 1_990_004, 1_990_005]);
+        for f in Family::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+            assert!((1..=3).contains(&f.severity()));
+        }
+        assert!(Family::InfectedHost.about_source() && !Family::FloodTarget.about_source());
+    }
+
+    fn context(family: Family) -> AlertContext {
+        AlertContext {
+            state: State::Start,
+            family,
+            score: 2.0,
+            threshold: 1.0,
+            top_features: vec![],
+            episode: EpisodeSummary::new(10.0, 10.5, 100, 6_000, 2.0, 3, None),
+        }
+    }
+
+    fn flow(src: IpAddr, dest: IpAddr, proto: Proto) -> FlowContext {
+        FlowContext {
+            src_ip: src,
+            src_port: 1122,
+            dest_ip: dest,
+            dest_port: 3344,
+            proto,
+            bytes: 60,
+        }
+    }
+
+    #[test]
+    fn alerts_name_their_subject_and_flow() {
+        let (s, d) = (v4(1, 2, 3, 4), v4(5, 6, 7, 8));
+        let at = Timestamp::from_secs(10.0);
+        let f = flow(s, d, Proto::Udp);
+        let a = Alert::new(
+            at,
+            &f,
+            "floodwatch",
+            "anomaly".into(),
+            context(Family::FloodTarget),
+        );
+        assert_eq!(a.alert.signature, "floodwatch: UDP flood toward 5.6.7.8");
+        assert_eq!(
+            (a.alert.signature_id, a.alert.gid, a.alert.rev),
+            (1_990_001, 1, 1)
+        );
+        assert_eq!(
+            (a.alert.target, a.alert.source),
+            (Some(Endpoint { ip: d }), None)
+        );
+        assert_eq!(a.subject(), Some(d));
+        assert_eq!(
+            a.community_id.as_deref(),
+            Some("1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=")
+        );
+        // The flow id is the same both ways and differs between flows.
+        let back = flow(d, s, Proto::Udp);
+        let back = FlowContext {
+            src_port: 3344,
+            dest_port: 1122,
+            ..back
+        };
+        let b = Alert::new(at, &back, "fw", "c".into(), context(Family::InfectedHost));
+        assert_eq!(a.flow_id, b.flow_id);
+        assert!(a.flow_id.unwrap() < 1 << 63);
+        assert_eq!(
+            b.alert.signature,
+            "fw: anomalous traffic from 5.6.7.8, possibly an infected host"
+        );
+        assert_eq!(
+            (b.alert.source, b.alert.target),
+            (Some(Endpoint { ip: d }), None)
+        );
+        let tcp = Alert::new(
+            at,
+            &flow(s, d, Proto::Tcp),
+            "fw",
+            "c".into(),
+            context(Family::FloodTarget),
+        );
+        assert_ne!(tcp.flow_id, a.flow_id);
+        // Rates over the episode, at least one second.
+        let e = &a.alert.context.episode;
+        assert_eq!((e.pps, e.bps), (100.0, 48_000.0));
+        let scan = Alert::new(at, &f, "fw", "c".into(), context(Family::HorizontalScan));
+        assert_eq!(scan.alert.signature, "fw: horizontal scan from 1.2.3.4");
+        let v = Alert::new(at, &f, "fw", "c".into(), context(Family::VerticalScan));
+        assert_eq!(
+            v.alert.signature,
+            "fw: vertical scan from 1.2.3.4 of 5.6.7.8"
+        );
+    }
+
+    #[test]
+    fn unknown_addresses_are_left_out() {
+        let none = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let at = Timestamp::from_secs(10.0);
+        let f = FlowContext {
+            src_port: 0,
+            dest_port: 0,
+            ..flow(none, none, Proto::None)
+        };
+        let a = Alert::new(
+            at,
+            &f,
+            "floodwatch",
+            "UDP.flood".into(),
+            context(Family::FloodTarget),
+        );
+        assert_eq!(a.family(), Family::Anomaly);
+        assert_eq!(a.alert.signature_id, 1_990_005);
+        assert_eq!(a.alert.signature, "floodwatch: anomalous traffic");
+        assert_eq!(a.subject(), None);
+        let v: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        for key in [
+            "src_ip",
+            "dest_ip",
+            "src_port",
+            "dest_port",
+            "proto",
+            "flow_id",
+            "community_id",
+        ] {
+            assert!(v.get(key).is_none(), "{key} in {v}");
+        }
+        assert!(v["alert"].get("target").is_none() && v["alert"].get("source").is_none());
+        assert_eq!(v["alert"]["category"], "UDP.flood");
+        assert_eq!(v["alert"]["context"]["family"], "anomaly");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:10.000000+0000");
+        // ICMP: addresses and a flow id, no ports and no Community ID.
+        let icmp = flow(v4(10, 0, 0, 1), v4(10, 0, 0, 2), Proto::Icmp);
+        let icmp = FlowContext {
+            src_port: 0,
+            dest_port: 0,
+            ..icmp
+        };
+        let a = Alert::new(at, &icmp, "fw", "c".into(), context(Family::FloodTarget));
+        assert_eq!(a.alert.signature, "fw: ICMP flood toward 10.0.0.2");
+        assert!(a.flow_id.is_some() && a.community_id.is_none());
+        assert_eq!((a.src_port, a.dest_port), (None, None));
     }
 }

@@ -24,8 +24,8 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 
 use super::alert::{
-    Action, Alert, AlertInfo, EndReason, EpisodeSummary, FeatureShare, FlowContext, NamedShare,
-    ScoredRecord, Timestamp,
+    Alert, AlertContext, EndReason, EpisodeSummary, Family, FeatureShare, FlowContext, NamedShare,
+    ScoredRecord, State, Timestamp,
 };
 use super::sink::AlertSink;
 use super::vote::{VoteParams, VoteWindow};
@@ -66,7 +66,7 @@ impl Default for TrackerParams {
             max_episodes: 1_024,
             top_features: 5,
             threshold: 0.0,
-            signature: "floodwatch anomaly".into(),
+            signature: "floodwatch".into(),
             category: "anomaly".into(),
             feature_names: Vec::new(),
         }
@@ -76,7 +76,7 @@ impl Default for TrackerParams {
 impl TrackerParams {
     /// Defaults: victim-centric, 6 of 10 votes, 30 s episode timeout,
     /// 65,536 targets (a few MB), 1,024 open episodes, 5 top features,
-    /// threshold 0, signature "floodwatch anomaly", category "anomaly".
+    /// threshold 0, signature prefix "floodwatch", category "anomaly".
     pub fn new() -> Self {
         Self::default()
     }
@@ -129,7 +129,8 @@ impl TrackerParams {
         self
     }
 
-    /// The alerts' `signature`. Default "floodwatch anomaly".
+    /// What the alerts' `signature` starts with, before a colon and what
+    /// happened. Default "floodwatch".
     pub fn signature(mut self, s: impl Into<String>) -> Self {
         self.signature = s.into();
         self
@@ -397,7 +398,7 @@ impl EpisodeTracker {
         }
         let ep = Episode::open(rec, ts, top_k);
         self.stats.started += 1;
-        let alert = self.alert(Action::Start, &ep, ts, rec.score, None);
+        let alert = self.alert(State::Start, &ep, ts, rec.score, None);
         self.open.push(key, ep);
         result.and(sink.alert(&alert)).map(|()| alerting)
     }
@@ -440,7 +441,7 @@ impl EpisodeTracker {
         sink: &mut S,
     ) -> io::Result<()> {
         self.stats.ended += 1;
-        let alert = self.alert(Action::End, &ep, at, ep.peak_score, Some(reason));
+        let alert = self.alert(State::End, &ep, at, ep.peak_score, Some(reason));
         sink.alert(&alert)
     }
 
@@ -453,27 +454,20 @@ impl EpisodeTracker {
 
     fn alert(
         &self,
-        action: Action,
+        state: State,
         ep: &Episode,
         at: f64,
         score: f64,
         end_reason: Option<EndReason>,
     ) -> Alert {
         let p = &self.params;
-        let flow = &ep.peak_flow;
-        Alert {
-            timestamp: Timestamp::from_secs(at),
-            event_type: "alert",
-            src_ip: flow.src_ip,
-            src_port: flow.src_port,
-            dest_ip: flow.dest_ip,
-            dest_port: flow.dest_port,
-            proto: flow.proto,
-            alert: AlertInfo {
-                action,
-                signature: p.signature.clone(),
-                category: ep.family.clone().unwrap_or_else(|| p.category.clone()),
-            },
+        let family = match p.target {
+            TargetKey::DestIp => Family::FloodTarget,
+            TargetKey::SrcIp => Family::InfectedHost,
+        };
+        let context = AlertContext {
+            state,
+            family,
             score,
             threshold: p.threshold,
             top_features: ep
@@ -484,16 +478,24 @@ impl EpisodeTracker {
                     share: f.share,
                 })
                 .collect(),
-            episode: EpisodeSummary {
-                start: Timestamp::from_secs(ep.start),
-                last_seen: Timestamp::from_secs(ep.last_seen),
-                packets: ep.packets,
-                bytes: ep.bytes,
-                peak_score: ep.peak_score,
-                sources: ep.sources.estimate(),
+            episode: EpisodeSummary::new(
+                ep.start,
+                ep.last_seen,
+                ep.packets,
+                ep.bytes,
+                ep.peak_score,
+                ep.sources.estimate(),
                 end_reason,
-            },
-        }
+            ),
+        };
+        let category = ep.family.clone().unwrap_or_else(|| p.category.clone());
+        Alert::new(
+            Timestamp::from_secs(at),
+            &ep.peak_flow,
+            &p.signature,
+            category,
+            context,
+        )
     }
 }
 
@@ -565,7 +567,7 @@ mod tests {
             .unwrap();
         t.flush(&mut out).unwrap();
         assert_eq!(out.0.len(), 2);
-        assert_eq!(out.0[1].episode.packets, 2);
+        assert_eq!(out.0[1].alert.context.episode.packets, 2);
         assert_eq!(out.0[0].timestamp, Timestamp::from_secs(0.0));
     }
 

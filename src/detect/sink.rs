@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::alert::Alert;
+use super::alert::{Alert, State};
 
 /// Receives alert events, in order.
 pub trait AlertSink {
@@ -112,12 +112,30 @@ pub struct HookStats {
     pub dropped: u64,
 }
 
-/// Runs a shell command (`sh -c CMD`) for each alert, with the alert's JSON
-/// line on its standard input. Never blocks the detector: at most
-/// `max_running` commands run at once and further alerts are counted as
-/// dropped meanwhile. The command's standard output is discarded so it cannot
-/// interleave with alerts written to standard output; its standard error is
-/// inherited.
+/// Runs a command for each alert, with the alert's JSON line on its
+/// standard input and FastNetMon's notify-script arguments:
+/// `CMD <ip> <incoming|outgoing> <pps> <ban|unban>`.
+///
+/// - `ip`: the address the episode is about (`alert.target` or
+///   `alert.source`); empty when the alert has none (table rows without
+///   addresses), so a script must check it before blocking anything.
+/// - `incoming` for a destination-keyed episode (a victim), `outgoing` for
+///   a source-keyed one (a scanner or an infected host).
+/// - `pps`: the episode's records per second, rounded
+///   (`alert.context.episode.pps`; 1 on `start`, see [`Alert`]).
+/// - `ban` when the episode starts, `unban` when it ends.
+///
+/// The same values are in the environment as `FLOODWATCH_IP`,
+/// `FLOODWATCH_DIRECTION`, `FLOODWATCH_PPS` and `FLOODWATCH_ACTION`, with
+/// `FLOODWATCH_SIGNATURE_ID`. A command that is one word without shell
+/// syntax (a program path, as FastNetMon's `notify_script_path`) is run
+/// directly with the four arguments; anything else runs as `sh -c CMD`
+/// with the arguments as `$1` to `$4` (write `"$@"` to pass them on).
+///
+/// Never blocks the detector: at most `max_running` commands run at once
+/// and further alerts are counted as dropped meanwhile. The command's
+/// standard output is discarded so it cannot interleave with alerts written
+/// to standard output; its standard error is inherited.
 #[derive(Debug)]
 pub struct CommandHook {
     command: String,
@@ -176,14 +194,53 @@ impl CommandHook {
         });
     }
 
-    fn spawn(&self) -> io::Result<Child> {
-        Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
+    fn spawn(&self, alert: &Alert) -> io::Result<Child> {
+        let args = hook_args(alert);
+        let mut cmd = if is_program(&self.command) {
+            Command::new(&self.command)
+        } else {
+            let mut sh = Command::new("sh");
+            sh.arg("-c").arg(&self.command).arg("floodwatch");
+            sh
+        };
+        cmd.args(&args)
+            .env("FLOODWATCH_IP", &args[0])
+            .env("FLOODWATCH_DIRECTION", &args[1])
+            .env("FLOODWATCH_PPS", &args[2])
+            .env("FLOODWATCH_ACTION", &args[3])
+            .env(
+                "FLOODWATCH_SIGNATURE_ID",
+                alert.alert.signature_id.to_string(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
     }
+}
+
+/// FastNetMon's notify-script arguments: ip, direction, pps, ban or unban.
+fn hook_args(alert: &Alert) -> [String; 4] {
+    let ip = alert.subject().map(|ip| ip.to_string()).unwrap_or_default();
+    let direction = if alert.family().about_source() {
+        "outgoing"
+    } else {
+        "incoming"
+    };
+    // Finite: counts divided by at least one second.
+    let pps = alert.alert.context.episode.pps.round() as u64;
+    let action = match alert.state() {
+        State::Start => "ban",
+        State::End => "unban",
+    };
+    [ip, direction.into(), pps.to_string(), action.into()]
+}
+
+/// Whether a hook command is a lone program (no blanks, no shell syntax).
+fn is_program(command: &str) -> bool {
+    !command.is_empty()
+        && !command
+            .chars()
+            .any(|c| c.is_whitespace() || "|&;<>()$`\\\"'*?[]#~={}%!".contains(c))
 }
 
 impl AlertSink for CommandHook {
@@ -193,7 +250,7 @@ impl AlertSink for CommandHook {
             self.stats.dropped += 1;
             return Ok(());
         }
-        let mut child = match self.spawn() {
+        let mut child = match self.spawn(alert) {
             Ok(c) => c,
             Err(_) => {
                 self.stats.failed += 1;
@@ -238,37 +295,29 @@ impl AlertSink for CommandHook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::alert::{Action, AlertInfo, EpisodeSummary, Proto, Timestamp};
+    use crate::detect::alert::{
+        AlertContext, EpisodeSummary, Family, FlowContext, Proto, State, Timestamp,
+    };
     use std::net::{IpAddr, Ipv4Addr};
 
     fn alert() -> Alert {
-        let t = Timestamp::from_secs(1.0);
-        Alert {
-            timestamp: t,
-            event_type: "alert",
-            src_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        let flow = FlowContext {
+            src_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
             src_port: 1,
-            dest_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            dest_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)),
             dest_port: 2,
             proto: Proto::Udp,
-            alert: AlertInfo {
-                action: Action::Start,
-                signature: "s".into(),
-                category: "c".into(),
-            },
+            bytes: 60,
+        };
+        let context = AlertContext {
+            state: State::Start,
+            family: Family::FloodTarget,
             score: 1.0,
             threshold: 0.5,
             top_features: vec![],
-            episode: EpisodeSummary {
-                start: t,
-                last_seen: t,
-                packets: 1,
-                bytes: 2,
-                peak_score: 1.0,
-                sources: 1,
-                end_reason: None,
-            },
-        }
+            episode: EpisodeSummary::new(1.0, 3.0, 1_000, 60_000, 1.0, 1, None),
+        };
+        Alert::new(Timestamp::from_secs(1.0), &flow, "s", "c".into(), context)
     }
 
     struct Failing;
@@ -289,7 +338,8 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(v["alert"]["action"], "start");
+        assert_eq!(v["alert"]["action"], "allowed");
+        assert_eq!(v["alert"]["context"]["state"], "start");
         assert_eq!(v["proto"], "UDP");
     }
 
@@ -333,5 +383,16 @@ mod tests {
                 dropped: 1
             }
         );
+    }
+
+    #[test]
+    fn lone_programs_run_directly_and_the_rest_through_the_shell() {
+        assert!(is_program("/usr/local/bin/notify_about_attack.sh"));
+        assert!(is_program("notify"));
+        for shell in ["", "cat >> f", "a|b", "x;y", "$HOME/x", "~/x", "a=b"] {
+            assert!(!is_program(shell), "{shell}");
+        }
+        let a = alert();
+        assert_eq!(hook_args(&a), ["10.0.0.5", "incoming", "500", "ban"]);
     }
 }

@@ -812,7 +812,7 @@ fn scores_err(e: io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::alert::{Action, FlowContext, Proto};
+    use crate::detect::alert::{FlowContext, Proto, State};
     use crate::detect::vote::VoteParams;
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -945,11 +945,11 @@ mod tests {
         let starts: Vec<_> = alerts
             .0
             .iter()
-            .filter(|a| a.alert.action == Action::Start)
+            .filter(|a| a.state() == State::Start)
             .collect();
         assert_eq!(starts.len(), 1, "{:?}", alerts.0);
         assert_eq!(starts[0].dest_ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)));
-        assert!(!starts[0].top_features.is_empty());
+        assert!(!starts[0].alert.context.top_features.is_empty());
         assert_eq!(alerts.0.len(), 2, "start and (flush) end");
         assert_eq!(s.alerts, 2);
         assert!(s.p99_latency.is_some());

@@ -1,0 +1,353 @@
+//! Every alert validates as a Suricata EVE event: against Suricata's own
+//! JSON schema (`../shared/schemas/suricata-eve-schema.json`, strict at the
+//! top level and in `alert`), checked by python3's `jsonschema` package
+//! (Draft 2020-12). Alerts of every kind the tests can make: built directly
+//! for every family, protocol and address kind; from a capture through
+//! `watch --pcap`; from table rows through `watch --stdin` with a bundle
+//! from `train`, with and without their addresses.
+//!
+//! Without the schema or the validator the tests print why and skip, unless
+//! `FLOODWATCH_REQUIRE_DATA=1`: then they fail.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use floodwatch::detect::alert::{
+    Alert, AlertContext, EndReason, EpisodeSummary, Family, FlowContext, NamedShare, Proto, State,
+    Timestamp,
+};
+use serde_json::Value;
+
+const SCHEMA: &str = "../shared/schemas/suricata-eve-schema.json";
+
+/// Validates JSON lines from stdin against the schema named by argv[1];
+/// prints each error and exits 1 if any (or if there was no line at all).
+const VALIDATE: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+validator = Draft202012Validator(schema)
+lines = errors = 0
+for number, line in enumerate(sys.stdin, 1):
+    if not line.strip():
+        continue
+    lines += 1
+    for e in validator.iter_errors(json.loads(line)):
+        errors += 1
+        print(f"line {number}: /{'/'.join(map(str, e.absolute_path))}: {e.message}")
+print(f"{lines} lines, {errors} errors")
+sys.exit(1 if errors or not lines else 0)
+"#;
+
+/// Skips (printing why) or, with FLOODWATCH_REQUIRE_DATA=1, fails.
+fn skip(why: &str) -> Option<PathBuf> {
+    if std::env::var("FLOODWATCH_REQUIRE_DATA").as_deref() == Ok("1") {
+        panic!("FLOODWATCH_REQUIRE_DATA=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// The schema, when it and the validator are there.
+fn schema() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA);
+    if !path.exists() {
+        return skip(&format!("{SCHEMA} not found"));
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => Some(path),
+        _ => skip("no python3 with the jsonschema package (pip install jsonschema)"),
+    }
+}
+
+/// Runs the validator on `lines`.
+fn run_validator(schema: &Path, lines: &str) -> Output {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(VALIDATE)
+        .arg(schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that every line of `lines` (at least one) is a valid EVE event.
+fn assert_valid(schema: &Path, what: &str, lines: &str) {
+    let out = run_validator(schema, lines);
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+fn context(family: Family, state: State, score: f64) -> AlertContext {
+    let end_reason = (state == State::End).then_some(EndReason::Timeout);
+    AlertContext {
+        state,
+        family,
+        score,
+        threshold: 0.5,
+        top_features: vec![NamedShare {
+            name: "syn_rate".into(),
+            share: 0.75,
+        }],
+        episode: EpisodeSummary::new(100.0, 130.5, 5_000, 300_000, score, 42, end_reason),
+    }
+}
+
+/// Alerts of every family, state, protocol and address kind.
+fn direct_alerts() -> Vec<Alert> {
+    let unknown = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let v6 = (
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+    );
+    let pairs = [
+        (v4(192, 168, 1, 23), v4(10, 0, 0, 5)),
+        v6,
+        (unknown, v4(10, 0, 0, 5)),
+        (v4(192, 168, 1, 23), unknown),
+        (unknown, unknown),
+    ];
+    let protos = [
+        Proto::Tcp,
+        Proto::Udp,
+        Proto::Icmp,
+        Proto::Icmpv6,
+        Proto::Arp,
+        Proto::Other(47),
+        Proto::None,
+    ];
+    let mut out = Vec::new();
+    for family in Family::ALL {
+        for (src_ip, dest_ip) in pairs {
+            for proto in protos {
+                for (state, score) in [(State::Start, 2.5), (State::End, f64::NAN)] {
+                    let flow = FlowContext {
+                        src_ip,
+                        src_port: 40_000,
+                        dest_ip,
+                        dest_port: 53,
+                        proto,
+                        bytes: 60,
+                    };
+                    let at = Timestamp::from_secs(1_764_082_791.123_456);
+                    let ctx = context(family, state, score);
+                    out.push(Alert::new(at, &flow, "floodwatch", "anomaly".into(), ctx));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn json_lines(alerts: &[Alert]) -> String {
+    alerts.iter().map(|a| a.to_json() + "\n").collect()
+}
+
+#[test]
+fn the_validator_rejects_what_suricata_would_not_write() {
+    let Some(schema) = schema() else { return };
+    let good = direct_alerts()[0].to_json();
+    let mut bad: Value = serde_json::from_str(&good).unwrap();
+    bad["score"] = 1.0.into();
+    let mut z_time: Value = serde_json::from_str(&good).unwrap();
+    z_time["timestamp"] = "2025-11-25T14:59:51.123456Z".into();
+    let mut alert_extra: Value = serde_json::from_str(&good).unwrap();
+    alert_extra["alert"]["episode"] = Value::Object(Default::default());
+    for (what, v) in [
+        ("score", bad),
+        ("Z time", z_time),
+        ("alert.episode", alert_extra),
+    ] {
+        let out = run_validator(&schema, &format!("{v}\n"));
+        assert!(!out.status.success(), "{what} passed: {v}");
+    }
+    assert_valid(&schema, "one good alert", &format!("{good}\n"));
+}
+
+#[test]
+fn alerts_of_every_family_protocol_and_address_kind_validate() {
+    let Some(schema) = schema() else { return };
+    let alerts = direct_alerts();
+    assert_eq!(alerts.len(), 5 * 5 * 7 * 2);
+    let text = json_lines(&alerts);
+    assert!(!text.contains("0.0.0.0"), "unknown addresses are left out");
+    assert_valid(&schema, "direct alerts", &text);
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run floodwatch");
+    assert!(
+        out.status.success(),
+        "floodwatch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn parse(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Checks a `watch` run's alerts: valid, one start and one end per
+/// episode, the family's target named.
+fn check_watch_alerts(schema: &Path, what: &str, text: &str) -> Vec<Value> {
+    let alerts = parse(text);
+    assert!(!alerts.is_empty(), "{what}: no alert");
+    assert_valid(schema, what, text);
+    let state = |a: &Value| a["alert"]["context"]["state"].as_str().unwrap().to_owned();
+    let starts = alerts.iter().filter(|a| state(a) == "start").count();
+    assert_eq!(2 * starts, alerts.len(), "{what}: {text}");
+    for a in &alerts {
+        assert_eq!(a["event_type"], "alert");
+        assert_eq!(a["alert"]["action"], "allowed");
+        let family = a["alert"]["context"]["family"].as_str().unwrap();
+        if family == "flood_target" {
+            assert_eq!(a["alert"]["target"]["ip"], a["dest_ip"], "{what}: {a}");
+            assert_eq!(a["alert"]["signature_id"], 1_990_001);
+        }
+    }
+    alerts
+}
+
+#[test]
+fn alerts_from_captures_validate() {
+    let Some(schema) = schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("s.pcap");
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--packets", "6000", "--rate", "100"])
+            .args(["--attack", "syn-spoofed", "--pcap"])
+            .arg(&synth)
+            .arg("--labels")
+            .arg(dir.path().join("s.csv")),
+    );
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/pcap/pkt.TCP.synflood.spoofed.pcap");
+    let mut captures = vec![(synth, "3000")];
+    if real.exists() {
+        captures.push((real, "20000"));
+    } else {
+        skip("../shared/data/pcap/pkt.TCP.synflood.spoofed.pcap not found");
+    }
+    for (pcap, grace) in captures {
+        let file = dir.path().join("a.jsonl");
+        run_ok(
+            bin()
+                .args(["-q", "watch", "--grace", grace, "--pcap"])
+                .arg(&pcap)
+                .arg("--alerts")
+                .arg(&file),
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let what = pcap.display().to_string();
+        for a in check_watch_alerts(&schema, &what, &text) {
+            // Packets: capture time, a 5-tuple, its ids.
+            assert!(
+                a["flow_id"].is_u64() && a["community_id"].is_string(),
+                "{a}"
+            );
+            assert!(a["timestamp"].as_str().unwrap().ends_with("+0000"));
+            assert_eq!(a["alert"]["context"]["family"], "flood_target");
+        }
+    }
+}
+
+#[test]
+fn alerts_from_table_rows_validate_and_leave_unknown_addresses_out() {
+    let Some(schema) = schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.csv");
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rows", "3000", "--out"])
+            .arg(&table),
+    );
+    // The same table with the address and time columns renamed so that
+    // floodwatch does not know them as such (they stay features): a table
+    // without addresses and times.
+    let text = std::fs::read_to_string(&table).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    assert!(header.contains("sourceIp,destIp,") && header.contains(",timestamp,"));
+    let renamed = header
+        .replace("sourceIp,destIp,", "sourceHostAddr,destHostAddr,")
+        .replace(",timestamp,", ",captured,");
+    let bare = dir.path().join("bare.csv");
+    std::fs::write(&bare, format!("{renamed}\n{body}")).unwrap();
+    for (what, table) in [("rows", &table), ("bare rows", &bare)] {
+        let model = table.with_extension("fwm");
+        run_ok(
+            bin()
+                .args(["-q", "train", "--epochs", "3", "--data"])
+                .arg(table)
+                .arg("--model")
+                .arg(&model),
+        );
+        let text = std::fs::read_to_string(table).unwrap();
+        let input: Vec<&str> = text.lines().take(301).collect();
+        let file = dir.path().join("a.jsonl");
+        let mut child = bin()
+            .args(["-q", "watch", "--stdin", "--queue", "100000", "--model"])
+            .arg(&model)
+            .arg("--alerts")
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.join("\n").as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("rejected"), "{stderr}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("0.0.0.0"), "{what}: {text}");
+        let alerts = check_watch_alerts(&schema, what, &text);
+        if what == "bare rows" {
+            for a in &alerts {
+                for key in ["src_ip", "dest_ip", "flow_id", "community_id"] {
+                    assert!(a.get(key).is_none(), "{key} in {a}");
+                }
+                assert_eq!(a["alert"]["context"]["family"], "anomaly");
+                assert_eq!(a["alert"]["signature"], "floodwatch: anomalous traffic");
+                // No time column: the wall clock (this century, not 2017).
+                let year: u32 = a["timestamp"].as_str().unwrap()[..4].parse().unwrap();
+                assert!(year >= 2025, "{a}");
+            }
+        } else {
+            assert!(alerts.iter().all(|a| a["dest_ip"].is_string()));
+        }
+    }
+}
