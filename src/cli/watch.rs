@@ -530,6 +530,9 @@ fn render(s: &Summary) -> String {
         s.table_entries,
         s.evictions,
     );
+    if s.stopped && s.sides.iter().any(|side| side.threshold.is_infinite()) {
+        out.push_str("stopped during grace: nothing was learned, scored or saved\n");
+    }
     if s.sides.len() > 1 {
         for side in &s.sides {
             out.push_str(&format!(

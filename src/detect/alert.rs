@@ -350,6 +350,11 @@ impl Family {
         }
     }
 
+    /// The family named `name` (as [`name`](Self::name) gives it).
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// The name in `alert.context.family`, e.g. `"flood_target"`.
     pub fn name(self) -> &'static str {
         match self {

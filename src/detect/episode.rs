@@ -461,9 +461,11 @@ impl EpisodeTracker {
         end_reason: Option<EndReason>,
     ) -> Alert {
         let p = &self.params;
-        let family = match p.target {
-            TargetKey::DestIp => Family::FloodTarget,
-            TargetKey::SrcIp => Family::InfectedHost,
+        let named = ep.family.as_deref().and_then(Family::from_name);
+        let family = match (p.target, named) {
+            (TargetKey::DestIp, _) => Family::FloodTarget,
+            (TargetKey::SrcIp, Some(f)) => f,
+            (TargetKey::SrcIp, None) => Family::InfectedHost,
         };
         let context = AlertContext {
             state,

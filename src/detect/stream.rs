@@ -448,7 +448,12 @@ impl Engine {
             }
         }
         if self.phase != Phase::Detect {
-            return Err(self.grace_unfinished());
+            if !self.summary.stopped {
+                return Err(self.grace_unfinished());
+            }
+            // A requested stop in grace is not a failure, but nothing was
+            // learned: the summary's thresholds say so.
+            return Ok(self.finish_summary(started));
         }
         for s in &mut self.sides {
             if let Some(t) = &mut s.tracker {
@@ -652,7 +657,7 @@ impl Engine {
                         .spec
                         .scorer
                         .family(xs)
-                        .or_else(|| side_family(s.spec.side, &self.top, names));
+                        .or_else(|| side_family(s.spec.side, &self.top, names, xs));
                 }
             }
             let rec = ScoredRecord {
@@ -774,16 +779,26 @@ impl Engine {
     }
 }
 
-/// What a source-side anomaly looks like, from its largest contributions:
-/// many new addresses is a horizontal scan, many new ports on known ones a
-/// vertical scan, anything else an infected host. Destination-side
-/// anomalies take the tracker's default category.
-fn side_family(side: Side, top: &[FeatureShare], names: &[String]) -> Option<&'static str> {
+/// What a source-side anomaly looks like, from its largest contributions
+/// and its sending rate: many new addresses is a horizontal scan, many new
+/// ports of known ones a vertical scan, anything else (a flood's source
+/// among them: thousands of packets a second) an infected host.
+/// Destination-side anomalies take the tracker's default.
+fn side_family(
+    side: Side,
+    top: &[FeatureShare],
+    names: &[String],
+    x: &[f64],
+) -> Option<&'static str> {
     if side != Side::Source {
         return None;
     }
-    let mut new_dst = 0.0;
-    let mut new_service = 0.0;
+    let (mut new_dst, mut new_service, mut rate) = (0.0, 0.0, 0.0);
+    for (name, v) in names.iter().zip(x) {
+        if name == "src_L1_rate" {
+            rate = *v;
+        }
+    }
     for f in top {
         let name = names.get(f.feature).map_or("", String::as_str);
         if name.ends_with("new_dst_rate") {
@@ -792,14 +807,17 @@ fn side_family(side: Side, top: &[FeatureShare], names: &[String]) -> Option<&'s
             new_service += f.share;
         }
     }
-    Some(if new_dst + new_service < 0.3 {
-        "infected host"
+    Some(if new_dst + new_service < 0.3 || rate > FLOOD_RATE {
+        "infected_host"
     } else if new_dst >= new_service * 0.5 {
-        "horizontal scan"
+        "horizontal_scan"
     } else {
-        "vertical scan"
+        "vertical_scan"
     })
 }
+
+/// Packets a second above which a source is flooding, not probing.
+const FLOOD_RATE: f64 = 1000.0;
 
 fn alert_err(e: io::Error) -> Error {
     Error::io("alerts", e)
@@ -973,8 +991,11 @@ mod tests {
         );
         let stop = Arc::new(AtomicBool::new(true));
         let mut e = engine(500, stop);
-        let err = e.run(&mut src, &mut Collect::default()).unwrap_err();
-        assert!(err.to_string().contains("stopped during grace"), "{err}");
+        let s = e.run(&mut src, &mut Collect::default()).unwrap();
+        assert!(
+            s.stopped && s.sides.iter().all(|s| s.threshold.is_infinite()),
+            "{s:?}"
+        );
     }
 
     /// Sleeps on every record: a scorer slower than its input.
