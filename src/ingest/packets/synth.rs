@@ -1036,6 +1036,39 @@ mod tests {
         assert!(cfg.validate().is_err());
     }
 
+    /// The bytes this profile wrote before the day profile existed.
+    #[test]
+    fn iot_profile_bytes_are_unchanged() {
+        let (pcap, labels) = generate(&config(
+            20_000,
+            &["udp", "syn-spoofed", "ack", "http", "gre"],
+        ));
+        let benign = generate(&SynthConfig {
+            seed: 99,
+            rate: 1000.0,
+            ..config(5000, &[])
+        });
+        let got = [
+            (
+                pcap.len(),
+                crc32fast::hash(&pcap),
+                crc32fast::hash(labels.as_bytes()),
+            ),
+            (
+                benign.0.len(),
+                crc32fast::hash(&benign.0),
+                crc32fast::hash(benign.1.as_bytes()),
+            ),
+        ];
+        assert_eq!(
+            got,
+            [
+                (4_914_439, 1_420_354_993, 1_665_878_995),
+                (899_428, 1_227_985_552, 1_971_861_880)
+            ]
+        );
+    }
+
     #[test]
     fn zero_packets_is_an_empty_capture() {
         let (pcap, labels) = generate(&config(0, &["udp"]));
