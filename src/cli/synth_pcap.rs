@@ -239,6 +239,64 @@ mod tests {
     }
 
     #[test]
+    fn day_profile_places_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pcap, labels) = (dir.path().join("d.pcap"), dir.path().join("d.csv"));
+        let cli = Cli::try_parse_from([
+            "t",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--profile",
+            "day",
+            "--duration",
+            "40s",
+            "--rate",
+            "20",
+            "--attack",
+            "hscan",
+            "--attack-at",
+            "10s",
+            "--attack-duration",
+            "5s",
+            "--scan-ports",
+            "23,2323",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.scan_ports, [23, 2323]);
+        run(cli.args, &pcap, &labels, 3, true).unwrap();
+        let text = std::fs::read_to_string(&labels).unwrap();
+        let scans = text.lines().filter(|l| l.ends_with(",hscan")).count();
+        assert!((450..600).contains(&scans), "{scans}");
+    }
+
+    #[test]
+    fn day_only_flags_need_the_day_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        let path = p.to_str().unwrap();
+        for extra in [
+            ["--duration", "1h"],
+            ["--attack", "vscan"],
+            ["--attack-at", "5m"],
+        ] {
+            let mut argv = vec!["t", "--pcap", path, "--labels", path];
+            argv.extend(extra);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let e = run(cli.args, &p, &p, 0, true).unwrap_err().to_string();
+            assert!(e.contains("needs --profile day"), "{e}");
+            assert!(!p.exists());
+        }
+        for bad in [["--duration", "6x"], ["--scan-ports", "23,x"]] {
+            let mut argv = vec!["t", "--pcap", "a", "--labels", "b", "--profile", "day"];
+            argv.extend(bad);
+            let e = Cli::try_parse_from(argv).unwrap_err().to_string();
+            assert!(e.contains(bad[0]), "{e}");
+        }
+    }
+
+    #[test]
     fn rejects_unknown_attack_and_bad_rate() {
         assert!(
             Cli::try_parse_from(["t", "--pcap", "a", "--labels", "b", "--attack", "smurf"])

@@ -136,6 +136,11 @@ impl Default for DayConfig {
     }
 }
 
+/// Slowest chatter or scan rate, per second.
+const MIN_RATE: f64 = 0.001;
+/// Fastest chatter or scan rate, per second.
+const MAX_RATE: f64 = 1e7;
+
 /// Most scanners at once: each gets its own address in 203.0.113.0/24.
 pub const MAX_SCANNERS: u32 = 200;
 
@@ -146,9 +151,11 @@ fn bad(msg: String) -> crate::Error {
 impl DayConfig {
     /// Checks the configuration; errors name the command-line flag.
     pub fn validate(&self) -> crate::Result<()> {
-        let positive = |x: f64| x.is_finite() && x > 0.0;
-        if !positive(self.rate) {
-            return Err(bad(format!("--rate should be positive, not {}", self.rate)));
+        if !(MIN_RATE..=MAX_RATE).contains(&self.rate) {
+            return Err(bad(format!(
+                "--rate should be {MIN_RATE} to {MAX_RATE} packets per second, not {}",
+                self.rate
+            )));
         }
         if self.start_ns < 0 {
             return Err(bad("--start should not be before 1970".into()));
@@ -179,10 +186,11 @@ impl DayConfig {
     /// the packet count at the chatter rate, whichever is shorter.
     fn span_ns(&self) -> i64 {
         let by_packets = self.packets.map(|n| (n as f64 / self.rate * NS) as i64);
-        match (self.duration_ns, by_packets) {
+        let span = match (self.duration_ns, by_packets) {
             (Some(d), Some(p)) => d.min(p),
-            (d, p) => d.or(p).unwrap_or(0).max(1),
-        }
+            (d, p) => d.or(p).unwrap_or(0),
+        };
+        span.max(1)
     }
 
     /// Onset of attack `i`, nanoseconds since the epoch.
@@ -199,9 +207,9 @@ impl DayConfig {
 
 impl ScanConfig {
     fn validate(&self) -> crate::Result<()> {
-        if !(self.rate.is_finite() && self.rate > 0.0) {
+        if !(MIN_RATE..=MAX_RATE).contains(&self.rate) {
             return Err(bad(format!(
-                "--scan-rate should be positive, not {}",
+                "--scan-rate should be {MIN_RATE} to {MAX_RATE} probes per second, not {}",
                 self.rate
             )));
         }

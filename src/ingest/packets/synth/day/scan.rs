@@ -202,7 +202,7 @@ impl Sim {
     }
 
     fn add_scanner(&mut self, s: Scanner, onset: i64) {
-        let first = onset + (self.rng.random_range(0.0..s.gap) * NS) as i64;
+        let first = onset.saturating_add((self.rng.random_range(0.0..s.gap) * NS) as i64);
         self.scanners.push(s);
         self.at(first, Event::Probe(self.scanners.len() - 1));
     }
