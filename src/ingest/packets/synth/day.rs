@@ -18,15 +18,17 @@
 //! capture with a 24 h day sees the rate about double), scaled so that the
 //! chatter averages `rate` packets per second over the capture.
 //!
-//! Churn: the three late-comers join part-way (DHCP discover, offer,
-//! request, ack, then a gratuitous ARP, before their first traffic); two
-//! phones leave for good; most hosts go quiet for 10-60 minutes now and
-//! then (about every 2.5 hours) and come back.
+//! Churn: the three late-comers join after about 20%, 45% and 70% of the
+//! capture (DHCP discover, offer, request, ack, then a gratuitous ARP,
+//! before their first traffic); two phones (.21, .22) leave for good after
+//! about 30% and 60%; most hosts go quiet for 10-60 minutes now and then
+//! (about every 2.5 hours) and come back (they still answer pings).
 //!
 //! Events on top of the chatter, at fixed rates independent of `rate`:
 //! bulk transfers (about 2.5 an hour: a PC or the NAS downloading or
-//! uploading 10-250 MB over TCP 443, or between a PC and the NAS over 445,
-//! at 300-2,000 full-size frames a second with an ACK every second frame);
+//! uploading over TCP 443, or a PC backing up to or restoring from the NAS
+//! over 445, at 400-2,000 full-size frames a second for 20-90 s, i.e.
+//! 11-260 MB, with an ACK every second frame the other way);
 //! software updates (about every 2 hours, 3-6 IoT devices within a minute
 //! each look up the update server and fetch 1-6 MB of firmware over HTTP);
 //! the monitoring host pinging every host that has joined, one after the

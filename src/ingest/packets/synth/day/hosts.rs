@@ -11,8 +11,8 @@ use crate::ingest::packets::synth::{
 };
 
 /// Packets an exchange writes on average (request, reply, sometimes an
-/// ACK; multicast has no reply), measured on the mix below.
-pub(super) const PACKETS_PER_EXCHANGE: f64 = 2.3;
+/// ACK; multicast has no reply), worked out from the mixes and weights below.
+pub(super) const PACKETS_PER_EXCHANGE: f64 = 2.5;
 /// Mean time between two quiet spells of a host, seconds.
 const QUIET_EVERY: f64 = 9000.0;
 /// The monitoring host's address (last octet).
