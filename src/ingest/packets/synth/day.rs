@@ -49,6 +49,7 @@ mod traffic;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::io::{self, Write};
+use std::net::Ipv4Addr;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -322,11 +323,7 @@ struct Planned {
 }
 
 impl Planned {
-    fn new(
-        label: &str,
-        attackers: Vec<std::net::Ipv4Addr>,
-        targets: Vec<(std::net::Ipv4Addr, u8)>,
-    ) -> Self {
+    fn new(label: &str, attackers: Vec<Ipv4Addr>, targets: Vec<(Ipv4Addr, u8)>) -> Self {
         Planned {
             plan: AttackSpan {
                 label: label.to_string(),

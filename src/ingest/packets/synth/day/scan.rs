@@ -266,13 +266,15 @@ impl Sim {
         let sport = self.rng.random_range(1024..65_535);
         let seq = self.rng.random();
         let sc = &mut self.scanners[s];
+        // Outside scanners are some hops away.
+        let ttl = if sc.mac == GATEWAY_MAC { 47 } else { 64 };
         tcp_frame(
             f,
             sc.mac,
             dmac,
             sc.ip,
             dst,
-            64,
+            ttl,
             (sport, port),
             seq,
             0x02,
