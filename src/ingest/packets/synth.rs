@@ -23,6 +23,10 @@ use std::str::FromStr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod day;
+
+pub use day::{parse_duration, write_day, DayConfig, ScanConfig, Scenario, MAX_SCANNERS};
+
 use super::capture::LinkType;
 use super::pcap::PcapWriter;
 use super::wire::{checksum_add, checksum_finish};
@@ -145,6 +149,24 @@ pub struct SynthSummary {
     pub normal: u64,
     /// Time of the last packet, nanoseconds since the Unix epoch.
     pub end_ns: i64,
+    /// The attacks that sent packets, in the order they began.
+    pub attacks: Vec<AttackSpan>,
+}
+
+/// When one attack ran, and between whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttackSpan {
+    /// Its label in the label file (e.g. `syn-spoofed`, `hscan`).
+    pub label: String,
+    /// Time of its first packet, nanoseconds since the Unix epoch.
+    pub onset_ns: i64,
+    /// Time of its last packet, nanoseconds since the Unix epoch.
+    pub end_ns: i64,
+    /// Addresses of the hosts sending it (for spoofed floods, the bots' own).
+    pub attackers: Vec<Ipv4Addr>,
+    /// The attacked networks, as (address, prefix length): a /32 for one
+    /// host, `0.0.0.0/0` for random Internet addresses.
+    pub targets: Vec<(Ipv4Addr, u8)>,
 }
 
 /// Writes the capture (classic pcap, Ethernet, microseconds) to `pcap` and
@@ -183,10 +205,28 @@ pub fn write<P: Write, L: Write>(
         summary.packets += 1;
         summary.normal += u64::from(attack.is_none());
         summary.end_ns = ts_ns;
+        if let Some(a) = attack {
+            note_flood(&mut summary.attacks, &net, a, ts_ns);
+        }
     }
     out.finish().map_err(io)?;
     labels.flush().map_err(io)?;
     Ok(summary)
+}
+
+/// Extends the span of flood `a` to `ts_ns`, starting it if it is new.
+fn note_flood(spans: &mut Vec<AttackSpan>, net: &Network, a: Attack, ts_ns: i64) {
+    let label = a.to_string();
+    match spans.iter_mut().find(|s| s.label == label) {
+        Some(s) => s.end_ns = ts_ns,
+        None => spans.push(AttackSpan {
+            label,
+            onset_ns: ts_ns,
+            end_ns: ts_ns,
+            attackers: net.devices[..DEVICES / 2].iter().map(|d| d.ip).collect(),
+            targets: vec![(VICTIM, 32)],
+        }),
+    }
 }
 
 /// The flood whose burst covers packet `i`, if any.
@@ -598,83 +638,86 @@ impl Network {
     fn flood(&mut self, a: Attack, f: &mut Vec<u8>) {
         let bot = self.rng.random_range(0..self.devices.len() / 2);
         let (mac, own_ip) = (self.devices[bot].mac, self.devices[bot].ip);
-        let src = if a.spoofed {
-            Ipv4Addr::from(self.rng.random::<u32>())
-        } else {
-            own_ip
-        };
-        let sport = self.rng.random_range(1024..65_535);
-        let seq = self.rng.random();
-        let ttl = 64;
-        match a.kind {
-            FloodKind::Udp => {
-                let dport = self.rng.random();
-                let rng = &mut self.rng;
-                udp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, sport, dport, |p| {
-                    random_bytes(p, rng, 512)
-                });
-            }
-            FloodKind::Syn => {
-                let dport = self.rng.random();
-                tcp_frame(
-                    f,
-                    mac,
-                    GATEWAY_MAC,
-                    src,
-                    VICTIM,
-                    ttl,
-                    (sport, dport),
-                    seq,
-                    0x02,
-                    &[],
-                );
-            }
-            FloodKind::Ack => {
-                let dport = self.rng.random();
-                let mut body = vec![0; 512];
-                self.rng.fill(&mut body[..]);
-                tcp_frame(
-                    f,
-                    mac,
-                    GATEWAY_MAC,
-                    src,
-                    VICTIM,
-                    ttl,
-                    (sport, dport),
-                    seq,
-                    0x10,
-                    &body,
-                );
-            }
-            FloodKind::Http => {
-                let req = b"GET / HTTP/1.1\r\nHost: 198.51.100.23\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
-                tcp_frame(
-                    f,
-                    mac,
-                    GATEWAY_MAC,
-                    src,
-                    VICTIM,
-                    ttl,
-                    (sport, 80),
-                    seq,
-                    0x18,
-                    req,
-                );
-            }
-            FloodKind::Gre => {
-                let inner_src = Ipv4Addr::from(self.rng.random::<u32>());
-                let dport = self.rng.random();
-                let rng = &mut self.rng;
-                f.clear();
-                eth(f, mac, GATEWAY_MAC, 0x0800);
-                let outer = ipv4_begin(f, src, VICTIM, ttl, 47);
-                f.extend_from_slice(&[0, 0, 0x08, 0x00]);
-                let inner = ipv4_begin(f, inner_src, VICTIM, ttl, 17);
-                udp_header(f, sport, dport);
-                random_bytes(f, rng, 512);
-                ipv4_end(f, inner);
-                ipv4_end(f, outer);
-            }
+        flood_frame(&mut self.rng, a, mac, own_ip, f);
+    }
+}
+
+/// Writes one frame of flood `a` from the bot at `mac` / `own_ip` to [`VICTIM`].
+fn flood_frame(rng: &mut ChaCha8Rng, a: Attack, mac: [u8; 6], own_ip: Ipv4Addr, f: &mut Vec<u8>) {
+    let src = if a.spoofed {
+        Ipv4Addr::from(rng.random::<u32>())
+    } else {
+        own_ip
+    };
+    let sport = rng.random_range(1024..65_535);
+    let seq = rng.random();
+    let ttl = 64;
+    match a.kind {
+        FloodKind::Udp => {
+            let dport = rng.random();
+            udp_frame(f, mac, GATEWAY_MAC, src, VICTIM, ttl, sport, dport, |p| {
+                random_bytes(p, rng, 512)
+            });
+        }
+        FloodKind::Syn => {
+            let dport = rng.random();
+            tcp_frame(
+                f,
+                mac,
+                GATEWAY_MAC,
+                src,
+                VICTIM,
+                ttl,
+                (sport, dport),
+                seq,
+                0x02,
+                &[],
+            );
+        }
+        FloodKind::Ack => {
+            let dport = rng.random();
+            let mut body = vec![0; 512];
+            rng.fill(&mut body[..]);
+            tcp_frame(
+                f,
+                mac,
+                GATEWAY_MAC,
+                src,
+                VICTIM,
+                ttl,
+                (sport, dport),
+                seq,
+                0x10,
+                &body,
+            );
+        }
+        FloodKind::Http => {
+            let req = b"GET / HTTP/1.1\r\nHost: 198.51.100.23\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
+            tcp_frame(
+                f,
+                mac,
+                GATEWAY_MAC,
+                src,
+                VICTIM,
+                ttl,
+                (sport, 80),
+                seq,
+                0x18,
+                req,
+            );
+        }
+        FloodKind::Gre => {
+            let inner_src = Ipv4Addr::from(rng.random::<u32>());
+            let dport = rng.random();
+            f.clear();
+            eth(f, mac, GATEWAY_MAC, 0x0800);
+            let outer = ipv4_begin(f, src, VICTIM, ttl, 47);
+            f.extend_from_slice(&[0, 0, 0x08, 0x00]);
+            let inner = ipv4_begin(f, inner_src, VICTIM, ttl, 17);
+            udp_header(f, sport, dport);
+            random_bytes(f, rng, 512);
+            ipv4_end(f, inner);
+            ipv4_end(f, outer);
         }
     }
 }
@@ -1034,6 +1077,39 @@ mod tests {
             ..config(10, &[])
         };
         assert!(cfg.validate().is_err());
+    }
+
+    /// The bytes this profile wrote before the day profile existed.
+    #[test]
+    fn iot_profile_bytes_are_unchanged() {
+        let (pcap, labels) = generate(&config(
+            20_000,
+            &["udp", "syn-spoofed", "ack", "http", "gre"],
+        ));
+        let benign = generate(&SynthConfig {
+            seed: 99,
+            rate: 1000.0,
+            ..config(5000, &[])
+        });
+        let got = [
+            (
+                pcap.len(),
+                crc32fast::hash(&pcap),
+                crc32fast::hash(labels.as_bytes()),
+            ),
+            (
+                benign.0.len(),
+                crc32fast::hash(&benign.0),
+                crc32fast::hash(benign.1.as_bytes()),
+            ),
+        ];
+        assert_eq!(
+            got,
+            [
+                (4_914_439, 1_420_354_993, 1_665_878_995),
+                (899_428, 1_227_985_552, 1_971_861_880)
+            ]
+        );
     }
 
     #[test]
