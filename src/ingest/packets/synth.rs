@@ -13,6 +13,10 @@
 //! its middle half, during which packets arrive [`FLOOD_SPEEDUP`] times
 //! faster and nine in ten belong to the flood. Everything follows from the
 //! seed: the same configuration writes the same bytes.
+//!
+//! The `day` profile ([`write_day`], [`DayConfig`]) is a longer, varied home
+//! network with scans, floods and an infected device at given times; its
+//! traffic model is described in its module.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -1109,6 +1113,20 @@ mod tests {
                 (4_914_439, 1_420_354_993, 1_665_878_995),
                 (899_428, 1_227_985_552, 1_971_861_880)
             ]
+        );
+    }
+
+    #[test]
+    fn summary_lists_the_floods() {
+        let cfg = config(3000, &["udp", "syn-spoofed"]);
+        let s = write(&cfg, io::sink(), io::sink()).unwrap();
+        let labels: Vec<_> = s.attacks.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(labels, ["udp", "syn-spoofed"]);
+        let (udp, syn) = (&s.attacks[0], &s.attacks[1]);
+        assert!(udp.onset_ns < udp.end_ns && udp.end_ns < syn.onset_ns);
+        assert_eq!(
+            (syn.attackers.len(), &syn.targets),
+            (4, &vec![(VICTIM, 32)])
         );
     }
 

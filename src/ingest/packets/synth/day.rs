@@ -40,7 +40,9 @@
 //! capture) and last `attack_duration` each, one after the other with a
 //! pause as long as an attack between them. See [`Scenario`] for what each
 //! sends. Memory stays bounded: only pending replies and running events are
-//! kept. Everything follows from the seed.
+//! kept. Everything follows from the seed, and the benign packets are the
+//! same with or without attacks (the attacks draw from their own random
+//! stream).
 
 mod hosts;
 mod scan;
@@ -414,7 +416,11 @@ impl Ord for Due {
 
 /// The simulated network.
 struct Sim {
+    /// Randomness of the benign traffic.
     rng: ChaCha8Rng,
+    /// Randomness of the attacks, apart so that the benign packets are the
+    /// same with and without attacks.
+    attack_rng: ChaCha8Rng,
     queue: BinaryHeap<Reverse<Due>>,
     n: u64,
     start_ns: i64,
@@ -448,8 +454,11 @@ impl Sim {
         let mut noise = vec![0; 8192];
         rng.fill(&mut noise[..]);
         let phase = std::f64::consts::TAU * span_ns as f64 / cfg.day_ns as f64;
+        let mut attack_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        attack_rng.set_stream(1);
         let mut sim = Sim {
             rng,
+            attack_rng,
             queue: BinaryHeap::new(),
             n: 0,
             start_ns: cfg.start_ns,

@@ -192,7 +192,8 @@ pub(super) enum Reply {
         host: usize,
         port: u16,
     },
-    /// Data from `remote:rport` to the host's `lport`; an ACK follows.
+    /// The server's answer on connection `ports` (host's port, server's);
+    /// the host's ACK follows.
     Tcp {
         host: usize,
         remote: Ipv4Addr,

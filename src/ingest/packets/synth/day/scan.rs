@@ -192,7 +192,7 @@ impl Sim {
                 sweep: sweep.clone(),
                 mac: GATEWAY_MAC,
                 ip: scanner_ip(k),
-                offset: self.rng.random_range(0..SWEEP),
+                offset: self.attack_rng.random_range(0..SWEEP),
                 sent: 0,
                 gap: 1.0 / cfg.scan.rate,
                 end_ns: end,
@@ -202,7 +202,7 @@ impl Sim {
     }
 
     fn add_scanner(&mut self, s: Scanner, onset: i64) {
-        let first = onset.saturating_add((self.rng.random_range(0.0..s.gap) * NS) as i64);
+        let first = onset.saturating_add((self.attack_rng.random_range(0.0..s.gap) * NS) as i64);
         self.scanners.push(s);
         self.at(first, Event::Probe(self.scanners.len() - 1));
     }
@@ -253,8 +253,12 @@ impl Sim {
             Sweep::Internet => None,
         };
         let (dst, port) = planned.unwrap_or_else(|| {
-            let port = if self.rng.random_bool(0.9) { 23 } else { 2323 };
-            (internet_addr(&mut self.rng), port)
+            let port = if self.attack_rng.random_bool(0.9) {
+                23
+            } else {
+                2323
+            };
+            (internet_addr(&mut self.attack_rng), port)
         });
         let home = dst.octets()[..3] == [192, 168, 1];
         let host = self.by_octet[usize::from(dst.octets()[3])].filter(|_| home);
@@ -263,8 +267,8 @@ impl Sim {
             None if home => [0x02, 0x42, 0x1c, 0x00, 0x01, dst.octets()[3]],
             None => GATEWAY_MAC,
         };
-        let sport = self.rng.random_range(1024..65_535);
-        let seq = self.rng.random();
+        let sport = self.attack_rng.random_range(1024..65_535);
+        let seq = self.attack_rng.random();
         let sc = &mut self.scanners[s];
         // Outside scanners are some hops away.
         let ttl = if sc.mac == GATEWAY_MAC { 47 } else { 64 };
@@ -282,7 +286,7 @@ impl Sim {
         );
         sc.sent += 1;
         let (span, gap) = (sc.span, sc.gap);
-        let next = t + (gap * self.rng.random_range(0.5..1.5) * NS) as i64;
+        let next = t + (gap * self.attack_rng.random_range(0.5..1.5) * NS) as i64;
         self.at(next, Event::Probe(s));
         if let Some(host) = host.filter(|&h| self.hosts[h].present(t)) {
             let answer = Event::Answer {
@@ -291,7 +295,8 @@ impl Sim {
                 port,
                 sport,
             };
-            self.after(t, (0.0002, 0.002), answer);
+            let delay = self.attack_rng.random_range(0.0002..0.002);
+            self.at(t + (delay * NS) as i64, answer);
         }
         Some(span)
     }
@@ -305,7 +310,7 @@ impl Sim {
         sport: u16,
         f: &mut Vec<u8>,
     ) -> usize {
-        let seq = self.rng.random();
+        let seq = self.attack_rng.random();
         let (sc, d) = (&self.scanners[s], &self.hosts[h]);
         let flags = if d.open_ports().contains(&port) {
             0x12
@@ -334,10 +339,10 @@ impl Sim {
             return None;
         }
         let (span, gap, attack) = (src.span, src.gap, src.attack);
-        let bot = src.bots[self.rng.random_range(0..src.bots.len())];
+        let bot = src.bots[self.attack_rng.random_range(0..src.bots.len())];
         let (mac, ip) = (self.hosts[bot].mac, self.hosts[bot].ip);
-        flood_frame(&mut self.rng, attack, mac, ip, f);
-        let gap_ns = -(1.0 - self.rng.random::<f64>()).ln() * gap * NS;
+        flood_frame(&mut self.attack_rng, attack, mac, ip, f);
+        let gap_ns = -(1.0 - self.attack_rng.random::<f64>()).ln() * gap * NS;
         self.at(t + gap_ns as i64 + 1, Event::Flood(s));
         Some(span)
     }

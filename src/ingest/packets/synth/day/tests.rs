@@ -117,6 +117,33 @@ fn is_deterministic_per_seed() {
     assert_ne!(crc(&cfg).0, crc(&other).0);
 }
 
+/// A CRC of the benign frames and their times.
+fn benign_crc(cfg: &DayConfig) -> (u32, u64) {
+    let mut h = crc32fast::Hasher::new();
+    let mut n = 0;
+    generate(cfg, |t, f, label| {
+        if label == "normal" {
+            h.update(&t.to_le_bytes());
+            h.update(f);
+            n += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    (h.finalize(), n)
+}
+
+#[test]
+fn attacks_leave_the_benign_traffic_as_it_was() {
+    let benign = config(5, 40.0, &[]);
+    let attacked = DayConfig {
+        attack_at_ns: Some(MIN),
+        attack_duration_ns: 30 * SEC,
+        ..config(5, 40.0, &["hscan", "vscan", "infected", "syn-spoofed"])
+    };
+    assert_eq!(benign_crc(&benign), benign_crc(&attacked));
+}
+
 #[test]
 fn decodes_cleanly() {
     let cfg = DayConfig {
@@ -481,4 +508,26 @@ fn parses_durations_and_attacks() {
     let syn: Scenario = "syn-spoofed".parse().unwrap();
     assert_eq!(syn.to_string(), "syn-spoofed");
     assert!("smurf".parse::<Scenario>().unwrap_err().contains("hscan"));
+}
+
+#[test]
+fn memory_stays_bounded() {
+    let cfg = config(360, 50.0, &["hscan", "infected", "udp"]);
+    let end = cfg.start_ns + 360 * MIN;
+    let mut sim = Sim::new(&cfg);
+    let (mut f, mut most, mut events) = (Vec::new(), 0, 0u64);
+    while let Some(Reverse(due)) = sim.queue.pop() {
+        if due.t > end {
+            break;
+        }
+        sim.fire(due.t, due.ev, &mut f);
+        most = most.max(sim.queue.len());
+        events += 1;
+    }
+    assert!(events > 3_000_000, "{events}");
+    assert!(
+        most < 1000 && sim.transfers.len() < 10,
+        "{most} {}",
+        sim.transfers.len()
+    );
 }
