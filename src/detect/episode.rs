@@ -320,6 +320,14 @@ impl EpisodeTracker {
         }
     }
 
+    /// The attack family of the open episode about `host` (empty when none
+    /// was named), or `None` when no episode about it is open.
+    pub fn open_family(&self, host: &IpAddr) -> Option<&str> {
+        self.open
+            .peek(host)
+            .map(|ep| ep.family.as_deref().unwrap_or(""))
+    }
+
     /// Whether an episode about `host` is open.
     pub fn is_open(&self, host: &IpAddr) -> bool {
         self.open.contains(host)

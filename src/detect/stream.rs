@@ -619,46 +619,36 @@ impl Engine {
     #[inline]
     fn detect(&mut self, info: &RecordInfo, x: &[f64], sink: &mut dyn AlertSink) -> Result<()> {
         let mut scored = [(0.0, false); 2];
+        for (s, slot) in self.sides.iter_mut().zip(scored.iter_mut()) {
+            let score = s.spec.scorer.score(&x[s.spec.range.clone()])?;
+            *slot = (score, score > s.threshold);
+        }
+        let open = self.open_episodes(info);
         let mut any = false;
-        let mut target_open = false;
         for (i, s) in self.sides.iter_mut().enumerate() {
-            let xs = &x[s.spec.range.clone()];
-            let score = s.spec.scorer.score(xs)?;
-            let mut is_anomaly = score > s.threshold;
-            if let Some(slot) = scored.get_mut(i) {
-                *slot = (score, is_anomaly);
-            }
-            any |= is_anomaly;
+            let (score, above) = scored.get(i).copied().unwrap_or_default();
+            any |= above;
             let Some(tracker) = &mut s.tracker else {
                 continue;
             };
-            match s.spec.side {
-                Side::Destination => target_open = tracker.is_open(&info.flow.dest_ip),
-                // Traffic toward a target under attack belongs to that
-                // target's episode (which counts its sources): it does not
-                // open one per source, only feeds a source's open episode.
-                Side::Source => {
-                    is_anomaly &= !target_open || tracker.is_open(&info.flow.src_ip);
-                }
-            }
+            let is_anomaly = above && open.admits(s.spec.side);
             self.top.clear();
             let mut family = None;
-            if score > s.threshold {
+            if above {
                 s.anomalies += 1;
             }
-            if is_anomaly {
-                if tracker.wants_explanation(&info.flow, score) {
-                    let shares = &mut self.shares[..xs.len()];
-                    if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {
-                        FeatureShare::top_k(shares, self.params.top_features, &mut self.top);
-                    }
-                    let names = &self.names[s.spec.range.clone()];
-                    family = s
-                        .spec
-                        .scorer
-                        .family(xs)
-                        .or_else(|| side_family(s.spec.side, &self.top, names, xs));
+            let xs = &x[s.spec.range.clone()];
+            if is_anomaly && tracker.wants_explanation(&info.flow, score) {
+                let shares = &mut self.shares[..xs.len()];
+                if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {
+                    FeatureShare::top_k(shares, self.params.top_features, &mut self.top);
                 }
+                let names = &self.names[s.spec.range.clone()];
+                family = s
+                    .spec
+                    .scorer
+                    .family(xs)
+                    .or_else(|| side_family(s.spec.side, names, xs));
             }
             let rec = ScoredRecord {
                 timestamp: info.timestamp,
@@ -676,6 +666,24 @@ impl Engine {
         }
         let n = self.sides.len().min(2);
         self.write_score(info, Some(&scored[..n]))
+    }
+
+    /// Which episodes about this record's two hosts are open now.
+    fn open_episodes(&self, info: &RecordInfo) -> OpenEpisodes {
+        let mut open = OpenEpisodes::default();
+        for s in &self.sides {
+            let Some(t) = &s.tracker else { continue };
+            match s.spec.side {
+                Side::Destination => open.target = t.is_open(&info.flow.dest_ip),
+                Side::Source => {
+                    open.source = t.is_open(&info.flow.src_ip);
+                    open.scanner = t
+                        .open_family(&info.flow.src_ip)
+                        .is_some_and(|f| f.ends_with("_scan"));
+                }
+            }
+        }
+        open
     }
 
     #[inline]
@@ -779,44 +787,59 @@ impl Engine {
     }
 }
 
-/// What a source-side anomaly looks like, from its largest contributions
-/// and its sending rate: many new addresses is a horizontal scan, many new
-/// ports of known ones a vertical scan, anything else (a flood's source
-/// among them: thousands of packets a second) an infected host.
-/// Destination-side anomalies take the tracker's default.
-fn side_family(
-    side: Side,
-    top: &[FeatureShare],
-    names: &[String],
-    x: &[f64],
-) -> Option<&'static str> {
+/// Open episodes about a record's destination and source.
+///
+/// One packet feeds both sides, but one attack should make one episode:
+/// traffic toward a target under attack belongs to the target's episode
+/// (which counts its sources), so it opens no episode per source, only
+/// feeds a source's open one; and probes of a scanner with an open episode
+/// open none per probed address.
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenEpisodes {
+    target: bool,
+    source: bool,
+    scanner: bool,
+}
+
+impl OpenEpisodes {
+    /// Whether an anomalous record may count in `side`'s vote.
+    fn admits(&self, side: Side) -> bool {
+        match side {
+            Side::Destination => self.target || !self.scanner,
+            Side::Source => self.source || !self.target,
+        }
+    }
+}
+
+/// What a source-side anomaly looks like, from the source's new peers a
+/// second (the fastest window): new addresses is a horizontal scan, new
+/// ports of known addresses a vertical scan (or, thousands a second, a
+/// random-port flood), anything else an infected host. Destination-side
+/// anomalies take the tracker's default.
+fn side_family(side: Side, names: &[String], x: &[f64]) -> Option<&'static str> {
     if side != Side::Source {
         return None;
     }
-    let (mut new_dst, mut new_service, mut rate) = (0.0, 0.0, 0.0);
-    for (name, v) in names.iter().zip(x) {
-        if name == "src_L1_rate" {
-            rate = *v;
-        }
-    }
-    for f in top {
-        let name = names.get(f.feature).map_or("", String::as_str);
-        if name.ends_with("new_dst_rate") {
-            new_dst += f.share;
-        } else if name.ends_with("new_service_rate") {
-            new_service += f.share;
-        }
-    }
-    Some(if new_dst + new_service < 0.3 || rate > FLOOD_RATE {
+    let value = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| x.get(i).copied())
+            .unwrap_or(0.0)
+    };
+    let (dsts, services) = (value("src_L5_new_dsts"), value("src_L5_new_services"));
+    Some(if services < SCAN_RATE || services > FLOOD_RATE {
         "infected_host"
-    } else if new_dst >= new_service * 0.5 {
+    } else if dsts >= 0.5 * services {
         "horizontal_scan"
     } else {
         "vertical_scan"
     })
 }
 
-/// Packets a second above which a source is flooding, not probing.
+/// New peers a second from which a source is probing.
+const SCAN_RATE: f64 = 3.0;
+/// New services a second above which a source is flooding, not probing.
 const FLOOD_RATE: f64 = 1000.0;
 
 fn alert_err(e: io::Error) -> Error {

@@ -4,35 +4,40 @@
 //!
 //! Kitsune keys its statistics on the *source* (MAC-IP, IP, IP pair, socket
 //! pair). A flood from spoofed sources then looks like thousands of new
-//! benign hosts each sending one packet. The victim, however, sees its
-//! packet rate, its share of SYNs without ACK, the spread of ports and
-//! sources it receives change at once. A scanner spreads thin over many
+//! benign hosts each sending one packet. The victim, however, sees the
+//! spread of ports and sources it receives, and its SYNs, change at once. A scanner spreads thin over many
 //! destinations, each of which sees one probe; but the scanner itself sends
 //! to a new address (or port) with nearly every packet. So one table keyed
 //! by host (IP, ARP address, or MAC for frames without a network layer)
 //! holds both directions, and each packet updates its destination's
 //! *received* statistics and its source's *sent* statistics.
 //!
-//! For each of four decay rates (λ = 5, 1, 0.1, 0.01 per second; half-lives
-//! 0.2 s to 100 s), the destination side gives six features:
+//! The features count *events that floods and scans are made of*, not
+//! packets or bytes: a benign bulk transfer (one flow, thousands of full
+//! frames a second) or a daily swing in volume changes none of them much,
+//! while every flood vector and every scan multiplies one of them. For each
+//! of four decay rates (λ = 5, 1, 0.1, 0.01 per second; half-lives 0.2 s to
+//! 100 s), the destination side gives four features:
 //!
-//! - `rate`: packets per second received;
-//! - `size_mean`, `size_var`: mean and variance of their wire length;
-//! - `syn_share`: share of TCP segments with SYN set and ACK clear;
-//! - `port_change`: share of packets whose destination port differs from the
-//!   previous packet's (random-port floods: near 1);
-//! - `src_change`: share of packets whose source differs from the previous
-//!   packet's (spoofed or distributed floods: near 1);
+//! - `port_changes`: packets per second whose destination port is neither of
+//!   the last two distinct ones (random-port floods, vertical scans; a
+//!   packet interleaved into a busy flow counts once, not twice);
+//! - `src_changes`: the same for sources (spoofed or distributed floods);
+//! - `syns`: TCP segments per second with SYN set and ACK clear (SYN floods);
+//! - `size_mean`: mean wire length of what it receives;
 //!
-//! and the source side five:
+//! and the source side three:
 //!
-//! - `rate`: packets per second sent;
-//! - `recv_rate`: packets per second received (probes of a scan go largely
-//!   unanswered);
-//! - `new_dst_rate`: sends per second to an address the host has not sent to
-//!   in the last one to two minutes (horizontal scans);
-//! - `new_service_rate`: the same for (address, port) pairs (vertical scans);
-//! - `syn_share`: share of its TCP segments with SYN set and ACK clear.
+//! - `new_dsts`: packets per second sent to an address the host has not sent
+//!   to in the last one to two minutes (horizontal scans, worms); answers
+//!   (TCP RST, SYN-ACK) do not count, so a scanned host is not a scanner;
+//! - `new_services`: the same for (address, port) pairs (vertical scans,
+//!   random-port floods from an infected device);
+//! - `syns`: SYNs without ACK per second it sends.
+//!
+//! A flood that is one flow (one source, one port) is not seen by these
+//! features: it is indistinguishable from a bulk transfer without a volume
+//! limit, which is the job of a rate limit, not of anomaly detection.
 //!
 //! **Windows are usable from the first second.** A damped sum of a stream
 //! that began `a` seconds ago has only `1 - 2^(-λa)` of its settled weight,
@@ -45,13 +50,16 @@
 //! read as an extreme rate. Means, variances and shares are ratios of damped
 //! sums and need no correction.
 //!
+//! Each packet costs two table lookups (its two hosts) and eight `exp2`
+//! (the fade of each host's four windows).
+//!
 //! "Recently contacted" is a pair of 256-bit Bloom filters per host, the
 //! current and the previous generation, swapped every [`GENERATION`]
 //! seconds: fixed memory whatever the fan-out, a false "seen" at most a few
 //! percent for the dozens of peers a device talks to.
 //!
 //! The table holds at most `capacity` hosts, evicting the least recently
-//! seen one, so memory is bounded whatever the traffic (about 500 bytes a
+//! seen one, so memory is bounded whatever the traffic (about 300 bytes a
 //! host).
 
 use std::net::IpAddr;
@@ -69,9 +77,9 @@ use crate::{Error, Result};
 const LAMBDAS: [f64; 4] = [5.0, 1.0, 0.1, 0.01];
 const LANES: usize = LAMBDAS.len();
 /// Destination-side features per rate.
-const DST_PER_LANE: usize = 6;
+const DST_PER_LANE: usize = 4;
 /// Source-side features per rate.
-const SRC_PER_LANE: usize = 5;
+const SRC_PER_LANE: usize = 3;
 /// Destination-side features.
 pub const DST_FEATURES: usize = DST_PER_LANE * LANES;
 /// Number of features of the layout.
@@ -132,12 +140,9 @@ struct Lane {
     life: f64,
     w_in: f64,
     size: f64,
-    size2: f64,
     syn_in: f64,
     port_change: f64,
     src_change: f64,
-    w_out: f64,
-    tcp_out: f64,
     syn_out: f64,
     new_dst: f64,
     new_service: f64,
@@ -188,8 +193,8 @@ impl Recent {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Host {
     last_t: f64,
-    last_dport: u16,
-    last_src: u64,
+    last_dports: [u16; 2],
+    last_srcs: [u64; 2],
     lanes: [Lane; LANES],
     recent: Recent,
 }
@@ -206,7 +211,7 @@ struct Received {
 /// What one packet adds to the host at its source.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
-    tcp: bool,
+    answer: bool,
     syn: f64,
     dst: u64,
     service: u64,
@@ -216,8 +221,8 @@ impl Host {
     fn new(t: f64) -> Self {
         Host {
             last_t: t,
-            last_dport: 0,
-            last_src: 0,
+            last_dports: [0; 2],
+            last_srcs: [0; 2],
             lanes: [Lane::default(); LANES],
             recent: Recent {
                 since: t,
@@ -228,7 +233,7 @@ impl Host {
 
     /// Whether nothing was ever added (just inserted).
     fn is_new(&self) -> bool {
-        self.lanes[0].w_in == 0.0 && self.lanes[0].w_out == 0.0 && self.lanes[0].life == 0.0
+        self.lanes[0].life == 0.0 && self.recent.now == [0; 4] && self.lanes[0].w_in == 0.0
     }
 
     /// Fades every sum to `t`; packets out of order neither fade nor rewind.
@@ -245,12 +250,9 @@ impl Host {
             for v in [
                 &mut lane.w_in,
                 &mut lane.size,
-                &mut lane.size2,
                 &mut lane.syn_in,
                 &mut lane.port_change,
                 &mut lane.src_change,
-                &mut lane.w_out,
-                &mut lane.tcp_out,
                 &mut lane.syn_out,
                 &mut lane.new_dst,
                 &mut lane.new_service,
@@ -263,10 +265,8 @@ impl Host {
 
     #[inline]
     fn receive(&mut self, r: &Received, out: &mut [f64]) {
-        let port_change = f64::from(u8::from(r.dport != self.last_dport));
-        let src_change = f64::from(u8::from(r.src != self.last_src));
-        self.last_dport = r.dport;
-        self.last_src = r.src;
+        let port_change = f64::from(u8::from(changed(&mut self.last_dports, r.dport)));
+        let src_change = f64::from(u8::from(changed(&mut self.last_srcs, r.src)));
         for ((lane, o), lambda) in self
             .lanes
             .iter_mut()
@@ -275,20 +275,15 @@ impl Host {
         {
             lane.w_in += 1.0;
             lane.size += r.size;
-            lane.size2 += r.size * r.size;
             lane.syn_in += r.syn;
             lane.port_change += port_change;
             lane.src_change += src_change;
             let life = lane.life.max(min_life(lambda));
-            let mean = lane.size / lane.w_in;
-            let var = (lane.size2 / lane.w_in - mean * mean).max(0.0);
             o.copy_from_slice(&[
-                lane.w_in / life,
-                mean,
-                var,
-                lane.syn_in / lane.w_in,
-                lane.port_change / lane.w_in,
-                lane.src_change / lane.w_in,
+                lane.port_change / life,
+                lane.src_change / life,
+                lane.syn_in / life,
+                lane.size / lane.w_in,
             ]);
         }
     }
@@ -296,34 +291,41 @@ impl Host {
     #[inline]
     fn send(&mut self, s: &Sent, t: f64, out: &mut [f64]) {
         self.recent.age(t);
-        let new_dst = f64::from(u8::from(self.recent.insert(s.dst)));
-        let new_service = f64::from(u8::from(self.recent.insert(s.service)));
+        let (mut new_dst, mut new_service) = (0.0, 0.0);
+        if !s.answer {
+            new_dst = f64::from(u8::from(self.recent.insert(s.dst)));
+            new_service = f64::from(u8::from(self.recent.insert(s.service)));
+        }
         for ((lane, o), lambda) in self
             .lanes
             .iter_mut()
             .zip(out.chunks_exact_mut(SRC_PER_LANE))
             .zip(LAMBDAS)
         {
-            lane.w_out += 1.0;
-            lane.tcp_out += f64::from(u8::from(s.tcp));
             lane.syn_out += s.syn;
             lane.new_dst += new_dst;
             lane.new_service += new_service;
             let life = lane.life.max(min_life(lambda));
-            let syn_share = if lane.tcp_out > 0.0 {
-                lane.syn_out / lane.tcp_out
-            } else {
-                0.0
-            };
             o.copy_from_slice(&[
-                lane.w_out / life,
-                lane.w_in / life,
                 lane.new_dst / life,
                 lane.new_service / life,
-                syn_share,
+                lane.syn_out / life,
             ]);
         }
     }
+}
+
+/// Whether `v` is neither of the last two distinct values, which it
+/// becomes the latest of: a packet interleaved into a busy flow changes
+/// once, not twice.
+#[inline]
+fn changed<T: Copy + PartialEq>(last: &mut [T; 2], v: T) -> bool {
+    if v == last[0] {
+        return false;
+    }
+    let new = v != last[1];
+    *last = [v, last[0]];
+    new
 }
 
 /// The damped length of [`MIN_AGE`] seconds of life at rate `lambda`.
@@ -374,12 +376,17 @@ impl Victim {
         let t = p.timestamp;
         let (dst, src) = (Target::dst(p), Target::src(p));
         let (dst_h, src_h) = (dst.hash(), src.hash());
-        let (tcp, syn, dport) = match p.transport {
+        // Answers (RST, SYN-ACK) reach no new peer of the sender's choice.
+        let (syn, dport, answer) = match p.transport {
             Transport::Tcp {
                 flags, dst_port, ..
-            } => (true, f64::from(u8::from(flags & 0x12 == 0x02)), dst_port),
-            Transport::Udp { dst_port, .. } => (false, 0.0, dst_port),
-            _ => (false, 0.0, 0),
+            } => (
+                f64::from(u8::from(flags & 0x12 == 0x02)),
+                dst_port,
+                flags & 0x04 != 0 || flags & 0x12 == 0x12,
+            ),
+            Transport::Udp { dst_port, .. } => (0.0, dst_port, false),
+            _ => (0.0, 0, false),
         };
         let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
         let received = Received {
@@ -390,7 +397,7 @@ impl Victim {
         };
         self.host(dst, t).receive(&received, dst_out);
         let sent = Sent {
-            tcp,
+            answer,
             syn,
             dst: dst_h,
             service: dst_h ^ (u64::from(dport) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -488,25 +495,12 @@ impl FeatureExtractor for Victim {
 fn names() -> Vec<String> {
     let mut names = Vec::with_capacity(N_FEATURES);
     for l in LAMBDAS {
-        for s in [
-            "rate",
-            "size_mean",
-            "size_var",
-            "syn_share",
-            "port_change",
-            "src_change",
-        ] {
+        for s in ["port_changes", "src_changes", "syns", "size_mean"] {
             names.push(format!("dst_L{l}_{s}"));
         }
     }
     for l in LAMBDAS {
-        for s in [
-            "rate",
-            "recv_rate",
-            "new_dst_rate",
-            "new_service_rate",
-            "syn_share",
-        ] {
+        for s in ["new_dsts", "new_services", "syns"] {
             names.push(format!("src_L{l}_{s}"));
         }
     }
@@ -553,55 +547,71 @@ mod tests {
         n.sort();
         n.dedup();
         assert_eq!(n.len(), N_FEATURES);
-        assert_eq!(v.names()[0], "dst_L5_rate");
-        assert_eq!(v.names()[DST_FEATURES], "src_L5_rate");
+        assert_eq!(v.names()[0], "dst_L5_port_changes");
+        assert_eq!(v.names()[DST_FEATURES], "src_L5_new_dsts");
     }
 
     #[test]
-    fn a_syn_burst_raises_the_victims_rate_and_syn_share() {
+    fn a_syn_burst_raises_the_victims_syns_and_port_changes() {
         let mut v = Victim::new(16).unwrap();
         let mut out = vec![0.0; N_FEATURES];
         v.update(&pkt(0.0, 2, 0x10, 100), &mut out);
-        let rate = col(&v, "dst_L1_rate");
-        let syn = col(&v, "dst_L1_syn_share");
-        assert!(out[rate] > 0.5 && out[rate] < 2.0, "{}", out[rate]);
-        assert_eq!(out[syn], 0.0);
-        for k in 0..1000 {
-            v.update(&pkt(1.0 + k as f64 * 1e-3, 2, 0x02, 60), &mut out);
+        let syns = col(&v, "dst_L1_syns");
+        let ports = col(&v, "dst_L1_port_changes");
+        assert_eq!(out[syns], 0.0);
+        for k in 0..1000u16 {
+            let p = pkt_from(1.0 + f64::from(k) * 1e-3, 1, 2, 0x02, 60, k);
+            v.update(&p, &mut out);
         }
-        assert!(out[rate] > 300.0, "{}", out[rate]);
-        assert!(out[syn] > 0.95, "{}", out[syn]);
+        assert!(out[syns] > 300.0, "{}", out[syns]);
+        assert!(out[ports] > 300.0, "{}", out[ports]);
         // Another target is unaffected.
         v.update(&pkt(2.0, 3, 0x10, 100), &mut out);
-        assert!(out[rate] < 2.0);
+        assert_eq!(out[syns], 0.0);
         assert_eq!(out[col(&v, "dst_L0.01_size_mean")], 100.0);
-        assert_eq!(out[col(&v, "dst_L0.01_size_var")], 0.0);
+    }
+
+    #[test]
+    fn one_busy_flow_changes_nothing() {
+        // A bulk transfer: 2,000 full frames a second, one source, one port.
+        let mut v = Victim::new(16).unwrap();
+        let mut out = vec![0.0; N_FEATURES];
+        for k in 0..4000 {
+            v.update(
+                &pkt_from(f64::from(k) * 5e-4, 7, 2, 0x10, 1514, 50_000),
+                &mut out,
+            );
+        }
+        for name in ["dst_L5_port_changes", "dst_L5_src_changes", "dst_L5_syns"] {
+            assert!(out[col(&v, name)] < 1.0, "{name}: {}", out[col(&v, name)]);
+        }
+        assert!(out[col(&v, "src_L5_new_services")] < 1.0);
     }
 
     #[test]
     fn rates_are_unbiased_from_the_start_in_every_window() {
-        // A steady 10 packets/s: every window reads about 10 after 5 s,
-        // long before the slow one (half-life 100 s) has settled.
+        // SYNs at a steady 10 a second: every window reads about 10 after
+        // 5 s, long before the slow one (half-life 100 s) has settled.
         let mut v = Victim::new(16).unwrap();
         let mut out = vec![0.0; N_FEATURES];
         for k in 0..=50 {
-            v.update(&pkt(k as f64 * 0.1, 2, 0x10, 100), &mut out);
+            v.update(&pkt(f64::from(k) * 0.1, 2, 0x02, 60), &mut out);
         }
         for l in ["5", "1", "0.1", "0.01"] {
-            let r = out[col(&v, &format!("dst_L{l}_rate"))];
+            let r = out[col(&v, &format!("dst_L{l}_syns"))];
             assert!((r - 10.0).abs() < 2.5, "lambda {l}: {r}");
         }
     }
 
     #[test]
-    fn a_horizontal_scan_raises_the_scanners_new_destination_rate() {
+    fn a_horizontal_scan_raises_the_scanners_new_destinations() {
         let mut v = Victim::new(4096).unwrap();
         let mut out = vec![0.0; N_FEATURES];
-        let new_dst = col(&v, "src_L1_new_dst_rate");
+        let new_dst = col(&v, "src_L1_new_dsts");
         // A device talking to the same two peers: no new destinations.
         for k in 0..200 {
             v.update(
-                &pkt_from(k as f64 * 0.05, 7, 2 + (k % 2) as u8, 0x10, 90, 443),
+                &pkt_from(f64::from(k) * 0.05, 7, 2 + (k % 2) as u8, 0x10, 90, 443),
                 &mut out,
             );
         }
@@ -616,18 +626,18 @@ mod tests {
             v.update(&p, &mut out);
         }
         assert!(out[new_dst] > 20.0, "{}", out[new_dst]);
-        assert!(out[col(&v, "src_L1_syn_share")] > 0.99);
+        assert!(out[col(&v, "src_L1_syns")] > 20.0);
     }
 
     #[test]
     fn statistics_fade_with_time_and_ignore_reordering() {
         let mut v = Victim::new(16).unwrap();
         let mut out = vec![0.0; N_FEATURES];
-        v.update(&pkt(10.0, 2, 0, 60), &mut out);
-        v.update(&pkt(20.0, 2, 0, 60), &mut out);
-        let slow = out[col(&v, "dst_L1_rate")];
-        v.update(&pkt(5.0, 2, 0, 60), &mut out);
-        assert!(out[col(&v, "dst_L1_rate")] > slow);
+        v.update(&pkt(10.0, 2, 0x02, 60), &mut out);
+        v.update(&pkt(20.0, 2, 0x02, 60), &mut out);
+        let slow = out[col(&v, "dst_L1_syns")];
+        v.update(&pkt(5.0, 2, 0x02, 60), &mut out);
+        assert!(out[col(&v, "dst_L1_syns")] > slow);
         assert!(out.iter().all(|x| x.is_finite()));
     }
 
