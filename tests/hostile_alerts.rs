@@ -158,11 +158,16 @@ fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>)
     (summary, alerts)
 }
 
-/// Capture times (seconds of day) of the episodes opened against `target`.
+/// Capture times (seconds of day) of the episodes opened against `target`
+/// (destination-side episodes: the target as victim).
 fn starts_against(alerts: &[Value], target: Ipv4Addr) -> Vec<f64> {
     alerts
         .iter()
-        .filter(|a| a["alert"]["context"]["state"] == "start" && a["dest_ip"] == target.to_string())
+        .filter(|a| {
+            a["alert"]["context"]["state"] == "start"
+                && a["alert"]["context"]["family"] == "flood_target"
+                && a["dest_ip"] == target.to_string()
+        })
         .map(|a| {
             let t = a["alert"]["context"]["episode"]["start"].as_str().unwrap();
             let hms = &t[11..t.len() - 5];
@@ -285,4 +290,39 @@ fn flood_after_a_slow_trickle_of_new_keys_raises_the_alert() {
             tcp(1024 + (r.next() % 60_000) as u16, 80, 0x02),
         )
     });
+}
+
+#[test]
+fn a_slow_ramp_up_is_not_learned_as_normal() {
+    // After grace, a SYN flood from 50 bots grows by 20 packets a second
+    // every 10 s, for 5 minutes: an attacker hoping to be learned as normal.
+    let mut rng = Rng(4);
+    let mut packets = training(&mut rng);
+    let onset = packets.last().map_or(0.0, |p| p.timestamp) + 1.0;
+    for step in 0..30 {
+        let t0 = onset + f64::from(step) * 10.0;
+        let pps = 20.0 * f64::from(step + 1);
+        packets.extend(phase(t0, 10.0, pps, &mut rng, |t, r| {
+            let bot = Ipv4Addr::new(172, 16, 0, 1 + (r.next() % 50) as u8);
+            packet(
+                t,
+                bot,
+                VICTIM,
+                60,
+                tcp(1024 + (r.next() % 60_000) as u16, 80, 0x02),
+            )
+        }));
+    }
+    let onset_of_day = onset.rem_euclid(86_400.0);
+    for layout in [WatchLayout::Victim, WatchLayout::Floodwatch] {
+        let (summary, alerts) = watch(layout, packets.clone());
+        let starts = starts_against(&alerts, VICTIM);
+        let first = starts.iter().copied().fold(f64::INFINITY, f64::min);
+        // Alerted while the flood is still small (under 200 packets a
+        // second), and never before it began.
+        assert!(
+            first >= onset_of_day - 1e-3 && first - onset_of_day < 100.0,
+            "{layout:?}: first alert {first}, onset {onset_of_day}: {summary:?}"
+        );
+    }
 }

@@ -582,3 +582,180 @@ fn splice_headline_figure() {
         }
     }
 }
+
+/// The README's example, run as written: `synth` 200,000 packets with a UDP
+/// and a spoofed SYN flood, then `watch --grace 30s`.
+#[test]
+fn the_readme_example_alerts_on_the_floods_and_on_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, label_file) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--packets", "200000", "--rate", "1000"])
+            .args(["--attack", "udp", "--attack", "syn-spoofed", "--pcap"])
+            .arg(&pcap)
+            .arg("--labels")
+            .arg(&label_file),
+    );
+    let (scores_file, alert_file) = (dir.path().join("sc.csv"), dir.path().join("a.jsonl"));
+    let out = run_ok(
+        bin()
+            .args(["watch", "--grace", "30s", "--pcap"])
+            .arg(&pcap)
+            .arg("--scores")
+            .arg(&scores_file)
+            .arg("--alerts")
+            .arg(&alert_file),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: grace spanned 30 s"), "{stderr}");
+    let truth = labels(&label_file);
+    let rows = scores(&scores_file);
+    let attack: Vec<_> = rows
+        .iter()
+        .filter(|r| truth[r.0 - 1] && r.2.is_some())
+        .collect();
+    let flagged = attack.iter().filter(|r| r.3).count();
+    assert!(
+        flagged * 100 >= attack.len() * 95,
+        "{flagged} of {}",
+        attack.len()
+    );
+    // Every episode is about the victim or a bot (192.168.1.10-13 send
+    // the floods), and the victim's opens within 1 s of each flood.
+    let victim = "198.51.100.23";
+    let bots = [
+        "192.168.1.10",
+        "192.168.1.11",
+        "192.168.1.12",
+        "192.168.1.13",
+    ];
+    let all = alerts(&alert_file);
+    let starts: Vec<&Value> = all.iter().filter(|a| action(a) == "start").collect();
+    for s in &starts {
+        let ctx = &s["alert"]["context"];
+        let host = if ctx["family"] == "flood_target" {
+            s["dest_ip"].as_str().unwrap()
+        } else {
+            s["src_ip"].as_str().unwrap()
+        };
+        assert!(host == victim || bots.contains(&host), "false alarm: {s}");
+    }
+    let onsets: Vec<f64> = rows.iter().filter(|r| truth[r.0 - 1]).map(|r| r.1).fold(
+        Vec::new(),
+        |mut v: Vec<f64>, t| {
+            if v.last().is_none_or(|&l| t - l > 10.0) {
+                v.push(t);
+            }
+            v
+        },
+    );
+    assert_eq!(onsets.len(), 2, "two floods");
+    for onset in onsets {
+        let at = onset.rem_euclid(86_400.0);
+        let first = starts
+            .iter()
+            .filter(|s| s["dest_ip"] == victim && s["alert"]["context"]["family"] == "flood_target")
+            .map(|s| secs_of_day(s["alert"]["context"]["episode"]["start"].as_str().unwrap()))
+            .filter(|&t| t >= at - 1e-3)
+            .fold(f64::INFINITY, f64::min);
+        assert!(first - at < 1.0, "flood at {at}: first alert {first}");
+    }
+}
+
+#[test]
+fn a_grace_longer_than_the_input_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = synth(dir.path());
+    let out = bin()
+        .args(["watch", "--grace", "10m", "--pcap"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ended during grace") && stderr.contains("--grace"),
+        "{stderr}"
+    );
+}
+
+/// Benign traffic only, `secs` of capture from `start` (seconds since the
+/// epoch), 200 packets a second.
+fn benign(dir: &Path, name: &str, start: u32, secs: u32, seed: &str) -> PathBuf {
+    let (pcap, labels) = (
+        dir.join(format!("{name}.pcap")),
+        dir.join(format!("{name}.csv")),
+    );
+    let packets = (secs * 200).to_string();
+    let start = start.to_string();
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rate", "200", "--packets", &packets])
+            .args(["--start", &start, "--seed", seed, "--pcap"])
+            .arg(&pcap)
+            .arg("--labels")
+            .arg(&labels),
+    );
+    pcap
+}
+
+#[test]
+fn sigterm_saves_the_model_with_warm_tables_and_a_restart_detects_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let day1 = benign(dir.path(), "day1", 1_700_000_000, 60, "1");
+    let day2 = benign(dir.path(), "day2", 1_700_000_060, 60, "2");
+    for detector in ["ae", "kitnet"] {
+        let model = dir.path().join(format!("{detector}.json"));
+        // Paced: grace (15 s) ends, then SIGTERM while traffic goes on.
+        let (mut child, lines) = spawn(
+            bin()
+                .args([
+                    "watch",
+                    "--grace",
+                    "15s",
+                    "--realtime",
+                    "--detector",
+                    detector,
+                ])
+                .arg("--pcap")
+                .arg(&day1)
+                .arg("--save-model")
+                .arg(&model)
+                .arg("--alerts")
+                .arg(dir.path().join("a1.jsonl")),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(l) if l.starts_with("grace: Source") => break,
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        sigterm(&child);
+        assert!(child.wait().unwrap().success());
+        let rest: Vec<String> = lines.iter().collect();
+        assert!(
+            rest.iter().any(|l| l.starts_with("model saved to")),
+            "{rest:?}"
+        );
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+        let hosts = saved["state"]["hosts"].as_array().map_or(0, Vec::len);
+        assert!(hosts > 5, "{detector}: warm tables saved ({hosts} hosts)");
+        // The next capture, scored from its first packet: nothing alerts.
+        let alerts_file = dir.path().join("a2.jsonl");
+        let out = run_ok(
+            bin()
+                .args(["watch", "--pcap"])
+                .arg(&day2)
+                .arg("--model")
+                .arg(&model)
+                .arg("--alerts")
+                .arg(&alerts_file),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("12000 records (0 in grace)"), "{stderr}");
+        assert!(alerts(&alerts_file).is_empty(), "{detector}: {stderr}");
+    }
+}
