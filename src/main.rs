@@ -3,8 +3,8 @@
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage error (clap's own), 3 anomalies found
 //! when asked for with `--fail-on-anomaly`, 4 output written from a damaged
-//! capture (`extract`, `splice`). A closed standard output ends any command
-//! quietly with 0.
+//! capture (`extract`, `splice`), 5 records dropped under `watch
+//! --fail-on-drop`. A closed standard output ends any command quietly with 0.
 
 mod cli;
 
