@@ -235,6 +235,7 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
         }
         Some(path) => {
             let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+            let f = Named(f, path.clone());
             sinks.push(Box::new(JsonLines::new(BufWriter::new(f))));
         }
         None => sinks.push(Box::new(JsonLines::new(std::io::stdout()))),
@@ -351,6 +352,26 @@ fn packet_bundle(
     Ok((src, Box::new(BundleScorer::new(&bundle))))
 }
 
+/// A file whose write errors name it (the engine knows it only as
+/// "scores" or "alerts").
+struct Named(File, PathBuf);
+
+impl Write for Named {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(|e| self.name(e))
+    }
+}
+
+impl Named {
+    fn name(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.1.display()))
+    }
+}
+
 /// The policy of the queue behind the source: `--when-full`, else drop for
 /// a live interface (it cannot wait) and block for everything else.
 fn overflow(args: &Args) -> Overflow {
@@ -407,8 +428,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut engine = Engine::new(engine_params(&args), scorer, Arc::clone(&metrics), stop);
     if let Some(path) = &args.scores {
         let f = File::create(path).with_context(|| format!("{}", path.display()))?;
-        let out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
-        engine = engine.scores_to(out);
+        let out = BufWriter::with_capacity(1 << 16, Named(f, path.clone()));
+        engine = engine.scores_to(Box::new(out));
     }
     let (mut sinks, _) = sinks(&args)?;
     let summary = engine.run(source.as_mut(), &mut sinks)?;
