@@ -383,11 +383,11 @@ fn overflow(args: &Args) -> Overflow {
 }
 
 /// Lines of standard input through a queue of `queue` lines.
-fn stdin_source(schema: Schema, args: &Args) -> Box<dyn RecordSource> {
+fn stdin_source(schema: Schema, args: &Args) -> LineRecords {
     // One buffered reader for the whole stream (a lock is not `Send`).
     let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
     let feed = floodwatch::ingest::lines::spawn(input, "-", args.queue, overflow(args));
-    Box::new(LineRecords::new(feed.lines, feed.dropped, schema, "-"))
+    LineRecords::new(feed.lines, feed.dropped, schema, "-")
 }
 
 /// Watches until the input ends or SIGINT/SIGTERM, then prints the summary.
@@ -415,8 +415,10 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let (mut source, scorer) = if args.stdin {
         let path = args.model.clone().unwrap_or_default();
         let bundle = Bundle::load(&path)?;
-        let src = stdin_source(bundle.schema.clone(), &args);
-        let scorer: Box<dyn StreamScorer> = Box::new(BundleScorer::new(&bundle));
+        let lines = stdin_source(bundle.schema.clone(), &args);
+        let (src, scorer) = floodwatch::detect::microbatch::batched(lines, &bundle);
+        let (src, scorer): (Box<dyn RecordSource>, Box<dyn StreamScorer>) =
+            (Box::new(src), Box::new(scorer));
         (src, scorer)
     } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
         packet_bundle(&args, path, &stop)?

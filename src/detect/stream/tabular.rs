@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -351,30 +351,46 @@ impl RecordSource for LineRecords {
     }
 
     fn next(&mut self, out: &mut [f64]) -> Next {
-        let (line, arrived) = match self.rx.recv_timeout(IDLE_WAIT) {
-            Ok(v) => v,
-            Err(RecvTimeoutError::Timeout) => return Next::Idle,
-            Err(RecvTimeoutError::Disconnected) => return Next::End,
-        };
-        self.line += 1;
-        if line.trim().is_empty() {
-            return Next::Idle;
-        }
-        if self.format.is_none() {
-            match self.start(&line) {
-                Ok(false) => return Next::Idle,
-                Ok(true) => {}
-                Err(e) => return Next::Rejected(e),
-            }
-        }
-        match self.encode(&line, arrived, out) {
-            Ok(info) => Next::Record(info),
-            Err(e) => Next::Rejected(e),
+        match self.rx.recv_timeout(IDLE_WAIT) {
+            Ok((line, arrived)) => self.take(&line, arrived, out),
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => Next::End,
         }
     }
 
     fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+}
+
+impl LineRecords {
+    /// [`RecordSource::next`] without waiting: `None` when no line is
+    /// queued.
+    pub fn next_ready(&mut self, out: &mut [f64]) -> Option<Next> {
+        match self.rx.try_recv() {
+            Ok((line, arrived)) => Some(self.take(&line, arrived, out)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Next::End),
+        }
+    }
+
+    /// One line from the queue.
+    fn take(&mut self, line: &str, arrived: Instant, out: &mut [f64]) -> Next {
+        self.line += 1;
+        if line.trim().is_empty() {
+            return Next::Idle;
+        }
+        if self.format.is_none() {
+            match self.start(line) {
+                Ok(false) => return Next::Idle,
+                Ok(true) => {}
+                Err(e) => return Next::Rejected(e),
+            }
+        }
+        match self.encode(line, arrived, out) {
+            Ok(info) => Next::Record(info),
+            Err(e) => Next::Rejected(e),
+        }
     }
 }
 
