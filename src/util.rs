@@ -73,7 +73,7 @@ impl AtomicFile {
             }
             let (file, tmp) = b
                 .tempfile_in(dir)
-                .map_err(|e| Error::io(path, e))?
+                .map_err(|e| Error::io(path, without_temp_name(e)))?
                 .into_parts();
             (Some(tmp), file)
         };
@@ -119,6 +119,16 @@ impl io::Write for AtomicFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.writer.as_mut().map_or(Ok(()), io::Write::flush)
+    }
+}
+
+/// The cause alone: `tempfile` appends the temporary file's name, but the
+/// error is the output's.
+fn without_temp_name(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    match text.split_once(" at path ") {
+        Some((cause, _)) => io::Error::new(e.kind(), cause.to_owned()),
+        None => e,
     }
 }
 
@@ -227,7 +237,12 @@ mod tests {
         assert!(!p.exists());
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "whole");
-        assert!(AtomicFile::create(&d.path().join("no/dir/x")).is_err());
+        let err = AtomicFile::create(&d.path().join("no/dir/x")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.ends_with("no/dir/x: No such file or directory (os error 2)"),
+            "{text}"
+        );
     }
 
     #[test]
