@@ -453,8 +453,8 @@ fn drop_outcome(s: &Summary, fail_on_drop: bool) -> ExitCode {
     }
     let offered = s.records + s.rejected + s.dropped;
     eprintln!(
-        "floodwatch: dropped {} of {offered} records ({:.2} %): scoring fell behind \
-         (--when-full block waits instead)",
+        "floodwatch: dropped {} of {offered} records ({:.2} %): a full queue under \
+         --when-full drop, or lines too long",
         s.dropped,
         100.0 * s.dropped as f64 / offered as f64,
     );
