@@ -25,26 +25,58 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>
 /// [`AtomicFile::commit`]; dropped uncommitted, the temporary file is removed.
 /// A `path` that is not a regular file is written directly (see
 /// [`write_atomically`]).
+///
+/// The temporary file, created exclusively with an unpredictable name, is
+/// `.NAME.floodwatch-PID-XXXXXX.tmp` next to `NAME`. A run killed outright
+/// (SIGKILL, power cut) leaves it behind; the next [`AtomicFile::create`] in
+/// the same folder removes such files when their process is gone (on Linux)
+/// or when they are older than [`STALE_AFTER`].
 #[derive(Debug)]
 pub struct AtomicFile {
     path: PathBuf,
     /// The temporary file until it is renamed; `None` when writing to
-    /// `path` directly.
-    tmp: Option<PathBuf>,
+    /// `path` directly. Dropped, it removes the file.
+    tmp: Option<tempfile::TempPath>,
     writer: Option<io::BufWriter<File>>,
 }
+
+/// Age past which a leftover temporary file is removed even if its process
+/// number is in use again.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What every temporary file's name holds after its target's name.
+const TEMP_TAG: &str = ".floodwatch-";
 
 impl AtomicFile {
     /// Creates the temporary file next to `path`.
     pub fn create(path: &Path) -> Result<Self> {
         let (tmp, file) = if is_special(path) {
-            (None, File::options().write(true).open(path))
+            let file = File::options().write(true).open(path);
+            (None, file.map_err(|e| Error::io(path, e))?)
         } else {
-            let tmp = temp_path(path);
-            let file = File::create(&tmp);
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            remove_stale(dir);
+            let name = path
+                .file_name()
+                .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+            let prefix = format!(".{name}{TEMP_TAG}{}-", std::process::id());
+            let mut b = tempfile::Builder::new();
+            b.prefix(&prefix).suffix(".tmp");
+            #[cfg(unix)]
+            {
+                // As `File::create` would: the umask decides.
+                use std::os::unix::fs::PermissionsExt;
+                b.permissions(std::fs::Permissions::from_mode(0o666));
+            }
+            let (file, tmp) = b
+                .tempfile_in(dir)
+                .map_err(|e| Error::io(path, without_temp_name(e)))?
+                .into_parts();
             (Some(tmp), file)
         };
-        let file = file.map_err(|e| Error::io(path, e))?;
         Ok(AtomicFile {
             path: path.to_owned(),
             tmp,
@@ -66,11 +98,12 @@ impl AtomicFile {
         let file = w
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        if let Some(tmp) = &self.tmp {
-            file.sync_all()
-                .and_then(|()| rename_durably(tmp, &self.path))
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.tmp = None;
+        if let Some(tmp) = self.tmp.take() {
+            file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+            drop(file);
+            tmp.persist(&self.path)
+                .map_err(|e| Error::io(&self.path, e.error))?;
+            sync_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
     }
@@ -89,19 +122,19 @@ impl io::Write for AtomicFile {
     }
 }
 
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if let Some(tmp) = &self.tmp {
-            // Best effort: nothing useful to do if removal fails.
-            let _ = std::fs::remove_file(tmp);
-        }
+/// The cause alone: `tempfile` appends the temporary file's name, but the
+/// error is the output's.
+fn without_temp_name(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    match text.split_once(" at path ") {
+        Some((cause, _)) => io::Error::new(e.kind(), cause.to_owned()),
+        None => e,
     }
 }
 
-/// Renames `tmp` over `path`, then syncs the directory so that the rename
-/// itself survives a power cut (on Unix; elsewhere the rename is enough).
-fn rename_durably(tmp: &Path, path: &Path) -> io::Result<()> {
-    std::fs::rename(tmp, path)?;
+/// Syncs the folder of `path` so that a rename into it survives a power cut
+/// (on Unix; elsewhere the rename is enough).
+fn sync_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         let dir = match path.parent() {
@@ -110,19 +143,66 @@ fn rename_durably(tmp: &Path, path: &Path) -> io::Result<()> {
         };
         File::open(dir)?.sync_all()?;
     }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
+}
+
+/// Removes the temporary files of dead runs from `dir` (best effort: a
+/// file that cannot be removed is left).
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .map(|age| age > STALE_AFTER);
+        match old {
+            Some(old) if old || !process_alive(pid) => {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The process number in a temporary file's name
+/// (`.NAME.floodwatch-PID-XXXXXX.tmp`).
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = rest.rsplit_once(TEMP_TAG)?;
+    let (pid, random) = tail.split_once('-')?;
+    if random.is_empty() || random.contains('.') {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists; where that cannot be known, it is assumed
+/// to, and only age removes its files.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// An existing path that is not a regular file (a device, a FIFO, a socket).
 fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 #[cfg(test)]
@@ -157,7 +237,49 @@ mod tests {
         assert!(!p.exists());
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "whole");
-        assert!(AtomicFile::create(&d.path().join("no/dir/x")).is_err());
+        let err = AtomicFile::create(&d.path().join("no/dir/x")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.ends_with("no/dir/x: No such file or directory (os error 2)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn temporary_names_are_recognised() {
+        assert_eq!(temp_owner(".m.fw.floodwatch-123-aB3xYz.tmp"), Some(123));
+        assert_eq!(temp_owner(".a-b.floodwatch-7-q.tmp"), Some(7));
+        for other in [
+            "m.fw.floodwatch-1-x.tmp",
+            ".m.fw.floodwatch-x-y.tmp",
+            ".m.1.tmp",
+        ] {
+            assert_eq!(temp_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_removed_by_the_next_write() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("out.csv");
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"half").unwrap();
+        // Dead: a process number above the kernel's limit (4,194,304).
+        let dead = d.path().join(".out.csv.floodwatch-999999999-abcdef.tmp");
+        std::fs::write(&dead, "killed").unwrap();
+        // Alive: this very process, or another live one.
+        let mine = d
+            .path()
+            .join(format!(".x.floodwatch-{}-abcdef.tmp", std::process::id()));
+        std::fs::write(&mine, "running").unwrap();
+        let unrelated = d.path().join(".out.csv.999999999.tmp");
+        std::fs::write(&unrelated, "not ours").unwrap();
+        write_atomically(&d.path().join("other.csv"), |mut f| f.write_all(b"x")).unwrap();
+        let exists = |p: &Path| p.exists();
+        assert_eq!(exists(&dead), !cfg!(target_os = "linux"));
+        assert!(exists(&mine) && exists(&unrelated));
+        f.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "half");
     }
 
     #[cfg(unix)]

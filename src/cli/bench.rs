@@ -67,7 +67,8 @@ pub fn run(args: Args, _quiet: bool) -> anyhow::Result<ExitCode> {
     // Best effort: a leftover temporary directory is harmless.
     let _ = std::fs::remove_dir_all(&dir);
     let json = result?;
-    println!("{}", serde_json::to_string_pretty(&json)?);
+    let text = serde_json::to_string_pretty(&json)?;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 

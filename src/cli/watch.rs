@@ -14,7 +14,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
-use floodwatch::detect::queue::{bounded, Overflow};
+use floodwatch::detect::queue::Overflow;
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
@@ -42,6 +42,18 @@ pub enum Detector {
     Kitnet,
 }
 
+/// `--when-full`: what a full queue does with the next record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhenFull {
+    /// Wait for room.
+    Block,
+    /// Drop the record and count it.
+    Drop,
+}
+
+/// Exit code of a run that dropped records under `--fail-on-drop`.
+const DROPPED: u8 = 5;
+
 /// Flags of `watch`.
 #[derive(Debug, ClapArgs)]
 #[cfg_attr(
@@ -68,9 +80,17 @@ pub struct Args {
     #[arg(long, requires = "model", conflicts_with = "grace")]
     pub stdin: bool,
     /// Most records waiting between a live capture or standard input and
-    /// scoring; more are dropped and counted.
+    /// scoring (see --when-full).
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub queue: usize,
+    /// What a full queue does: wait for room (block: nothing lost; the
+    /// default for standard input) or drop the record and count it (drop:
+    /// capture never stalls; the default for --interface).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub when_full: Option<WhenFull>,
+    /// Exit with code 5 when records were dropped.
+    #[arg(long)]
+    pub fail_on_drop: bool,
     /// Score with a model saved by `--save-model`, or a bundle from `train`
     /// (trained on captures for packet sources, on tables for --stdin).
     #[arg(long, value_name = "PATH")]
@@ -231,6 +251,7 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
         }
         Some(path) => {
             let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+            let f = Named(f, path.clone());
             sinks.push(Box::new(JsonLines::new(BufWriter::new(f))));
         }
         None => sinks.push(Box::new(JsonLines::new(std::io::stdout()))),
@@ -288,7 +309,7 @@ fn packet_source(
         });
     }
     if let Some(iface) = &args.interface {
-        return live(iface, args.queue, features, stop);
+        return live(iface, args.queue, overflow(args), features, stop);
     }
     bail!("no packet source given (--pcap or --interface)")
 }
@@ -297,12 +318,13 @@ fn packet_source(
 fn live(
     iface: &str,
     queue: usize,
+    overflow: Overflow,
     features: Box<dyn FeatureExtractor>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     use floodwatch::detect::stream::source::QueueFeed;
     use floodwatch::ingest::packets::live::LiveCapture;
-    let feed = LiveCapture::open(iface)?.spawn(queue, Arc::clone(stop))?;
+    let feed = LiveCapture::open(iface)?.spawn(queue, overflow, Arc::clone(stop))?;
     // The thread ends with the process; its error, if any, ends the feed.
     drop(feed.thread);
     let packets = QueueFeed::new(feed.packets, feed.dropped);
@@ -313,6 +335,7 @@ fn live(
 fn live(
     iface: &str,
     _queue: usize,
+    _overflow: Overflow,
     _features: Box<dyn FeatureExtractor>,
     _stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
@@ -345,46 +368,42 @@ fn packet_bundle(
     Ok((src, bundle_side(&bundle)))
 }
 
-/// Lines of standard input through a bounded lossy queue of `queue` lines.
-fn stdin_source(schema: Schema, queue: usize) -> Box<dyn RecordSource> {
-    use std::io::BufRead;
-    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (tx, rx) = bounded(queue, Overflow::Drop, Arc::clone(&dropped));
-    let too_long = Arc::clone(&dropped);
-    // The reader ends at end of input; on a signal the process exits
-    // without waiting for it.
-    std::thread::spawn(move || {
-        let cap = floodwatch::ingest::csv::MAX_LINE_BYTES as u64;
-        let mut input = std::io::stdin().lock();
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            match std::io::Read::take(&mut input, cap + 1).read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) if buf.len() as u64 > cap && buf.last() != Some(&b'\n') => {
-                    // Longer than any record: skipped to its end without
-                    // buffering it, and counted as dropped.
-                    line_no += 1;
-                    if input.skip_until(b'\n').is_err() {
-                        break;
-                    }
-                    too_long.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    eprintln!(
-                        "floodwatch: -:{line_no}: line longer than {cap} bytes skipped (dropped)"
-                    );
-                }
-                Ok(_) => {
-                    line_no += 1;
-                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                    if !tx.push((line, std::time::Instant::now())) {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    Box::new(LineRecords::new(rx, dropped, schema, "-"))
+/// A file whose write errors name it (the engine knows it only as
+/// "scores" or "alerts").
+struct Named(File, PathBuf);
+
+impl Write for Named {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(|e| self.name(e))
+    }
+}
+
+impl Named {
+    fn name(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(e.kind(), format!("{}: {e}", self.1.display()))
+    }
+}
+
+/// The policy of the queue behind the source: `--when-full`, else drop for
+/// a live interface (it cannot wait) and block for everything else.
+fn overflow(args: &Args) -> Overflow {
+    match (args.when_full, &args.interface) {
+        (Some(WhenFull::Block), _) => Overflow::Block,
+        (Some(WhenFull::Drop), _) | (None, Some(_)) => Overflow::Drop,
+        (None, None) => Overflow::Block,
+    }
+}
+
+/// Lines of standard input through a queue of `queue` lines.
+fn stdin_source(schema: Schema, args: &Args) -> LineRecords {
+    // One buffered reader for the whole stream (a lock is not `Send`).
+    let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+    let feed = floodwatch::ingest::lines::spawn(input, "-", args.queue, overflow(args));
+    LineRecords::new(feed.lines, feed.dropped, schema, "-")
 }
 
 /// Watches until the input ends or SIGINT/SIGTERM, then prints the summary.
@@ -412,8 +431,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let (mut source, sides) = if args.stdin {
         let path = args.model.clone().unwrap_or_default();
         let bundle = Bundle::load(&path)?;
-        let src = stdin_source(bundle.schema.clone(), args.queue);
-        (src, bundle_side(&bundle))
+        let lines = stdin_source(bundle.schema.clone(), &args);
+        let (src, scorer) = floodwatch::detect::microbatch::batched(lines, &bundle);
+        let src: Box<dyn RecordSource> = Box::new(src);
+        let mut sides = bundle_side(&bundle);
+        sides[0].scorer = Box::new(scorer);
+        (src, sides)
     } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
         packet_bundle(&args, path, &stop)?
     } else {
@@ -427,8 +450,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.scores {
         let f = File::create(path).with_context(|| format!("{}", path.display()))?;
-        let out: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
-        engine = engine.scores_to(out);
+        let out = BufWriter::with_capacity(1 << 16, Named(f, path.clone()));
+        engine = engine.scores_to(Box::new(out));
     }
     let (mut sinks, _) = sinks(&args)?;
     let summary = engine.run(source.as_mut(), &mut sinks)?;
@@ -439,7 +462,27 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     if !quiet {
         eprint!("{}", render(&summary));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(drop_outcome(&summary, args.fail_on_drop))
+}
+
+/// Says how much a run dropped (even with -q: records were lost), and
+/// fails with [`DROPPED`] under `--fail-on-drop`.
+fn drop_outcome(s: &Summary, fail_on_drop: bool) -> ExitCode {
+    if s.dropped == 0 {
+        return ExitCode::SUCCESS;
+    }
+    let offered = s.records + s.rejected + s.dropped;
+    eprintln!(
+        "floodwatch: dropped {} of {offered} records ({:.2} %): a full queue under \
+         --when-full drop, or lines too long",
+        s.dropped,
+        100.0 * s.dropped as f64 / offered as f64,
+    );
+    if fail_on_drop {
+        ExitCode::from(DROPPED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Prints what grace learned and how each threshold was set, with a

@@ -6,6 +6,7 @@ pub mod episode;
 #[cfg(feature = "kafka")]
 pub mod kafka_sink;
 pub mod metrics;
+pub mod microbatch;
 pub mod queue;
 pub mod sink;
 pub mod stream;

@@ -1,6 +1,7 @@
-//! The one queue between a live source (interface, standard input) and the
-//! scorer: bounded, and lossy by choice. When input outruns scoring, records
-//! are dropped and counted rather than buffered without limit.
+//! The one queue between a reading thread (interface, standard input) and
+//! the scorer: bounded. When input outruns scoring, a source that can wait
+//! waits ([`Overflow::Block`]); a live one drops records and counts them
+//! ([`Overflow::Drop`]) rather than buffering without limit.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -15,10 +16,18 @@ pub enum Overflow {
     Block,
 }
 
+/// How long a blocked producer sleeps before offering again.
+const FULL_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Smallest queue whose blocked producer sleeps [`FULL_WAIT`] rather than
+/// waiting for a slot: smaller ones would drain within the sleep.
+const BATCHED_WAIT_MIN: usize = 1024;
+
 /// The sending side of [`bounded`].
 #[derive(Debug)]
 pub struct Feeder<T> {
     tx: SyncSender<T>,
+    capacity: usize,
     overflow: Overflow,
     dropped: Arc<AtomicU64>,
 }
@@ -27,7 +36,22 @@ impl<T> Feeder<T> {
     /// Offers one record; `false` once the scorer has gone away.
     pub fn push(&self, item: T) -> bool {
         match self.overflow {
-            Overflow::Block => self.tx.send(item).is_ok(),
+            Overflow::Block if self.capacity < BATCHED_WAIT_MIN => self.tx.send(item).is_ok(),
+            // Waiting for one free slot would wake the producer once per
+            // record; a short sleep lets the consumer free many first.
+            Overflow::Block => {
+                let mut item = item;
+                loop {
+                    match self.tx.try_send(item) {
+                        Ok(()) => return true,
+                        Err(TrySendError::Full(back)) => {
+                            item = back;
+                            std::thread::sleep(FULL_WAIT);
+                        }
+                        Err(TrySendError::Disconnected(_)) => return false,
+                    }
+                }
+            }
             Overflow::Drop => match self.tx.try_send(item) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
@@ -46,10 +70,12 @@ pub fn bounded<T>(
     overflow: Overflow,
     dropped: Arc<AtomicU64>,
 ) -> (Feeder<T>, Receiver<T>) {
-    let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+    let capacity = capacity.max(1);
+    let (tx, rx) = mpsc::sync_channel(capacity);
     (
         Feeder {
             tx,
+            capacity,
             overflow,
             dropped,
         },
@@ -77,12 +103,28 @@ mod tests {
 
     #[test]
     fn blocking_loses_nothing() {
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = bounded(2, Overflow::Block, dropped.clone());
-        let producer = std::thread::spawn(move || (0..1000).all(|i| tx.push(i)));
-        let sum: i64 = rx.iter().map(|v: i32| v as i64).sum();
-        assert!(producer.join().unwrap());
-        assert_eq!(sum, 499_500);
-        assert_eq!(dropped.load(Relaxed), 0);
+        for capacity in [2, BATCHED_WAIT_MIN] {
+            let dropped = Arc::new(AtomicU64::new(0));
+            let (tx, rx) = bounded(capacity, Overflow::Block, dropped.clone());
+            let producer = std::thread::spawn(move || (0..100_000).all(|i| tx.push(i)));
+            let got: Vec<i64> = rx.iter().collect();
+            assert!(producer.join().unwrap());
+            assert!(got.iter().copied().eq(0..100_000));
+            assert_eq!(dropped.load(Relaxed), 0);
+        }
+    }
+
+    #[test]
+    fn a_blocked_producer_is_released_when_the_consumer_leaves() {
+        for capacity in [2, BATCHED_WAIT_MIN] {
+            let (tx, rx) = bounded(capacity, Overflow::Block, Arc::default());
+            let (done_tx, done) = mpsc::channel();
+            std::thread::spawn(move || done_tx.send((0..).all(|i| tx.push(i))));
+            // Let it fill the queue and block, then leave.
+            while rx.recv().unwrap() < 3 * capacity as i64 {}
+            drop(rx);
+            let finished = done.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(finished, Ok(false), "the producer outlived its consumer");
+        }
     }
 }

@@ -3,5 +3,6 @@
 pub mod csv;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod lines;
 pub mod packets;
 pub mod synth;

@@ -120,9 +120,14 @@ impl<'a> Worker<'a> {
                 Err(_) => break,
             };
             let Ok(job) = job else { break };
+            // A panic becomes this block's error: the collector waits for
+            // every block in order, so a block must never go missing.
             let scored = match job.error {
                 Some(e) => Err(e),
-                None => self.block(&job.block),
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.block(&job.block)
+                }))
+                .unwrap_or_else(|_| Err(Error::Data("a scoring thread panicked".into()))),
             };
             let done_job = Done {
                 seq: job.seq,
@@ -531,8 +536,10 @@ fn run_threads(
                 scope.spawn(move || worker.run(&jobs, &done))
             })
             .collect();
-        drop(done_tx);
-        // Returning drops the collector's channel ends, which stops the others.
+        // Only the workers hold the job queue and the results: once the
+        // collector returns, the workers' next send fails, and once they
+        // are gone the reader's does, whatever state each was in.
+        drop((done_tx, job_rx));
         let collected = collect(done_rx, pool_tx);
         let encoders: Vec<Encoder> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
         if encoders.len() < workers {
@@ -681,5 +688,72 @@ fn report(
         reconstruction,
         latent_classifier,
         classification_report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::batch::{train, TrainOptions};
+    use std::time::Duration;
+
+    /// A bundle and a table of about 4 MB (four blocks) to score with it.
+    fn setup(dir: &Path) -> (Bundle, PathBuf) {
+        let mut t = String::from("x,y,Label\n");
+        let mut i = 0;
+        while t.len() < 4 * (1 << 20) + 1000 {
+            t += &format!("{},{},normal\n", i % 10, i % 7);
+            i += 1;
+        }
+        let data = dir.join("t.csv");
+        std::fs::write(&data, t).unwrap();
+        let opts = TrainOptions {
+            input: Input {
+                data: vec![data.clone()],
+                ..Input::default()
+            },
+            rows: 200,
+            epochs: 1,
+            ..TrainOptions::default()
+        };
+        (train(&opts, &mut |_| {}).unwrap().bundle, data)
+    }
+
+    /// Runs the thread group with a collector that gives up after `take`
+    /// results; fails if the group does not end within ten seconds.
+    fn stop_after(take: usize, workers: usize) -> Result<Vec<Encoder>> {
+        let d = tempfile::tempdir().unwrap();
+        let (bundle, data) = setup(d.path());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BlockReader::open(&[TableInput::Csv(data.clone())], None).unwrap();
+            let header = reader.header().to_vec();
+            let files = reader.files().to_vec();
+            let enc = bundle.schema.bind(&header, &data).unwrap();
+            let shared = Shared {
+                bundle: &bundle,
+                header: &header,
+                files: &files,
+                label_col: Some(2),
+                write: true,
+                explain: None,
+                batch_rows: 64,
+            };
+            let got = run_threads(reader, &shared, &enc, workers, |done, _pool| {
+                done.iter().take(take).for_each(drop);
+                Err(Error::Data("the collector failed".into()))
+            });
+            let _ = tx.send(got);
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the reader or a worker outlived the collector")
+    }
+
+    #[test]
+    fn a_failing_collector_releases_reader_and_workers() {
+        for (take, workers) in [(0, 1), (1, 1), (2, 2)] {
+            let err = stop_after(take, workers).err().unwrap().to_string();
+            assert!(err.contains("the collector failed"), "{err}");
+        }
     }
 }

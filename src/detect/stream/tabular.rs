@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -145,7 +145,70 @@ pub struct LineRecords {
     file: PathBuf,
     line: u64,
     record: ByteRecord,
+    splitter: LineSplitter,
     row: Vec<f32>,
+}
+
+/// Splits one CSV line into fields as `csv::Reader` does, with one parser
+/// for the whole stream (building a reader per line cost more than the
+/// scoring).
+#[derive(Debug)]
+struct LineSplitter {
+    parser: csv_core::Reader,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter {
+            // `new`, not `default`: only a built reader has its state machine.
+            parser: csv_core::Reader::new(),
+            fields: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+}
+
+impl LineSplitter {
+    /// Fills `record` with the fields of `line`; `false` for no record.
+    fn split(&mut self, line: &[u8], record: &mut ByteRecord) -> bool {
+        use csv_core::ReadRecordResult as R;
+        self.parser.reset();
+        // A field is never longer than its text, nor are there more fields
+        // than bytes: the buffers rarely grow.
+        let room = line.len() + 1;
+        if self.fields.len() < room {
+            self.fields.resize(room, 0);
+        }
+        if self.ends.len() < room {
+            self.ends.resize(room, 0);
+        }
+        let (mut input, mut out, mut ends) = (line, 0, 0);
+        loop {
+            let (res, n_in, n_out, n_ends) =
+                self.parser
+                    .read_record(input, &mut self.fields[out..], &mut self.ends[ends..]);
+            input = &input[n_in..];
+            out += n_out;
+            ends += n_ends;
+            match res {
+                // Empty input next time is the end of the line.
+                R::InputEmpty => {}
+                R::OutputFull => self.fields.resize(2 * self.fields.len(), 0),
+                R::OutputEndsFull => self.ends.resize(2 * self.ends.len(), 0),
+                R::Record => break,
+                R::End => return false,
+            }
+        }
+        record.clear();
+        let mut start = 0;
+        for &end in &self.ends[..ends] {
+            record.push_field(&self.fields[start..end]);
+            start = end;
+        }
+        true
+    }
 }
 
 impl LineRecords {
@@ -169,6 +232,7 @@ impl LineRecords {
             file: file.into(),
             line: 0,
             record: ByteRecord::new(),
+            splitter: LineSplitter::default(),
             row: vec![0.0; width],
         }
     }
@@ -243,16 +307,8 @@ impl LineRecords {
         let is_json = matches!(self.format, Some(Format::Json { .. }));
         if is_json {
             self.json_fields(line)?;
-        } else {
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(line.as_bytes());
-            let ok = rdr
-                .read_byte_record(&mut self.record)
-                .map_err(|e| self.input_error(format!("bad CSV: {e}")))?;
-            if !ok {
-                return Err(self.input_error("empty line".into()));
-            }
+        } else if !self.splitter.split(line.as_bytes(), &mut self.record) {
+            return Err(self.input_error("empty line".into()));
         }
         let (header, encoder) = match &mut self.format {
             Some(Format::Csv { header, encoder } | Format::Json { header, encoder }) => {
@@ -295,30 +351,46 @@ impl RecordSource for LineRecords {
     }
 
     fn next(&mut self, out: &mut [f64]) -> Next {
-        let (line, arrived) = match self.rx.recv_timeout(IDLE_WAIT) {
-            Ok(v) => v,
-            Err(RecvTimeoutError::Timeout) => return Next::Idle,
-            Err(RecvTimeoutError::Disconnected) => return Next::End,
-        };
-        self.line += 1;
-        if line.trim().is_empty() {
-            return Next::Idle;
-        }
-        if self.format.is_none() {
-            match self.start(&line) {
-                Ok(false) => return Next::Idle,
-                Ok(true) => {}
-                Err(e) => return Next::Rejected(e),
-            }
-        }
-        match self.encode(&line, arrived, out) {
-            Ok(info) => Next::Record(info),
-            Err(e) => Next::Rejected(e),
+        match self.rx.recv_timeout(IDLE_WAIT) {
+            Ok((line, arrived)) => self.take(&line, arrived, out),
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => Next::End,
         }
     }
 
     fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+}
+
+impl LineRecords {
+    /// [`RecordSource::next`] without waiting: `None` when no line is
+    /// queued.
+    pub fn next_ready(&mut self, out: &mut [f64]) -> Option<Next> {
+        match self.rx.try_recv() {
+            Ok((line, arrived)) => Some(self.take(&line, arrived, out)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Next::End),
+        }
+    }
+
+    /// One line from the queue.
+    fn take(&mut self, line: &str, arrived: Instant, out: &mut [f64]) -> Next {
+        self.line += 1;
+        if line.trim().is_empty() {
+            return Next::Idle;
+        }
+        if self.format.is_none() {
+            match self.start(line) {
+                Ok(false) => return Next::Idle,
+                Ok(true) => {}
+                Err(e) => return Next::Rejected(e),
+            }
+        }
+        match self.encode(line, arrived, out) {
+            Ok(info) => Next::Record(info),
+            Err(e) => Next::Rejected(e),
+        }
     }
 }
 
@@ -461,6 +533,30 @@ mod tests {
         let (t, flow) = c.read(&rec, 99.0);
         assert_eq!((t, flow.dest_port), (99.0, 0));
         assert_eq!(flow.dest_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn lines_split_as_the_csv_reader_splits_them() {
+        let mut splitter = LineSplitter::default();
+        let mut got = ByteRecord::new();
+        for line in [
+            "a,b,c",
+            "1,\"x, y\",\"say \"\"hi\"\"\"",
+            ",,",
+            "only",
+            " spaced , \"q\"tail",
+            "\"unterminated,1",
+            "\u{feff}bom,é",
+        ] {
+            let mut want = ByteRecord::new();
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            assert!(rdr.read_byte_record(&mut want).unwrap());
+            assert!(splitter.split(line.as_bytes(), &mut got), "{line}");
+            assert_eq!(got, want, "{line}");
+        }
+        assert!(!splitter.split(b"", &mut got));
     }
 
     #[test]

@@ -69,11 +69,16 @@ impl LiveCapture {
         })
     }
 
-    /// Starts reading on a thread into a queue of `queue` packets; stops
-    /// when `stop` is set.
-    pub fn spawn(self, queue: usize, stop: Arc<AtomicBool>) -> Result<LiveFeed> {
+    /// Starts reading on a thread into a queue of `queue` packets, which
+    /// does `overflow` when full; stops when `stop` is set.
+    pub fn spawn(
+        self,
+        queue: usize,
+        overflow: Overflow,
+        stop: Arc<AtomicBool>,
+    ) -> Result<LiveFeed> {
         let dropped = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = bounded(queue, Overflow::Drop, Arc::clone(&dropped));
+        let (tx, rx) = bounded(queue, overflow, Arc::clone(&dropped));
         let LiveCapture { name, mut cap } = self;
         let link = LinkType(u16::try_from(cap.get_datalink().0).unwrap_or(u16::MAX));
         let thread = std::thread::Builder::new()
