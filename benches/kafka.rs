@@ -27,7 +27,7 @@ use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::kafka_sink::KafkaAlerts;
 use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::stream::{
-    Engine, EngineParams, Next, RecordSource, SavedModel, TableUsage,
+    Calibrate, Engine, EngineParams, Next, RecordSource, SavedModel, TableUsage,
 };
 use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::stream_table::TableConfig;
@@ -179,13 +179,16 @@ fn fw_member(
     let sink = KafkaAlerts::new(&b, &alerts, &[]).unwrap();
     source.before_commit(Box::new(sink.flusher()));
     let closer = source.closer();
-    let scorer = SavedModel::load(&model).unwrap().into_scorer();
+    let sides = SavedModel::load(&model).unwrap().into_sides();
     let params = EngineParams {
         tracker: TrackerParams::new(),
         top_features: 5,
         save_model: None,
+        grace: None,
+        calibrate: Calibrate::Budget(1.0),
+        layout: None,
     };
-    let mut engine = Engine::new(params, scorer, metrics, Arc::clone(&seen.stop));
+    let mut engine = Engine::new(params, sides, metrics, Arc::clone(&seen.stop)).unwrap();
     let mut marking = Marking {
         inner: &mut source,
         seen,

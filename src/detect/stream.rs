@@ -828,7 +828,7 @@ fn side_family(side: Side, names: &[String], x: &[f64]) -> Option<&'static str> 
             .unwrap_or(0.0)
     };
     let (dsts, services) = (value("src_L5_new_dsts"), value("src_L5_new_services"));
-    Some(if services < SCAN_RATE || services > FLOOD_RATE {
+    Some(if !(SCAN_RATE..=FLOOD_RATE).contains(&services) {
         "infected_host"
     } else if dsts >= 0.5 * services {
         "horizontal_scan"

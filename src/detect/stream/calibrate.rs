@@ -50,7 +50,7 @@ pub const MARGIN: f64 = 1.25;
 /// scans over 500 times theirs.
 pub const MAX_FACTOR: f64 = 16.0;
 /// Fewest host-seconds a calibration accepts.
-pub const MIN_EVENTS: u64 = 30;
+pub const MIN_EVENTS: u64 = 10;
 /// Fewest records a calibration accepts.
 pub const MIN_RECORDS: u64 = 100;
 
