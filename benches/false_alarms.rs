@@ -102,9 +102,18 @@ impl Write for Shared {
 
 /// Runs `watch`'s engine with its defaults over a capture.
 fn watch(capture: impl Read, grace: Grace, scores: Option<Shared>) -> (Summary, Starts) {
-    let reader = CaptureReader::from_reader(capture, "bench").expect("capture");
+    try_watch(capture, grace, scores).expect("watch")
+}
+
+/// The same; errors (a grace the capture cannot support) returned.
+fn try_watch(
+    capture: impl Read,
+    grace: Grace,
+    scores: Option<Shared>,
+) -> floodwatch::Result<(Summary, Starts)> {
+    let reader = CaptureReader::from_reader(capture, "bench")?;
     let layout = WatchLayout::Victim;
-    let features = layout.extractor(TableConfig::default()).expect("layout");
+    let features = layout.extractor(TableConfig::default())?;
     let groups = features.groups();
     let mut source = PacketRecords::new(PacketSource::new(reader), features);
     let sides = learning_sides(groups, OnlineDetector::Autoencoder { epochs: 60 }, 20_000);
@@ -121,14 +130,13 @@ fn watch(capture: impl Read, grace: Grace, scores: Option<Shared>) -> (Summary, 
         sides,
         Arc::default(),
         Arc::new(AtomicBool::new(false)),
-    )
-    .expect("engine");
+    )?;
     if let Some(s) = scores {
         engine = engine.scores_to(Box::new(s));
     }
     let mut starts = Starts::default();
-    let summary = engine.run(&mut source, &mut starts).expect("watch");
-    (summary, starts)
+    let summary = engine.run(&mut source, &mut starts)?;
+    Ok((summary, starts))
 }
 
 /// A day-profile capture written into a pipe by a thread; the labels go to
@@ -368,26 +376,9 @@ fn shared_benign(data: &Path) -> Vec<Value> {
         ("ics-wincc-s7-135min.pcap", 2700.0),
     ] {
         let file = std::fs::File::open(data.join("benign").join(name)).expect("open");
-        let reader = CaptureReader::from_reader(file, name).expect("capture");
-        let layout = WatchLayout::Victim;
-        let features = layout.extractor(TableConfig::default()).expect("layout");
-        let groups = features.groups();
-        let mut source = PacketRecords::new(PacketSource::new(reader), features);
-        let sides = learning_sides(groups, OnlineDetector::Autoencoder { epochs: 60 }, 20_000);
-        let params = EngineParams {
-            tracker: TrackerParams::new(),
-            top_features: 5,
-            save_model: None,
-            grace: Some(Grace::Seconds(grace)),
-            calibrate: Calibrate::Budget(1.0),
-            layout: None,
-        };
-        let mut engine =
-            Engine::new(params, sides, Arc::default(), Arc::default()).expect("engine");
-        let mut starts = Starts::default();
-        let result = engine.run(&mut source, &mut starts);
+        let result = try_watch(file, Grace::Seconds(grace), None);
         out.push(match result {
-            Ok(s) => json!({
+            Ok((s, starts)) => json!({
                 "case": "shared-benign",
                 "capture": name,
                 "grace_seconds": grace,

@@ -336,6 +336,21 @@ impl Sample {
         }
     }
 
+    /// Keeps `x`, a record of `d` finite features.
+    fn learn(&mut self, x: &[f64], d: usize) -> Result<()> {
+        check_record(x, d)?;
+        self.push(x);
+        Ok(())
+    }
+
+    /// The rows to fit on, oldest first, if there are enough of them;
+    /// empties the sample.
+    fn rows(&mut self) -> Result<Vec<Vec<f64>>> {
+        let rows = self.take();
+        check_sample(&rows)?;
+        Ok(rows)
+    }
+
     /// The rows, oldest first; empties the sample.
     fn take(&mut self) -> Vec<Vec<f64>> {
         let mut rows = std::mem::take(&mut self.rows);
@@ -422,14 +437,11 @@ impl OnlineAutoencoder {
 
 impl StreamScorer for OnlineAutoencoder {
     fn learn(&mut self, x: &[f64]) -> Result<()> {
-        check_record(x, self.d)?;
-        self.sample.push(x);
-        Ok(())
+        self.sample.learn(x, self.d)
     }
 
     fn fit(&mut self) -> Result<()> {
-        let rows = self.sample.take();
-        check_sample(&rows)?;
+        let rows = self.sample.rows()?;
         let scaler = StreamScaler::fit(&rows, self.d, self.log);
         let mut train = Matrix::with_cols(self.d);
         let mut buf = vec![0.0f32; self.d];
@@ -522,14 +534,11 @@ impl OnlineKitNet {
 
 impl StreamScorer for OnlineKitNet {
     fn learn(&mut self, x: &[f64]) -> Result<()> {
-        check_record(x, self.d)?;
-        self.sample.push(x);
-        Ok(())
+        self.sample.learn(x, self.d)
     }
 
     fn fit(&mut self) -> Result<()> {
-        let rows = self.sample.take();
-        check_sample(&rows)?;
+        let rows = self.sample.rows()?;
         let n = rows.len() as u64;
         let fm = (n / 10).max(1);
         let mut net = self
