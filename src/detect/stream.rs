@@ -419,31 +419,41 @@ impl Engine {
         if self.phase == Phase::Detect {
             self.build_trackers()?;
         }
+        let mut batch = Batch::default();
+        let mut next_usage = USAGE_EVERY;
         loop {
             if self.stop.load(Relaxed) {
                 self.summary.stopped = true;
                 break;
             }
-            let mut x = std::mem::take(&mut self.x);
-            let next = source.next(&mut x);
-            let result = match next {
-                Next::Record(info) => self.record(&info, &x, &mut sink, source),
-                Next::Rejected(e) => {
-                    self.reject(e.to_string());
-                    Ok(())
-                }
-                Next::Idle => {
-                    self.refresh_usage(source);
-                    Ok(())
-                }
-                Next::End => {
-                    self.x = x;
+            let after = if self.phase == Phase::Detect {
+                let after = batch.fill(source, width, self.sides.len());
+                self.detect_batch(&mut batch, &mut sink, source)?;
+                after
+            } else {
+                let mut x = std::mem::take(&mut self.x);
+                let next = source.next(&mut x);
+                let result = match next {
+                    Next::Record(info) => self.record(&info, &x, &mut sink, source),
+                    other => {
+                        self.x = x;
+                        if self.end_of_fill(other, source) {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                self.x = x;
+                result?;
+                None
+            };
+            if let Some(other) = after {
+                if self.end_of_fill(other, source) {
                     break;
                 }
-            };
-            self.x = x;
-            result?;
-            if self.summary.records.is_multiple_of(USAGE_EVERY) {
+            }
+            if self.summary.records >= next_usage {
+                next_usage = self.summary.records + USAGE_EVERY;
                 self.refresh_usage(source);
             }
         }
@@ -514,10 +524,62 @@ impl Engine {
             self.reject(format!("record {}: {e}", info.index));
             return Ok(());
         }
+        self.count(info);
+        Ok(())
+    }
+
+    /// Handles what ended a read: a rejection, idleness or the end of the
+    /// input (returns true).
+    fn end_of_fill(&mut self, next: Next, source: &dyn RecordSource) -> bool {
+        match next {
+            Next::Rejected(e) => self.reject(e.to_string()),
+            Next::Idle => self.refresh_usage(source),
+            Next::End => return true,
+            Next::Record(_) => {}
+        }
+        false
+    }
+
+    /// Scores the records of a batch together, each side with its batch
+    /// kernel, then passes them on one by one in order; a batch a scorer
+    /// refuses (a malformed record) goes record by record instead.
+    fn detect_batch(
+        &mut self,
+        b: &mut Batch,
+        sink: &mut dyn AlertSink,
+        source: &dyn RecordSource,
+    ) -> Result<()> {
+        let (n, width) = (b.infos.len(), self.names.len());
+        let rows = &b.x[..n * width];
+        let mut batched = true;
+        for (s, out) in self.sides.iter_mut().zip(&mut b.scores) {
+            out.resize(n, 0.0);
+            batched &= s
+                .spec
+                .scorer
+                .score_rows(rows, width, s.spec.range.clone(), out)
+                .is_ok();
+        }
+        for (i, info) in b.infos.iter().enumerate() {
+            let x = &rows[i * width..(i + 1) * width];
+            if !batched {
+                self.record(info, x, sink, source)?;
+                continue;
+            }
+            let mut scored = [(0.0, false); 2];
+            for ((slot, s), out) in scored.iter_mut().zip(&self.sides).zip(&b.scores) {
+                *slot = (out[i], out[i] > s.threshold);
+            }
+            self.pass_on(info, x, scored, sink)?;
+            self.count(info);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, info: &RecordInfo) {
         self.summary.records += 1;
         self.metrics.records.fetch_add(1, Relaxed);
         self.metrics.latency.observe(info.arrived.elapsed());
-        Ok(())
     }
 
     /// Moves from learning to calibration to detection as grace passes.
@@ -623,6 +685,17 @@ impl Engine {
             let score = s.spec.scorer.score(&x[s.spec.range.clone()])?;
             *slot = (score, score > s.threshold);
         }
+        self.pass_on(info, x, scored, sink)
+    }
+
+    /// Votes, episodes and the scores file for a scored record.
+    fn pass_on(
+        &mut self,
+        info: &RecordInfo,
+        x: &[f64],
+        scored: [(f64, bool); 2],
+        sink: &mut dyn AlertSink,
+    ) -> Result<()> {
         let open = self.open_episodes(info);
         let mut any = false;
         for (i, s) in self.sides.iter_mut().enumerate() {
@@ -784,6 +857,36 @@ impl Engine {
         s.p99_latency = self.metrics.latency.quantile_bound(0.99);
         s.elapsed = started.elapsed();
         s
+    }
+}
+
+/// Records read and scored together.
+const BATCH: usize = 64;
+
+/// A batch of records: their features row after row, their identities and
+/// each side's scores. Reused from batch to batch.
+#[derive(Default)]
+struct Batch {
+    x: Vec<f64>,
+    infos: Vec<RecordInfo>,
+    scores: Vec<Vec<f64>>,
+}
+
+impl Batch {
+    /// Reads up to [`BATCH`] records, stopping early at anything else the
+    /// source has (returned): live input is never held back waiting.
+    fn fill(&mut self, source: &mut dyn RecordSource, width: usize, sides: usize) -> Option<Next> {
+        self.x.resize(BATCH * width, 0.0);
+        self.scores.resize_with(sides, Vec::new);
+        self.infos.clear();
+        while self.infos.len() < BATCH {
+            let at = self.infos.len() * width;
+            match source.next(&mut self.x[at..at + width]) {
+                Next::Record(info) => self.infos.push(info),
+                other => return Some(other),
+            }
+        }
+        None
     }
 }
 

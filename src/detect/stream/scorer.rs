@@ -41,6 +41,22 @@ pub trait StreamScorer {
     /// Scores `x`: higher = more anomalous. Errors reject the record.
     fn score(&mut self, x: &[f64]) -> Result<f64>;
 
+    /// Scores the features `range` of each row of `rows` (rows of `width`)
+    /// into `out`, one score a row, as [`score`](Self::score) would. An
+    /// error means some row is malformed: score them one by one instead.
+    fn score_rows(
+        &mut self,
+        rows: &[f64],
+        width: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> Result<()> {
+        for (row, o) in rows.chunks_exact(width).zip(out) {
+            *o = self.score(&row[range.clone()])?;
+        }
+        Ok(())
+    }
+
     /// Each feature's share of the error of `x` (summing to 1, or all 0),
     /// written into `shares`. Called for anomalous records only.
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()>;
@@ -396,6 +412,8 @@ struct ReadyAe {
     scaled: Vec<f32>,
     errors: Vec<f32>,
     ws: Workspace,
+    batch: Vec<f32>,
+    batch_scores: Vec<f32>,
 }
 
 impl ReadyAe {
@@ -407,6 +425,8 @@ impl ReadyAe {
             scaled: vec![0.0; d],
             errors: vec![0.0; d],
             ws: Workspace::default(),
+            batch: Vec::new(),
+            batch_scores: Vec::new(),
         }
     }
 }
@@ -464,6 +484,36 @@ impl StreamScorer for OnlineAutoencoder {
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
         Ok(f64::from(r.ae.score_with(&r.scaled, &mut r.ws)))
+    }
+
+    /// All rows through the autoencoder's batch kernels at once.
+    fn score_rows(
+        &mut self,
+        rows: &[f64],
+        width: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> Result<()> {
+        let d = self.d;
+        let r = self.ready.as_mut().ok_or_else(not_fitted)?;
+        let n = out.len();
+        let mut data = std::mem::take(&mut r.batch);
+        data.clear();
+        data.resize(n * d, 0.0);
+        for (row, scaled) in rows.chunks_exact(width).zip(data.chunks_exact_mut(d)) {
+            let x = &row[range.clone()];
+            check_record(x, d)?;
+            r.scaler.apply(x, scaled);
+        }
+        let m = Matrix::from_vec(n, d, data)
+            .ok_or_else(|| Error::Model("a batch of the wrong shape".into()))?;
+        r.batch_scores.resize(n, 0.0);
+        r.ae.score_batch_with(&m, &mut r.ws, &mut r.batch_scores);
+        r.batch = m.into_vec();
+        for (o, s) in out.iter_mut().zip(&r.batch_scores) {
+            *o = f64::from(*s);
+        }
+        Ok(())
     }
 
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()> {
@@ -621,6 +671,30 @@ mod tests {
         s.explain(&[1e6, 0.5, 0.5], &mut shares).unwrap();
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-6);
         assert!(shares[0] > 0.5, "{shares:?}");
+    }
+
+    #[test]
+    fn batches_score_as_single_records_to_the_bit() {
+        let mut s = OnlineAutoencoder::new(3, small_ae(), true, 1000);
+        fit(&mut s, 200);
+        // Rows of 5 with the 3 features in the middle; 70 rows (kernels of
+        // several widths and a remainder).
+        let rows: Vec<f64> = (0..70)
+            .flat_map(|i| {
+                let mut r = vec![-1.0];
+                r.extend(normal(i * 3));
+                r.push(-2.0);
+                r
+            })
+            .collect();
+        let mut batch = vec![0.0; 70];
+        s.score_rows(&rows, 5, 1..4, &mut batch).unwrap();
+        for (row, b) in rows.chunks_exact(5).zip(&batch) {
+            assert_eq!(s.score(&row[1..4]).unwrap().to_bits(), b.to_bits());
+        }
+        let mut bad = rows.clone();
+        bad[7] = f64::NAN;
+        assert!(s.score_rows(&bad, 5, 1..4, &mut batch).is_err());
     }
 
     #[test]
