@@ -168,9 +168,11 @@ fn wait_exit(child: &mut Child, limit: Duration) {
 /// Record ids in a scores file; a torn last line (killed writer) is skipped.
 fn ids(path: &Path) -> Vec<u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Whole lines only (a killed instance may leave half of one).
+    let columns = text.lines().next().map_or(0, |h| h.split(',').count());
     text.lines()
         .skip(1)
-        .filter(|l| l.split(',').count() == 4)
+        .filter(|l| l.split(',').count() == columns)
         .filter_map(|l| l.split(',').next()?.parse().ok())
         .collect()
 }
