@@ -328,11 +328,6 @@ impl EpisodeTracker {
             .map(|ep| ep.family.as_deref().unwrap_or(""))
     }
 
-    /// Whether an episode about `host` is open.
-    pub fn is_open(&self, host: &IpAddr) -> bool {
-        self.open.contains(host)
-    }
-
     /// Whether an anomalous record of `flow` scoring `score` would open an
     /// episode or become its peak: the only records whose top features an
     /// alert reports, so callers can skip explaining the others.

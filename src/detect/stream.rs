@@ -696,7 +696,12 @@ impl Engine {
         scored: [(f64, bool); 2],
         sink: &mut dyn AlertSink,
     ) -> Result<()> {
-        let open = self.open_episodes(info);
+        // Only an anomalous record needs to know which episodes are open.
+        let open = if scored.iter().any(|s| s.1) {
+            self.open_episodes(info)
+        } else {
+            OpenEpisodes::default()
+        };
         let mut any = false;
         for (i, s) in self.sides.iter_mut().enumerate() {
             let (score, above) = scored.get(i).copied().unwrap_or_default();
@@ -747,12 +752,11 @@ impl Engine {
         for s in &self.sides {
             let Some(t) = &s.tracker else { continue };
             match s.spec.side {
-                Side::Destination => open.target = t.is_open(&info.flow.dest_ip),
+                Side::Destination => open.target = t.open_family(&info.flow.dest_ip).is_some(),
                 Side::Source => {
-                    open.source = t.is_open(&info.flow.src_ip);
-                    open.scanner = t
-                        .open_family(&info.flow.src_ip)
-                        .is_some_and(|f| f.ends_with("_scan"));
+                    let family = t.open_family(&info.flow.src_ip);
+                    open.source = family.is_some();
+                    open.scanner = family.is_some_and(|f| f.ends_with("_scan"));
                 }
             }
         }

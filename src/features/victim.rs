@@ -264,21 +264,21 @@ impl Host {
     }
 
     #[inline]
-    fn receive(&mut self, r: &Received, out: &mut [f64]) {
+    fn receive(&mut self, r: &Received, floor: &[f64; LANES], out: &mut [f64]) {
         let port_change = f64::from(u8::from(changed(&mut self.last_dports, r.dport)));
         let src_change = f64::from(u8::from(changed(&mut self.last_srcs, r.src)));
-        for ((lane, o), lambda) in self
+        for ((lane, o), floor) in self
             .lanes
             .iter_mut()
             .zip(out.chunks_exact_mut(DST_PER_LANE))
-            .zip(LAMBDAS)
+            .zip(floor)
         {
             lane.w_in += 1.0;
             lane.size += r.size;
             lane.syn_in += r.syn;
             lane.port_change += port_change;
             lane.src_change += src_change;
-            let life = lane.life.max(min_life(lambda));
+            let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.port_change / life,
                 lane.src_change / life,
@@ -289,23 +289,23 @@ impl Host {
     }
 
     #[inline]
-    fn send(&mut self, s: &Sent, t: f64, out: &mut [f64]) {
+    fn send(&mut self, s: &Sent, t: f64, floor: &[f64; LANES], out: &mut [f64]) {
         self.recent.age(t);
         let (mut new_dst, mut new_service) = (0.0, 0.0);
         if !s.answer {
             new_dst = f64::from(u8::from(self.recent.insert(s.dst)));
             new_service = f64::from(u8::from(self.recent.insert(s.service)));
         }
-        for ((lane, o), lambda) in self
+        for ((lane, o), floor) in self
             .lanes
             .iter_mut()
             .zip(out.chunks_exact_mut(SRC_PER_LANE))
-            .zip(LAMBDAS)
+            .zip(floor)
         {
             lane.syn_out += s.syn;
             lane.new_dst += new_dst;
             lane.new_service += new_service;
-            let life = lane.life.max(min_life(lambda));
+            let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.new_dst / life,
                 lane.new_service / life,
@@ -328,10 +328,10 @@ fn changed<T: Copy + PartialEq>(last: &mut [T; 2], v: T) -> bool {
     new
 }
 
-/// The damped length of [`MIN_AGE`] seconds of life at rate `lambda`.
-#[inline]
-fn min_life(lambda: f64) -> f64 {
-    (1.0 - (-lambda * MIN_AGE).exp2()) / (lambda * std::f64::consts::LN_2)
+/// The damped length of [`MIN_AGE`] seconds of life in each window: the
+/// least a rate is divided by.
+fn min_lives() -> [f64; LANES] {
+    LAMBDAS.map(|l| (1.0 - (-l * MIN_AGE).exp2()) / (l * std::f64::consts::LN_2))
 }
 
 /// The host-centric layout (`victim`); see the [module docs](self).
@@ -340,6 +340,8 @@ pub struct Victim {
     names: Vec<String>,
     hosts: LruCache<Target, Host>,
     evictions: u64,
+    /// Each window's [`min_lives`], computed once.
+    min_life: [f64; LANES],
 }
 
 /// The saved state of a [`Victim`]: hosts, least recently seen first.
@@ -359,6 +361,7 @@ impl Victim {
             names: names(),
             hosts: LruCache::new(cap),
             evictions: 0,
+            min_life: min_lives(),
         })
     }
 
@@ -395,14 +398,15 @@ impl Victim {
             dport,
             src: src_h,
         };
-        self.host(dst, t).receive(&received, dst_out);
+        let floor = self.min_life;
+        self.host(dst, t).receive(&received, &floor, dst_out);
         let sent = Sent {
             answer,
             syn,
             dst: dst_h,
             service: dst_h ^ (u64::from(dport) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         };
-        self.host(src, t).send(&sent, t, src_out);
+        self.host(src, t).send(&sent, t, &floor, src_out);
     }
 
     /// The host `key`, faded to `t` (created if new).

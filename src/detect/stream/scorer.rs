@@ -375,6 +375,19 @@ impl Sample {
     }
 }
 
+/// Each feature's share of the summed squared error `errors` into
+/// `shares` (all 0 when the error is 0): what an alert's top features show.
+pub(crate) fn error_shares(errors: &[f32], shares: &mut [f64]) {
+    let total: f64 = errors.iter().map(|&e| f64::from(e)).sum();
+    for (s, &e) in shares.iter_mut().zip(errors) {
+        *s = if total > 0.0 {
+            f64::from(e) / total
+        } else {
+            0.0
+        };
+    }
+}
+
 /// Rejects records of the wrong width or with non-finite values.
 fn check_record(x: &[f64], d: usize) -> Result<()> {
     if x.len() != d {
@@ -521,14 +534,7 @@ impl StreamScorer for OnlineAutoencoder {
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
         r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
-        let total: f64 = r.errors.iter().map(|&e| f64::from(e)).sum();
-        for (s, &e) in shares.iter_mut().zip(&r.errors) {
-            *s = if total > 0.0 {
-                f64::from(e) / total
-            } else {
-                0.0
-            };
-        }
+        error_shares(&r.errors, shares);
         Ok(())
     }
 

@@ -461,14 +461,7 @@ impl StreamScorer for BundleScorer {
         self.prepare(x)?;
         self.ae
             .feature_errors_with(&self.row, &mut self.ws, &mut self.errors);
-        let total: f64 = self.errors.iter().map(|&e| f64::from(e)).sum();
-        for (s, &e) in shares.iter_mut().zip(&self.errors) {
-            *s = if total > 0.0 {
-                f64::from(e) / total
-            } else {
-                0.0
-            };
-        }
+        super::scorer::error_shares(&self.errors, shares);
         Ok(())
     }
 
