@@ -14,7 +14,6 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
-use floodwatch::detect::queue::Overflow;
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
@@ -30,6 +29,7 @@ use floodwatch::features::packet::{FeatureExtractor, Side};
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::Schema;
 use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::ingest::queue::Overflow;
 use floodwatch::model::bundle::Bundle;
 use floodwatch::model::threshold::ThresholdRule;
 

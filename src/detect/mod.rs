@@ -7,7 +7,6 @@ pub mod episode;
 pub mod kafka_sink;
 pub mod metrics;
 pub mod microbatch;
-pub mod queue;
 pub mod sink;
 pub mod stream;
 pub mod vote;

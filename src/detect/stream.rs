@@ -1187,9 +1187,9 @@ mod tests {
 
     #[test]
     fn input_outrunning_scoring_is_dropped_and_counted() {
-        use crate::detect::queue::{bounded, Overflow};
         use crate::features::victim::{Victim, N_FEATURES};
         use crate::ingest::packets::{Network, PacketMeta, Transport};
+        use crate::ingest::queue::{bounded, Overflow};
         use source::{PacketRecords, QueueFeed};
         use std::sync::atomic::AtomicU64;
 

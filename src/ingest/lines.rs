@@ -8,8 +8,8 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::detect::queue::{bounded, Overflow};
 use crate::ingest::csv::MAX_LINE_BYTES;
+use crate::ingest::queue::{bounded, Overflow};
 
 /// The reading end of [`spawn`].
 #[derive(Debug)]

@@ -5,4 +5,5 @@ pub mod csv;
 pub mod kafka;
 pub mod lines;
 pub mod packets;
+pub mod queue;
 pub mod synth;

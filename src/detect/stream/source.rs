@@ -277,9 +277,9 @@ impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::queue::{bounded, Overflow};
     use crate::features::victim::Victim;
     use crate::ingest::packets::{Network, Transport};
+    use crate::ingest::queue::{bounded, Overflow};
 
     fn pkt(index: u64, t: f64) -> PacketMeta {
         PacketMeta {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::capture::{LinkType, RawFrame};
 use super::decode::decode_checked;
 use super::PacketMeta;
-use crate::detect::queue::{bounded, Overflow};
+use crate::ingest::queue::{bounded, Overflow};
 use crate::{Error, Result};
 
 /// Bytes kept of each frame: every header the features read fits.
