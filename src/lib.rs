@@ -19,6 +19,7 @@ pub mod ingest;
 mod matrix;
 pub mod model;
 pub mod report;
+pub(crate) mod simd;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -30,7 +30,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::simd::{multiversion, Level};
+use crate::simd::{multiversion, Level};
 use crate::{Error, Matrix, Result};
 
 /// How numeric features are scaled.

@@ -16,7 +16,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
-use super::simd::Level;
+use crate::simd::Level;
 
 /// Activation of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@
 //! AVX2, 2.0 ms against 2.95 ms.
 
 use super::dense::Activation;
-use super::simd::{madd, multiversion, Level};
+use crate::simd::{madd, multiversion, Level};
 
 /// How an operand of [`gemm`] is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,6 @@ pub mod kitnet;
 pub mod lof;
 pub mod logistic;
 pub mod ocsvm;
-pub(crate) mod simd;
 pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};

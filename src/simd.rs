@@ -5,7 +5,7 @@
 //! times, with AVX-512 and with AVX2 + FMA enabled, and calls the best one the
 //! CPU supports ([`Level::detect`], checked once per process); every other
 //! target gets the portable build of the same body. The fused kernels of
-//! `kernel::Tiles` use the same detection.
+//! `model::kernel::Tiles` use the same detection.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -82,7 +82,7 @@ pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// bits at every level: no `mul_add`, whose rounding differs with FMA.
 macro_rules! multiversion {
     ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
-        $vis fn $name(level: $crate::model::simd::Level, $($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name(level: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -93,20 +93,20 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                match level.min($crate::model::simd::Level::detect()) {
-                    $crate::model::simd::Level::Avx512 => {
+                match level.min($crate::simd::Level::detect()) {
+                    $crate::simd::Level::Avx512 => {
                         #[allow(unsafe_code)]
                         // SAFETY: `Level::detect` found AVX-512F, AVX2 and
                         // FMA on this CPU.
                         return unsafe { avx512($($arg),*) };
                     }
-                    $crate::model::simd::Level::Avx2 => {
+                    $crate::simd::Level::Avx2 => {
                         #[allow(unsafe_code)]
                         // SAFETY: `Level::detect` found AVX2 and FMA on this
                         // CPU.
                         return unsafe { avx2($($arg),*) };
                     }
-                    $crate::model::simd::Level::Portable => {}
+                    $crate::simd::Level::Portable => {}
                 }
             }
             let _ = level;
