@@ -18,16 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
 use crate::simd::Level;
 
-/// Activation of a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Activation {
-    /// Identity.
-    Linear,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// max(0, x).
-    Relu,
-}
+pub use super::kernel::Activation;
 
 impl Activation {
     fn apply(self, z: &mut [f32]) {

@@ -20,8 +20,18 @@
 //! against 2.7 ms through sgemm (`cargo bench --bench autoencoder`); with
 //! AVX2, 2.0 ms against 2.95 ms.
 
-use super::dense::Activation;
 use crate::simd::{madd, multiversion, Level};
+
+/// Activation of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// Identity.
+    Linear,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// max(0, x).
+    Relu,
+}
 
 /// How an operand of [`gemm`] is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
