@@ -30,8 +30,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use flate2::read::GzDecoder;
+use floodwatch::features::combined::Layout;
 use floodwatch::features::kitsune::{Kitsune, KitsuneInputs};
-use floodwatch::features::packet::Layout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::PacketSource;
 use floodwatch::ingest::packets::synth;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::Instant;
 
-use floodwatch::features::packet::Layout;
+use floodwatch::features::combined::Layout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 

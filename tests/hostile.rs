@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use floodwatch::features::packet::Layout;
+use floodwatch::features::combined::Layout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
 

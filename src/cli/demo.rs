@@ -65,7 +65,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         data: vec![train_csv],
         model: model.clone(),
         captures: Default::default(),
-        layout: floodwatch::features::packet::Layout::KitsuneCorrected,
+        layout: floodwatch::features::combined::Layout::KitsuneCorrected,
         table_capacity: 0,
         train: super::train::TrainFlags {
             columns: None,

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use floodwatch::features::capture_table::{write_header, write_row};
-use floodwatch::features::packet::{FeatureExtractor, Layout};
+use floodwatch::features::combined::Layout;
+use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::{TableConfig, TableStats};
 use floodwatch::ingest::packets::capture::PacketSource;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use floodwatch::detect::batch::{self, Input, TrainOptions};
 use floodwatch::features::capture_table::CaptureFeatures;
-use floodwatch::features::packet::Layout;
+use floodwatch::features::combined::Layout;
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::csv::read_columns_file;

@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use super::packet::{FeatureExtractor, Layout};
+use super::combined::Layout;
+use super::packet::FeatureExtractor;
 use super::stream_table::{TableConfig, TableStats};
 use crate::ingest::packets::capture::PacketSource;
 use crate::{Error, Result};

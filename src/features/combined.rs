@@ -5,13 +5,66 @@
 //! source side: floods from spoofed sources show at their target, and a
 //! device's own traffic in Kitsune's detail.
 
+use std::fmt;
 use std::str::FromStr;
 
-use crate::features::packet::{FeatureExtractor, FeatureGroup, Layout, Side};
+use crate::features::kitsune::{Kitsune, KitsuneCorrected};
+use crate::features::nbaiot::Nbaiot;
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Side};
 use crate::features::stream_table::{TableConfig, TableStats};
 use crate::features::victim::Victim;
 use crate::ingest::packets::PacketMeta;
 use crate::{Error, Result};
+
+/// The available feature layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Kitsune-py's 100 features, quirks included.
+    Kitsune,
+    /// The same 100 features with the reference's bugs fixed.
+    KitsuneCorrected,
+    /// N-BaIoT's 115 features.
+    Nbaiot,
+}
+
+impl Layout {
+    /// Every layout, in the order of `--help`.
+    pub const ALL: [Layout; 3] = [Layout::Kitsune, Layout::KitsuneCorrected, Layout::Nbaiot];
+
+    /// A fresh extractor of this layout with tables bounded by `config`.
+    pub fn extractor(self, config: TableConfig) -> Result<Box<dyn FeatureExtractor>> {
+        Ok(match self {
+            Layout::Kitsune => Box::new(Kitsune::new(config)?),
+            Layout::KitsuneCorrected => Box::new(KitsuneCorrected::new(config)?),
+            Layout::Nbaiot => Box::new(Nbaiot::new(config)?),
+        })
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Kitsune => "kitsune",
+            Layout::KitsuneCorrected => "kitsune-corrected",
+            Layout::Nbaiot => "nbaiot",
+        })
+    }
+}
+
+impl FromStr for Layout {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Layout::ALL
+            .into_iter()
+            .find(|l| l.to_string() == s)
+            .ok_or_else(|| {
+                Error::Data(format!(
+                    "unknown layout '{s}' (expected kitsune, kitsune-corrected or nbaiot)"
+                ))
+            })
+    }
+}
 
 /// Several layouts, their features concatenated in order.
 pub struct Combined {
@@ -267,5 +320,20 @@ mod tests {
             ..TableConfig::default()
         };
         assert!(WatchLayout::Victim.extractor(bad).is_err());
+    }
+
+    #[test]
+    fn layout_names_round_trip() {
+        for l in Layout::ALL {
+            assert_eq!(l.to_string().parse::<Layout>().ok(), Some(l));
+            let x = l.extractor(TableConfig::default()).expect("valid config");
+            assert!(x.names().len() >= 100);
+        }
+        assert!("kitnet".parse::<Layout>().is_err());
+        let bad = TableConfig {
+            capacity: 0,
+            ..TableConfig::default()
+        };
+        assert!(Layout::Kitsune.extractor(bad).is_err());
     }
 }

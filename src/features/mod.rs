@@ -7,7 +7,7 @@
 //! into damped-window statistics ([`incstat`]) kept in bounded tables
 //! ([`stream_table`], [`pair_table`], [`channel_table`]); the layouts are
 //! [`kitsune`] (faithful and corrected, 100 features) and [`nbaiot`] (115),
-//! chosen with [`packet::Layout`].
+//! chosen with [`combined::Layout`].
 
 pub mod capture_table;
 pub mod channel_table;

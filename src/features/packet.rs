@@ -1,15 +1,12 @@
-//! The packet feature layouts' common ground: the [`FeatureExtractor`] trait,
-//! the [`Layout`] choice, and [`Endpoints`], Kitsune's reading of a decoded
-//! frame (which addresses and which "service" name a stream).
+//! The packet feature layouts' common ground: the [`FeatureExtractor`] trait
+//! and [`Endpoints`], Kitsune's reading of a decoded frame (which addresses
+//! and which "service" name a stream). The choice of a layout by name is
+//! [`Layout`](super::combined::Layout).
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::features::kitsune::{Kitsune, KitsuneCorrected};
-use crate::features::nbaiot::Nbaiot;
-use crate::features::stream_table::{Key, TableConfig, TableStats};
+use crate::features::stream_table::{Key, TableStats};
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 
 /// Turns packets, one at a time, into fixed-length feature vectors.
@@ -64,56 +61,6 @@ pub struct FeatureGroup {
     pub side: Side,
     /// Where the features are in the vector.
     pub range: std::ops::Range<usize>,
-}
-
-/// The available feature layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// Kitsune-py's 100 features, quirks included.
-    Kitsune,
-    /// The same 100 features with the reference's bugs fixed.
-    KitsuneCorrected,
-    /// N-BaIoT's 115 features.
-    Nbaiot,
-}
-
-impl Layout {
-    /// Every layout, in the order of `--help`.
-    pub const ALL: [Layout; 3] = [Layout::Kitsune, Layout::KitsuneCorrected, Layout::Nbaiot];
-
-    /// A fresh extractor of this layout with tables bounded by `config`.
-    pub fn extractor(self, config: TableConfig) -> Result<Box<dyn FeatureExtractor>> {
-        Ok(match self {
-            Layout::Kitsune => Box::new(Kitsune::new(config)?),
-            Layout::KitsuneCorrected => Box::new(KitsuneCorrected::new(config)?),
-            Layout::Nbaiot => Box::new(Nbaiot::new(config)?),
-        })
-    }
-}
-
-impl fmt::Display for Layout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Layout::Kitsune => "kitsune",
-            Layout::KitsuneCorrected => "kitsune-corrected",
-            Layout::Nbaiot => "nbaiot",
-        })
-    }
-}
-
-impl FromStr for Layout {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Layout::ALL
-            .into_iter()
-            .find(|l| l.to_string() == s)
-            .ok_or_else(|| {
-                Error::Data(format!(
-                    "unknown layout '{s}' (expected kitsune, kitsune-corrected or nbaiot)"
-                ))
-            })
-    }
 }
 
 /// What stands for a host in stream keys.
@@ -355,20 +302,5 @@ pub(crate) mod tests {
         let mut b: Key<6> = Key::new();
         put_service(&mut b, &Service::None);
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn layout_names_round_trip() {
-        for l in Layout::ALL {
-            assert_eq!(l.to_string().parse::<Layout>().ok(), Some(l));
-            let x = l.extractor(TableConfig::default()).expect("valid config");
-            assert!(x.names().len() >= 100);
-        }
-        assert!("kitnet".parse::<Layout>().is_err());
-        let bad = TableConfig {
-            capacity: 0,
-            ..TableConfig::default()
-        };
-        assert!(Layout::Kitsune.extractor(bad).is_err());
     }
 }
