@@ -7,7 +7,8 @@
 //! - `day-benign`: `FLOODWATCH_BENCH_HOURS` hours (default 6) of
 //!   `synth --profile day` traffic without attacks, after a 10-minute grace:
 //!   every alert episode is false;
-//! - `day-attacks`: 40 minutes of the same with, from minute 15, each flood
+//! - `day-attacks`: the same with, from minute 15 (and, in a second run,
+//!   from hour 3, after thresholds followed hours of drift), each flood
 //!   family, a horizontal and a vertical scan and an infected device, one a
 //!   minute apart: per attack, the time from onset to the first episode
 //!   naming its victim (floods) or its sender (scans, infected device), the
@@ -123,6 +124,7 @@ fn try_watch(
         save_model: None,
         grace: Some(grace),
         calibrate: Calibrate::Budget(1.0),
+        drift: Some(600.0),
         layout: None,
     };
     let mut engine = Engine::new(
@@ -190,6 +192,8 @@ fn day_benign(hours: f64) -> Value {
         "false_episodes_per_day": starts.0.len() as f64 / scored_hours * 24.0,
         "benign_records_flagged": s.anomalies,
         "thresholds": s.sides.iter().map(|x| x.threshold).collect::<Vec<_>>(),
+        "drift_factors": s.sides.iter().map(|x| x.drift.map(|d| d.factor)).collect::<Vec<_>>(),
+        "calibrated": s.sides.iter().map(|x| x.calibration.as_ref().map(|c| c.threshold)).collect::<Vec<_>>(),
         "records_per_second": s.records as f64 / s.elapsed.as_secs_f64(),
     })
 }
@@ -205,7 +209,7 @@ fn within(ip: IpAddr, (net, len): (std::net::Ipv4Addr, u8)) -> bool {
     len > 0 && u32::from(ip) & mask == u32::from(net) & mask
 }
 
-fn day_attacks() -> Value {
+fn day_attacks(onset_minutes: i64) -> Value {
     let attacks = [
         "udp",
         "syn-spoofed",
@@ -222,7 +226,12 @@ fn day_attacks() -> Value {
     .collect();
     let (labels, scores) = (Shared::default(), Shared::default());
     let (pipe, gen) = day(
-        config(2400 + 600, 3, attacks, Some(900_000_000_000)),
+        config(
+            onset_minutes * 60 + 2100,
+            3,
+            attacks,
+            Some(onset_minutes * 60_000_000_000),
+        ),
         Some(labels.clone()),
     );
     let (s, starts) = watch(pipe, Grace::Seconds(600.0), Some(scores.clone()));
@@ -290,7 +299,9 @@ fn day_attacks() -> Value {
         .count();
     json!({
         "case": "day-attacks",
+        "onset_minutes": onset_minutes,
         "records": s.records,
+        "thresholds": s.sides.iter().map(|x| x.threshold).collect::<Vec<_>>(),
         "episodes": s.episodes,
         "false_episodes": false_episodes,
         "benign_records_flagged": flagged.get("normal").map_or(0, |x| x.1),
@@ -399,7 +410,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(6.0);
     println!("{}", day_benign(hours));
-    println!("{}", day_attacks());
+    println!("{}", day_attacks(15));
+    println!("{}", day_attacks(180));
     if let Some(data) = shared() {
         for v in shared_splices(&data)
             .into_iter()

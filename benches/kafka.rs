@@ -186,6 +186,7 @@ fn fw_member(
         save_model: None,
         grace: None,
         calibrate: Calibrate::Budget(1.0),
+        drift: Some(600.0),
         layout: None,
     };
     let mut engine = Engine::new(params, sides, metrics, Arc::clone(&seen.stop)).unwrap();

@@ -60,6 +60,7 @@ fn params(grace: Option<Grace>, save: Option<PathBuf>) -> EngineParams {
         save_model: save,
         grace,
         calibrate: Calibrate::Quantile(0.999),
+        drift: Some(600.0),
         layout: None,
     }
 }

@@ -129,6 +129,11 @@ impl PacketFeed for Packets {
 /// Runs `watch`'s engine (online autoencoder) over the packets; returns
 /// the summary and the alerts.
 fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>) {
+    watch_for(layout, packets, Grace::Records(GRACE))
+}
+
+/// [`watch`] with this grace.
+fn watch_for(layout: WatchLayout, packets: Vec<PacketMeta>, grace: Grace) -> (Summary, Vec<Value>) {
     let config = TableConfig {
         capacity: CAPACITY,
         ..TableConfig::default()
@@ -141,8 +146,9 @@ fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>)
         tracker: TrackerParams::new(),
         top_features: 3,
         save_model: None,
-        grace: Some(Grace::Records(GRACE)),
+        grace: Some(grace),
         calibrate: Calibrate::Budget(1.0),
+        drift: Some(600.0),
         layout: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -290,6 +296,52 @@ fn flood_after_a_slow_trickle_of_new_keys_raises_the_alert() {
             tcp(1024 + (r.next() % 60_000) as u16, 80, 0x02),
         )
     });
+}
+
+#[test]
+fn a_ramp_over_hours_is_not_learned_by_following_drift() {
+    // Ten minutes of grace and an hour of benign traffic (six drift
+    // periods), then requests to the server from 50 bots, like the
+    // devices' own, starting at half a packet a second and growing by half
+    // every 10 minutes (a drift period), for hours: the threshold follows
+    // only what is judged normal, so the flood is alerted on while small.
+    let mut rng = Rng(5);
+    let mut packets = phase(1e9, 4200.0, 0.0, &mut rng, benign);
+    let onset = packets.last().map_or(0.0, |p| p.timestamp) + 0.01;
+    let mut pps = 0.5;
+    let mut steps = Vec::new();
+    while pps < 400.0 {
+        let t0 = onset + 600.0 * steps.len() as f64;
+        steps.push((t0.rem_euclid(86_400.0), pps));
+        packets.extend(phase(t0, 600.0, pps, &mut rng, |t, r| {
+            let bot = Ipv4Addr::new(172, 16, 0, 1 + (r.next() % 50) as u8);
+            let len = 60 + ((r.next() >> 8) % 400) as u32;
+            packet(
+                t,
+                bot,
+                VICTIM,
+                len,
+                tcp(40_000 + (r.next() % 20) as u16, 443, 0x18),
+            )
+        }));
+        pps *= 1.5;
+    }
+    let (summary, alerts) = watch_for(WatchLayout::Victim, packets, Grace::Seconds(600.0));
+    let first = starts_against(&alerts, VICTIM)
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let rate_then = steps
+        .iter()
+        .take_while(|s| s.0 <= first)
+        .last()
+        .map(|s| s.1);
+    let dst = &summary.sides[0];
+    eprintln!("ramp first alerted at {rate_then:?} packets/s; {dst:?}");
+    assert!(dst.drift.is_some_and(|d| d.updates > 10), "{dst:?}");
+    assert!(
+        rate_then.is_some_and(|r| r < 200.0),
+        "first alert {first} at {rate_then:?} packets/s: {summary:?}"
+    );
 }
 
 #[test]

@@ -586,6 +586,111 @@ fn splice_headline_figure() {
     }
 }
 
+/// A capture of `scanners` hosts (192.168.1.200 and up) each SYN-probing
+/// telnet on successive addresses at `rate` probes a second, for `secs`.
+fn scan_capture(path: &Path, rate: f64, scanners: u8, secs: f64) {
+    use floodwatch::ingest::packets::capture::LinkType;
+    use floodwatch::ingest::packets::pcap::PcapWriter;
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = PcapWriter::new(file, LinkType::ETHERNET, 65_535, false).unwrap();
+    let t0 = 1_540_446_400_000_000_000i64;
+    let mut probes: Vec<(i64, Vec<u8>)> = Vec::new();
+    for k in 0..scanners {
+        for i in 0..(rate * secs) as u32 {
+            let t = t0 + (f64::from(i) / rate * 1e9) as i64 + i64::from(k) * 13_000_000;
+            let mut f = vec![
+                0u8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, k,
+            ];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0]);
+            f.extend_from_slice(&[192, 168, 1, 200 + k, 10, 20 + k, (i >> 8) as u8, i as u8]);
+            let sport = 40_000 + (i % 20_000) as u16;
+            f.extend_from_slice(&sport.to_be_bytes());
+            f.extend_from_slice(&[
+                0, 23, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x39, 0x08, 0, 0, 0, 0,
+            ]);
+            probes.push((t, f));
+        }
+    }
+    probes.sort_by_key(|p| p.0);
+    for (t, f) in probes {
+        w.write_packet(t, f.len() as u32, &f).unwrap();
+    }
+}
+
+/// Horizontal scans spliced into the benign Mirai capture: each scanner is
+/// named as the source of an episode within 5 s of its first probe, at 100
+/// and at 10 probes a second, alone or five at once; no other host is.
+#[test]
+fn scanners_spliced_into_benign_traffic_are_named_within_five_seconds() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap");
+    let base = shared.join("mirai_first2000.pcap");
+    if !base.exists() {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "../shared/data/pcap/mirai_first2000.pcap not found"
+        );
+        eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
+        return;
+    }
+    let head = std::fs::read(&base).unwrap();
+    let first = f64::from(u32::from_le_bytes(head[24..28].try_into().unwrap()))
+        + f64::from(u32::from_le_bytes(head[28..32].try_into().unwrap())) * 1e-6;
+    let dir = tempfile::tempdir().unwrap();
+    for (rate, scanners) in [(100.0, 1u8), (10.0, 1), (10.0, 5)] {
+        let (scan, pcap) = (dir.path().join("scan.pcap"), dir.path().join("s.pcap"));
+        scan_capture(&scan, rate, scanners, 30.0);
+        let (label_file, alert_file) = (dir.path().join("l.csv"), dir.path().join("a.jsonl"));
+        run_ok(
+            bin()
+                .args(["-q", "splice", "--at", "56", "--base"])
+                .arg(&base)
+                .arg("--insert")
+                .arg(&scan)
+                .args(["--out".as_ref(), pcap.as_os_str(), "--labels".as_ref()])
+                .arg(&label_file),
+        );
+        run_ok(
+            bin()
+                .args(["-q", "watch", "--grace", "50s", "--pcap"])
+                .arg(&pcap)
+                .arg("--alerts")
+                .arg(&alert_file),
+        );
+        let starts: Vec<(String, String, f64)> = alerts(&alert_file)
+            .iter()
+            .filter(|a| action(a) == "start")
+            .map(|a| {
+                let c = &a["alert"]["context"];
+                let t = secs_of_day(c["episode"]["start"].as_str().unwrap());
+                let f = c["family"].as_str().unwrap_or("").to_string();
+                (f, a["src_ip"].as_str().unwrap_or("").to_string(), t)
+            })
+            .collect();
+        let case = format!("{rate}/s from {scanners}");
+        for k in 0..scanners {
+            let scanner = format!("192.168.1.{}", 200 + k);
+            let onset = (first + 56.0 + f64::from(k) * 0.013).rem_euclid(86_400.0);
+            let named = starts
+                .iter()
+                .filter(|(f, src, _)| f.ends_with("_scan") && *src == scanner)
+                .map(|s| s.2)
+                .fold(f64::INFINITY, f64::min);
+            eprintln!(
+                "{case}: {scanner} named {:.3} s after its first probe",
+                named - onset
+            );
+            assert!(
+                named - onset < 5.0,
+                "{case}: {scanner} not named: {starts:?}"
+            );
+        }
+        let others = starts
+            .iter()
+            .filter(|(f, src, _)| f != "flood_target" && !src.starts_with("192.168.1.2"));
+        assert_eq!(others.count(), 0, "{case}: {starts:?}");
+    }
+}
+
 /// The README's example, run as written: `synth` 200,000 packets with a UDP
 /// and a spoofed SYN flood, then `watch --grace 30s`.
 #[test]

@@ -16,12 +16,13 @@ use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
 use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
+use floodwatch::detect::stream::drift::Period;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
 use floodwatch::detect::stream::source::{Paced, PacketRecords};
 use floodwatch::detect::stream::tabular::{is_bundle, BundleScorer, LineRecords};
 use floodwatch::detect::stream::{
     learning_sides, Calibrate, Engine, EngineParams, Grace, GraceReport, OnlineDetector,
-    RecordSource, SavedModel, SideSpec, Summary,
+    RecordSource, SavedModel, SideSpec, SideSummary, Summary,
 };
 use floodwatch::detect::vote::VoteParams;
 use floodwatch::features::combined::WatchLayout;
@@ -111,6 +112,10 @@ pub struct Args {
     /// scores, `quantile:Q` or `fpr:F`.
     #[arg(long, value_name = "RULE", conflicts_with = "false_alarms")]
     pub threshold: Option<ThresholdRule>,
+    /// How often thresholds move with slow benign drift, learned from
+    /// records judged normal only (`10m`, `1h`), or `off`.
+    #[arg(long, value_name = "PERIOD|off", default_value = "10m")]
+    pub drift: Period,
     /// Most grace records kept to learn from (a uniform sample).
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub grace_sample: usize,
@@ -235,6 +240,7 @@ fn bundle_side(bundle: &Bundle) -> Vec<SideSpec> {
         range: 0..bundle.schema.feature_names().len(),
         scorer: Box::new(BundleScorer::new(bundle)),
         threshold: Some(f64::from(bundle.threshold)),
+        calibration: None,
     }]
 }
 
@@ -546,7 +552,19 @@ fn engine_params(args: &Args) -> EngineParams {
             args.grace
         },
         calibrate,
+        drift: args.drift.0,
         layout: Some(args.layout.clone()),
+    }
+}
+
+/// How a side's threshold followed drift, for the summary.
+fn drift_note(side: &SideSummary) -> String {
+    match side.drift {
+        Some(d) if d.updates + d.skipped > 0 => format!(
+            " ({:.3}x calibrated after {} drift periods, {} too quiet to count)",
+            d.factor, d.updates, d.skipped
+        ),
+        _ => String::new(),
     }
 }
 
@@ -579,8 +597,12 @@ fn render(s: &Summary) -> String {
     if s.sides.len() > 1 {
         for side in &s.sides {
             out.push_str(&format!(
-                "  {:?} side: {} anomalies, {} episodes, threshold {:.6}\n",
-                side.side, side.anomalies, side.episodes, side.threshold
+                "  {:?} side: {} anomalies, {} episodes, threshold {:.6}{}\n",
+                side.side,
+                side.anomalies,
+                side.episodes,
+                side.threshold,
+                drift_note(side)
             ));
         }
     }

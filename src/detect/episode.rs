@@ -311,6 +311,11 @@ impl EpisodeTracker {
         &self.params
     }
 
+    /// Sets the threshold reported in alerts (it moves with drift).
+    pub fn set_threshold(&mut self, t: f64) {
+        self.params.threshold = t;
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {

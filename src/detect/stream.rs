@@ -13,6 +13,7 @@
 //! features) are computed only for anomalous records.
 
 pub mod calibrate;
+pub mod drift;
 pub mod grace;
 pub mod scorer;
 pub mod source;
@@ -35,6 +36,7 @@ use crate::model::kitnet::KitNetParams;
 use crate::model::AutoencoderParams;
 use crate::{Error, Result};
 use calibrate::{Calibration, Calibrator};
+use drift::{Drift, DriftSummary};
 pub use grace::Grace;
 pub use scorer::{Detector, OnlineAutoencoder, OnlineKitNet, SavedModel, SavedSide, StreamScorer};
 pub use source::{Next, RecordInfo, RecordSource, TableUsage};
@@ -74,6 +76,8 @@ pub struct SideSummary {
     pub anomalies: u64,
     /// Alert episodes started.
     pub episodes: u64,
+    /// How the threshold followed drift, when it did.
+    pub drift: Option<DriftSummary>,
 }
 
 /// What a run did, for the summary printed at the end.
@@ -125,6 +129,9 @@ pub struct SideSpec {
     pub scorer: Box<dyn StreamScorer>,
     /// The threshold, when loaded with the scorer.
     pub threshold: Option<f64>,
+    /// How that threshold was calibrated, when known (drift is followed
+    /// from it).
+    pub calibration: Option<Calibration>,
 }
 
 impl std::fmt::Debug for SideSpec {
@@ -185,6 +192,7 @@ pub fn learning_sides(
                 range: g.range,
                 scorer,
                 threshold: None,
+                calibration: None,
             }
         })
         .collect()
@@ -200,6 +208,7 @@ impl SavedModel {
                 range: s.range.0..s.range.1,
                 scorer: s.detector.into_scorer(),
                 threshold: Some(s.threshold),
+                calibration: s.calibration,
             })
             .collect()
     }
@@ -228,6 +237,9 @@ pub struct EngineParams {
     pub grace: Option<Grace>,
     /// How thresholds are set at the end of grace.
     pub calibrate: Calibrate,
+    /// Seconds between moves of the thresholds with benign drift (`None`:
+    /// they stay as calibrated); see [`drift`].
+    pub drift: Option<f64>,
     /// The packet layout's name, kept in a saved model.
     pub layout: Option<String>,
 }
@@ -247,6 +259,7 @@ struct SideRun {
     calibrator: Option<Calibrator>,
     threshold: f64,
     calibration: Option<Calibration>,
+    drift: Option<Drift>,
     anomalies: u64,
 }
 
@@ -255,6 +268,42 @@ impl SideRun {
         match self.spec.side {
             Side::Destination => info.flow.dest_ip,
             Side::Source => info.flow.src_ip,
+        }
+    }
+
+    /// Starts following drift from the calibration, at capture time `t`;
+    /// without a reference to follow from, drift is not followed.
+    fn follow_drift(&mut self, t: f64) {
+        let cal = self.calibration.as_ref().filter(|c| c.reference > 0.0);
+        match (cal, &mut self.drift) {
+            (Some(c), Some(d)) => d.start(c.threshold, c.reference, self.threshold, t),
+            _ => self.drift = None,
+        }
+    }
+
+    /// Counts a scored record judged normal towards drift, and moves the
+    /// threshold when a period ends.
+    #[inline]
+    fn track_drift(&mut self, info: &RecordInfo, score: f64, above: bool) {
+        let (Some(d), Some(tracker)) = (&mut self.drift, &mut self.tracker) else {
+            return;
+        };
+        let t = info.timestamp;
+        if !t.is_finite() {
+            return;
+        }
+        if !above && Drift::sampled(info.index) {
+            let host = match self.spec.side {
+                Side::Destination => info.flow.dest_ip,
+                Side::Source => info.flow.src_ip,
+            };
+            d.observe(host, t, score, |h| tracker.open_family(h).is_some());
+        }
+        if d.due(t) {
+            if let Some(new) = d.tick(t, |h| tracker.open_family(h).is_some()) {
+                self.threshold = new;
+                tracker.set_threshold(new);
+            }
         }
     }
 }
@@ -333,13 +382,23 @@ impl Engine {
         };
         let sides = sides
             .into_iter()
-            .map(|spec| SideRun {
-                threshold: spec.threshold.unwrap_or(f64::INFINITY),
-                spec,
-                tracker: None,
-                calibrator: None,
-                calibration: None,
-                anomalies: 0,
+            .map(|mut spec| {
+                let threshold = spec.threshold.unwrap_or(f64::INFINITY);
+                let calibration = spec.calibration.take();
+                let drift = params.drift.map(Drift::new);
+                let mut run = SideRun {
+                    threshold,
+                    spec,
+                    tracker: None,
+                    calibrator: None,
+                    calibration,
+                    drift,
+                    anomalies: 0,
+                };
+                if params.grace.is_none() {
+                    run.follow_drift(f64::NAN);
+                }
+                run
             })
             .collect();
         Ok(Engine {
@@ -600,7 +659,7 @@ impl Engine {
             self.phase = Phase::Calibrate;
         }
         if self.phase == Phase::Calibrate && grace.over(n, self.grace_t0, t) {
-            self.end_grace(source)?;
+            self.end_grace(t, source)?;
         }
         Ok(())
     }
@@ -617,6 +676,9 @@ impl Engine {
                 if let Some(c) = &mut s.calibrator {
                     c.observe(host, t, score);
                 }
+                if let Some(d) = s.drift.as_mut().filter(|_| Drift::sampled(info.index)) {
+                    d.observe(host, t, score, |_| false);
+                }
             }
         }
         self.summary.grace += 1;
@@ -626,7 +688,7 @@ impl Engine {
         self.write_score(info, None)
     }
 
-    fn end_grace(&mut self, source: &dyn RecordSource) -> Result<()> {
+    fn end_grace(&mut self, t: f64, source: &dyn RecordSource) -> Result<()> {
         let per_side = match self.params.calibrate {
             Calibrate::Budget(b) => Calibrate::Budget(b / self.sides.len() as f64),
             q => q,
@@ -641,13 +703,15 @@ impl Engine {
                 .calibrator
                 .take()
                 .ok_or_else(|| Error::Model("grace ended before calibration".into()))?;
-            let cal = match per_side {
+            let mut cal = match per_side {
                 Calibrate::Budget(b) => c.finish(b)?,
                 Calibrate::Quantile(q) => c.finish_quantile(q)?,
             };
+            cal.reference = s.drift.as_mut().and_then(Drift::reference).unwrap_or(0.0);
             s.threshold = cal.threshold;
             report.sides.push((s.spec.side, cal.clone()));
             s.calibration = Some(cal);
+            s.follow_drift(t);
         }
         self.phase = Phase::Detect;
         self.build_trackers()?;
@@ -737,6 +801,7 @@ impl Engine {
                 family,
             };
             tracker.observe(&rec, sink).map_err(alert_err)?;
+            s.track_drift(info, score, above);
         }
         if any {
             self.summary.anomalies += 1;
@@ -853,6 +918,7 @@ impl Engine {
                 calibration: r.calibration.clone(),
                 anomalies: r.anomalies,
                 episodes: r.tracker.as_ref().map_or(0, |t| t.stats().started),
+                drift: r.drift.as_ref().map(Drift::summary),
             })
             .collect();
         s.episodes = s.sides.iter().map(|r| r.episodes).sum();
@@ -1029,6 +1095,7 @@ mod tests {
             save_model: None,
             grace,
             calibrate: Calibrate::Budget(1.0),
+            drift: None,
             layout: None,
         }
     }
@@ -1044,6 +1111,7 @@ mod tests {
             range: 0..2,
             scorer: Box::new(OnlineAutoencoder::new(2, ae, false, 10_000)),
             threshold: None,
+            calibration: None,
         }
     }
 
@@ -1159,6 +1227,7 @@ mod tests {
             range: 0..width,
             scorer: Box::new(Slow),
             threshold: Some(1.0),
+            calibration: None,
         }]
     }
 

@@ -33,7 +33,11 @@
 //!   (TCP RST, SYN-ACK) do not count, so a scanned host is not a scanner;
 //! - `new_services`: the same for (address, port) pairs (vertical scans,
 //!   random-port floods from an infected device);
-//! - `syns`: SYNs without ACK per second it sends.
+//! - `unanswered_syns`: SYNs it sent that no SYN-ACK has answered, a
+//!   damped count (not a rate): a scanner probing dead addresses or closed
+//!   ports piles them up at its probe rate, a client whose connections are
+//!   answered within milliseconds keeps it near zero, however young or
+//!   busy.
 //!
 //! A flood that is one flow (one source, one port) is not seen by these
 //! features: it is indistinguishable from a bulk transfer without a volume
@@ -143,7 +147,7 @@ struct Lane {
     syn_in: f64,
     port_change: f64,
     src_change: f64,
-    syn_out: f64,
+    unanswered: f64,
     new_dst: f64,
     new_service: f64,
 }
@@ -204,6 +208,8 @@ struct Host {
 struct Received {
     size: f64,
     syn: f64,
+    /// 1 for a SYN-ACK: an answer to one of the host's SYNs.
+    syn_ack: f64,
     dport: u16,
     src: u64,
 }
@@ -253,7 +259,7 @@ impl Host {
                 &mut lane.syn_in,
                 &mut lane.port_change,
                 &mut lane.src_change,
-                &mut lane.syn_out,
+                &mut lane.unanswered,
                 &mut lane.new_dst,
                 &mut lane.new_service,
             ] {
@@ -278,6 +284,7 @@ impl Host {
             lane.syn_in += r.syn;
             lane.port_change += port_change;
             lane.src_change += src_change;
+            lane.unanswered = (lane.unanswered - r.syn_ack).max(0.0);
             let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.port_change / life,
@@ -302,14 +309,14 @@ impl Host {
             .zip(out.chunks_exact_mut(SRC_PER_LANE))
             .zip(floor)
         {
-            lane.syn_out += s.syn;
+            lane.unanswered += s.syn;
             lane.new_dst += new_dst;
             lane.new_service += new_service;
             let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.new_dst / life,
                 lane.new_service / life,
-                lane.syn_out / life,
+                lane.unanswered,
             ]);
         }
     }
@@ -392,9 +399,14 @@ impl Victim {
             _ => (0.0, 0, false),
         };
         let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
+        let syn_ack = match p.transport {
+            Transport::Tcp { flags, .. } => f64::from(u8::from(flags & 0x12 == 0x12)),
+            _ => 0.0,
+        };
         let received = Received {
             size: f64::from(p.wire_len),
             syn,
+            syn_ack,
             dport,
             src: src_h,
         };
@@ -504,7 +516,7 @@ fn names() -> Vec<String> {
         }
     }
     for l in LAMBDAS {
-        for s in ["new_dsts", "new_services", "syns"] {
+        for s in ["new_dsts", "new_services", "unanswered_syns"] {
             names.push(format!("src_L{l}_{s}"));
         }
     }
@@ -630,7 +642,29 @@ mod tests {
             v.update(&p, &mut out);
         }
         assert!(out[new_dst] > 20.0, "{}", out[new_dst]);
-        assert!(out[col(&v, "src_L1_syns")] > 20.0);
+        assert!(out[col(&v, "src_L1_unanswered_syns")] > 20.0);
+    }
+
+    #[test]
+    fn answered_syns_are_not_counted_and_unanswered_ones_pile_up() {
+        let mut v = Victim::new(64).unwrap();
+        let mut out = vec![0.0; N_FEATURES];
+        let unanswered = col(&v, "src_L0.1_unanswered_syns");
+        // A client opening 20 connections a second, each answered.
+        for k in 0..200 {
+            let t = f64::from(k) * 0.05;
+            v.update(&pkt_from(t, 7, 2, 0x02, 60, 443), &mut out);
+            assert!(out[unanswered] <= 1.0, "{}", out[unanswered]);
+            v.update(&pkt_from(t + 0.001, 2, 7, 0x12, 60, 40_000), &mut out);
+        }
+        // A scanner at 10 probes a second, none answered: about 50 after 5 s.
+        for k in 0..50 {
+            v.update(
+                &pkt_from(20.0 + f64::from(k) * 0.1, 9, 3, 0x02, 60, 23),
+                &mut out,
+            );
+        }
+        assert!(out[unanswered] > 35.0, "{}", out[unanswered]);
     }
 
     #[test]

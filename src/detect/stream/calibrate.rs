@@ -75,6 +75,10 @@ pub struct Calibration {
     pub max_voted: f64,
     /// Scale of the fitted exponential tail (log-score units).
     pub tail_scale: f64,
+    /// The statistic drift is followed by, in the held-back slice (0 when
+    /// unknown: the threshold is then not moved; see [`super::drift`]).
+    #[serde(default)]
+    pub reference: f64,
 }
 
 /// A host's last `W` scores.
@@ -245,6 +249,7 @@ impl Calibrator {
             seconds,
             max_voted,
             tail_scale: scale,
+            reference: 0.0,
         })
     }
 }
@@ -280,6 +285,7 @@ impl Calibrator {
             seconds: (self.last_t - self.first_t).max(0.0),
             max_voted: 0.0,
             tail_scale: 0.0,
+            reference: 0.0,
         })
     }
 }
