@@ -691,6 +691,72 @@ fn scanners_spliced_into_benign_traffic_are_named_within_five_seconds() {
     }
 }
 
+/// Forty minutes of `synth --profile day` (a gateway resolving DNS for
+/// every device, a monitor polling every host, mDNS/SSDP multicast: benign
+/// fan-out learned during grace) with a telnet scan at 10 probes a second
+/// from minute 30: the scanner is the only host any episode names, within
+/// 5 s of its first probe.
+#[test]
+fn benign_fan_out_is_not_a_scan_and_a_slow_scanner_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, label_file) = (dir.path().join("d.pcap"), dir.path().join("d.csv"));
+    let out = run_ok(
+        bin()
+            .args([
+                "synth",
+                "--profile",
+                "day",
+                "--duration",
+                "40m",
+                "--rate",
+                "100",
+            ])
+            .args([
+                "--attack",
+                "hscan",
+                "--attack-at",
+                "30m",
+                "--scan-rate",
+                "10",
+            ])
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--labels")
+            .arg(&label_file),
+    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    let scanner = said
+        .split("sent by ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no scanner in: {said}"))
+        .to_string();
+    let head = std::fs::read(&pcap).unwrap();
+    let first = f64::from(u32::from_le_bytes(head[24..28].try_into().unwrap()));
+    let alert_file = dir.path().join("a.jsonl");
+    run_ok(
+        bin()
+            .args(["-q", "watch", "--grace", "10m", "--pcap"])
+            .arg(&pcap)
+            .arg("--alerts")
+            .arg(&alert_file),
+    );
+    let starts: Vec<Value> = alerts(&alert_file)
+        .into_iter()
+        .filter(|a| action(a) == "start")
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let c = &starts[0]["alert"]["context"];
+    assert_eq!(c["family"], "horizontal_scan", "{starts:?}");
+    assert_eq!(starts[0]["src_ip"], scanner.as_str(), "{starts:?}");
+    let onset = (first + 1800.0).rem_euclid(86_400.0);
+    let named = secs_of_day(c["episode"]["start"].as_str().unwrap());
+    assert!(
+        (0.0..5.0).contains(&(named - onset)),
+        "named {named}, onset {onset}"
+    );
+}
+
 /// The README's example, run as written: `synth` 200,000 packets with a UDP
 /// and a spoofed SYN flood, then `watch --grace 30s`.
 #[test]
