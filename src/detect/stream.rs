@@ -762,7 +762,7 @@ impl Engine {
     ) -> Result<()> {
         // Only an anomalous record needs to know which episodes are open.
         let open = if scored.iter().any(|s| s.1) {
-            self.open_episodes(info)
+            self.open_episodes(info, x)
         } else {
             OpenEpisodes::default()
         };
@@ -812,7 +812,7 @@ impl Engine {
     }
 
     /// Which episodes about this record's two hosts are open now.
-    fn open_episodes(&self, info: &RecordInfo) -> OpenEpisodes {
+    fn open_episodes(&self, info: &RecordInfo, x: &[f64]) -> OpenEpisodes {
         let mut open = OpenEpisodes::default();
         for s in &self.sides {
             let Some(t) = &s.tracker else { continue };
@@ -821,7 +821,11 @@ impl Engine {
                 Side::Source => {
                     let family = t.open_family(&info.flow.src_ip);
                     open.source = family.is_some();
-                    open.scanner = family.is_some_and(|f| f.ends_with("_scan"));
+                    // A probe, not the flood an infected scanner turns to.
+                    let r = s.spec.range.clone();
+                    open.scanner = family.is_some_and(|f| f.ends_with("_scan"))
+                        && side_family(s.spec.side, &self.names[r.clone()], &x[r])
+                            .is_some_and(|f| f.ends_with("_scan"));
                 }
             }
         }
@@ -966,7 +970,8 @@ impl Batch {
 /// traffic toward a target under attack belongs to the target's episode
 /// (which counts its sources), so it opens no episode per source, only
 /// feeds a source's open one; and probes of a scanner with an open episode
-/// open none per probed address.
+/// open none per probed address (its other records, such as the flood an
+/// infected device turns to, still do).
 #[derive(Debug, Clone, Copy, Default)]
 struct OpenEpisodes {
     target: bool,

@@ -30,14 +30,16 @@
 //!
 //! - `new_dsts`: packets per second sent to an address the host has not sent
 //!   to in the last one to two minutes (horizontal scans, worms); answers
-//!   (TCP RST, SYN-ACK) do not count, so a scanned host is not a scanner;
+//!   (TCP RST, SYN-ACK, ICMP errors) do not count, so a scanned host, or a
+//!   gateway reporting unreachable addresses, is not a scanner;
 //! - `new_services`: the same for (address, port) pairs (vertical scans,
 //!   random-port floods from an infected device);
-//! - `unanswered_syns`: SYNs it sent that no SYN-ACK has answered, a
-//!   damped count (not a rate): a scanner probing dead addresses or closed
-//!   ports piles them up at its probe rate, a client whose connections are
-//!   answered within milliseconds keeps it near zero, however young or
-//!   busy.
+//! - `unanswered_syns`: SYNs it sent to a new (address, port) that nothing
+//!   answered (no SYN-ACK, RST or ICMP error came back), a damped count (not a rate): a scanner probing
+//!   dead addresses or closed ports piles them up at its probe rate, a
+//!   client whose connections are answered within milliseconds keeps it
+//!   near zero, however young or busy, and one retrying a silent server
+//!   counts it once.
 //!
 //! A flood that is one flow (one source, one port) is not seen by these
 //! features: it is indistinguishable from a bulk transfer without a volume
@@ -91,7 +93,7 @@ pub const N_FEATURES: usize = (DST_PER_LANE + SRC_PER_LANE) * LANES;
 /// Youngest age (seconds) a host's rates are computed for.
 const MIN_AGE: f64 = 1.0;
 /// Seconds a Bloom filter generation lasts.
-pub const GENERATION: f64 = 60.0;
+pub const GENERATION: f64 = 120.0;
 
 /// A host: the end of a packet a statistic is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -208,8 +210,8 @@ struct Host {
 struct Received {
     size: f64,
     syn: f64,
-    /// 1 for a SYN-ACK: an answer to one of the host's SYNs.
-    syn_ack: f64,
+    /// 1 for an answer to one of the host's SYNs (SYN-ACK, RST, ICMP error).
+    answer: f64,
     dport: u16,
     src: u64,
 }
@@ -284,7 +286,7 @@ impl Host {
             lane.syn_in += r.syn;
             lane.port_change += port_change;
             lane.src_change += src_change;
-            lane.unanswered = (lane.unanswered - r.syn_ack).max(0.0);
+            lane.unanswered = (lane.unanswered - r.answer).max(0.0);
             let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.port_change / life,
@@ -309,7 +311,7 @@ impl Host {
             .zip(out.chunks_exact_mut(SRC_PER_LANE))
             .zip(floor)
         {
-            lane.unanswered += s.syn;
+            lane.unanswered += s.syn * new_service;
             lane.new_dst += new_dst;
             lane.new_service += new_service;
             let life = lane.life.max(*floor);
@@ -386,7 +388,8 @@ impl Victim {
         let t = p.timestamp;
         let (dst, src) = (Target::dst(p), Target::src(p));
         let (dst_h, src_h) = (dst.hash(), src.hash());
-        // Answers (RST, SYN-ACK) reach no new peer of the sender's choice.
+        // Answers (SYN-ACK, RST, ICMP errors) reach no new peer of the
+        // sender's choice, and answer the receiver's connection attempts.
         let (syn, dport, answer) = match p.transport {
             Transport::Tcp {
                 flags, dst_port, ..
@@ -396,17 +399,14 @@ impl Victim {
                 flags & 0x04 != 0 || flags & 0x12 == 0x12,
             ),
             Transport::Udp { dst_port, .. } => (0.0, dst_port, false),
+            Transport::Icmp { quoted, .. } => (0.0, 0, quoted.is_some()),
             _ => (0.0, 0, false),
         };
         let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
-        let syn_ack = match p.transport {
-            Transport::Tcp { flags, .. } => f64::from(u8::from(flags & 0x12 == 0x12)),
-            _ => 0.0,
-        };
         let received = Received {
             size: f64::from(p.wire_len),
             syn,
-            syn_ack,
+            answer: f64::from(u8::from(answer)),
             dport,
             src: src_h,
         };
@@ -657,10 +657,15 @@ mod tests {
             assert!(out[unanswered] <= 1.0, "{}", out[unanswered]);
             v.update(&pkt_from(t + 0.001, 2, 7, 0x12, 60, 40_000), &mut out);
         }
+        // A client retrying a silent server: its SYNs count once.
+        for k in 0..10 {
+            v.update(&pkt_from(15.0 + f64::from(k), 7, 4, 0x02, 60, 80), &mut out);
+        }
+        assert!(out[unanswered] <= 1.0, "{}", out[unanswered]);
         // A scanner at 10 probes a second, none answered: about 50 after 5 s.
-        for k in 0..50 {
+        for k in 0..50u16 {
             v.update(
-                &pkt_from(20.0 + f64::from(k) * 0.1, 9, 3, 0x02, 60, 23),
+                &pkt_from(20.0 + f64::from(k) * 0.1, 9, 3, 0x02, 60, k),
                 &mut out,
             );
         }

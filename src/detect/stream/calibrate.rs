@@ -19,10 +19,13 @@
 //!    of Siffer et al., KDD 2017, on log scores: a Pareto tail), which gives
 //!    the rate of host-seconds above any level;
 //! 4. the threshold is the level whose rate is the budget (`--false-alarms`,
-//!    default one a day), kept between [`MARGIN`] and [`MAX_FACTOR`] times
+//!    default one a day), extrapolated from the fit's base and from the
+//!    largest maximum (whichever is higher: a maximum far above the fitted
+//!    tail says the tail is heavier than fitted), kept between [`MARGIN`] and [`MAX_FACTOR`] times
 //!    the largest voted score seen: minutes of traffic cannot support a
 //!    fit to one event a day on their own, so the extrapolation is bounded
-//!    by what was measured on hours of benign traffic.
+//!    by what was measured on hours of benign traffic; and never below
+//!    [`MIN_THRESHOLD`].
 //!
 //! Memory is bounded: at most `max_hosts` hosts' windows and the [`TOP`]
 //! largest maxima are kept.
@@ -49,6 +52,12 @@ pub const MARGIN: f64 = 1.25;
 /// on another day's capture, its floods scored 32 to 500 times and its
 /// scans over 500 times theirs.
 pub const MAX_FACTOR: f64 = 16.0;
+/// The least threshold: a record whose scaled features each miss their
+/// reconstruction by 1 % of their learned range scores 1e-4. Below that a
+/// score is noise, not evidence: on a capture where every record is alike
+/// (a two-host industrial link), the largest voted score of grace was
+/// 1e-6 and a record at 9e-7 opened a false episode.
+pub const MIN_THRESHOLD: f64 = 1e-4;
 /// Fewest host-seconds a calibration accepts.
 pub const MIN_EVENTS: u64 = 10;
 /// Fewest records a calibration accepts.
@@ -229,13 +238,19 @@ impl Calibrator {
         maxima.sort_by(|a, b| b.total_cmp(a));
         let max_voted = maxima[0];
         let (level, scale) = tail(&maxima, self.events);
-        // Host-seconds above `level` per day, then the level of the budget.
+        // Host-seconds above `level` per day, then the level of the budget;
+        // the same from the largest maximum (one in the slice), and the
+        // higher of the two: a maximum far above the fitted tail says the
+        // tail is heavier than fitted.
         let k = tail_len(maxima.len(), self.events) as f64;
-        let rate = k / seconds * 86_400.0;
-        let fitted = (level.ln() + scale * (rate / per_day).max(1.0).ln()).exp();
+        let extrapolate = |from: f64, n: f64| {
+            let rate = n / seconds * 86_400.0;
+            (from.max(f64::MIN_POSITIVE).ln() + scale * (rate / per_day).max(1.0).ln()).exp()
+        };
+        let fitted = extrapolate(level, k).max(extrapolate(max_voted, 1.0));
         let threshold = fitted
             .clamp(max_voted * MARGIN, max_voted * MAX_FACTOR)
-            .max(f64::MIN_POSITIVE);
+            .max(MIN_THRESHOLD);
         let above = |h: &BinaryHeap<Reverse<Ordered>>| {
             h.iter().filter(|r| f64::from(r.0 .0) > threshold).count() as u64
         };
@@ -373,6 +388,21 @@ mod tests {
         assert!(day.threshold > hour.threshold, "{day:?} {hour:?}");
         // Single records may pass it; the vote keeps them from alerting.
         assert!(day.records_above < day.records / 50, "{day:?}");
+    }
+
+    #[test]
+    fn scores_of_alike_records_get_the_least_threshold() {
+        let mut c = Calibrator::new(VoteParams::default(), 4);
+        for i in 0..400 {
+            c.observe(
+                host(1),
+                f64::from(i),
+                1e-6 * (1.0 + f64::from(i % 7) / 10.0),
+            );
+        }
+        let cal = c.finish(1.0).unwrap();
+        assert!(cal.max_voted < 2e-6, "{cal:?}");
+        assert_eq!(cal.threshold, MIN_THRESHOLD);
     }
 
     #[test]

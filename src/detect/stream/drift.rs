@@ -17,7 +17,8 @@
 //!   [`BOUND`] of its calibrated value, so traffic that ramps up slowly
 //!   enough never to be flagged can raise it by at most 10 % per period
 //!   and by at most a factor of two, whatever its duration;
-//! - a period with fewer than [`MIN_HOST_SECONDS`] values changes nothing.
+//! - a period with fewer than [`MIN_HOST_SECONDS`] values changes nothing;
+//! - it never goes below [`MIN_THRESHOLD`].
 //!
 //! One record in [`SAMPLE`] is looked at (the same in grace and after), so
 //! following costs one table lookup per eight records; memory is the host
@@ -27,6 +28,8 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+
+use super::calibrate::MIN_THRESHOLD;
 
 /// The quantile of host-second maxima followed.
 pub const QUANTILE: f64 = 0.9;
@@ -246,7 +249,7 @@ impl Drift {
         self.factor = (self.factor * step).clamp(1.0 / BOUND, BOUND);
         self.summary.factor = self.factor;
         self.summary.updates += 1;
-        Some(self.base * self.factor)
+        Some((self.base * self.factor).max(MIN_THRESHOLD))
     }
 
     /// What following did so far.
