@@ -29,7 +29,7 @@
 //! and the source side three:
 //!
 //! - `new_dsts`: packets per second sent to an address the host has not sent
-//!   to in the last one to two minutes (horizontal scans, worms); answers
+//!   to in the last two to four minutes (horizontal scans, worms); answers
 //!   (TCP RST, SYN-ACK, ICMP errors) do not count, so a scanned host, or a
 //!   gateway reporting unreachable addresses, is not a scanner;
 //! - `new_services`: the same for (address, port) pairs (vertical scans,
@@ -92,7 +92,9 @@ pub const DST_FEATURES: usize = DST_PER_LANE * LANES;
 pub const N_FEATURES: usize = (DST_PER_LANE + SRC_PER_LANE) * LANES;
 /// Youngest age (seconds) a host's rates are computed for.
 const MIN_AGE: f64 = 1.0;
-/// Seconds a Bloom filter generation lasts.
+/// Seconds a Bloom filter generation lasts: two to four minutes of memory,
+/// so a device calling its cloud server every few minutes does not meet it
+/// anew each time.
 pub const GENERATION: f64 = 120.0;
 
 /// A host: the end of a packet a statistic is about.
