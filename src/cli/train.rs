@@ -9,6 +9,7 @@ use floodwatch::features::capture_table::CaptureFeatures;
 use floodwatch::features::combined::Layout;
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
+use floodwatch::features::tabular::{ColumnKind, Schema};
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::threshold::ThresholdRule;
 
@@ -157,6 +158,9 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.epochs,
             m.history.loss.last().copied().unwrap_or(f32::NAN)
         );
+        if let Some(line) = imputed_line(&b.schema) {
+            eprintln!("{line}");
+        }
         eprintln!("threshold {:.6} ({})", b.threshold, b.threshold_rule);
         if let Some(c) = &b.classifier {
             eprintln!(
@@ -171,6 +175,22 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         eprintln!("saved {}", args.model.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line naming numeric columns with missing values (imputed), if any.
+fn imputed_line(schema: &Schema) -> Option<String> {
+    let names: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Imputed { .. }))
+        .map(|c| c.name.as_str())
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "numeric with missing values (mean-imputed, plus a missing indicator): {}",
+            names.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
