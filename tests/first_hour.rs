@@ -76,3 +76,52 @@ fn r17_missing_values_are_imputed_not_categories() {
     assert_eq!(r["missing_values"]["dur"], 100);
     assert!(r["unknown_values"].get("dur").is_none(), "{r}");
 }
+
+/// Runs `floodwatch train --data FILE`, which must fail; returns stderr.
+fn train_fails(data: &Path, dir: &Path) -> String {
+    let model = dir.join("never.fw");
+    let out = util::fw(&["train", "--data", s(data), "--model", s(&model)]);
+    assert_eq!(out.status.code(), Some(1), "train on {data:?} should fail");
+    assert!(!model.exists());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// r17: a headerless table says to pass `--columns`, a capture given as a
+/// table says to pass `--pcap`, a missing file is named once.
+#[test]
+fn r17_errors_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let headerless = d.path().join("kdd.txt");
+    std::fs::write(
+        &headerless,
+        "0,tcp,ftp_data,SF,491,0,normal\n0,udp,other,SF,146,0,normal\n",
+    )
+    .unwrap();
+    let err = train_fails(&headerless, d.path());
+    assert!(
+        err.contains("kdd.txt:1: the first line looks like data"),
+        "{err}"
+    );
+    assert!(
+        err.contains("field 1 is the number '0'") && err.contains("--columns FILE"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let pcap = d.path().join("trace.pcap");
+    let mut bytes = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    bytes.extend([
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ]);
+    bytes.extend([0, 1, 2, 3, 4, 5, 6, 7, b'\n', b',', b',', 0x80]);
+    std::fs::write(&pcap, bytes).unwrap();
+    let err = train_fails(&pcap, d.path());
+    assert!(
+        err.contains("trace.pcap:1: a packet capture, not a CSV table: pass it with --pcap"),
+        "{err}"
+    );
+
+    let missing = d.path().join("absent.csv");
+    let err = train_fails(&missing, d.path());
+    assert_eq!(err.matches("absent.csv").count(), 1, "{err}");
+}
