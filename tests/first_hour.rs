@@ -56,6 +56,15 @@ fn r17_missing_values_are_imputed_not_categories() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("missing indicator): dur"), "{err}");
+    // r17: the row counts, and a warning on a calibration set too small.
+    assert!(
+        err.contains("normal rows: 600 read, 600 sampled (--rows), 480 trained on, 120 held back"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: the threshold for fpr:0.01 comes from 120 held-back"),
+        "{err}"
+    );
 
     let b = Bundle::load(&model).unwrap();
     let dur = b.schema.columns.iter().find(|c| c.name == "dur").unwrap();
