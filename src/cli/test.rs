@@ -132,6 +132,9 @@ pub fn print_report(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     if !r.unknown_values.is_empty() {
         writeln!(out, "unknown categorical values: {:?}", r.unknown_values)?;
     }
+    if !r.missing_values.is_empty() {
+        writeln!(out, "missing values imputed: {:?}", r.missing_values)?;
+    }
     if let Some(c) = &r.classification_report {
         writeln!(out, "\n{c}")?;
     }
@@ -151,6 +154,7 @@ mod tests {
             anomalies: 2,
             threshold: 0.5,
             unknown_values: [("proto".to_string(), 3)].into_iter().collect(),
+            missing_values: Default::default(),
             reconstruction: None,
             latent_classifier: None,
             classification_report: None,

@@ -9,6 +9,7 @@ use floodwatch::features::capture_table::CaptureFeatures;
 use floodwatch::features::combined::Layout;
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
+use floodwatch::features::tabular::{ColumnKind, Schema};
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::threshold::ThresholdRule;
 
@@ -150,13 +151,25 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         let b = &trained.bundle;
         let m = &b.meta;
         eprintln!(
-            "trained on {} normal rows ({} more held back), {} features, {} epochs, final loss {:.5}",
+            "normal rows: {} read, {} sampled (--rows), {} trained on, {} held back to calibrate",
+            m.normal_rows,
+            m.train_rows + m.holdout_rows,
             m.train_rows,
-            m.holdout_rows,
+            m.holdout_rows
+        );
+        if let Some(w) = calibration_warning(&b.threshold_rule, m.holdout_rows) {
+            eprintln!("warning: {w}");
+        }
+        eprintln!(
+            "trained on {} normal rows, {} features, {} epochs, final loss {:.5}",
+            m.train_rows,
             b.schema.width(),
             m.epochs,
             m.history.loss.last().copied().unwrap_or(f32::NAN)
         );
+        if let Some(line) = imputed_line(&b.schema) {
+            eprintln!("{line}");
+        }
         eprintln!("threshold {:.6} ({})", b.threshold, b.threshold_rule);
         if let Some(c) = &b.classifier {
             eprintln!(
@@ -171,6 +184,42 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         eprintln!("saved {}", args.model.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fewest held-back rows expected above an `fpr:F` threshold for it to be
+/// more than noise.
+const MIN_TAIL_ROWS: f64 = 10.0;
+
+/// A warning when `holdout` rows are too few to calibrate `rule`.
+fn calibration_warning(rule: &ThresholdRule, holdout: usize) -> Option<String> {
+    let ThresholdRule::TargetFpr(f) = *rule else {
+        return None;
+    };
+    let need = (MIN_TAIL_ROWS / f).ceil() as usize;
+    (holdout < need).then(|| {
+        format!(
+            "the threshold for fpr:{f} comes from {holdout} held-back normal rows ({:.1} expected \
+             above it); it needs about {need} (--rows {} with enough normal rows) or a larger F",
+            holdout as f64 * f,
+            need * 5
+        )
+    })
+}
+
+/// The line naming numeric columns with missing values (imputed), if any.
+fn imputed_line(schema: &Schema) -> Option<String> {
+    let names: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Imputed { .. }))
+        .map(|c| c.name.as_str())
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "numeric with missing values (mean-imputed, plus a missing indicator): {}",
+            names.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -218,5 +267,20 @@ mod tests {
             Wrap::try_parse_from(["t", "--data", "a", "--model", "m", "--threshold", "x"]).is_err()
         );
         assert!(Wrap::try_parse_from(["t", "--model", "m"]).is_err());
+    }
+
+    #[test]
+    fn small_calibration_sets_are_warned_about() {
+        let fpr = ThresholdRule::TargetFpr(0.01);
+        let w = calibration_warning(&fpr, 60).unwrap();
+        assert!(
+            w.contains("from 60 held-back") && w.contains("about 1000 (--rows 5000"),
+            "{w}"
+        );
+        assert_eq!(calibration_warning(&fpr, 1600), None);
+        assert_eq!(
+            calibration_warning(&ThresholdRule::Quantile(0.99), 60),
+            None
+        );
     }
 }

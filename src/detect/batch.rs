@@ -553,6 +553,8 @@ pub struct Report {
     pub threshold: f32,
     /// Unknown categorical values, by column.
     pub unknown_values: std::collections::BTreeMap<String, u64>,
+    /// Missing values imputed, by column.
+    pub missing_values: std::collections::BTreeMap<String, u64>,
     /// Reconstruction error vs the threshold (null without labels).
     pub reconstruction: Option<BinaryMetrics>,
     /// Latent classifier, attack = not the normal class (null without a

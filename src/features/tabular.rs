@@ -7,6 +7,12 @@
 //! is never set on training rows of a value kept in the vocabulary, so a new
 //! value at test time is a large reconstruction error, which is what we want.
 //!
+//! A column whose training values are numbers or missing tokens ([`MISSING`]:
+//! an empty cell, `NA`, `-`, ...) with at least one missing is
+//! [`ColumnKind::Imputed`]: a missing value is replaced by the training mean
+//! and flagged in a second, 0/1 indicator slot, so blanks are neither lost nor
+//! turned into categories. Missing values met are counted per column.
+//!
 //! NaN and infinities are errors, in training and test alike. Test files are
 //! matched to the schema by column name, never by position.
 
@@ -24,9 +30,18 @@ pub const MAX_CATEGORIES: usize = 256;
 /// Most distinct values counted per column while learning (bounds memory on
 /// identifier-like columns; later new values are not counted).
 const MAX_TRACKED: usize = 4096;
+/// Cells read as a missing value (after trimming spaces, case-insensitive).
+pub const MISSING: [&str; 6] = ["", "NA", "N/A", "-", "?", "null"];
+
+/// True when `field` is one of the [`MISSING`] tokens.
+#[inline]
+pub fn is_missing(field: &[u8]) -> bool {
+    let f = field.trim_ascii();
+    f.len() <= 4 && MISSING.iter().any(|m| f.eq_ignore_ascii_case(m.as_bytes()))
+}
 
 /// How one column is encoded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum ColumnKind {
     /// One value, the number itself.
     Numeric,
@@ -35,10 +50,15 @@ pub enum ColumnKind {
         /// The known values, in slot order.
         values: Vec<String>,
     },
+    /// A number, or `fill` where missing; then a 0/1 missing indicator.
+    Imputed {
+        /// The training mean, written in place of a missing value.
+        fill: f32,
+    },
 }
 
 /// A feature column of the schema.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Column {
     /// Its name in the header.
     pub name: String,
@@ -47,16 +67,18 @@ pub struct Column {
 }
 
 impl Column {
-    fn width(&self) -> usize {
+    /// Number of encoded features this column gives.
+    pub fn width(&self) -> usize {
         match &self.kind {
             ColumnKind::Numeric => 1,
+            ColumnKind::Imputed { .. } => 2,
             ColumnKind::Categorical { values } => values.len() + 1,
         }
     }
 }
 
 /// The feature columns learned at train time, in encoding order.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Schema {
     /// The columns.
     pub columns: Vec<Column>,
@@ -74,7 +96,10 @@ impl Schema {
             .iter()
             .flat_map(|c| {
                 let one_hot = !matches!(c.kind, ColumnKind::Numeric);
+                let value = matches!(c.kind, ColumnKind::Imputed { .. });
                 std::iter::repeat_n(one_hot, c.width())
+                    .enumerate()
+                    .map(move |(i, o)| o && !(value && i == 0))
             })
             .collect()
     }
@@ -85,6 +110,10 @@ impl Schema {
         for c in &self.columns {
             match &c.kind {
                 ColumnKind::Numeric => out.push(c.name.clone()),
+                ColumnKind::Imputed { .. } => {
+                    out.push(c.name.clone());
+                    out.push(format!("{}=<missing>", c.name));
+                }
                 ColumnKind::Categorical { values } => {
                     out.extend(values.iter().map(|v| format!("{}={v}", c.name)));
                     out.push(format!("{}=<unknown>", c.name));
@@ -112,8 +141,12 @@ impl Schema {
                     msg: format!("column '{}' the model was trained on is missing", c.name),
                 });
             };
+            let fill = match c.kind {
+                ColumnKind::Imputed { fill } => Some(fill),
+                _ => None,
+            };
             let lookup = match &c.kind {
-                ColumnKind::Numeric => None,
+                ColumnKind::Numeric | ColumnKind::Imputed { .. } => None,
                 ColumnKind::Categorical { values } => Some(
                     values
                         .iter()
@@ -127,12 +160,15 @@ impl Schema {
                 offset,
                 unknown_slot: c.width() - 1,
                 lookup,
+                fill,
             });
             offset += c.width();
         }
         Ok(Encoder {
             unknown: vec![0; cols.len()],
             unknown_seen: Vec::new(),
+            missing: vec![0; cols.len()],
+            missing_seen: Vec::new(),
             names: self.columns.iter().map(|c| c.name.clone()).collect(),
             cols,
             width: offset,
@@ -149,6 +185,8 @@ struct EncColumn {
     unknown_slot: usize,
     /// Value -> slot for categorical columns; `None` for numeric.
     lookup: Option<HashMap<Vec<u8>, usize>>,
+    /// The value written for a missing cell of an imputed column.
+    fill: Option<f32>,
 }
 
 /// Encodes rows of one header with a [`Schema`]; counts unknown values.
@@ -161,6 +199,9 @@ pub struct Encoder {
     /// Columns with an unknown value in the line [`Encoder::encode_plain`]
     /// is reading: counted only once the whole line is read.
     unknown_seen: Vec<usize>,
+    missing: Vec<u64>,
+    /// Like `unknown_seen`, for missing values of imputed columns.
+    missing_seen: Vec<usize>,
 }
 
 /// What [`Encoder::encode_plain`] does with each field of a file's lines.
@@ -174,6 +215,7 @@ pub struct LinePlan {
 enum FieldUse {
     Skip,
     Numeric { offset: usize },
+    Imputed { col: usize },
     Categorical { col: usize },
     Label,
 }
@@ -188,9 +230,16 @@ impl Encoder {
     pub fn encode(&mut self, row: &Row, out: &mut [f32]) -> std::result::Result<(), BadRow> {
         for (ci, c) in self.cols.iter().enumerate() {
             let field = row.get(c.pos);
-            match &c.lookup {
-                None => out[c.offset] = numeric(row, c.pos, field)?,
-                Some(map) => {
+            match (&c.lookup, c.fill) {
+                (None, None) => out[c.offset] = numeric(row, c.pos, field)?,
+                (None, Some(fill)) if is_missing(field) => {
+                    (out[c.offset], out[c.offset + 1]) = (fill, 1.0);
+                    self.missing[ci] += 1;
+                }
+                (None, Some(_)) => {
+                    (out[c.offset], out[c.offset + 1]) = (numeric(row, c.pos, field)?, 0.0);
+                }
+                (Some(map), _) => {
                     let slots = &mut out[c.offset..=c.offset + c.unknown_slot];
                     slots.fill(0.0);
                     let slot = map.get(field.trim_ascii()).copied().unwrap_or_else(|| {
@@ -216,9 +265,10 @@ impl Encoder {
         let at = |c: usize| perm.map_or(c, |p| p[c]);
         let mut uses = vec![FieldUse::Skip; fields];
         for (col, c) in self.cols.iter().enumerate() {
-            uses[at(c.pos)] = match c.lookup {
-                None => FieldUse::Numeric { offset: c.offset },
-                Some(_) => FieldUse::Categorical { col },
+            uses[at(c.pos)] = match (&c.lookup, c.fill) {
+                (None, None) => FieldUse::Numeric { offset: c.offset },
+                (None, Some(_)) => FieldUse::Imputed { col },
+                (Some(_), _) => FieldUse::Categorical { col },
             };
         }
         if let Some(l) = label {
@@ -242,6 +292,7 @@ impl Encoder {
         out: &mut [f32],
     ) -> Option<&'d [u8]> {
         self.unknown_seen.clear();
+        self.missing_seen.clear();
         let (mut at, stop) = (span.start, span.end);
         let mut label: &[u8] = &[];
         for (k, &field) in plan.fields.iter().enumerate() {
@@ -251,6 +302,7 @@ impl Encoder {
                     out[offset] = v;
                     end
                 }
+                FieldUse::Imputed { col } => self.impute(col, block, at, stop, out)?,
                 FieldUse::Categorical { col } => {
                     let end = field_end(block, at, stop);
                     self.one_hot(col, &block[at..end], out);
@@ -272,7 +324,35 @@ impl Encoder {
         for &col in &self.unknown_seen {
             self.unknown[col] += 1;
         }
+        for &col in &self.missing_seen {
+            self.missing[col] += 1;
+        }
         Some(label)
+    }
+
+    /// Writes imputed column `col` from the field at `block[at..]` (see
+    /// [`plain_number`]); `None` when it is neither a number nor missing.
+    #[inline]
+    fn impute(
+        &mut self,
+        col: usize,
+        block: &[u8],
+        at: usize,
+        stop: usize,
+        out: &mut [f32],
+    ) -> Option<usize> {
+        let c = &self.cols[col];
+        if let Some((v, end)) = plain_number(block, at, stop) {
+            (out[c.offset], out[c.offset + 1]) = (v, 0.0);
+            return Some(end);
+        }
+        let end = field_end(block, at, stop);
+        if !is_missing(&block[at..end]) {
+            return None;
+        }
+        (out[c.offset], out[c.offset + 1]) = (c.fill?, 1.0);
+        self.missing_seen.push(col);
+        Some(end)
     }
 
     /// Sets the one-hot slots of categorical column `col` for `value`.
@@ -297,9 +377,23 @@ impl Encoder {
             .collect()
     }
 
-    /// Adds the unknown counts of `other` (a clone used on another thread).
+    /// Missing values imputed so far, by column name (non-zero only).
+    pub fn missing_counts(&self) -> Vec<(String, u64)> {
+        self.names
+            .iter()
+            .zip(&self.missing)
+            .filter(|(_, &n)| n > 0)
+            .map(|(name, &n)| (name.clone(), n))
+            .collect()
+    }
+
+    /// Adds the unknown and missing counts of `other` (a clone used on
+    /// another thread).
     pub fn merge_counts(&mut self, other: &Encoder) {
         for (a, b) in self.unknown.iter_mut().zip(&other.unknown) {
+            *a += b;
+        }
+        for (a, b) in self.missing.iter_mut().zip(&other.missing) {
             *a += b;
         }
     }
@@ -376,6 +470,10 @@ type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 #[derive(Debug, Default)]
 struct ColStats {
     text: bool,
+    missing: u64,
+    /// Sum and count of the numeric values (the mean fills missing ones).
+    sum: f64,
+    numbers: u64,
     counts: HashMap<Vec<u8>, u64, FxBuild>,
 }
 
@@ -409,8 +507,10 @@ impl SchemaBuilder {
         }
         for (s, &c) in self.stats.iter_mut().zip(&self.cols) {
             let field = row.get(c).trim_ascii();
-            if !s.text && !matches!(parse_number(field), Number::Finite(_)) {
-                s.text = true;
+            match parse_number(field) {
+                Number::Finite(v) => (s.sum, s.numbers) = (s.sum + v, s.numbers + 1),
+                _ if is_missing(field) => s.missing += 1,
+                _ => s.text = true,
             }
             if let Some(n) = s.counts.get_mut(field) {
                 *n += 1;
@@ -439,6 +539,9 @@ impl SchemaBuilder {
                         .collect();
                     values.sort();
                     ColumnKind::Categorical { values }
+                } else if s.missing > 0 {
+                    let fill = s.sum / s.numbers.max(1) as f64;
+                    ColumnKind::Imputed { fill: fill as f32 }
                 } else {
                     ColumnKind::Numeric
                 };
@@ -493,6 +596,50 @@ mod tests {
         enc.encode(&r, &mut out).unwrap();
         assert_eq!(out, [8.0, 0.0, 1.0, 0.0]);
         assert_eq!(enc.unknown_counts(), [("proto".to_string(), 1)]);
+    }
+
+    #[test]
+    fn missing_numbers_are_imputed_on_both_paths() {
+        use crate::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock, Record};
+        use crate::ingest::csv::TableInput;
+        let d = tempfile::tempdir().unwrap();
+        let mut src = source(&d, "t.csv", "a,b\n1,x\n,y\n3,x\n ? ,y\n");
+        let schema = learn(&mut src);
+        assert_eq!(schema.columns[0].kind, ColumnKind::Imputed { fill: 2.0 });
+        assert_eq!(schema.feature_names()[..2], ["a", "a=<missing>"]);
+        assert_eq!(schema.one_hot_mask(), [false, true, true, true, true]);
+        let path = d.path().join("u.csv");
+        std::fs::write(&path, "b,a\nx,NA\ny,-\nx,5\nx,\nx,oops\n").unwrap();
+        let mut reader = BlockReader::open(&[TableInput::Csv(path.clone())], None).unwrap();
+        let header = reader.header().to_vec();
+        let mut fast = schema.bind(&header, &path).unwrap();
+        let mut general = fast.clone();
+        let (mut block, mut rows) = (RawBlock::default(), BlockRows::default());
+        let mut got = Vec::new();
+        while reader.next_block(&mut block).unwrap() {
+            let plan = fast.line_plan(header.len(), block.perm.as_deref(), None);
+            rows.for_each(&block, &path, &header, |record| {
+                let Record::Plain(line) = record else {
+                    panic!("no quotes here")
+                };
+                let (mut a, mut b) = (vec![-1.0; 5], vec![-2.0; 5]);
+                let plain = fast.encode_plain(&plan, line.block(), line.span(), &mut a);
+                let row = line.into_row().unwrap();
+                let general_ok = general.encode(&row, &mut b).is_ok();
+                assert_eq!(plain.is_some(), general_ok);
+                if general_ok {
+                    assert_eq!(a, b);
+                }
+                got.push(general_ok.then(|| b[..2].to_vec()));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        let want = [[2.0, 1.0], [2.0, 1.0], [5.0, 0.0], [2.0, 1.0]].map(|v| Some(v.to_vec()));
+        assert_eq!(got[..4], want);
+        assert_eq!(got[4], None, "text in an imputed column is still an error");
+        assert_eq!(fast.missing_counts(), [("a".to_string(), 3)]);
+        assert_eq!(general.missing_counts(), fast.missing_counts());
     }
 
     /// Random lines of `extra,b,label,proto,a` mixing plain and awkward values.

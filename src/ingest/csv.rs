@@ -139,6 +139,49 @@ pub fn read_columns_file(path: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Checks the header line of `path`: text, not data, each name once.
+fn check_header(path: &Path, names: &[String]) -> Result<()> {
+    let error = |msg: String| {
+        Err(Error::Input {
+            file: path.to_owned(),
+            line: 1,
+            msg,
+        })
+    };
+    if names.iter().any(|n| {
+        n.chars()
+            .any(|c| c == '\u{FFFD}' || (c.is_control() && c != '\t'))
+    }) {
+        return error(match capture_magic(path) {
+            true => "a packet capture, not a CSV table: pass it with --pcap".into(),
+            false => "binary data, not a CSV table with a header line".into(),
+        });
+    }
+    if let Some((i, n)) = names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| matches!(parse_number(n.as_bytes()), Number::Finite(_)))
+    {
+        return error(format!(
+            "the first line looks like data, not a header (field {} is the number '{n}'): \
+             for a file without a header line, name the columns with --columns FILE (one name a line)",
+            i + 1
+        ));
+    }
+    check_unique(path, names)
+}
+
+/// True when `path` starts with a pcap or pcapng magic number.
+fn capture_magic(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    let read = File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    let pcap = [0xa1b2_c3d4u32, 0xa1b2_3c4d, 0x0a0d_0d0a];
+    read.is_ok()
+        && pcap
+            .iter()
+            .any(|m| magic == m.to_le_bytes() || magic == m.to_be_bytes())
+}
+
 fn check_unique(path: &Path, names: &[String]) -> Result<()> {
     let mut seen = HashMap::new();
     for (i, n) in names.iter().enumerate() {
@@ -340,7 +383,7 @@ impl CsvSource {
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_owned())
             .collect();
-        check_unique(path, &names)?;
+        check_header(path, &names)?;
         Ok(((reader, producer), names))
     }
 

@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use crate::features::tabular::{ColumnKind, Schema};
+use crate::features::tabular::Schema;
 use crate::model::Autoencoder;
 
 /// One input column's share of a row's reconstruction error.
@@ -37,11 +37,7 @@ impl Explainer {
     pub fn new(schema: &Schema) -> Explainer {
         let mut source = Vec::with_capacity(schema.width());
         for (i, c) in schema.columns.iter().enumerate() {
-            let width = match &c.kind {
-                ColumnKind::Numeric => 1,
-                ColumnKind::Categorical { values } => values.len() + 1,
-            };
-            source.extend(std::iter::repeat_n(i, width));
+            source.extend(std::iter::repeat_n(i, c.width()));
         }
         Explainer {
             columns: schema.columns.iter().map(|c| c.name.clone()).collect(),
@@ -108,7 +104,7 @@ pub fn format_top(top: &[Contribution]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::tabular::Column;
+    use crate::features::tabular::{Column, ColumnKind};
 
     fn schema() -> Schema {
         Schema {

@@ -685,6 +685,7 @@ fn report(
         anomalies,
         threshold: bundle.threshold,
         unknown_values: enc.unknown_counts().into_iter().collect(),
+        missing_values: enc.missing_counts().into_iter().collect(),
         reconstruction,
         latent_classifier,
         classification_report,

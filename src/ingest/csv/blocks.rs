@@ -18,7 +18,7 @@ use std::sync::Arc;
 use csv::ByteRecord;
 
 use super::{
-    check_unique, finish_capture, open_raw, permutation, ragged, BadRow, Fields, LineTooLong,
+    check_header, finish_capture, open_raw, permutation, ragged, BadRow, Fields, LineTooLong,
     Producer, Row, TableInput, MAX_LINE_BYTES,
 };
 use crate::{Error, Result};
@@ -232,7 +232,7 @@ impl BlockReader {
                     .iter()
                     .map(|f| String::from_utf8_lossy(f).trim().to_owned())
                     .collect();
-                check_unique(self.path(), &names)?;
+                check_header(self.path(), &names)?;
                 return Ok(names);
             }
         }

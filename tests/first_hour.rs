@@ -1,0 +1,136 @@
+//! Issue 17, "first hour": the table contract a new user meets first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use floodwatch::features::tabular::ColumnKind;
+use floodwatch::model::bundle::Bundle;
+
+mod util;
+use util::ok;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// Rows of `label,dur,bytes,proto`: `dur` blank (or another missing token)
+/// in every third row, `bytes` always a number.
+fn table(dir: &Path, name: &str, rows: usize, attack_every: usize) -> PathBuf {
+    let mut text = String::from("label,dur,bytes,proto\n");
+    for i in 0..rows {
+        let attack = attack_every > 0 && i % attack_every == 0;
+        let dur = match i % 6 {
+            0 => String::new(),
+            3 => "NA".into(),
+            _ => format!("{}.5", i % 7),
+        };
+        let (label, bytes) = if attack {
+            ("attack", 90_000 + i)
+        } else {
+            ("normal", 100 + i % 50)
+        };
+        let proto = ["tcp", "udp"][i % 2];
+        text.push_str(&format!("{label},{dur},{bytes},{proto}\n"));
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// r17: a numeric column with empty or `NA` cells is numeric with missing
+/// values (mean-imputed, plus an indicator), not a one-hot category; train
+/// names it and test counts the missing values it imputed.
+#[test]
+fn r17_missing_values_are_imputed_not_categories() {
+    let d = tempfile::tempdir().unwrap();
+    let (train, test) = (
+        table(d.path(), "train.csv", 600, 0),
+        table(d.path(), "test.csv", 300, 5),
+    );
+    let model = d.path().join("m.fw");
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["train", "--data", s(&train), "--model", s(&model)])
+        .args(["--epochs", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("missing indicator): dur"), "{err}");
+    // r17: the row counts, and a warning on a calibration set too small.
+    assert!(
+        err.contains("normal rows: 600 read, 600 sampled (--rows), 480 trained on, 120 held back"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: the threshold for fpr:0.01 comes from 120 held-back"),
+        "{err}"
+    );
+
+    let b = Bundle::load(&model).unwrap();
+    let dur = b.schema.columns.iter().find(|c| c.name == "dur").unwrap();
+    let ColumnKind::Imputed { fill } = dur.kind else {
+        panic!("dur should be imputed, is {:?}", dur.kind);
+    };
+    assert!((0.5..=6.5).contains(&fill), "mean fill {fill}");
+    // dur (value + indicator), bytes, proto (2 values + unknown).
+    assert_eq!(b.schema.width(), 6);
+
+    let report = d.path().join("r.json");
+    let args = ["test", "--data", s(&test), "--model", s(&model)];
+    ok(&[&args[..], &["--report", s(&report)]].concat());
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["rows"], 300);
+    assert_eq!(r["rejected"], 0);
+    // Rows 0, 3, 6, ... of 300: every third row has dur missing.
+    assert_eq!(r["missing_values"]["dur"], 100);
+    assert!(r["unknown_values"].get("dur").is_none(), "{r}");
+}
+
+/// Runs `floodwatch train --data FILE`, which must fail; returns stderr.
+fn train_fails(data: &Path, dir: &Path) -> String {
+    let model = dir.join("never.fw");
+    let out = util::fw(&["train", "--data", s(data), "--model", s(&model)]);
+    assert_eq!(out.status.code(), Some(1), "train on {data:?} should fail");
+    assert!(!model.exists());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// r17: a headerless table says to pass `--columns`, a capture given as a
+/// table says to pass `--pcap`, a missing file is named once.
+#[test]
+fn r17_errors_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let headerless = d.path().join("kdd.txt");
+    std::fs::write(
+        &headerless,
+        "0,tcp,ftp_data,SF,491,0,normal\n0,udp,other,SF,146,0,normal\n",
+    )
+    .unwrap();
+    let err = train_fails(&headerless, d.path());
+    assert!(
+        err.contains("kdd.txt:1: the first line looks like data"),
+        "{err}"
+    );
+    assert!(
+        err.contains("field 1 is the number '0'") && err.contains("--columns FILE"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let pcap = d.path().join("trace.pcap");
+    let mut bytes = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    bytes.extend([
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ]);
+    bytes.extend([0, 1, 2, 3, 4, 5, 6, 7, b'\n', b',', b',', 0x80]);
+    std::fs::write(&pcap, bytes).unwrap();
+    let err = train_fails(&pcap, d.path());
+    assert!(
+        err.contains("trace.pcap:1: a packet capture, not a CSV table: pass it with --pcap"),
+        "{err}"
+    );
+
+    let missing = d.path().join("absent.csv");
+    let err = train_fails(&missing, d.path());
+    assert_eq!(err.matches("absent.csv").count(), 1, "{err}");
+}
