@@ -106,6 +106,7 @@ fn context(family: Family, state: State, score: f64) -> AlertContext {
     AlertContext {
         state,
         family,
+        direction: None,
         score,
         threshold: 0.5,
         top_features: vec![NamedShare {
@@ -357,4 +358,70 @@ fn alerts_from_table_rows_validate_and_leave_unknown_addresses_out() {
             assert!(alerts.iter().all(|a| a["dest_ip"].is_string()));
         }
     }
+}
+
+/// `--home-net` (#19): the synth victim 198.51.100.23 is incoming when
+/// inside the home net, outgoing when outside, in the alert and in the
+/// hook's arguments and environment; the alerts stay valid EVE.
+#[test]
+fn home_net_sets_the_direction_of_alerts_and_hook_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("s.pcap");
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--packets", "6000", "--rate", "100"])
+            .args(["--attack", "syn-spoofed", "--pcap"])
+            .arg(&synth)
+            .arg("--labels")
+            .arg(dir.path().join("s.csv")),
+    );
+    let cases = [
+        ("10.0.0.0/8,198.51.100.0/24", "incoming"),
+        ("2001:db8::/32", "outgoing"),
+    ];
+    for (home, want) in cases {
+        let file = dir.path().join(format!("{want}.jsonl"));
+        let hook = dir.path().join(format!("{want}.hook"));
+        run_ok(
+            bin()
+                .args(["-q", "watch", "--grace", "3000", "--pcap"])
+                .arg(&synth)
+                .args(["--home-net", home, "--home-net", "192.0.2.1"])
+                .arg("--alerts")
+                .arg(&file)
+                .arg("--on-alert")
+                .arg(format!(
+                    "echo \"$1 $2 $4 $FLOODWATCH_DIRECTION\" >> {}",
+                    hook.display()
+                )),
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let alerts = parse(&text);
+        assert!(!alerts.is_empty(), "{home}: no alert");
+        if let Some(schema) = schema() {
+            assert_valid(&schema, home, &text);
+        }
+        for a in &alerts {
+            assert_eq!(a["alert"]["context"]["direction"], want, "{home}: {a}");
+            assert_eq!(a["alert"]["target"]["ip"], "198.51.100.23");
+        }
+        let calls = std::fs::read_to_string(&hook).unwrap();
+        assert_eq!(calls.lines().count(), alerts.len(), "{calls}");
+        for line in calls.lines() {
+            let f: Vec<_> = line.split(' ').collect();
+            assert_eq!((f[0], f[1], f[3]), ("198.51.100.23", want, want), "{line}");
+            assert!(f[2] == "ban" || f[2] == "unban", "{line}");
+        }
+    }
+    let bad = bin()
+        .args(["-q", "watch", "--grace", "10", "--pcap"])
+        .arg(&synth)
+        .args(["--home-net", "10.0.0.0/8,300.1.1.1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("--home-net") && err.contains("300.1.1.1"),
+        "{err}"
+    );
 }

@@ -13,8 +13,9 @@ use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 
 use floodwatch::detect::episode::TrackerParams;
+use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
-use floodwatch::detect::sink::{AlertSink, CommandHook, JsonLines};
+use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
 use floodwatch::detect::stream::drift::Period;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
@@ -143,6 +144,12 @@ pub struct Args {
     /// Run this shell command for each alert, the alert on its stdin.
     #[arg(long, value_name = "CMD")]
     pub on_alert: Option<String>,
+    /// The protected network (Suricata's HOME_NET): prefixes or addresses,
+    /// repeatable and comma-separated. Episodes are then `incoming` or
+    /// `outgoing` (alert.context.direction, the --on-alert direction);
+    /// without it, victims are incoming and scanners outgoing.
+    #[arg(long, value_name = "CIDR", value_parser = cidrs)]
+    pub home_net: Vec<String>,
     /// Majority vote: alert when V of the last W records of a target are
     /// anomalous.
     #[arg(long, value_name = "W/V", default_value = "10/6", value_parser = parse_vote)]
@@ -170,6 +177,12 @@ type Flush = Box<dyn FnMut() -> floodwatch::Result<()> + Send>;
 
 /// The alert sinks, and the flushes of those a Kafka source must wait for.
 type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>);
+
+/// Checks a `--home-net` value when the flags are parsed, not after grace.
+fn cidrs(s: &str) -> Result<String, String> {
+    HomeNet::parse("--home-net", &[s]).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
 
 fn parse_vote(s: &str) -> Result<VoteParams, String> {
     let (w, v) = s
@@ -264,6 +277,10 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
     }
     if let Some(cmd) = &args.on_alert {
         sinks.push(Box::new(CommandHook::new(cmd)));
+    }
+    let home = HomeNet::parse("--home-net", &args.home_net)?;
+    if !home.is_empty() {
+        sinks = vec![Box::new(HomeNetSink::new(home, sinks))];
     }
     Ok((sinks, flushes))
 }

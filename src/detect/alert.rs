@@ -27,9 +27,10 @@
 //! | `alert.signature` | string | what happened, e.g. `"floodwatch: UDP flood toward 10.0.0.5"`, `"floodwatch: horizontal scan from 192.168.1.23"` |
 //! | `alert.category` | string | the attack family when a classifier named one (tables), else the configured default (`"anomaly"`) |
 //! | `alert.severity` | number | 1 (high) to 3 (low), by family |
-//! | `alert.target.ip`* | string | the victim: the address of a destination-keyed episode (`flood_target`) |
+//! | `alert.target.ip`* | string | the victim: the address of a destination-keyed episode (`flood_target`); with `--home-net`, also the flow's destination of an incoming source-keyed episode when it is inside the home net |
 //! | `alert.source.ip`* | string | the offender: the address of a source-keyed episode (scans, `infected_host`) |
 //! | `alert.context.state` | string | `"start"` or `"end"` of the episode |
+//! | `alert.context.direction`* | string | with `--home-net` only: `"incoming"` (a destination-keyed episode whose target is inside the home net, or a source-keyed one whose source is outside) or `"outgoing"` (the rest); see [`Alert::direction`] |
 //! | `alert.context.family` | string | `"flood_target"`, `"horizontal_scan"`, `"vertical_scan"`, `"infected_host"` or `"anomaly"` |
 //! | `alert.context.score` | number | the score of the record that fired the vote (`start`) or the episode's peak score (`end`) |
 //! | `alert.context.threshold` | number | the anomaly threshold the scores are compared to |
@@ -70,6 +71,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use base64::Engine;
 use serde::{Serialize, Serializer};
 
+use super::homenet::HomeNet;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 
 /// The transport protocol of a flow, named as Suricata names it.
@@ -441,6 +443,27 @@ pub enum State {
     End,
 }
 
+/// Which way an episode's traffic goes across the home net's edge
+/// (`alert.context.direction`, the `--on-alert` direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Toward the protected network: the target is inside it.
+    Incoming,
+    /// From the protected network, or between outside hosts.
+    Outgoing,
+}
+
+impl Direction {
+    /// `"incoming"` or `"outgoing"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Incoming => "incoming",
+            Direction::Outgoing => "outgoing",
+        }
+    }
+}
+
 /// Why an episode ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -495,6 +518,9 @@ pub struct AlertContext {
     pub state: State,
     /// The detection family.
     pub family: Family,
+    /// Across the home net's edge; set by [`Alert::apply_home_net`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
     /// Score of the firing record (`start`) or peak score (`end`).
     pub score: f64,
     /// The anomaly threshold.
@@ -675,9 +701,47 @@ impl Alert {
         self.alert.context.family
     }
 
-    /// The address the episode is about: `alert.target` or `alert.source`.
+    /// The address the episode is about: `alert.source` of a source-keyed
+    /// episode, else `alert.target`.
     pub fn subject(&self) -> Option<IpAddr> {
-        self.alert.target.or(self.alert.source).map(|e| e.ip)
+        self.alert.source.or(self.alert.target).map(|e| e.ip)
+    }
+
+    /// `alert.context.direction` when a home net set it; otherwise by
+    /// family, floodwatch's default without `--home-net`: a
+    /// destination-keyed episode (a victim) is incoming, a source-keyed one
+    /// (a scanner, an infected host) outgoing.
+    pub fn direction(&self) -> Direction {
+        match self.alert.context.direction {
+            Some(d) => d,
+            None if self.family().about_source() => Direction::Outgoing,
+            None => Direction::Incoming,
+        }
+    }
+
+    /// Classifies the episode against `home` (nothing when it is empty):
+    /// incoming when its target is inside, or when it is source-keyed and
+    /// its source outside; else outgoing. An incoming source-keyed episode
+    /// also names the flow's destination in `alert.target` when inside.
+    pub fn apply_home_net(&mut self, home: &HomeNet) {
+        if home.is_empty() {
+            return;
+        }
+        let info = &mut self.alert;
+        let incoming = match (info.source, info.target) {
+            (Some(src), _) => !home.contains(src.ip),
+            (None, Some(dst)) => home.contains(dst.ip),
+            // No address to judge (table rows): the representative flow.
+            (None, None) => known(self.dest_ip) && home.contains(self.dest_ip),
+        };
+        if incoming && info.source.is_some() && known(self.dest_ip) && home.contains(self.dest_ip) {
+            info.target = Some(Endpoint { ip: self.dest_ip });
+        }
+        info.context.direction = Some(if incoming {
+            Direction::Incoming
+        } else {
+            Direction::Outgoing
+        });
     }
 
     /// The alert as one JSON line, without the newline.
@@ -1024,6 +1088,7 @@ mod tests {
         AlertContext {
             state: State::Start,
             family,
+            direction: None,
             score: 2.0,
             threshold: 1.0,
             top_features: vec![],
@@ -1040,6 +1105,68 @@ mod tests {
             proto,
             bytes: 60,
         }
+    }
+
+    #[test]
+    fn home_net_tells_incoming_from_outgoing() {
+        let (inside, outside) = (v4(10, 0, 0, 5), v4(198, 51, 100, 7));
+        let home = HomeNet::parse("--home-net", &["10.0.0.0/8"]).unwrap();
+        let at = Timestamp::from_secs(10.0);
+        let direction = |src, dest, family| {
+            let mut a = Alert::new(
+                at,
+                &flow(src, dest, Proto::Udp),
+                "fw",
+                "c".into(),
+                context(family),
+            );
+            let default = a.direction();
+            a.apply_home_net(&home);
+            (
+                default,
+                a.direction(),
+                a.alert.source.map(|e| e.ip),
+                a.alert.target.map(|e| e.ip),
+            )
+        };
+        use Direction::{Incoming as In, Outgoing as Out};
+        // A victim inside, and outside (our host floods someone).
+        assert_eq!(
+            direction(outside, inside, Family::FloodTarget),
+            (In, In, None, Some(inside))
+        );
+        assert_eq!(
+            direction(inside, outside, Family::FloodTarget),
+            (In, Out, None, Some(outside))
+        );
+        // A scanner outside probing us names our host as target; ours scanning out is outgoing.
+        let scan = Family::HorizontalScan;
+        assert_eq!(
+            direction(outside, inside, scan),
+            (Out, In, Some(outside), Some(inside))
+        );
+        assert_eq!(
+            direction(inside, outside, scan),
+            (Out, Out, Some(inside), None)
+        );
+        assert_eq!(
+            direction(outside, outside, scan),
+            (Out, In, Some(outside), None)
+        );
+        // Without a home net nothing changes.
+        let mut a = Alert::new(
+            at,
+            &flow(inside, outside, Proto::Udp),
+            "fw",
+            "c".into(),
+            context(scan),
+        );
+        let before = a.clone();
+        a.apply_home_net(&HomeNet::default());
+        assert_eq!(a, before);
+        assert!(!a.to_json().contains("direction"));
+        a.apply_home_net(&home);
+        assert!(a.to_json().contains(r#""direction":"outgoing""#));
     }
 
     #[test]

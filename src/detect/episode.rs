@@ -478,6 +478,7 @@ impl EpisodeTracker {
         let context = AlertContext {
             state,
             family,
+            direction: None,
             score,
             threshold: p.threshold,
             top_features: ep

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{Error, Result};
 
@@ -91,7 +91,6 @@ pub struct Metrics {
     pub latency: Histogram,
     /// Consumer-group counters (Kafka); rendered once a group source runs.
     pub group: GroupMetrics,
-    started: Instant,
 }
 
 /// What a consumer-group source counts: its partitions, the state it drops
@@ -175,7 +174,6 @@ impl Default for Metrics {
             evictions: AtomicU64::new(0),
             latency: Histogram::default(),
             group: GroupMetrics::default(),
-            started: Instant::now(),
         }
     }
 }
@@ -219,14 +217,13 @@ impl Metrics {
             "gauge",
             entries,
         );
-        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = self.records.load(Relaxed) as f64 / secs;
-        metric(
-            &mut out,
-            "records_per_second",
-            "Mean records scored per second since start.",
-            "gauge",
-            rate,
+        // Rates are left to Prometheus (rate(floodwatch_records_total[1m])).
+        let _ = writeln!(
+            out,
+            "# HELP floodwatch_build_info The running build; always 1.\n\
+             # TYPE floodwatch_build_info gauge\n\
+             floodwatch_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
         );
         let _ = writeln!(
             out,
@@ -246,8 +243,9 @@ fn metric(out: &mut String, name: &str, help: &str, kind: &str, value: f64) {
     let _ = writeln!(out, "floodwatch_{name} {value}");
 }
 
-/// A background HTTP server answering every request with the metrics.
-/// Stops when dropped.
+/// A background HTTP server answering `GET /metrics` (a query string is
+/// ignored) with the metrics and anything else with 404. Stops when
+/// dropped.
 #[derive(Debug)]
 pub struct MetricsServer {
     addr: SocketAddr,
@@ -269,6 +267,10 @@ impl MetricsServer {
         let thread = std::thread::spawn(move || {
             while !flag.load(Relaxed) {
                 if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) {
+                    if !is_metrics(&req) {
+                        let _ = req.respond(tiny_http::Response::empty(404));
+                        continue;
+                    }
                     let header = tiny_http::Header::from_bytes(
                         &b"Content-Type"[..],
                         &b"text/plain; version=0.0.4"[..],
@@ -292,6 +294,11 @@ impl MetricsServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+fn is_metrics(req: &tiny_http::Request) -> bool {
+    let path = req.url().split('?').next().unwrap_or_default();
+    *req.method() == tiny_http::Method::Get && path == "/metrics"
 }
 
 impl Drop for MetricsServer {
@@ -338,6 +345,27 @@ mod tests {
         assert!(body.contains("floodwatch_records_total 42"));
         assert!(body.contains("floodwatch_dropped_total 3"));
         assert!(body.contains("# TYPE floodwatch_record_latency_seconds histogram"));
+        let info = format!(
+            "floodwatch_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(body.contains(&info), "{body}");
+        assert!(!body.contains("per_second"));
+        for (request, status) in [
+            ("GET /metrics?x=1", " 200 "),
+            ("GET /", " 404 "),
+            ("GET /metricsx", " 404 "),
+            ("POST /metrics", " 404 "),
+        ] {
+            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+            write!(s, "{request} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).unwrap();
+            assert!(
+                reply.lines().next().unwrap().contains(status),
+                "{request}: {reply}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod batch;
 pub mod episode;
+pub mod homenet;
 #[cfg(feature = "kafka")]
 pub mod kafka_sink;
 pub mod metrics;

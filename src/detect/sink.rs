@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::alert::{Alert, State};
+use super::homenet::HomeNet;
 
 /// Receives alert events, in order.
 pub trait AlertSink {
@@ -112,6 +113,33 @@ pub struct HookStats {
     pub dropped: u64,
 }
 
+/// Tells each alert's direction against a home net
+/// ([`Alert::apply_home_net`]) before passing it on.
+#[derive(Debug)]
+pub struct HomeNetSink<S> {
+    home: HomeNet,
+    inner: S,
+}
+
+impl<S: AlertSink> HomeNetSink<S> {
+    /// Classifies against `home`, then writes to `inner`.
+    pub fn new(home: HomeNet, inner: S) -> Self {
+        HomeNetSink { home, inner }
+    }
+}
+
+impl<S: AlertSink> AlertSink for HomeNetSink<S> {
+    fn alert(&mut self, alert: &Alert) -> io::Result<()> {
+        let mut alert = alert.clone();
+        alert.apply_home_net(&self.home);
+        self.inner.alert(&alert)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
+}
+
 /// Runs a command for each alert, with the alert's JSON line on its
 /// standard input and FastNetMon's notify-script arguments:
 /// `CMD <ip> <incoming|outgoing> <pps> <ban|unban>`.
@@ -119,8 +147,11 @@ pub struct HookStats {
 /// - `ip`: the address the episode is about (`alert.target` or
 ///   `alert.source`); empty when the alert has none (table rows without
 ///   addresses), so a script must check it before blocking anything.
-/// - `incoming` for a destination-keyed episode (a victim), `outgoing` for
-///   a source-keyed one (a scanner or an infected host).
+/// - the direction, [`Alert::direction`]: with `--home-net`, `incoming`
+///   when the target is inside it (or a source-keyed episode's source is
+///   outside), else `outgoing`; without, `incoming` for a
+///   destination-keyed episode (a victim), `outgoing` for a source-keyed
+///   one (a scanner or an infected host).
 /// - `pps`: the episode's records per second, rounded
 ///   (`alert.context.episode.pps`; 1 on `start`, see [`Alert`]).
 /// - `ban` when the episode starts, `unban` when it ends.
@@ -221,11 +252,7 @@ impl CommandHook {
 /// FastNetMon's notify-script arguments: ip, direction, pps, ban or unban.
 fn hook_args(alert: &Alert) -> [String; 4] {
     let ip = alert.subject().map(|ip| ip.to_string()).unwrap_or_default();
-    let direction = if alert.family().about_source() {
-        "outgoing"
-    } else {
-        "incoming"
-    };
+    let direction = alert.direction().name();
     // Finite: counts divided by at least one second.
     let pps = alert.alert.context.episode.pps.round() as u64;
     let action = match alert.state() {
@@ -312,6 +339,7 @@ mod tests {
         let context = AlertContext {
             state: State::Start,
             family: Family::FloodTarget,
+            direction: None,
             score: 1.0,
             threshold: 0.5,
             top_features: vec![],
@@ -383,6 +411,24 @@ mod tests {
                 dropped: 1
             }
         );
+    }
+
+    #[test]
+    fn home_net_sets_the_direction_for_the_json_and_the_hook() {
+        assert_eq!(hook_args(&alert())[1], "incoming");
+        let mut s = HomeNetSink::new(
+            HomeNet::parse("--home-net", &["192.0.2.0/24"]).unwrap(),
+            JsonLines::new(Vec::new()),
+        );
+        s.alert(&alert()).unwrap();
+        let text = String::from_utf8(s.inner.into_inner()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["alert"]["context"]["direction"], "outgoing");
+        let mut a = alert();
+        a.apply_home_net(&HomeNet::parse("--home-net", &["192.0.2.0/24"]).unwrap());
+        assert_eq!(hook_args(&a), ["10.0.0.5", "outgoing", "500", "ban"]);
+        a.apply_home_net(&HomeNet::parse("--home-net", &["10.0.0.0/8"]).unwrap());
+        assert_eq!(hook_args(&a)[1], "incoming");
     }
 
     #[test]
