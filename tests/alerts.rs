@@ -613,6 +613,10 @@ mod real_features {
         if p.exists() {
             Some(p)
         } else {
+            assert!(
+                std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+                "FLOODWATCH_REQUIRE_DATA is set but ../shared/golden/kitsune/{name} not found"
+            );
             eprintln!("skipping: ../shared/golden/kitsune/{name} not found");
             None
         }

@@ -16,6 +16,10 @@ fn golden_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but ../shared/golden/kitsune not found"
+        );
         eprintln!("skipping: ../shared/golden/kitsune not found");
         None
     }
@@ -167,6 +171,10 @@ fn check_extract(capture: &str) {
         .join("../shared/data/pcap")
         .join(capture);
     if !pcap.is_file() {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but ../shared/data/pcap/{capture} not found"
+        );
         eprintln!("skipping: ../shared/data/pcap/{capture} not found");
         return;
     }
@@ -234,6 +242,10 @@ fn extract_other_layouts_write_their_columns() {
     let pcap =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap/mirai_first2000.pcap");
     if !pcap.is_file() {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but ../shared/data/pcap/mirai_first2000.pcap not found"
+        );
         eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
         return;
     }

@@ -526,6 +526,10 @@ fn splice_headline_figure() {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap");
     let base = shared.join("mirai_first2000.pcap");
     if !base.exists() {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but ../shared/data/pcap/mirai_first2000.pcap not found"
+        );
         eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
         return;
     }

@@ -200,6 +200,10 @@ mod tests {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nbaiot/benign_traffic.csv");
         let Ok(text) = std::fs::read_to_string(&path) else {
+            assert!(
+                std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+                "FLOODWATCH_REQUIRE_DATA is set but ../shared/data/nbaiot/benign_traffic.csv not found"
+            );
             eprintln!("skipping: ../shared/data/nbaiot/benign_traffic.csv not found");
             return;
         };

@@ -33,6 +33,10 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but ../shared/{rel} not found"
+        );
         eprintln!("skipping: ../shared/{rel} not found");
         None
     }
