@@ -207,6 +207,22 @@ fn a_saved_model_is_reused_without_grace() {
             .count();
         assert!(starts >= 1, "{detector}: {stderr}");
     }
+    // A model whose layout had other features (an older floodwatch) is
+    // refused with what to do.
+    let text = std::fs::read_to_string(&model).unwrap();
+    let old = text.replacen("src_L5_unanswered_syns", "src_L5_syns", 1);
+    assert_ne!(old, text);
+    std::fs::write(&model, old).unwrap();
+    let out = bin()
+        .args(["watch", "--pcap"])
+        .arg(&pcap)
+        .arg("--model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("relearn it with --grace"), "{stderr}");
     // A model of another width is refused, naming the file.
     std::fs::write(&model, "{\"kind\":\"autoencoder\"}").unwrap();
     let out = bin()

@@ -213,9 +213,14 @@ fn sides(args: &Args, src: &mut dyn RecordSource) -> anyhow::Result<Vec<SideSpec
     if let Some(path) = &args.model {
         let model = SavedModel::load(path)?;
         if model.features() != names {
+            let hint = if model.layout.as_deref() == Some(args.layout.as_str()) {
+                "it was saved by a floodwatch whose layout had other features: relearn it with \
+                 --grace"
+            } else {
+                "pass the model's --layout"
+            };
             bail!(
-                "{}: the model reads {} features{}, layout '{}' gives {} others: pass the \
-                 model's --layout",
+                "{}: the model reads {} features{}, layout '{}' gives {} others: {hint}",
                 path.display(),
                 model.features().len(),
                 model
