@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use floodwatch::report::metrics::roc_auc;
 use serde_json::Value;
 
+mod util;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_floodwatch"))
 }
@@ -539,16 +541,10 @@ fn live_capture_on_loopback_sees_our_packets() {
 /// online from the benign part.
 #[test]
 fn splice_headline_figure() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap");
-    let base = shared.join("mirai_first2000.pcap");
-    if !base.exists() {
-        assert!(
-            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
-            "FLOODWATCH_REQUIRE_DATA is set but ../shared/data/pcap/mirai_first2000.pcap not found"
-        );
-        eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
+    let Some(base) = util::shared("data/pcap/mirai_first2000.pcap") else {
         return;
-    }
+    };
+    let shared = base.parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
     for flood in [
         "pkt.TCP.synflood.spoofed.pcap",
@@ -606,6 +602,13 @@ fn splice_headline_figure() {
     }
 }
 
+/// Capture time of the first packet of a classic microsecond pcap file.
+fn first_packet_time(pcap: &Path) -> f64 {
+    let head = std::fs::read(pcap).unwrap();
+    let word = |at: usize| f64::from(u32::from_le_bytes(head[at..at + 4].try_into().unwrap()));
+    word(24) + word(28) * 1e-6
+}
+
 /// A capture of `scanners` hosts (192.168.1.200 and up) each SYN-probing
 /// telnet on successive addresses at `rate` probes a second, for `secs`.
 fn scan_capture(path: &Path, rate: f64, scanners: u8, secs: f64) {
@@ -642,19 +645,10 @@ fn scan_capture(path: &Path, rate: f64, scanners: u8, secs: f64) {
 /// and at 10 probes a second, alone or five at once; no other host is.
 #[test]
 fn scanners_spliced_into_benign_traffic_are_named_within_five_seconds() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcap");
-    let base = shared.join("mirai_first2000.pcap");
-    if !base.exists() {
-        assert!(
-            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
-            "../shared/data/pcap/mirai_first2000.pcap not found"
-        );
-        eprintln!("skipping: ../shared/data/pcap/mirai_first2000.pcap not found");
+    let Some(base) = util::shared("data/pcap/mirai_first2000.pcap") else {
         return;
-    }
-    let head = std::fs::read(&base).unwrap();
-    let first = f64::from(u32::from_le_bytes(head[24..28].try_into().unwrap()))
-        + f64::from(u32::from_le_bytes(head[28..32].try_into().unwrap())) * 1e-6;
+    };
+    let first = first_packet_time(&base);
     let dir = tempfile::tempdir().unwrap();
     for (rate, scanners) in [(100.0, 1u8), (10.0, 1), (10.0, 5)] {
         let (scan, pcap) = (dir.path().join("scan.pcap"), dir.path().join("s.pcap"));
@@ -751,8 +745,7 @@ fn benign_fan_out_is_not_a_scan_and_a_slow_scanner_is() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or_else(|| panic!("no scanner in: {said}"))
         .to_string();
-    let head = std::fs::read(&pcap).unwrap();
-    let first = f64::from(u32::from_le_bytes(head[24..28].try_into().unwrap()));
+    let first = first_packet_time(&pcap);
     let alert_file = dir.path().join("a.jsonl");
     run_ok(
         bin()
