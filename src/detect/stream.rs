@@ -285,6 +285,7 @@ impl SideRun {
     /// threshold when a period ends.
     #[inline]
     fn track_drift(&mut self, info: &RecordInfo, score: f64, above: bool) {
+        let host = self.host(info);
         let (Some(d), Some(tracker)) = (&mut self.drift, &mut self.tracker) else {
             return;
         };
@@ -293,10 +294,6 @@ impl SideRun {
             return;
         }
         if !above && Drift::sampled(info.index) {
-            let host = match self.spec.side {
-                Side::Destination => info.flow.dest_ip,
-                Side::Source => info.flow.src_ip,
-            };
             d.observe(host, t, score, |h| tracker.open_family(h).is_some());
         }
         if d.due(t) {

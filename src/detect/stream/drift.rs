@@ -152,8 +152,8 @@ pub struct Drift {
     /// Calibrated threshold and the reference it goes with (0 until known).
     base: f64,
     reference: f64,
-    factor: f64,
     next: f64,
+    /// The factor and the periods counted so far.
     summary: DriftSummary,
 }
 
@@ -177,7 +177,6 @@ impl Drift {
             seconds: HostSeconds::new(),
             base: 0.0,
             reference: 0.0,
-            factor: 1.0,
             next: f64::NAN,
             summary: DriftSummary {
                 factor: 1.0,
@@ -214,8 +213,7 @@ impl Drift {
     pub fn start(&mut self, base: f64, reference: f64, current: f64, t: f64) {
         self.base = base;
         self.reference = reference;
-        self.factor = (current / base).clamp(1.0 / BOUND, BOUND);
-        self.summary.factor = self.factor;
+        self.summary.factor = (current / base).clamp(1.0 / BOUND, BOUND);
         self.next = t + self.period;
         self.seconds.hosts.clear();
         self.seconds.done.clear();
@@ -245,11 +243,11 @@ impl Drift {
             return None;
         }
         let wanted = now / self.reference;
-        let step = (wanted / self.factor).clamp(1.0 / STEP, STEP);
-        self.factor = (self.factor * step).clamp(1.0 / BOUND, BOUND);
-        self.summary.factor = self.factor;
-        self.summary.updates += 1;
-        Some((self.base * self.factor).max(MIN_THRESHOLD))
+        let s = &mut self.summary;
+        let step = (wanted / s.factor).clamp(1.0 / STEP, STEP);
+        s.factor = (s.factor * step).clamp(1.0 / BOUND, BOUND);
+        s.updates += 1;
+        Some((self.base * s.factor).max(MIN_THRESHOLD))
     }
 
     /// What following did so far.
