@@ -369,19 +369,19 @@ impl Encoder {
 
     /// Unknown categorical values met so far, by column name (non-zero only).
     pub fn unknown_counts(&self) -> Vec<(String, u64)> {
-        self.names
-            .iter()
-            .zip(&self.unknown)
-            .filter(|(_, &n)| n > 0)
-            .map(|(name, &n)| (name.clone(), n))
-            .collect()
+        self.by_column(&self.unknown)
     }
 
     /// Missing values imputed so far, by column name (non-zero only).
     pub fn missing_counts(&self) -> Vec<(String, u64)> {
+        self.by_column(&self.missing)
+    }
+
+    /// The non-zero counts, by column name.
+    fn by_column(&self, counts: &[u64]) -> Vec<(String, u64)> {
         self.names
             .iter()
-            .zip(&self.missing)
+            .zip(counts)
             .filter(|(_, &n)| n > 0)
             .map(|(name, &n)| (name.clone(), n))
             .collect()
