@@ -5,10 +5,11 @@
 use std::io::Write;
 use std::path::Path;
 
+use floodwatch::detect::stream::SavedModel;
 use floodwatch::ingest::csv::CsvSource;
 use floodwatch::ingest::packets::capture::{CaptureReader, ErrorKind};
-use floodwatch::model::bundle::{Bundle, FORMAT_VERSION, MAGIC};
-use floodwatch::model::kitnet::KitNet;
+use floodwatch::model::bundle::Bundle;
+use floodwatch::model::file::{FORMAT_VERSION, MAGIC};
 
 /// A little-endian microsecond pcap header (Ethernet).
 fn pcap_header() -> Vec<u8> {
@@ -80,9 +81,14 @@ fn nested(n: usize) -> Vec<u8> {
     v
 }
 
+/// `payload` as a format-1 model file (the payload is the bundle itself).
 fn framed(payload: &[u8]) -> Vec<u8> {
+    framed_as(1, payload)
+}
+
+fn framed_as(version: u32, payload: &[u8]) -> Vec<u8> {
     let mut b = MAGIC.to_vec();
-    b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(&version.to_le_bytes());
     b.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     b.extend_from_slice(payload);
@@ -108,12 +114,24 @@ fn json_nested_a_million_deep_is_refused() {
             "{text}"
         );
     }
+    // The current format: the deep document as the envelope's model.
+    let mut envelope = b"{\"kind\":\"table\",\"floodwatch_version\":\"0\",\"model\":".to_vec();
+    envelope.extend_from_slice(&deep);
+    envelope.push(b'}');
+    let text = Bundle::from_bytes(&framed_as(FORMAT_VERSION, &envelope), Path::new("deep.fw"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with("deep.fw: payload does not decode"),
+        "{text}"
+    );
+    // A stream model saved as plain JSON by an older floodwatch.
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("deep.json");
     std::fs::write(&p, &deep).unwrap();
-    let text = KitNet::load(&p).unwrap_err().to_string();
+    let text = SavedModel::load(&p).unwrap_err().to_string();
     assert!(
-        text.contains("deep.json") && text.contains("not a saved KitNET"),
+        text.contains("deep.json") && text.contains("not a floodwatch model"),
         "{text}"
     );
 }

@@ -27,15 +27,7 @@ fn replay(path: &Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
     let target = name.split('-').next().unwrap_or_default();
     match target {
-        "kitnet" => {
-            let err = KitNet::load(path).err();
-            let refused = serde_json::from_slice::<KitNet>(&bytes).is_err();
-            assert_eq!(err.is_some(), refused, "{name}");
-            if let Some(e) = err {
-                assert!(e.to_string().contains(&name), "{e}");
-            }
-            refused
-        }
+        "kitnet" => serde_json::from_slice::<KitNet>(&bytes).is_err(),
         "bundle" => Bundle::from_bytes(&bytes, path).is_err(),
         "csv" => csv_refused(path),
         "capture" => match CaptureReader::from_reader(bytes.as_slice(), path) {

@@ -209,9 +209,12 @@ fn a_saved_model_is_reused_without_grace() {
             .count();
         assert!(starts >= 1, "{detector}: {stderr}");
     }
-    // A model whose layout had other features (an older floodwatch) is
-    // refused with what to do.
-    let text = std::fs::read_to_string(&model).unwrap();
+    // A model whose layout had other features (an older floodwatch, which
+    // saved plain JSON: still read) is refused with what to do.
+    let bytes = std::fs::read(&model).unwrap();
+    assert_eq!(&bytes[..8], b"FLDWATCH");
+    let envelope: Value = serde_json::from_slice(&bytes[24..]).unwrap();
+    let text = envelope["model"].to_string();
     let old = text.replacen("src_L5_unanswered_syns", "src_L5_syns", 1);
     assert_ne!(old, text);
     std::fs::write(&model, old).unwrap();
@@ -239,6 +242,139 @@ fn a_saved_model_is_reused_without_grace() {
 }
 
 /// Pipes `input` into `watch --stdin` with `model`; returns stderr.
+/// `floodwatch` with `args`, expected to fail: its standard error.
+fn run_err(args: &[&std::ffi::OsStr]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn one_model_file_serves_watch_test_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = synth(dir.path());
+    let model = dir.path().join("m.fw");
+    run_ok(
+        bin()
+            .args(["-q", "watch", "--grace", "2000", "--alerts", "/dev/null"])
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--save-model")
+            .arg(&model),
+    );
+    let out = run_ok(bin().arg("inspect").arg(&model).arg("--json"));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (info["kind"].as_str(), info["format"].as_u64()),
+        (Some("stream"), Some(2))
+    );
+    assert_eq!(info["layout"], "victim");
+    assert_eq!(info["detectors"].as_array().unwrap().len(), 2);
+    assert_eq!(info["warm_state"], true);
+    let text = String::from_utf8(run_ok(bin().arg("inspect").arg(&model)).stdout).unwrap();
+    assert!(
+        text.contains("a stream model") && text.contains("autoencoder 16-"),
+        "{text}"
+    );
+
+    // `test` scores the capture as `watch` does, one verdict per packet.
+    let (report, scores) = (dir.path().join("r.json"), dir.path().join("scored.csv"));
+    let out = run_ok(
+        bin()
+            .args(["-q", "test", "--model"])
+            .arg(&model)
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--labels")
+            .arg(&truth)
+            .arg("--report")
+            .arg(&report)
+            .arg("--out")
+            .arg(&scores),
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["rows"], 6000, "{}", String::from_utf8_lossy(&out.stdout));
+    let auc = r["reconstruction"]["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.95, "{r}");
+    assert!(r["reconstruction"]["recall"].as_f64().unwrap() > 0.5, "{r}");
+    // The same model without its warm tables (as plain JSON, the older
+    // format, which is still read): `watch` then starts cold, as `test` does.
+    let bytes = std::fs::read(&model).unwrap();
+    let mut cold = serde_json::from_slice::<Value>(&bytes[24..]).unwrap()["model"].take();
+    cold.as_object_mut().unwrap().remove("state");
+    let cold_model = dir.path().join("cold.json");
+    std::fs::write(&cold_model, cold.to_string()).unwrap();
+    let watched = dir.path().join("w.csv");
+    run_ok(
+        bin()
+            .args([
+                "-q",
+                "watch",
+                "--alerts",
+                "/dev/null",
+                "--drift",
+                "off",
+                "--model",
+            ])
+            .arg(&cold_model)
+            .arg("--pcap")
+            .arg(&pcap)
+            .arg("--scores")
+            .arg(&watched),
+    );
+    // Cold tables and the saved thresholds in both: the same scores.
+    let (a, b) = (
+        std::fs::read_to_string(&scores).unwrap(),
+        std::fs::read_to_string(&watched).unwrap(),
+    );
+    let differ = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+    let at = differ.unwrap_or(0);
+    let pair = (a.lines().nth(at), b.lines().nth(at));
+    assert_eq!((differ, a.lines().count()), (None, 6001), "{pair:?}");
+
+    // Each command that needs the other kind says which kind the file is.
+    let m = model.as_os_str();
+    let e = run_err(&["test".as_ref(), "--model".as_ref(), m, "--data".as_ref(), m]);
+    assert!(e.contains("a stream model") && e.contains("--pcap"), "{e}");
+    let e = run_err(&["watch".as_ref(), "--stdin".as_ref(), "--model".as_ref(), m]);
+    assert!(e.contains("table model from `train`"), "{e}");
+    let table = dir.path().join("t.fw");
+    let rows = dir.path().join("rows.csv");
+    run_ok(
+        bin()
+            .args(["-q", "synth", "--rows", "600", "--out"])
+            .arg(&rows),
+    );
+    run_ok(
+        bin()
+            .args(["-q", "train", "--epochs", "2", "--data"])
+            .arg(&rows)
+            .arg("--model")
+            .arg(&table),
+    );
+    let info: Value =
+        serde_json::from_slice(&run_ok(bin().arg("inspect").arg(&table).arg("--json")).stdout)
+            .unwrap();
+    assert_eq!(info["kind"], "table");
+    assert_eq!(info["training"]["label_column"], "label");
+    #[cfg(feature = "plot")]
+    for (cmd, extra) in [("report", "--out"), ("threshold", "--columns")] {
+        let e = run_err(&[
+            cmd.as_ref(),
+            "--model".as_ref(),
+            m,
+            "--data".as_ref(),
+            rows.as_os_str(),
+            extra.as_ref(),
+            dir.path().join("x").as_os_str(),
+        ]);
+        assert!(
+            e.contains("is a stream model") && e.contains("needs a table model"),
+            "{cmd}: {e}"
+        );
+    }
+}
+
 fn watch_stdin(model: &Path, input: &str, alerts: &Path) -> String {
     let mut child = bin()
         .args(["watch", "--stdin", "--queue", "100000", "--model"])

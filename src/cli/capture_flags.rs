@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
+use floodwatch::detect::stream::offline::LabelledCapture;
 use floodwatch::features::capture_table::{CaptureFeatures, CaptureTable};
 
 /// Capture inputs.
@@ -29,6 +30,20 @@ impl CaptureFlags {
         features: &CaptureFeatures,
         label_all: Option<&str>,
     ) -> anyhow::Result<Vec<CaptureTable>> {
+        Ok(self
+            .captures()?
+            .into_iter()
+            .map(|c| CaptureTable {
+                path: c.path,
+                labels: c.labels,
+                label_all: label_all.map(str::to_owned),
+                features: features.clone(),
+            })
+            .collect())
+    }
+
+    /// Each capture with its label file, if any.
+    pub fn captures(&self) -> anyhow::Result<Vec<LabelledCapture>> {
         if !self.labels.is_empty() && self.labels.len() != self.pcap.len() {
             anyhow::bail!(
                 "{} --labels files for {} --pcap files: give one per capture, in order",
@@ -40,11 +55,9 @@ impl CaptureFlags {
             .pcap
             .iter()
             .enumerate()
-            .map(|(i, path)| CaptureTable {
+            .map(|(i, path)| LabelledCapture {
                 path: path.clone(),
                 labels: self.labels.get(i).cloned(),
-                label_all: label_all.map(str::to_owned),
-                features: features.clone(),
             })
             .collect())
     }

@@ -96,6 +96,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         batch_rows: 4096,
         captures: Default::default(),
         explain: None,
+        normal_label: vec!["normal".into()],
     };
     super::test::run(test, quiet)
 }

@@ -7,6 +7,7 @@ mod demo;
 #[cfg(feature = "plot")]
 mod eval;
 mod extract;
+mod inspect;
 #[cfg(feature = "kafka")]
 mod kafka_flags;
 #[cfg(feature = "plot")]
@@ -42,9 +43,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train a model bundle from labelled CSV files.
+    /// Train a table model from labelled CSV files or captures.
     Train(train::Args),
-    /// Score CSV files with a model bundle.
+    /// Score CSV files or captures with a saved model (from train or watch).
     Test(test::Args),
     /// Write the built-in labelled IoT / Mirai flood table.
     Synth(synth::Args),
@@ -52,6 +53,8 @@ enum Command {
     Demo(demo::Args),
     /// Time training and scoring on generated data; print JSON.
     Bench(bench::Args),
+    /// Describe a model file: kind, format, features, detectors, thresholds.
+    Inspect(inspect::Args),
     /// Compute per-packet features (Kitsune / N-BaIoT) of a capture into a CSV.
     Extract(extract::Args),
     /// Put an attack capture into a benign one and label every packet.
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Bench(a) => bench::run(a, cli.quiet),
         Command::Extract(args) => extract::run(args, cli.quiet),
+        Command::Inspect(args) => inspect::run(args),
         Command::Splice(args) => splice::run(args, cli.quiet),
         Command::Watch(args) => watch::run(args, cli.quiet),
         #[cfg(feature = "plot")]

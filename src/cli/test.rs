@@ -1,18 +1,22 @@
-//! `floodwatch test`: score CSV files with a saved bundle.
+//! `floodwatch test`: score CSV files or captures with a saved model.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args as ClapArgs;
 use floodwatch::detect::batch::{self, Input, Report, TestOptions};
+use floodwatch::detect::saved::{self, Saved};
+use floodwatch::detect::stream::offline::test_captures;
+use floodwatch::detect::stream::SavedModel;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;
 
 use super::capture_flags::CaptureFlags;
 
-/// Score every row of CSV files with a model bundle; with labels, report
-/// how well it does.
+/// Score every row of CSV files (or packet of captures) with a saved model;
+/// with labels, report how well it does.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// CSV files to score (columns matched to the model's by name).
@@ -20,9 +24,14 @@ pub struct Args {
     pub data: Vec<PathBuf>,
     #[command(flatten)]
     pub captures: CaptureFlags,
-    /// The model bundle written by `train`.
+    /// The model: a table model from `train`, or a stream model from `watch
+    /// --save-model` (which scores --pcap captures as `watch` would).
     #[arg(long)]
     pub model: PathBuf,
+    /// Labels of normal packets in --labels files, for a stream model (a
+    /// table model knows its own).
+    #[arg(long, value_name = "LABEL", num_args = 1.., default_value = "normal")]
+    pub normal_label: Vec<String>,
     /// Column names, one a line, for files without a header line.
     #[arg(long)]
     pub columns: Option<PathBuf>,
@@ -50,8 +59,10 @@ pub struct Args {
 
 /// Scores, prints the report, writes the outputs.
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::load(&args.model)?;
-    let report = score(&args, &bundle, quiet)?;
+    let report = match saved::load(&args.model)? {
+        Saved::Table(bundle) => score(&args, &bundle, quiet)?,
+        Saved::Stream(model) => score_stream(&args, &model)?,
+    };
     print_report(&report, &mut std::io::stdout().lock())?;
     if let Some(p) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
@@ -102,6 +113,29 @@ pub fn score(args: &Args, bundle: &Bundle, quiet: bool) -> anyhow::Result<Report
     })?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Replays the captures through a stream model as `watch` scores them.
+fn score_stream(args: &Args, model: &SavedModel) -> anyhow::Result<Report> {
+    let name = args.model.display();
+    if !args.data.is_empty() || args.captures.pcap.is_empty() {
+        anyhow::bail!(
+            "{name}: a stream model (from `watch --save-model`) scores captures: give --pcap \
+             (tables go to a model from `train`)"
+        );
+    }
+    if args.explain.is_some() {
+        anyhow::bail!("{name}: --explain needs a table model from `train`");
+    }
+    let captures = args.captures.captures()?;
+    let out = match &args.out {
+        Some(p) => {
+            let f = std::fs::File::create(p).with_context(|| p.display().to_string())?;
+            Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
+        }
+        None => None,
+    };
+    Ok(test_captures(model, &captures, &args.normal_label, out)?)
 }
 
 /// Prints the summary, metrics and classification report.

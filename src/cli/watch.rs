@@ -15,12 +15,13 @@ use clap::{Args as ClapArgs, ValueEnum};
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
+use floodwatch::detect::saved::{self, Saved};
 use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
 use floodwatch::detect::stream::drift::Period;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
 use floodwatch::detect::stream::source::{Paced, PacketRecords};
-use floodwatch::detect::stream::tabular::{is_bundle, BundleScorer, LineRecords};
+use floodwatch::detect::stream::tabular::{BundleScorer, LineRecords};
 use floodwatch::detect::stream::{
     learning_sides, Calibrate, Engine, EngineParams, Grace, GraceReport, OnlineDetector,
     RecordSource, SavedModel, SideSpec, SideSummary, Summary,
@@ -208,10 +209,14 @@ fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn FeatureExtracto
 /// The detectors of a packet source: loaded from `--model` (its tables
 /// restored into `src` for a warm start), or one per feature group of the
 /// layout, to learn during grace.
-fn sides(args: &Args, src: &mut dyn RecordSource) -> anyhow::Result<Vec<SideSpec>> {
+fn sides(
+    args: &Args,
+    src: &mut dyn RecordSource,
+    model: Option<SavedModel>,
+) -> anyhow::Result<Vec<SideSpec>> {
     let names = src.names().to_vec();
-    if let Some(path) = &args.model {
-        let model = SavedModel::load(path)?;
+    if let Some(model) = model {
+        let path = args.model.clone().unwrap_or_default();
         if model.features() != names {
             let hint = if model.layout.as_deref() == Some(args.layout.as_str()) {
                 "it was saved by a floodwatch whose layout had other features: relearn it with \
@@ -370,14 +375,23 @@ fn live(
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
 }
 
+/// The stream model of `model`, if it is one (a table model is used before
+/// this is asked).
+fn stream_model(model: Option<Saved>) -> Option<SavedModel> {
+    match model {
+        Some(Saved::Stream(m)) => Some(m),
+        _ => None,
+    }
+}
+
 /// A bundle trained on captures (`train --pcap`): packets are featured with
 /// its layout and table capacity, then scored by its autoencoder.
 fn packet_bundle(
     args: &Args,
-    path: &std::path::Path,
+    bundle: &Bundle,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<(Box<dyn RecordSource>, Vec<SideSpec>)> {
-    let bundle = Bundle::load(path)?;
+    let path = args.model.clone().unwrap_or_default();
     let Some(capture) = &bundle.capture else {
         bail!(
             "{}: this bundle was trained on CSV tables: use --stdin",
@@ -393,7 +407,7 @@ fn packet_bundle(
         );
     }
     let src = packet_source(args, features, stop)?;
-    Ok((src, bundle_side(&bundle)))
+    Ok((src, bundle_side(bundle)))
 }
 
 /// A file whose write errors name it (the engine knows it only as
@@ -452,24 +466,29 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let model = args.model.as_deref().map(saved::load).transpose()?;
     #[cfg(feature = "kafka")]
     if let Some(params) = args.kafka.params()? {
-        return kafka::run(&args, params, metrics, stop, server, quiet);
+        return kafka::run(&args, model, params, metrics, stop, server, quiet);
     }
     let (mut source, sides) = if args.stdin {
-        let path = args.model.clone().unwrap_or_default();
-        let bundle = Bundle::load(&path)?;
+        let Some(Saved::Table(bundle)) = model else {
+            bail!(
+                "--stdin scores table rows: give --model a table model from `train` \
+                 (`floodwatch inspect MODEL` says which kind a file is)"
+            );
+        };
         let lines = stdin_source(bundle.schema.clone(), &args);
         let (src, scorer) = floodwatch::detect::microbatch::batched(lines, &bundle);
         let src: Box<dyn RecordSource> = Box::new(src);
         let mut sides = bundle_side(&bundle);
         sides[0].scorer = Box::new(scorer);
         (src, sides)
-    } else if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
-        packet_bundle(&args, path, &stop)?
+    } else if let Some(Saved::Table(bundle)) = &model {
+        packet_bundle(&args, bundle, &stop)?
     } else {
         let mut src = source(&args, &stop)?;
-        let sides = sides(&args, src.as_mut())?;
+        let sides = sides(&args, src.as_mut(), stream_model(model))?;
         (src, sides)
     };
     let mut engine = Engine::new(engine_params(&args), sides, Arc::clone(&metrics), stop)?;
@@ -641,9 +660,11 @@ mod kafka {
     use floodwatch::ingest::kafka::source::{GroupParams, GroupSource, LayoutFactory, Payload};
 
     /// What the topic holds and how it is scored, from --model or --layout.
-    fn payload(args: &Args) -> anyhow::Result<(Payload, Option<Vec<SideSpec>>)> {
-        if let Some(path) = args.model.as_ref().filter(|p| is_bundle(p)) {
-            let bundle = Bundle::load(path)?;
+    fn payload(
+        args: &Args,
+        model: &Option<Saved>,
+    ) -> anyhow::Result<(Payload, Option<Vec<SideSpec>>)> {
+        if let Some(Saved::Table(bundle)) = model {
             let scorer = bundle_side(&bundle);
             let payload = match bundle.capture.clone() {
                 Some(capture) => {
@@ -664,17 +685,18 @@ mod kafka {
     /// Reads the group until stopped (or idle), then commits and reports.
     pub(super) fn run(
         args: &Args,
+        model: Option<Saved>,
         params: GroupParams,
         metrics: Arc<Metrics>,
         stop: Arc<AtomicBool>,
         server: Option<MetricsServer>,
         quiet: bool,
     ) -> anyhow::Result<ExitCode> {
-        let (payload, scorer) = payload(args)?;
+        let (payload, scorer) = payload(args, &model)?;
         let mut source = GroupSource::new(params, payload, Arc::clone(&metrics))?;
         let scorer = match scorer {
             Some(s) => s,
-            None => super::sides(args, &mut source)?,
+            None => super::sides(args, &mut source, super::stream_model(model))?,
         };
         let (mut sinks, flushes) = sinks(args)?;
         for f in flushes {

@@ -8,6 +8,7 @@ pub mod homenet;
 pub mod kafka_sink;
 pub mod metrics;
 pub mod microbatch;
+pub mod saved;
 pub mod sink;
 pub mod stream;
 pub mod vote;

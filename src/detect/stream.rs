@@ -15,7 +15,9 @@
 pub mod calibrate;
 pub mod drift;
 pub mod grace;
+pub mod offline;
 pub mod scorer;
+pub mod scores;
 pub mod source;
 pub mod tabular;
 
@@ -39,6 +41,7 @@ use calibrate::{Calibration, Calibrator};
 use drift::{Drift, DriftSummary};
 pub use grace::Grace;
 pub use scorer::{Detector, OnlineAutoencoder, OnlineKitNet, SavedModel, SavedSide, StreamScorer};
+pub use scores::{CsvScores, ScoreSink};
 pub use source::{Next, RecordInfo, RecordSource, TableUsage};
 
 /// Records between two refreshes of the table gauges in the metrics.
@@ -327,7 +330,7 @@ pub struct Engine {
     grace_t0: f64,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
-    scores: Option<Box<dyn Write>>,
+    scores: Option<Box<dyn ScoreSink>>,
     on_grace_end: Option<GraceHook>,
     x: Vec<f64>,
     shares: Vec<f64>,
@@ -435,8 +438,13 @@ impl Engine {
     /// Also writes `index,timestamp,score,is_anomaly` for every record to
     /// `out` (score and flag empty during grace), and `src_score,
     /// src_is_anomaly` when there is a source side.
-    pub fn scores_to(mut self, out: Box<dyn Write>) -> Self {
-        self.scores = Some(out);
+    pub fn scores_to(self, out: Box<dyn Write>) -> Self {
+        self.score_sink(Box::new(CsvScores::new(out)))
+    }
+
+    /// Gives every record's scores to `sink`.
+    pub fn score_sink(mut self, sink: Box<dyn ScoreSink>) -> Self {
+        self.scores = Some(sink);
         self
     }
 
@@ -528,7 +536,7 @@ impl Engine {
         }
         sink.finish().map_err(alert_err)?;
         if let Some(out) = &mut self.scores {
-            out.flush().map_err(scores_err)?;
+            out.finish().map_err(scores_err)?;
         }
         self.save(source)?;
         self.refresh_usage(source);
@@ -551,12 +559,11 @@ impl Engine {
     }
 
     fn write_header(&mut self) -> Result<()> {
-        let two = self.sides.len() > 1;
-        if let Some(out) = &mut self.scores {
-            let extra = if two { ",src_score,src_is_anomaly" } else { "" };
-            writeln!(out, "index,timestamp,score,is_anomaly{extra}").map_err(scores_err)?;
+        let sides = self.sides.len();
+        match &mut self.scores {
+            Some(out) => out.start(sides).map_err(scores_err),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Learns from, calibrates on or scores one record.
@@ -831,24 +838,10 @@ impl Engine {
 
     #[inline]
     fn write_score(&mut self, info: &RecordInfo, s: Option<&[(f64, bool)]>) -> Result<()> {
-        let two = self.sides.len() > 1;
-        let Some(out) = &mut self.scores else {
-            return Ok(());
-        };
-        let r = match s {
-            Some(sides) => {
-                let mut r = write!(out, "{},{:.6}", info.index, info.timestamp);
-                for (score, anomalous) in sides {
-                    if r.is_ok() {
-                        r = write!(out, ",{score},{}", u8::from(*anomalous));
-                    }
-                }
-                r.and_then(|()| writeln!(out))
-            }
-            None if two => writeln!(out, "{},{:.6},,,,", info.index, info.timestamp),
-            None => writeln!(out, "{},{:.6},,", info.index, info.timestamp),
-        };
-        r.map_err(scores_err)
+        match &mut self.scores {
+            Some(out) => out.record(info, s).map_err(scores_err),
+            None => Ok(()),
+        }
     }
 
     fn reject(&mut self, msg: String) {

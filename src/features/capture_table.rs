@@ -154,14 +154,14 @@ pub fn write_row(
 }
 
 /// A `packet_index,label` file read in step with the capture.
-struct LabelFile {
+pub(crate) struct LabelFile {
     path: PathBuf,
     reader: csv::Reader<File>,
     record: csv::StringRecord,
 }
 
 impl LabelFile {
-    fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         let reader = csv::Reader::from_path(path).map_err(|e| Error::Input {
             file: path.to_owned(),
             line: 1,
@@ -172,6 +172,41 @@ impl LabelFile {
             reader,
             record: csv::StringRecord::new(),
         })
+    }
+
+    /// The label of packet `index`, past the rows of packets that were
+    /// not records (unreadable frames); an error if the file has no row
+    /// for it.
+    pub(crate) fn label_at(&mut self, index: u64) -> Result<bool> {
+        loop {
+            let found = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| Error::Input {
+                    file: self.path.clone(),
+                    line: index + 1,
+                    msg: format!("unreadable row: {e}"),
+                })?;
+            let at = self
+                .record
+                .get(0)
+                .and_then(|i| i.trim().parse::<u64>().ok());
+            match at {
+                Some(i) if found && i < index => continue,
+                Some(i) if found && i == index => return Ok(true),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// The label of the row [`label_at`](Self::label_at) found.
+    pub(crate) fn label(&self) -> &str {
+        self.record.get(1).unwrap_or_default().trim()
+    }
+
+    /// The file's name, for messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The label of packet `index` (the next row of the file).

@@ -286,6 +286,12 @@ impl Autoencoder {
         Ok(())
     }
 
+    /// Widths from the input through every layer (`d, 100, 50, 50, 100, d`).
+    pub fn widths(&self) -> Vec<usize> {
+        let layers = (0..self.net.depth()).map(|i| self.net.width(i));
+        std::iter::once(self.input_dim()).chain(layers).collect()
+    }
+
     /// Width of the latent representation.
     pub fn latent_dim(&self) -> usize {
         self.net.width(LATENT_LAYER)

@@ -1,21 +1,6 @@
-//! The model bundle: one file holding everything `floodwatch test` needs.
-//!
-//! Layout (little-endian):
-//!
-//! | bytes | content |
-//! |-------|---------|
-//! | 8     | magic `FLDWATCH` |
-//! | 4     | format version (u32, currently [`FORMAT_VERSION`]) |
-//! | 4     | CRC-32 of the payload (u32) |
-//! | 8     | payload length (u64) |
-//! | n     | payload: the [`Bundle`] as JSON |
-//!
-//! JSON keeps the file inspectable (`tail -c +25 model.fw | jq .meta`) and
-//! round-trips `f32` weights bit-exactly (shortest round-trip decimal). The
-//! claimed length is checked against the file size before anything is
-//! allocated; the file is written to a temporary file and renamed.
+//! The table model: everything `floodwatch test` needs to score rows as
+//! `train` did, saved as a [`Kind::Table`] model file (see [`super::file`]).
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -25,15 +10,10 @@ use crate::features::capture_table::CaptureFeatures;
 use crate::features::scale::Scaler;
 use crate::features::tabular::Schema;
 use crate::model::autoencoder::{Autoencoder, TrainHistory};
+use crate::model::file::{self, Kind, ModelFile};
 use crate::model::logistic::LogisticRegression;
 use crate::model::threshold::ThresholdRule;
-use crate::{Error, Result};
-
-/// The 8 bytes a bundle starts with.
-pub const MAGIC: [u8; 8] = *b"FLDWATCH";
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
-const HEADER_LEN: u64 = 24;
+use crate::Result;
 
 /// The latent classifier and the names of its classes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -112,17 +92,7 @@ pub struct Bundle {
 impl Bundle {
     /// Writes the bundle to `path` crash-safely.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let payload = serde_json::to_vec(self)
-            .map_err(|e| Error::Model(format!("cannot serialise the bundle: {e}")))?;
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        crate::util::write_atomically(path, |mut f| {
-            f.write_all(&header)?;
-            f.write_all(&payload)
-        })
+        file::save(path, Kind::Table, self)
     }
 
     /// Recalibrates the threshold with `rule` on the autoencoder scores of
@@ -136,47 +106,18 @@ impl Bundle {
 
     /// Reads a bundle written by [`Bundle::save`].
     pub fn load(path: &Path) -> Result<Bundle> {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mut header = [0u8; HEADER_LEN as usize];
-        if size < HEADER_LEN {
-            return Err(bad(path, too_short(size)));
-        }
-        file.read_exact(&mut header)
-            .map_err(|e| Error::io(path, e))?;
-        // The claimed length is checked against the file size first, so a
-        // huge claim allocates nothing.
-        let (crc, len) = parse_header(&header, size - HEADER_LEN).map_err(|m| bad(path, m))?;
-        let mut payload = Vec::with_capacity(len as usize);
-        file.read_to_end(&mut payload)
-            .map_err(|e| Error::io(path, e))?;
-        if payload.len() as u64 != len {
-            return Err(bad(path, "file changed while being read".into()));
-        }
-        Self::decode_payload(&payload, crc).map_err(|m| bad(path, m))
+        Self::from_file(&ModelFile::open(path)?)
     }
 
     /// Reads a bundle from the bytes of a whole file; `name` labels errors.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Bundle> {
-        let Some((header, payload)) = bytes.split_first_chunk::<{ HEADER_LEN as usize }>() else {
-            return Err(bad(name, too_short(bytes.len() as u64)));
-        };
-        let (crc, _) = parse_header(header, payload.len() as u64).map_err(|m| bad(name, m))?;
-        Self::decode_payload(payload, crc).map_err(|m| bad(name, m))
+        Self::from_file(&ModelFile::from_bytes(bytes, name)?)
     }
 
-    fn decode_payload(payload: &[u8], crc: u32) -> std::result::Result<Bundle, String> {
-        if crc32fast::hash(payload) != crc {
-            return Err(
-                "checksum mismatch: the file is corrupt; train the model again or restore a copy"
-                    .into(),
-            );
-        }
-        // serde_json refuses nesting deeper than 128 levels (its default
-        // recursion limit), so a hostile payload cannot overflow the stack.
-        let bundle: Bundle =
-            serde_json::from_slice(payload).map_err(|e| format!("payload does not decode: {e}"))?;
-        bundle.check()?;
+    /// Decodes and checks the table model of `f`.
+    pub fn from_file(f: &ModelFile) -> Result<Bundle> {
+        let bundle: Bundle = f.decode(Kind::Table, "this command")?;
+        bundle.check().map_err(|m| file::bad(f.path(), m))?;
         Ok(bundle)
     }
 
@@ -208,49 +149,6 @@ impl Bundle {
         }
         Ok(())
     }
-}
-
-fn bad(path: &Path, msg: String) -> Error {
-    Error::Bundle {
-        path: path.to_owned(),
-        msg,
-    }
-}
-
-fn too_short(size: u64) -> String {
-    format!("not a floodwatch model: {size} bytes, shorter than the {HEADER_LEN}-byte header")
-}
-
-/// Checks magic, version and claimed length against the `available` payload
-/// bytes; returns the checksum and the length.
-fn parse_header(
-    header: &[u8; HEADER_LEN as usize],
-    available: u64,
-) -> std::result::Result<(u32, u64), String> {
-    let (magic, rest) = header.split_at(8);
-    if magic != MAGIC {
-        return Err("not a floodwatch model (wrong magic bytes)".into());
-    }
-    let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
-    let (version, crc) = (word(0), word(4));
-    let mut len_bytes = [0u8; 8];
-    len_bytes.copy_from_slice(&rest[8..16]);
-    let len = u64::from_le_bytes(len_bytes);
-    if version > FORMAT_VERSION {
-        return Err(format!(
-            "format version {version} is newer than this floodwatch reads ({FORMAT_VERSION}): upgrade floodwatch"
-        ));
-    }
-    if version == 0 {
-        return Err("format version 0 is invalid".into());
-    }
-    if len != available {
-        return Err(format!(
-            "truncated or padded: header says {len} payload bytes, file has {available}; \
-             the file was cut short or damaged, train the model again or restore a copy"
-        ));
-    }
-    Ok((crc, len))
 }
 
 #[cfg(test)]
@@ -338,31 +236,14 @@ mod tests {
     }
 
     #[test]
-    fn damaged_files_are_clear_errors() {
+    fn a_stream_model_is_not_a_bundle() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("m.fw");
-        tiny().save(&p).unwrap();
-        let good = std::fs::read(&p).unwrap();
-        let load = |bytes: &[u8]| {
-            std::fs::write(&p, bytes).unwrap();
-            Bundle::load(&p).unwrap_err().to_string()
-        };
-        assert!(load(&good[..10]).contains("shorter than"));
-        assert!(load(&good[..good.len() - 5]).contains("truncated"));
-        let mut wrong = good.clone();
-        wrong[0] = b'X';
-        assert!(load(&wrong).contains("wrong magic"));
-        let mut newer = good.clone();
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert!(load(&newer).contains("newer"));
-        let mut corrupt = good.clone();
-        let last = corrupt.len() - 2;
-        corrupt[last] ^= 1;
-        assert!(load(&corrupt).contains("checksum"));
-        // A huge claimed length is refused before any allocation.
-        let mut huge = good.clone();
-        huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(load(&huge).contains("truncated"));
-        assert!(Bundle::load(&d.path().join("none")).is_err());
+        file::save(&p, Kind::Stream, &tiny()).unwrap();
+        let e = Bundle::load(&p).unwrap_err().to_string();
+        assert!(e.contains("is a stream model"), "{e}");
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.truncate(30);
+        assert!(Bundle::from_bytes(&bytes, &p).is_err());
     }
 }

@@ -14,9 +14,9 @@
 //! 3. **Executing**: the score of a record is the RMSE of the output
 //!    autoencoder; nothing is learned any more.
 //!
-//! Unlike Kitsune-py, the whole state is `Serialize`/`Deserialize` (and
-//! [`KitNet::save`] / [`KitNet::load`] write it as JSON), so a detector can
-//! save its model after grace and restart without relearning.
+//! Unlike Kitsune-py, the whole state is `Serialize`/`Deserialize` (a stream
+//! model file holds it), so a detector can save its model after grace and
+//! restart without relearning.
 //! Loading validates every buffer length, so an edited file yields an error,
 //! never a panic later.
 //!
@@ -42,10 +42,6 @@
 
 mod dae;
 mod mapper;
-
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -294,28 +290,6 @@ fn check_ensemble(e: &Ensemble, n: usize) -> Result<(), String> {
 }
 
 impl KitNet {
-    /// Writes the whole state (any phase) to `path` as JSON, so a restart
-    /// goes on where this one stopped. The reload is bit-exact when
-    /// serde_json's `float_roundtrip` feature is on (it is for the tests);
-    /// without it a weight may come back one ulp off.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        // Temporary file + rename: a crash never leaves half a state behind.
-        crate::util::write_atomically(path, |f| {
-            let mut out = BufWriter::new(f);
-            serde_json::to_writer(&mut out, self)?;
-            out.flush()
-        })
-    }
-
-    /// Reads a state written by [`save`](Self::save), checking every size.
-    pub fn load(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_reader(BufReader::new(file)).map_err(|e| Error::Bundle {
-            path: path.to_path_buf(),
-            msg: format!("not a saved KitNET: {e}"),
-        })
-    }
-
     /// The parameters it was built with.
     pub fn params(&self) -> &KitNetParams {
         &self.params
@@ -721,30 +695,6 @@ mod tests {
         assert_eq!(edited.process(&[1.0, 2.0, 3.0]).unwrap(), None);
         assert!(edited.is_trained());
         assert!(serde_json::from_str::<KitNet>("{\"params\":1}").is_err());
-    }
-
-    #[test]
-    fn save_and_load_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (net, mut data) = trained(6);
-        let path = dir.path().join("kitnet.json");
-        net.save(&path).unwrap();
-        let back = KitNet::load(&path).unwrap();
-        let x = data.next();
-        assert_eq!(back.score(&x).unwrap(), net.score(&x).unwrap());
-        assert_eq!(back.params(), net.params());
-
-        let missing = dir.path().join("none.json");
-        let e = KitNet::load(&missing).unwrap_err().to_string();
-        assert!(e.contains("none.json"), "{e}");
-        std::fs::write(&path, "{\"params\":").unwrap();
-        let e = KitNet::load(&path).unwrap_err().to_string();
-        assert!(
-            e.contains("kitnet.json") && e.contains("not a saved KitNET"),
-            "{e}"
-        );
-        let e = net.save(&dir.path().join("no/such/dir.json")).unwrap_err();
-        assert!(e.to_string().contains("dir.json"), "{e}");
     }
 
     #[test]

@@ -14,3 +14,4 @@ pub mod threshold;
 
 pub use autoencoder::{Autoencoder, AutoencoderParams};
 pub mod bundle;
+pub mod file;

@@ -4,6 +4,7 @@ pub mod classification;
 pub mod eval;
 pub mod explain;
 pub mod html;
+pub mod inspect;
 pub mod metrics;
 #[cfg(feature = "plot")]
 pub mod plot;

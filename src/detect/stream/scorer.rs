@@ -13,7 +13,7 @@
 //! [`score`]: StreamScorer::score
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
@@ -24,6 +24,7 @@ use super::calibrate::Calibration;
 use crate::features::packet::Side;
 use crate::model::autoencoder::{Autoencoder, AutoencoderParams};
 use crate::model::dense::Workspace;
+use crate::model::file::{self, Kind, ModelFile};
 use crate::model::kitnet::{KitNet, KitNetParams};
 use crate::{Error, Matrix, Result};
 
@@ -253,25 +254,32 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
-    /// Writes the model to `path` as JSON.
+    /// Writes the model to `path` as a [`Kind::Stream`] model file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        // Temporary file + rename: a crash never leaves half a model.
-        crate::util::write_atomically(path, |f| {
-            let mut out = BufWriter::new(f);
-            serde_json::to_writer(&mut out, self)?;
-            out.flush()
-        })
+        file::save(path, Kind::Stream, self)
     }
 
-    /// Reads a model written by [`SavedModel::save`], checking its shapes.
+    /// Reads a model written by [`SavedModel::save`] (or the plain JSON of
+    /// floodwatch before the one model file), checking its shapes.
     pub fn load(path: &Path) -> Result<Self> {
+        if file::is_model_file(path) {
+            return Self::from_file(&ModelFile::open(path)?);
+        }
+        Self::load_json(path)
+    }
+
+    /// Decodes and checks the stream model of `f`.
+    pub fn from_file(f: &ModelFile) -> Result<Self> {
+        let m: SavedModel = f.decode(Kind::Stream, "this command")?;
+        m.check().map_err(|msg| file::bad(f.path(), msg))?;
+        Ok(m)
+    }
+
+    fn load_json(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let bad = |msg: String| Error::Bundle {
-            path: path.to_owned(),
-            msg,
-        };
+        let bad = |msg: String| file::bad(path, msg);
         let v: serde_json::Value = serde_json::from_reader(BufReader::new(file))
-            .map_err(|e| bad(format!("not a floodwatch watch model: {e}")))?;
+            .map_err(|e| bad(format!("not a floodwatch model: {e}")))?;
         if v.get("kind").is_some() && v.get("format").is_none() {
             return Err(bad(
                 "a watch model of an older floodwatch (format 1), which kept no warm state: \
@@ -747,9 +755,16 @@ mod tests {
                 }],
                 state: None,
             };
+            // Plain JSON, as floodwatch wrote before the one model file.
+            std::fs::write(&path, serde_json::to_vec(&model).unwrap()).unwrap();
+            let legacy = SavedModel::load(&path).unwrap();
             model.save(&path).unwrap();
             let loaded = SavedModel::load(&path).unwrap();
             assert_eq!(loaded.features(), ["a", "b", "c"]);
+            assert_eq!(
+                serde_json::to_string(&legacy).unwrap(),
+                serde_json::to_string(&loaded).unwrap()
+            );
             let mut r = loaded.sides[0].detector.clone().into_scorer();
             assert!(r.ready());
             let x = normal(7);
@@ -771,5 +786,8 @@ mod tests {
         let e = SavedModel::load(&path).unwrap_err().to_string();
         assert!(e.contains("bad.json") && e.contains("older"), "{e}");
         assert!(SavedModel::load(&dir.path().join("missing.json")).is_err());
+        file::save(&path, Kind::Table, &[1.0f32]).unwrap();
+        let e = SavedModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is a table model"), "{e}");
     }
 }

@@ -10,7 +10,7 @@
 //! the arrival time.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -483,17 +483,6 @@ impl StreamScorer for BundleScorer {
     }
 }
 
-/// Whether `path` holds a bundle from `train` (rather than a model saved by
-/// `watch --save-model`).
-pub fn is_bundle(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == crate::model::bundle::MAGIC
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,18 +539,5 @@ mod tests {
             assert_eq!(got, want, "{line}");
         }
         assert!(!splitter.split(b"", &mut got));
-    }
-
-    #[test]
-    fn only_bundles_are_bundles() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m.json");
-        std::fs::write(&p, "{}").unwrap();
-        assert!(!is_bundle(&p));
-        assert!(!is_bundle(&dir.path().join("missing")));
-        let mut bytes = crate::model::bundle::MAGIC.to_vec();
-        bytes.extend_from_slice(&[0; 16]);
-        std::fs::write(&p, bytes).unwrap();
-        assert!(is_bundle(&p));
     }
 }
