@@ -665,7 +665,7 @@ mod kafka {
         model: &Option<Saved>,
     ) -> anyhow::Result<(Payload, Option<Vec<SideSpec>>)> {
         if let Some(Saved::Table(bundle)) = model {
-            let scorer = bundle_side(&bundle);
+            let scorer = bundle_side(bundle);
             let payload = match bundle.capture.clone() {
                 Some(capture) => {
                     let factory: LayoutFactory = Box::new(move || capture.extractor());
