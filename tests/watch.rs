@@ -1063,8 +1063,11 @@ fn sigterm_saves_the_model_with_warm_tables_and_a_restart_detects_at_once() {
             rest.iter().any(|l| l.starts_with("model saved to")),
             "{rest:?}"
         );
-        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
-        let hosts = saved["state"]["hosts"].as_array().map_or(0, Vec::len);
+        let bytes = std::fs::read(&model).unwrap();
+        let saved: Value = serde_json::from_slice(&bytes[24..]).unwrap();
+        let hosts = saved["model"]["state"]["hosts"]
+            .as_array()
+            .map_or(0, Vec::len);
         assert!(hosts > 5, "{detector}: warm tables saved ({hosts} hosts)");
         // The next capture, scored from its first packet: nothing alerts.
         let alerts_file = dir.path().join("a2.jsonl");

@@ -20,7 +20,7 @@ pub enum Saved {
 /// Reads the model at `path`, whatever its kind (and a stream model saved
 /// as plain JSON by an older floodwatch).
 pub fn load(path: &Path) -> Result<Saved> {
-    if !file::is_model_file(path) {
+    if !file::is_model_file(path) && starts_like_json(path) {
         return SavedModel::load(path).map(Saved::Stream);
     }
     let f = ModelFile::open(path)?;
@@ -28,6 +28,15 @@ pub fn load(path: &Path) -> Result<Saved> {
         Kind::Table => Bundle::from_file(&f).map(|b| Saved::Table(Box::new(b))),
         Kind::Stream => SavedModel::from_file(&f).map(Saved::Stream),
     }
+}
+
+/// Whether the file's first non-blank byte opens a JSON object.
+fn starts_like_json(path: &Path) -> bool {
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 #[cfg(test)]

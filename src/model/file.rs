@@ -228,7 +228,11 @@ fn parse_header(
 ) -> std::result::Result<(u32, u32, u64), String> {
     let (magic, rest) = header.split_at(8);
     if magic != MAGIC {
-        return Err("not a floodwatch model (wrong magic bytes)".into());
+        return Err(
+            "not a floodwatch model (wrong magic bytes): give a file written by `train` or \
+             `watch --save-model`"
+                .into(),
+        );
     }
     let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
     let (version, crc) = (word(0), word(4));

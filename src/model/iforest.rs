@@ -10,6 +10,7 @@
 //! ```
 
 use super::classic;
+use super::detector::Detector;
 use crate::{Error, Matrix, Result};
 use rand::{seq::index, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -262,6 +263,17 @@ fn avg_path_length(n: usize) -> f64 {
             let m = (n - 1) as f64;
             2.0 * (m.ln() + EULER_GAMMA) - 2.0 * m / n as f64
         }
+    }
+}
+
+/// Fits with the default parameters and `seed` (see [`Fit`](super::detector::Fit)).
+pub(crate) fn fit(x: &Matrix, seed: u64) -> Result<Box<dyn Detector>> {
+    Ok(Box::new(IsolationForest::params().seed(seed).fit(x)?))
+}
+
+impl Detector for IsolationForest {
+    fn score_batch(&self, x: &Matrix, out: &mut [f32]) -> Result<()> {
+        IsolationForest::score_batch(self, x, out)
     }
 }
 

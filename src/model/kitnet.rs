@@ -47,7 +47,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::model::detector::Detector;
+use crate::{Error, Matrix, Result};
 use dae::{Dae, DaeScratch};
 use mapper::FeatureMapper;
 
@@ -470,6 +471,48 @@ fn execute(e: &Ensemble, x: &[f64], s: &mut Scratch, mut contrib: Option<&mut [f
         }
     }
     e.output.execute(&s.rmse, &mut s.dae)
+}
+
+/// KitNET with both grace periods as long as `x`: one pass over the rows maps
+/// the features, a second trains the ensemble (see
+/// [`Fit`](super::detector::Fit)).
+pub(crate) fn fit(x: &Matrix, seed: u64) -> Result<Box<dyn Detector>> {
+    let n = x.rows() as u64;
+    let mut net = KitNetParams::new()
+        .fm_grace(n)
+        .ad_grace(n)
+        .seed(seed)
+        .build(x.cols())?;
+    let mut row = vec![0.0f64; x.cols()];
+    for _pass in 0..2 {
+        for r in x.iter_rows() {
+            row.iter_mut().zip(r).for_each(|(o, &v)| *o = f64::from(v));
+            net.process(&row)?;
+        }
+    }
+    net.trained_ensemble()?;
+    Ok(Box::new(net))
+}
+
+impl Detector for KitNet {
+    fn score_batch(&self, x: &Matrix, out: &mut [f32]) -> Result<()> {
+        let e = self.trained_ensemble()?;
+        if out.len() != x.rows() {
+            return Err(Error::Data(format!(
+                "KitNET: output has {} slots for {} rows",
+                out.len(),
+                x.rows()
+            )));
+        }
+        let mut scratch = Scratch::for_ensemble(e);
+        let mut row = vec![0.0f64; x.cols()];
+        for (r, o) in x.iter_rows().zip(out) {
+            row.iter_mut().zip(r).for_each(|(o, &v)| *o = f64::from(v));
+            self.check_record(&row)?;
+            *o = execute(e, &row, &mut scratch, None) as f32;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! ```
 
 use super::classic;
+use super::detector::Detector;
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,17 @@ impl LocalOutlierFactor {
             .map(|&(j, d)| d.max(self.k_dist[j as usize]))
             .sum();
         1.0 / (reach / nb.len() as f32 + LRD_EPS)
+    }
+}
+
+/// Fits with the default parameters and `seed` (see [`Fit`](super::detector::Fit)).
+pub(crate) fn fit(x: &Matrix, seed: u64) -> Result<Box<dyn Detector>> {
+    Ok(Box::new(LocalOutlierFactor::params().seed(seed).fit(x)?))
+}
+
+impl Detector for LocalOutlierFactor {
+    fn score_batch(&self, x: &Matrix, out: &mut [f32]) -> Result<()> {
+        LocalOutlierFactor::score_batch(self, x, out)
     }
 }
 

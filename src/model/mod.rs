@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub(crate) mod classic;
 pub mod dense;
+pub mod detector;
 pub mod iforest;
 mod kernel;
 pub mod kitnet;

@@ -14,6 +14,7 @@
 //! ```
 
 use super::classic;
+use super::detector::Detector;
 use crate::{Error, Matrix, Result};
 use serde::{Deserialize, Serialize};
 
@@ -331,6 +332,17 @@ impl OneClassSvm {
         classic::check_batch("one-class SVM", self.n_features(), x, out)?;
         classic::par_score(x, out, || (), |_, row| self.score(row));
         Ok(())
+    }
+}
+
+/// Fits with the default parameters and `seed` (see [`Fit`](super::detector::Fit)).
+pub(crate) fn fit(x: &Matrix, seed: u64) -> Result<Box<dyn Detector>> {
+    Ok(Box::new(OneClassSvm::params().seed(seed).fit(x)?))
+}
+
+impl Detector for OneClassSvm {
+    fn score_batch(&self, x: &Matrix, out: &mut [f32]) -> Result<()> {
+        OneClassSvm::score_batch(self, x, out)
     }
 }
 

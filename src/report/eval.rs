@@ -21,10 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::batch::{self, Input, TrainOptions};
 use crate::ingest::csv::Rejections;
 use crate::model::bundle::Bundle;
-use crate::model::iforest::IsolationForest;
-use crate::model::kitnet::KitNetParams;
-use crate::model::lof::LocalOutlierFactor;
-use crate::model::ocsvm::OneClassSvm;
+use crate::model::detector::{Fit, DETECTORS};
 use crate::model::threshold::ThresholdRule;
 use crate::report::metrics::{binary_metrics, roc_auc, tpr_at_fpr};
 use crate::{Error, Matrix, Result};
@@ -33,8 +30,6 @@ use crate::{Error, Matrix, Result};
 pub const AUTOENCODER: &str = "autoencoder";
 /// Name of the latent classifier (score = 1 - p(normal)).
 pub const LATENT_CLASSIFIER: &str = "latent_classifier";
-/// Names of the classical detectors, in report order.
-pub const CLASSICAL: [&str; 4] = ["kitnet", "isolation_forest", "lof", "ocsvm"];
 /// Label given to rows of files without the bundle's label column.
 pub const UNLABELLED: &str = "(unlabelled)";
 
@@ -168,7 +163,7 @@ pub fn classifier_scores(bundle: &Bundle, x: &Matrix) -> Option<Vec<f32>> {
 /// One detector's scores on the test rows and what it cost.
 #[derive(Debug, Clone)]
 pub struct DetectorRun {
-    /// Detector name ([`AUTOENCODER`], [`LATENT_CLASSIFIER`] or one of [`CLASSICAL`]).
+    /// Detector name ([`AUTOENCODER`], [`LATENT_CLASSIFIER`] or one of [`DETECTORS`]).
     pub name: &'static str,
     /// Score of each test row (higher = more anomalous).
     pub scores: Vec<f32>,
@@ -306,9 +301,9 @@ impl EvalReport {
             .map(|r| (r.name.to_string(), measure(r, data)))
             .collect();
         let auc = |n: &str| detectors.get(n).and_then(|m| m.roc_auc);
-        let best = CLASSICAL
+        let best = DETECTORS
             .iter()
-            .filter_map(|&n| auc(n).map(|a| (n, a)))
+            .filter_map(|&(n, _)| auc(n).map(|a| (n, a)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let (verdict, at_least) = match (auc(AUTOENCODER), best) {
             (Some(ae), Some((name, b))) if ae >= b => (
@@ -485,10 +480,10 @@ pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Eva
             score_seconds,
         });
     }
-    for name in CLASSICAL {
-        on_step(name);
+    for detector in DETECTORS {
+        on_step(detector.0);
         runs.push(classical(
-            name,
+            detector,
             train_x,
             hold_x,
             &data.x,
@@ -600,13 +595,10 @@ pub fn rule_outcomes(current: f32, scores: &[f32], attack: &[bool]) -> Result<Ve
     Ok(out)
 }
 
-/// A scorer of scaled rows, fitted by [`classical`].
-type ScoreFn = Box<dyn FnMut(&Matrix) -> Result<Vec<f32>>>;
-
-/// Fits classical detector `name` on `train`, calibrates its threshold on
+/// Fits detector `name` with `fit` on `train`, calibrates its threshold on
 /// `hold` with `rule` and scores `test`.
 fn classical(
-    name: &'static str,
+    (name, fit): (&'static str, Fit),
     train: &Matrix,
     hold: &Matrix,
     test: &Matrix,
@@ -614,25 +606,11 @@ fn classical(
     seed: u64,
 ) -> Result<DetectorRun> {
     let t = Instant::now();
-    let mut score: ScoreFn = match name {
-        "isolation_forest" => {
-            let m = IsolationForest::params().seed(seed).fit(train)?;
-            Box::new(move |x| batch_scores(x, |x, o| m.score_batch(x, o)))
-        }
-        "lof" => {
-            let m = LocalOutlierFactor::params().seed(seed).fit(train)?;
-            Box::new(move |x| batch_scores(x, |x, o| m.score_batch(x, o)))
-        }
-        "ocsvm" => {
-            let m = OneClassSvm::params().seed(seed).fit(train)?;
-            Box::new(move |x| batch_scores(x, |x, o| m.score_batch(x, o)))
-        }
-        _ => kitnet(train, seed)?,
-    };
+    let model = fit(train, seed)?;
     let fit_seconds = t.elapsed().as_secs_f64();
-    let threshold = rule.calibrate(&score(hold)?)?;
+    let threshold = rule.calibrate(&model.scores(hold)?)?;
     let t = Instant::now();
-    let scores = score(test)?;
+    let scores = model.scores(test)?;
     Ok(DetectorRun {
         name,
         scores,
@@ -640,41 +618,6 @@ fn classical(
         fit_seconds,
         score_seconds: t.elapsed().as_secs_f64(),
     })
-}
-
-fn batch_scores(x: &Matrix, f: impl Fn(&Matrix, &mut [f32]) -> Result<()>) -> Result<Vec<f32>> {
-    let mut out = vec![0.0; x.rows()];
-    f(x, &mut out)?;
-    Ok(out)
-}
-
-/// KitNET with grace = the training rows: one pass maps the features, a
-/// second trains the ensemble; then it only scores.
-fn kitnet(train: &Matrix, seed: u64) -> Result<ScoreFn> {
-    let n = train.rows() as u64;
-    let mut net = KitNetParams::new()
-        .fm_grace(n)
-        .ad_grace(n)
-        .seed(seed)
-        .build(train.cols())?;
-    let mut row = vec![0.0f64; train.cols()];
-    for _pass in 0..2 {
-        for r in train.iter_rows() {
-            row.iter_mut().zip(r).for_each(|(o, &v)| *o = v as f64);
-            net.process(&row)?;
-        }
-    }
-    Ok(Box::new(move |x: &Matrix| {
-        let mut out = Vec::with_capacity(x.rows());
-        for r in x.iter_rows() {
-            row.iter_mut().zip(r).for_each(|(o, &v)| *o = v as f64);
-            let s = net.process(&row)?.ok_or_else(|| {
-                Error::Model("KitNET is still in grace after the training rows".into())
-            })?;
-            out.push(s as f32);
-        }
-        Ok(out)
-    }))
 }
 
 /// Files as strings, for reports.
