@@ -1,7 +1,8 @@
 //! The batch detector interface: fitted on normal rows only, it scores a
 //! batch of rows, higher = more anomalous. Each detector's file implements
-//! [`Detector`] and a [`Fit`] function; one line in [`DETECTORS`] registers
-//! it, and `eval` then compares it with the others.
+//! [`Detector`] and a [`Fit`] function; one line in
+//! [`DETECTORS`](super::DETECTORS) registers it, and `eval` then compares it
+//! with the others.
 
 use crate::{Matrix, Result};
 
@@ -24,18 +25,10 @@ pub trait Detector: Send + Sync {
 /// the autoencoder's), seeded.
 pub type Fit = fn(x: &Matrix, seed: u64) -> Result<Box<dyn Detector>>;
 
-/// Every detector `eval` fits beside the autoencoder, by name, in report
-/// order.
-pub const DETECTORS: [(&str, Fit); 4] = [
-    ("kitnet", super::kitnet::fit),
-    ("isolation_forest", super::iforest::fit),
-    ("lof", super::lof::fit),
-    ("ocsvm", super::ocsvm::fit),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DETECTORS;
 
     /// Normal rows spread over a small cube, its centre and a far row.
     fn data() -> (Matrix, Matrix) {
