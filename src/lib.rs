@@ -7,9 +7,10 @@
 //! - [`features`]: records to numeric vectors (categorical encoding, scaling,
 //!   Kitsune / N-BaIoT damped-window statistics);
 //! - [`model`]: detectors that `fit` on normal data and `score` (higher = more
-//!   anomalous), thresholds, the saved bundle;
-//! - [`detect`]: batch and streaming detection, alert episodes;
-//! - [`report`]: metrics, classification reports, pictures.
+//!   anomalous), thresholds, the model file;
+//! - [`detect`]: streaming detection, alert episodes, alerts and their sinks;
+//! - [`report`]: metrics, classification reports, pictures, model inspection;
+//! - [`run`]: whole runs over files (`train`, `test`, `eval`), above both.
 #![deny(unsafe_code)]
 
 pub mod detect;
@@ -19,6 +20,7 @@ pub mod ingest;
 mod matrix;
 pub mod model;
 pub mod report;
+pub mod run;
 pub(crate) mod simd;
 pub mod util;
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use floodwatch::detect::batch::{self, Input, TrainOptions};
+use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::model::bundle::Bundle;
 use floodwatch::Matrix;
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
-use floodwatch::detect::batch::{self, Input, TestOptions, TrainOptions};
+use floodwatch::run::batch::{self, Input, TestOptions, TrainOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

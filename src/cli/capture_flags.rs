@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
-use floodwatch::detect::stream::offline::LabelledCapture;
+use floodwatch::run::offline::LabelledCapture;
 use floodwatch::features::capture_table::{CaptureFeatures, CaptureTable};
 
 /// Capture inputs.

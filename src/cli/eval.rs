@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
-use floodwatch::report::eval::{self, EvalOptions};
+use floodwatch::run::eval::{self, EvalOptions};
 use floodwatch::report::html::HtmlPage;
 
 use super::plot::{write_file, Kind, Scene};

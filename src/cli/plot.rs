@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
-use floodwatch::detect::batch::Input;
+use floodwatch::run::batch::Input;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;
-use floodwatch::report::eval::{self, Data, DetectorRun};
+use floodwatch::run::eval::{self, Data, DetectorRun};
 use floodwatch::report::plot::{render, Format};
 
 /// Draw one picture (PNG or SVG by the extension of --out).

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use floodwatch::model::bundle::Bundle;
-use floodwatch::report::eval::{self, Data, EvalReport};
+use floodwatch::run::eval::{self, Data, EvalReport};
 use floodwatch::report::explain::{format_top, Explainer};
 use floodwatch::report::html::HtmlPage;
 use floodwatch::report::plot::Format;

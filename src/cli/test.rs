@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
-use floodwatch::detect::batch::{self, Input, Report, TestOptions};
+use floodwatch::run::batch::{self, Input, Report, TestOptions};
 use floodwatch::detect::saved::{self, Saved};
-use floodwatch::detect::stream::offline::test_captures;
+use floodwatch::run::offline::test_captures;
 use floodwatch::detect::stream::SavedModel;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use floodwatch::model::bundle::Bundle;
 use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::report::eval::{self, RuleOutcome};
+use floodwatch::run::eval::{self, RuleOutcome};
 
 use super::plot::ReadFlags;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use floodwatch::detect::batch::{self, Input, TrainOptions};
+use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::features::capture_table::CaptureFeatures;
 use floodwatch::features::combined::Layout;
 use floodwatch::features::scale::ScalerParams;

@@ -194,7 +194,7 @@ impl StreamScorer for BatchedScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::batch::{train, Input, TrainOptions};
+    use crate::run::batch::{train, Input, TrainOptions};
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
     use std::time::Instant;

@@ -1,7 +1,6 @@
 //! Batch and streaming detection.
 
 pub mod alert;
-pub mod batch;
 pub mod episode;
 pub mod homenet;
 #[cfg(feature = "kafka")]

@@ -15,7 +15,6 @@
 pub mod calibrate;
 pub mod drift;
 pub mod grace;
-pub mod offline;
 pub mod scorer;
 pub mod scores;
 pub mod source;

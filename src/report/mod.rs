@@ -1,7 +1,6 @@
 //! Metrics, classification reports and pictures.
 
 pub mod classification;
-pub mod eval;
 pub mod explain;
 pub mod html;
 pub mod inspect;

@@ -695,7 +695,7 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::batch::{train, TrainOptions};
+    use crate::run::batch::{train, TrainOptions};
     use std::time::Duration;
 
     /// A bundle and a table of about 4 MB (four blocks) to score with it.

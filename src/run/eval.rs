@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::batch::{self, Input, TrainOptions};
+use crate::run::batch::{self, Input, TrainOptions};
 use crate::ingest::csv::Rejections;
 use crate::model::bundle::Bundle;
 use crate::model::detector::Fit;

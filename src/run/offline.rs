@@ -9,9 +9,10 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::scores::{CsvScores, ScoreSink};
-use super::{Engine, EngineParams, RecordInfo, SavedModel};
-use crate::detect::batch::Report;
+use crate::detect::stream::scores::{CsvScores, ScoreSink};
+use crate::detect::stream::source::PacketRecords;
+use crate::detect::stream::{Calibrate, Engine, EngineParams, RecordInfo, SavedModel};
+use crate::run::batch::Report;
 use crate::detect::episode::TrackerParams;
 use crate::detect::sink::JsonLines;
 use crate::features::capture_table::LabelFile;
@@ -20,8 +21,6 @@ use crate::features::stream_table::TableConfig;
 use crate::ingest::packets::capture::PacketSource;
 use crate::report::metrics::binary_metrics;
 use crate::{Error, Result};
-
-use super::source::PacketRecords;
 
 /// A capture to score and its `packet_index,label` file, if any.
 #[derive(Debug, Clone)]
@@ -63,7 +62,7 @@ pub fn test_captures(
             top_features: 0,
             save_model: None,
             grace: None,
-            calibrate: super::Calibrate::Budget(0.5),
+            calibrate: Calibrate::Budget(0.5),
             drift: None,
             layout: None,
         };
