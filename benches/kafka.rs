@@ -33,7 +33,7 @@ use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::kafka::publish::publish_capture;
 use floodwatch::ingest::kafka::record::split_record_id;
-use floodwatch::ingest::kafka::source::{GroupParams, GroupSource, Payload};
+use floodwatch::detect::kafka_source::{GroupParams, GroupSource, Payload};
 use floodwatch::ingest::kafka::{create_topic, KeyBy, Publisher};
 use floodwatch::ingest::packets::capture::CaptureReader;
 use rdkafka::consumer::{BaseConsumer, Consumer};

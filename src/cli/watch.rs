@@ -657,7 +657,7 @@ fn render(s: &Summary) -> String {
 #[cfg(feature = "kafka")]
 mod kafka {
     use super::*;
-    use floodwatch::ingest::kafka::source::{GroupParams, GroupSource, LayoutFactory, Payload};
+    use floodwatch::detect::kafka_source::{GroupParams, GroupSource, LayoutFactory, Payload};
 
     /// What the topic holds and how it is scored, from --model or --layout.
     fn payload(

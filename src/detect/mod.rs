@@ -5,6 +5,8 @@ pub mod episode;
 pub mod homenet;
 #[cfg(feature = "kafka")]
 pub mod kafka_sink;
+#[cfg(feature = "kafka")]
+pub mod kafka_source;
 pub mod metrics;
 pub mod microbatch;
 pub mod saved;

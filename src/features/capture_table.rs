@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::combined::Layout;
 use super::packet::FeatureExtractor;
 use super::stream_table::{TableConfig, TableStats};
+use crate::ingest::csv::GeneratedTable;
 use crate::ingest::packets::capture::PacketSource;
 use crate::{Error, Result};
 
@@ -74,9 +75,31 @@ pub struct CaptureSummary {
 /// The reading end of a capture table and the thread that fills it.
 pub type Opened = (std::io::PipeReader, JoinHandle<Result<CaptureSummary>>);
 
+impl GeneratedTable for CaptureTable {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn start(&self) -> Result<(std::io::PipeReader, JoinHandle<Result<Vec<String>>>)> {
+        self.spawn_then(|summary| {
+            let skipped = summary.skipped.iter().map(|p| format!("skipped: {p}"));
+            let damage = summary.damage.iter().map(|d| format!("capture ends early: {d}"));
+            skipped.chain(damage).collect()
+        })
+    }
+}
+
 impl CaptureTable {
     /// Starts extracting; the table's CSV text comes out of the reader.
     pub fn spawn(&self) -> Result<Opened> {
+        self.spawn_then(|summary| summary)
+    }
+
+    /// [`spawn`](Self::spawn), the thread ending with `then` of its summary.
+    fn spawn_then<T: Send + 'static>(
+        &self,
+        then: fn(CaptureSummary) -> T,
+    ) -> Result<(std::io::PipeReader, JoinHandle<Result<T>>)> {
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io(&self.path, e))?;
         let mut extractor = self.features.extractor()?;
         let source = PacketSource::open(&self.path)?;
@@ -84,7 +107,7 @@ impl CaptureTable {
         let table = self.clone();
         let handle = std::thread::spawn(move || {
             let mut w = BufWriter::with_capacity(1 << 16, writer);
-            table.write(&mut *extractor, source, labels, &mut w)
+            table.write(&mut *extractor, source, labels, &mut w).map(then)
         });
         Ok((reader, handle))
     }

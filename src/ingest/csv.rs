@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use csv::ByteRecord;
 
-use crate::features::capture_table::{CaptureSummary, CaptureTable};
 use crate::{Error, Result};
 
 pub mod blocks;
@@ -24,13 +24,14 @@ pub mod blocks;
 /// is refused as it is read instead of being buffered.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// One input table: a CSV file, or a capture read as its feature table.
-#[derive(Debug, Clone, PartialEq)]
+/// One input table: a CSV file, or a table another thread writes as it
+/// reads its source (a capture's per-packet features).
+#[derive(Debug, Clone)]
 pub enum TableInput {
     /// A CSV file.
     Csv(PathBuf),
-    /// A capture whose per-packet features are extracted on the fly.
-    Capture(CaptureTable),
+    /// A table written on the fly.
+    Generated(Arc<dyn GeneratedTable>),
 }
 
 impl TableInput {
@@ -38,9 +39,18 @@ impl TableInput {
     pub fn path(&self) -> &Path {
         match self {
             TableInput::Csv(p) => p,
-            TableInput::Capture(c) => &c.path,
+            TableInput::Generated(g) => g.path(),
         }
     }
+}
+
+/// A table whose CSV text a thread writes into a pipe as it reads its source
+/// file; the thread returns its warnings (records skipped, damage).
+pub trait GeneratedTable: std::fmt::Debug + Send + Sync {
+    /// The source file.
+    fn path(&self) -> &Path;
+    /// Starts the thread: the reading end of its pipe, and its handle.
+    fn start(&self) -> Result<(std::io::PipeReader, JoinHandle<Result<Vec<String>>>)>;
 }
 
 /// Why a row was rejected (with `--skip-bad-rows`) or refused.
@@ -278,7 +288,7 @@ impl<R: Read> Read for LineCap<R> {
 }
 
 type Reader = csv::Reader<LineCap<Box<dyn Read + Send>>>;
-type Producer = Option<JoinHandle<Result<CaptureSummary>>>;
+type Producer = Option<JoinHandle<Result<Vec<String>>>>;
 
 /// One open file: its reader and where each canonical column sits in it.
 struct OpenFile {
@@ -479,8 +489,8 @@ fn open_raw(input: &TableInput) -> Result<(Box<dyn Read + Send>, Producer)> {
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
             (Box::new(file), None)
         }
-        TableInput::Capture(c) => {
-            let (pipe, handle) = c.spawn()?;
+        TableInput::Generated(g) => {
+            let (pipe, handle) = g.start()?;
             (Box::new(pipe), Some(handle))
         }
     })
@@ -517,21 +527,17 @@ fn permutation(header: &[String], path: &Path, names: &[String]) -> Result<Vec<u
         .collect()
 }
 
-/// Waits for the extraction thread of a finished capture input: its errors
-/// end the read, its damage reports are warnings (the rows before the damage
-/// were read).
+/// Waits for the thread of a finished generated input: its errors end the
+/// read, its warnings are printed (the rows before a damage were read).
 fn finish_capture(producer: Producer, path: &Path) -> Result<()> {
     let Some(handle) = producer else {
         return Ok(());
     };
-    let summary = handle
+    let warnings = handle
         .join()
         .map_err(|_| Error::Data(format!("{}: feature extraction failed", path.display())))??;
-    for problem in &summary.skipped {
-        eprintln!("floodwatch: warning: skipped: {problem}");
-    }
-    if let Some(damage) = &summary.damage {
-        eprintln!("floodwatch: warning: capture ends early: {damage}");
+    for w in &warnings {
+        eprintln!("floodwatch: warning: {w}");
     }
     Ok(())
 }

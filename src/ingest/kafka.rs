@@ -11,25 +11,24 @@
 //!
 //! - [`record`]: the record formats (raw packets, JSON and CSV rows), keys and
 //!   record ids.
-//! - [`source`]: [`GroupSource`], a [`RecordSource`](crate::detect::stream::RecordSource)
-//!   over a consumer group with at-least-once offset commits.
+//! - the consumer group's record source is in
+//!   [`detect::kafka_source`](crate::detect::kafka_source), above the features
+//!   it decodes records into.
 //! - [`publish`]: [`Publisher`], a keyed producer that counts deliveries, and
 //!   topic creation.
 
 pub mod publish;
 pub mod record;
-pub mod source;
 
 pub use publish::{create_topic, Publisher};
 pub use record::KeyBy;
-pub use source::{GroupParams, GroupSource, Payload};
 
 /// librdkafka settings given by the user (`--kafka-option KEY=VALUE`),
 /// applied after floodwatch's own so they can override them.
 pub type Options = [(String, String)];
 
 /// A client configuration for `brokers` with the user's `options`.
-fn client_config(brokers: &str, options: &Options) -> rdkafka::ClientConfig {
+pub(crate) fn client_config(brokers: &str, options: &Options) -> rdkafka::ClientConfig {
     let mut c = rdkafka::ClientConfig::new();
     c.set("bootstrap.servers", brokers);
     for (k, v) in options {
@@ -46,7 +45,7 @@ pub fn parse_option(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn kafka_err(context: &str, e: impl std::fmt::Display) -> crate::Error {
+pub(crate) fn kafka_err(context: &str, e: impl std::fmt::Display) -> crate::Error {
     crate::Error::Kafka(format!("{context}: {e}"))
 }
 

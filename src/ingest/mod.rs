@@ -1,5 +1,6 @@
 //! Records in: CSV tables and packet captures.
 
+pub mod columns;
 pub mod csv;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -55,10 +55,15 @@ pub struct Input {
     pub captures: Vec<CaptureTable>,
 }
 
+/// A capture as a table input, its features extracted as it is read.
+fn generated(c: CaptureTable) -> TableInput {
+    TableInput::Generated(std::sync::Arc::new(c))
+}
+
 impl Input {
     pub(crate) fn open(&self) -> Result<CsvSource> {
         let csv = self.data.iter().cloned().map(TableInput::Csv);
-        let captures = self.captures.iter().cloned().map(TableInput::Capture);
+        let captures = self.captures.iter().cloned().map(generated);
         let inputs: Vec<TableInput> = csv.chain(captures).collect();
         CsvSource::open_inputs(&inputs, self.columns.as_deref())
     }

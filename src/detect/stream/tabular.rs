@@ -31,31 +31,8 @@ use crate::model::dense::Workspace;
 use crate::model::logistic::argmax;
 use crate::model::Autoencoder;
 use crate::Matrix;
+use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
 use crate::{Error, Result};
-
-/// Column names (lower case, spaces and dashes as `_`) read for the alerts:
-/// the destination address (also the Kafka key of `produce --data`).
-pub const DST_IP: [&str; 6] = [
-    "dst_ip",
-    "dest_ip",
-    "dstip",
-    "destip",
-    "daddr",
-    "destination_ip",
-];
-/// Column names of the source address.
-pub const SRC_IP: [&str; 5] = ["src_ip", "srcip", "sourceip", "saddr", "source_ip"];
-const DST_PORT: [&str; 6] = [
-    "dst_port",
-    "dest_port",
-    "destport",
-    "dsport",
-    "dport",
-    "destination_port",
-];
-const SRC_PORT: [&str; 5] = ["src_port", "sport", "srcport", "sourceport", "source_port"];
-const PROTO: [&str; 2] = ["proto", "protocol"];
-const TIME: [&str; 3] = ["timestamp", "ts", "stime"];
 
 fn normalise(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace([' ', '-'], "_")

@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 use super::record::{encode_packet, packet_key, KeyBy};
 use super::{client_config, kafka_err, Options};
-use crate::detect::stream::tabular::{DST_IP, SRC_IP};
+use crate::ingest::columns::{DST_IP, SRC_IP};
 use crate::ingest::packets::capture::CaptureReader;
 use crate::ingest::packets::decode::decode;
 use crate::{Error, Result};

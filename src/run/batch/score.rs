@@ -457,7 +457,7 @@ pub fn test(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
     let csv = opts.input.data.iter().cloned().map(TableInput::Csv);
-    let captures = opts.input.captures.iter().cloned().map(TableInput::Capture);
+    let captures = opts.input.captures.iter().cloned().map(super::generated);
     let inputs: Vec<TableInput> = csv.chain(captures).collect();
     let reader = BlockReader::open(&inputs, opts.input.columns.as_deref())?;
     let header = reader.header().to_vec();

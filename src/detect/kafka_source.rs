@@ -2,7 +2,7 @@
 //! reads the partitions the group gives it, keeps one feature state per
 //! partition, and commits offsets at least once.
 //!
-//! **State.** Records are keyed (see [`record`](super::record)) so that one
+//! **State.** Records are keyed (see [`record`](crate::ingest::kafka::record)) so that one
 //! stream's statistics live in one partition, hence on one instance. A packet
 //! layout's tables are kept per partition: when a rebalance takes a
 //! partition away its state is dropped; a partition gained starts from a
@@ -41,14 +41,14 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaResult;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::record::{decode_packet, record_id};
-use super::{client_config, kafka_err, Options};
 use crate::detect::alert::FlowContext;
 use crate::detect::metrics::Metrics;
 use crate::detect::stream::source::{Next, RecordInfo, RecordSource, TableUsage, IDLE_WAIT};
 use crate::detect::stream::tabular::LineRecords;
 use crate::features::packet::FeatureExtractor;
 use crate::features::tabular::Schema;
+use crate::ingest::kafka::record::{decode_packet, record_id};
+use crate::ingest::kafka::{client_config, kafka_err, Options};
 use crate::ingest::packets::decode::decode;
 use crate::{Error, Result};
 
@@ -467,7 +467,7 @@ impl Decoder {
 /// Fills the addresses and ports of a JSON row's alert context from its
 /// keys (`dst_ip`, `src_ip`, ...) when they are not model columns.
 fn json_flow(text: &str, flow: &mut FlowContext) {
-    use crate::detect::stream::tabular::{DST_IP, SRC_IP};
+    use crate::ingest::columns::{DST_IP, SRC_IP};
     if !flow.dest_ip.is_unspecified() {
         return;
     }
