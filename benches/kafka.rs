@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::kafka_sink::KafkaAlerts;
+use floodwatch::detect::kafka_source::{GroupParams, GroupSource, Payload};
 use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::stream::{
     Calibrate, Engine, EngineParams, Next, RecordSource, SavedModel, TableUsage,
@@ -33,7 +34,6 @@ use floodwatch::features::combined::WatchLayout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::kafka::publish::publish_capture;
 use floodwatch::ingest::kafka::record::split_record_id;
-use floodwatch::detect::kafka_source::{GroupParams, GroupSource, Payload};
 use floodwatch::ingest::kafka::{create_topic, KeyBy, Publisher};
 use floodwatch::ingest::packets::capture::CaptureReader;
 use rdkafka::consumer::{BaseConsumer, Consumer};

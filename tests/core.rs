@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::model::bundle::Bundle;
+use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::Matrix;
 
 mod util;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
-use floodwatch::run::offline::LabelledCapture;
 use floodwatch::features::capture_table::{CaptureFeatures, CaptureTable};
+use floodwatch::run::offline::LabelledCapture;
 
 /// Capture inputs.
 #[derive(Debug, Clone, Default, ClapArgs)]

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
-use floodwatch::run::eval::{self, EvalOptions};
 use floodwatch::report::html::HtmlPage;
+use floodwatch::run::eval::{self, EvalOptions};
 
 use super::plot::{write_file, Kind, Scene};
 use super::train::TrainFlags;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
+use floodwatch::detect::kafka_source::GroupParams;
 use floodwatch::detect::metrics::GroupMetrics;
 use floodwatch::ingest::kafka::parse_option;
-use floodwatch::detect::kafka_source::GroupParams;
 
 /// Consumer-group input.
 #[derive(Debug, Clone, ClapArgs)]

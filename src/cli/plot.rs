@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, ValueEnum};
-use floodwatch::run::batch::Input;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;
-use floodwatch::run::eval::{self, Data, DetectorRun};
 use floodwatch::report::plot::{render, Format};
+use floodwatch::run::batch::Input;
+use floodwatch::run::eval::{self, Data, DetectorRun};
 
 /// Draw one picture (PNG or SVG by the extension of --out).
 #[derive(Debug, ClapArgs)]

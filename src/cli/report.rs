@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use floodwatch::model::bundle::Bundle;
-use floodwatch::run::eval::{self, Data, EvalReport};
 use floodwatch::report::explain::{format_top, Explainer};
 use floodwatch::report::html::HtmlPage;
 use floodwatch::report::plot::Format;
+use floodwatch::run::eval::{self, Data, EvalReport};
 
 use super::plot::{Kind, ReadFlags, Scene};
 

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
-use floodwatch::run::batch::{self, Input, Report, TestOptions};
 use floodwatch::detect::saved::{self, Saved};
-use floodwatch::run::offline::test_captures;
 use floodwatch::detect::stream::SavedModel;
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::bundle::Bundle;
+use floodwatch::run::batch::{self, Input, Report, TestOptions};
+use floodwatch::run::offline::test_captures;
 
 use super::capture_flags::CaptureFlags;
 

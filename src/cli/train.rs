@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::features::capture_table::CaptureFeatures;
 use floodwatch::features::combined::Layout;
 use floodwatch::features::scale::ScalerParams;
@@ -12,6 +11,7 @@ use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::{ColumnKind, Schema};
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::threshold::ThresholdRule;
+use floodwatch::run::batch::{self, Input, TrainOptions};
 
 use super::capture_flags::CaptureFlags;
 

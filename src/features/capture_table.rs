@@ -83,7 +83,10 @@ impl GeneratedTable for CaptureTable {
     fn start(&self) -> Result<(std::io::PipeReader, JoinHandle<Result<Vec<String>>>)> {
         self.spawn_then(|summary| {
             let skipped = summary.skipped.iter().map(|p| format!("skipped: {p}"));
-            let damage = summary.damage.iter().map(|d| format!("capture ends early: {d}"));
+            let damage = summary
+                .damage
+                .iter()
+                .map(|d| format!("capture ends early: {d}"));
             skipped.chain(damage).collect()
         })
     }
@@ -107,7 +110,9 @@ impl CaptureTable {
         let table = self.clone();
         let handle = std::thread::spawn(move || {
             let mut w = BufWriter::with_capacity(1 << 16, writer);
-            table.write(&mut *extractor, source, labels, &mut w).map(then)
+            table
+                .write(&mut *extractor, source, labels, &mut w)
+                .map(then)
         });
         Ok((reader, handle))
     }

@@ -18,13 +18,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::run::batch::{self, Input, TrainOptions};
 use crate::ingest::csv::Rejections;
 use crate::model::bundle::Bundle;
 use crate::model::detector::Fit;
-use crate::model::DETECTORS;
 use crate::model::threshold::ThresholdRule;
+use crate::model::DETECTORS;
 use crate::report::metrics::{binary_metrics, roc_auc, tpr_at_fpr};
+use crate::run::batch::{self, Input, TrainOptions};
 use crate::{Error, Matrix, Result};
 
 /// Name of the autoencoder's reconstruction-error detector.

@@ -9,17 +9,17 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::detect::episode::TrackerParams;
+use crate::detect::sink::JsonLines;
 use crate::detect::stream::scores::{CsvScores, ScoreSink};
 use crate::detect::stream::source::PacketRecords;
 use crate::detect::stream::{Calibrate, Engine, EngineParams, RecordInfo, SavedModel};
-use crate::run::batch::Report;
-use crate::detect::episode::TrackerParams;
-use crate::detect::sink::JsonLines;
 use crate::features::capture_table::LabelFile;
 use crate::features::combined::WatchLayout;
 use crate::features::stream_table::TableConfig;
 use crate::ingest::packets::capture::PacketSource;
 use crate::report::metrics::binary_metrics;
+use crate::run::batch::Report;
 use crate::{Error, Result};
 
 /// A capture to score and its `packet_index,label` file, if any.

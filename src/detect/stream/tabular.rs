@@ -25,13 +25,13 @@ use super::Detector;
 use crate::detect::alert::{FlowContext, Proto};
 use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
+use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
 use crate::ingest::csv::Row;
 use crate::model::bundle::{Bundle, Classifier};
 use crate::model::dense::Workspace;
 use crate::model::logistic::argmax;
 use crate::model::Autoencoder;
 use crate::Matrix;
-use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
 use crate::{Error, Result};
 
 fn normalise(name: &str) -> String {

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::capture::{LinkType, RawFrame};
+use super::frame::{LinkType, RawFrame};
 use super::wire::ethernet::{self, ethertype};
 use super::wire::ipv4::{self, protocol};
 use super::wire::{arp, gre, icmp, ipv6, null, sll, tcp, udp};

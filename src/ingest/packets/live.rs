@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::capture::{LinkType, RawFrame};
 use super::decode::decode_checked;
+use super::frame::{LinkType, RawFrame};
 use super::PacketMeta;
 use crate::ingest::queue::{bounded, Overflow};
 use crate::{Error, Result};

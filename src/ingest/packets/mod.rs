@@ -78,6 +78,7 @@ pub struct PacketMeta {
 
 pub mod capture;
 pub mod decode;
+pub mod frame;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod pcap;

@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 
-use super::capture::{grow, ErrorKind, LinkType, Located, Record, Source, MAX_RECORD};
+use super::frame::{grow, ErrorKind, LinkType, Located, Record, Source, MAX_RECORD};
 
 /// Magic number of microsecond files, as written by the file's host.
 pub const MAGIC_MICROS: u32 = 0xa1b2_c3d4;

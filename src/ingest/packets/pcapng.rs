@@ -7,7 +7,7 @@
 
 use std::io::Read;
 
-use super::capture::{grow, ErrorKind, LinkType, Located, Record, Source, MAX_RECORD};
+use super::frame::{grow, ErrorKind, LinkType, Located, Record, Source, MAX_RECORD};
 
 /// Section header block type (a palindrome: the same in both byte orders).
 pub const SHB_TYPE: u32 = 0x0a0d_0d0a;
