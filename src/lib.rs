@@ -12,6 +12,7 @@
 //! - [`report`]: metrics, classification reports, pictures, model inspection;
 //! - [`run`]: whole runs over files (`train`, `test`, `eval`), above both.
 #![deny(unsafe_code)]
+#![deny(missing_docs, unreachable_pub)]
 
 pub mod detect;
 pub mod error;

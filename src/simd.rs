@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level a kernel is compiled for, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     /// The target's baseline (SSE2 on x86-64).
     Portable,
     /// x86-64 with AVX2 and FMA.
@@ -25,7 +25,7 @@ static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 impl Level {
     /// The best level this CPU runs (detected once, then cached).
-    pub fn detect() -> Level {
+    pub(crate) fn detect() -> Level {
         match DETECTED.load(Ordering::Relaxed) {
             1 => Level::Portable,
             2 => Level::Avx2,
@@ -57,7 +57,7 @@ impl Level {
 
     /// Every level this CPU runs, worst first (for tests comparing them).
     #[cfg(test)]
-    pub fn supported() -> Vec<Level> {
+    pub(crate) fn supported() -> Vec<Level> {
         [Level::Portable, Level::Avx2, Level::Avx512]
             .into_iter()
             .filter(|&l| l <= Self::detect())
@@ -69,7 +69,7 @@ impl Level {
 /// only from a body compiled with the `fma` feature, where it is one
 /// instruction instead of a library call.
 #[inline(always)]
-pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {

@@ -78,7 +78,9 @@ const MAC_TEXT: usize = 17;
 const IP_TEXT: usize = 45;
 const PROTO_TEXT: usize = 5;
 
-/// Text fields of one frame as Kitsune-py fed them to its statistics.
+/// Text fields of one frame as Kitsune-py fed them to its statistics: the
+/// hook the golden test and benchmark replay Kitsune-py's inputs through.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KitsuneInputs {
     /// Source MAC, `aa:bb:cc:dd:ee:ff`.
@@ -419,6 +421,7 @@ impl Kitsune {
     ///
     /// # Panics
     /// If `out.len()` is not [`N_FEATURES`].
+    #[doc(hidden)]
     pub fn update_inputs(&mut self, x: &KitsuneInputs, out: &mut [f64]) {
         let (src_mac, dst_mac) = (x.src_mac.as_bytes(), x.dst_mac.as_bytes());
         let (src_ip, dst_ip) = (x.src_ip.as_bytes(), x.dst_ip.as_bytes());

@@ -142,7 +142,8 @@ pub fn pow2_lanes<const L: usize>(ys: [f64; L]) -> [f64; L] {
 }
 
 /// `2^y` when the fast path vouches for its bits (equal to [`libm_pow2`]),
-/// `None` when [`pow2`] would call the C library.
+/// `None` when [`pow2`] would call the C library. A benchmark hook.
+#[doc(hidden)]
 pub fn pow2_fast(y: f64) -> Option<f64> {
     match kernel(&[y]) {
         ([v], [true]) => Some(v),

@@ -17,6 +17,8 @@ use csv::ByteRecord;
 
 use crate::{Error, Result};
 
+/// The block reader behind `test`; public for the `csv` fuzz target.
+#[doc(hidden)]
 pub mod blocks;
 
 /// The longest line accepted, in bytes. The csv parser keeps a whole record

@@ -113,11 +113,6 @@ impl AutoencoderParams {
         self
     }
 
-    /// The number of epochs.
-    pub fn epoch_count(&self) -> usize {
-        self.epochs
-    }
-
     fn check(&self, train: &Matrix, valid: Option<&Matrix>) -> Result<()> {
         let bad = |msg: String| Err(Error::Model(msg));
         if self.epochs == 0 {

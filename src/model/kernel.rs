@@ -35,7 +35,7 @@ pub enum Activation {
 
 /// How an operand of [`gemm`] is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(super) enum Op {
     /// As stored (row-major).
     N,
     /// Transposed.
@@ -48,7 +48,7 @@ pub enum Op {
 /// # Panics
 /// If a slice is shorter than its dimensions: a programming error.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(
+pub(super) fn gemm(
     m: usize,
     k: usize,
     n: usize,
@@ -96,9 +96,9 @@ pub fn gemm(
 /// Coefficients of [`fast_tanh`], shared with its vector forms.
 mod tanh13 {
     /// Beyond this bound tanh rounds to +-1 in f32.
-    pub const CLAMP: f32 = 7.905_311;
+    pub(super) const CLAMP: f32 = 7.905_311;
     /// Numerator, odd powers 1 to 13.
-    pub const A: [f32; 7] = [
+    pub(super) const A: [f32; 7] = [
         4.893_524_6e-3,
         6.372_619e-4,
         1.485_722_4e-5,
@@ -108,12 +108,12 @@ mod tanh13 {
         -2.760_768_5e-16,
     ];
     /// Denominator, even powers 0 to 6.
-    pub const B: [f32; 4] = [4.893_525e-3, 2.268_434_7e-3, 1.185_347_1e-4, 1.198_258_4e-6];
+    pub(super) const B: [f32; 4] = [4.893_525e-3, 2.268_434_7e-3, 1.185_347_1e-4, 1.198_258_4e-6];
 }
 
 /// `tanh` by a 13/6 rational approximation, exact to about 1e-7 absolute.
 #[inline]
-pub fn fast_tanh(x: f32) -> f32 {
+pub(super) fn fast_tanh(x: f32) -> f32 {
     use tanh13::{A, B, CLAMP};
     // Plain `*` and `+`, not `mul_add`: without a target FMA feature,
     // `mul_add` is a slow library call, and the vector forms must give the
@@ -134,7 +134,7 @@ pub fn fast_tanh(x: f32) -> f32 {
 
 /// Records per lane group of a transposed batch: strides are multiples of it,
 /// so that every [`Level`]'s vectors tile them.
-pub const ROW_ALIGN: usize = 16;
+pub(super) const ROW_ALIGN: usize = 16;
 
 /// `max(v, 0)`, written so that every level gives the same bits (NaN and
 /// -0 give +0, as `maxps` does).
@@ -158,12 +158,18 @@ fn activate_body(act: Activation, z: &mut [f32]) {
 }
 
 multiversion! {
-    pub fn activate(act: Activation, z: &mut [f32]) = activate_body;
+    pub(super) fn activate(act: Activation, z: &mut [f32]) = activate_body;
 }
 
 /// Copies `rows` rows of `x` (row-major, `cols` wide) into `xt` as `cols`
 /// rows of `stride` lanes, zeroing the lanes past `rows`.
-pub fn transpose_into(x: &[f32], rows: usize, cols: usize, stride: usize, xt: &mut Vec<f32>) {
+pub(super) fn transpose_into(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    xt: &mut Vec<f32>,
+) {
     assert!(x.len() >= rows * cols && stride >= rows);
     xt.resize(cols * stride, 0.0);
     for lanes in xt.chunks_exact_mut(stride) {
@@ -191,7 +197,7 @@ fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) {
 }
 
 multiversion! {
-    pub fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
+    pub(super) fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
 }
 
 /// `out = bias + x w` for one record, `w` stored `x.len() x bias.len()`,
@@ -214,7 +220,7 @@ fn dot_row<const FMA: bool>(x: &[f32], w: &[f32], bias: &[f32], out: &mut [f32])
 ///
 /// # Panics
 /// If `out` is shorter than `bias`.
-pub fn layer_row(
+pub(super) fn layer_row(
     level: Level,
     x: &[f32],
     w: &[f32],
@@ -234,7 +240,7 @@ pub fn layer_row(
 /// The operands of one dense layer on a transposed batch: `xt` holds the
 /// `k` inputs as rows of `stride` lanes (a multiple of [`ROW_ALIGN`]), `w` is
 /// `k x n` with `n = bias.len()`.
-pub struct LayerT<'a> {
+pub(super) struct LayerT<'a> {
     /// Transposed input, `k x stride`.
     pub xt: &'a [f32],
     /// Lanes per row of `xt` and of the output.
@@ -250,7 +256,7 @@ pub struct LayerT<'a> {
 /// Proof that this CPU runs a register-tiled [`Tiles::layer`] kernel, which
 /// beats the sgemm path only where vectors are wide enough.
 #[derive(Debug, Clone, Copy)]
-pub struct Tiles(TileIsa);
+pub(super) struct Tiles(TileIsa);
 
 /// The instruction sets with a tiled kernel (none off x86-64).
 #[derive(Debug, Clone, Copy)]
@@ -263,7 +269,7 @@ enum TileIsa {
 
 impl Tiles {
     /// The tiled kernel for `level` (lowered to what the CPU runs), if any.
-    pub fn new(level: Level) -> Option<Tiles> {
+    pub(super) fn new(level: Level) -> Option<Tiles> {
         match level.min(Level::detect()) {
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => Some(Tiles(TileIsa::Avx512)),
@@ -302,7 +308,7 @@ impl Tiles {
     ///
     /// # Panics
     /// If a slice is shorter than the shapes say: a programming error.
-    pub fn layer(self, l: &LayerT, out_t: &mut [f32]) {
+    pub(super) fn layer(self, l: &LayerT, out_t: &mut [f32]) {
         let n = l.bias.len();
         assert!(n > 0 && l.stride.is_multiple_of(ROW_ALIGN));
         assert!(l.xt.len() >= l.w.len() / n * l.stride && out_t.len() >= n * l.stride);
@@ -471,7 +477,13 @@ macro_rules! vector_layer {
             /// [`super::layer_row`] with these vectors: the sums and
             /// activation of [`tile`], so a record gives the same bits alone.
             #[target_feature(enable = $features)]
-            pub fn layer_row(x: &[f32], w: &[f32], bias: &[f32], act: Activation, out: &mut [f32]) {
+            pub(crate) fn layer_row(
+                x: &[f32],
+                w: &[f32],
+                bias: &[f32],
+                act: Activation,
+                out: &mut [f32],
+            ) {
                 let out = &mut out[..bias.len()];
                 super::dot_row::<true>(x, w, bias, out);
                 let mut chunks = out.chunks_exact_mut(L);
@@ -489,7 +501,7 @@ macro_rules! vector_layer {
 
             /// [`super::Tiles::layer`] with these vectors.
             #[target_feature(enable = $features)]
-            pub fn layer_t(l: &LayerT, out_t: &mut [f32]) {
+            pub(crate) fn layer_t(l: &LayerT, out_t: &mut [f32]) {
                 let vecs = l.stride / L;
                 let mut v = 0;
                 while v + $rv <= vecs {

@@ -397,11 +397,6 @@ impl<'a> PlainLine<'a> {
         self.span.clone()
     }
 
-    /// Its 1-based line.
-    pub fn line(&self) -> u64 {
-        self.line
-    }
-
     /// The line split into fields, or a ragged-row error.
     pub fn into_row(self) -> std::result::Result<Row<'a>, BadRow> {
         let text = &self.block[self.span];

@@ -20,13 +20,13 @@ pub const RECORD_HEADER_LEN: usize = 16;
 
 mod field {
     // File header.
-    pub const SNAPLEN: usize = 16;
-    pub const LINKTYPE: usize = 20;
+    pub(super) const SNAPLEN: usize = 16;
+    pub(super) const LINKTYPE: usize = 20;
     // Record header.
-    pub const TS_SEC: usize = 0;
-    pub const TS_FRAC: usize = 4;
-    pub const CAP_LEN: usize = 8;
-    pub const WIRE_LEN: usize = 12;
+    pub(super) const TS_SEC: usize = 0;
+    pub(super) const TS_FRAC: usize = 4;
+    pub(super) const CAP_LEN: usize = 8;
+    pub(super) const WIRE_LEN: usize = 12;
 }
 
 /// Byte order and precision, from the magic number.

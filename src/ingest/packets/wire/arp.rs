@@ -5,12 +5,12 @@ use std::net::Ipv4Addr;
 use super::{be16, ipv4_at, Error, Result};
 
 mod field {
-    pub const HTYPE: usize = 0;
-    pub const PTYPE: usize = 2;
-    pub const HLEN: usize = 4;
-    pub const PLEN: usize = 5;
-    pub const OPER: usize = 6;
-    pub const ADDRS: usize = 8;
+    pub(super) const HTYPE: usize = 0;
+    pub(super) const PTYPE: usize = 2;
+    pub(super) const HLEN: usize = 4;
+    pub(super) const PLEN: usize = 5;
+    pub(super) const OPER: usize = 6;
+    pub(super) const ADDRS: usize = 8;
 }
 
 /// Length of the fixed part before the addresses.

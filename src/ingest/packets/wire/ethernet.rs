@@ -27,13 +27,13 @@ pub mod ethertype {
 
 mod field {
     use crate::ingest::packets::wire::Field;
-    pub const DST: Field = 0..6;
-    pub const SRC: Field = 6..12;
-    pub const ETHERTYPE: usize = 12;
-    pub const PAYLOAD: usize = 14;
-    pub const TAG_TCI: usize = 0;
-    pub const TAG_ETHERTYPE: usize = 2;
-    pub const TAG_LEN: usize = 4;
+    pub(super) const DST: Field = 0..6;
+    pub(super) const SRC: Field = 6..12;
+    pub(super) const ETHERTYPE: usize = 12;
+    pub(super) const PAYLOAD: usize = 14;
+    pub(super) const TAG_TCI: usize = 0;
+    pub(super) const TAG_ETHERTYPE: usize = 2;
+    pub(super) const TAG_LEN: usize = 4;
 }
 
 /// Length of an Ethernet II header.

@@ -3,8 +3,8 @@
 use super::{be16, Error, Result};
 
 mod field {
-    pub const FLAGS: usize = 0;
-    pub const PROTOCOL: usize = 2;
+    pub(super) const FLAGS: usize = 0;
+    pub(super) const PROTOCOL: usize = 2;
 }
 
 /// Length of the header without optional fields.

@@ -3,8 +3,8 @@
 use super::{Error, Result};
 
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
+    pub(super) const TYPE: usize = 0;
+    pub(super) const CODE: usize = 1;
 }
 
 /// Length of the fixed header (type, code, checksum, 4 bytes of rest).

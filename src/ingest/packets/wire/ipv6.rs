@@ -6,15 +6,15 @@ use super::{be16, Error, Result};
 
 mod field {
     use crate::ingest::packets::wire::Field;
-    pub const VERSION: usize = 0;
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: Field = 8..24;
-    pub const DST: Field = 24..40;
-    pub const EXT_NEXT: usize = 0;
-    pub const EXT_LEN: usize = 1;
-    pub const FRAG_OFFSET: usize = 2;
+    pub(super) const VERSION: usize = 0;
+    pub(super) const PAYLOAD_LEN: usize = 4;
+    pub(super) const NEXT_HEADER: usize = 6;
+    pub(super) const HOP_LIMIT: usize = 7;
+    pub(super) const SRC: Field = 8..24;
+    pub(super) const DST: Field = 24..40;
+    pub(super) const EXT_NEXT: usize = 0;
+    pub(super) const EXT_LEN: usize = 1;
+    pub(super) const FRAG_OFFSET: usize = 2;
 }
 
 /// Length of the fixed header.

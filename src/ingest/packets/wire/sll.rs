@@ -3,14 +3,14 @@
 use super::{be16, Error, Result};
 
 mod field {
-    pub const SLL_ADDR_LEN: usize = 4;
-    pub const SLL_ADDR: usize = 6;
-    pub const SLL_PROTOCOL: usize = 14;
-    pub const SLL_LEN: usize = 16;
-    pub const SLL2_PROTOCOL: usize = 0;
-    pub const SLL2_ADDR_LEN: usize = 11;
-    pub const SLL2_ADDR: usize = 12;
-    pub const SLL2_LEN: usize = 20;
+    pub(super) const SLL_ADDR_LEN: usize = 4;
+    pub(super) const SLL_ADDR: usize = 6;
+    pub(super) const SLL_PROTOCOL: usize = 14;
+    pub(super) const SLL_LEN: usize = 16;
+    pub(super) const SLL2_PROTOCOL: usize = 0;
+    pub(super) const SLL2_ADDR_LEN: usize = 11;
+    pub(super) const SLL2_ADDR: usize = 12;
+    pub(super) const SLL2_LEN: usize = 20;
 }
 
 /// Length of an SLL header.

@@ -3,12 +3,12 @@
 use super::{be16, be32, Error, Result};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
-    pub const DATA_OFF: usize = 12;
-    pub const FLAGS: usize = 13;
+    pub(super) const SRC_PORT: usize = 0;
+    pub(super) const DST_PORT: usize = 2;
+    pub(super) const SEQ: usize = 4;
+    pub(super) const ACK: usize = 8;
+    pub(super) const DATA_OFF: usize = 12;
+    pub(super) const FLAGS: usize = 13;
 }
 
 /// Length of a header without options.

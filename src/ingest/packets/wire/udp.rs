@@ -3,9 +3,9 @@
 use super::{be16, Error, Result};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const LENGTH: usize = 4;
+    pub(super) const SRC_PORT: usize = 0;
+    pub(super) const DST_PORT: usize = 2;
+    pub(super) const LENGTH: usize = 4;
 }
 
 /// Length of the header.
