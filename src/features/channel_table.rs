@@ -20,7 +20,7 @@ use crate::features::stream_table::{Decaying, Hashed, Key, Table, TableConfig, T
 
 /// A channel and its reverse, with an extra value `X` per direction.
 #[derive(Debug, Clone)]
-pub struct Channel<X> {
+pub(crate) struct Channel<X> {
     /// The covariance of the two directions (its clock leads the entry).
     pub cov: Cov2D,
     /// Side 0: the direction that created the channel; side 1: its reverse.
@@ -45,7 +45,7 @@ impl<X> Decaying for Channel<X> {
 
 impl<X> Channel<X> {
     /// `[radius, magnitude, covariance, pcc]` of the two directions for lane `lane`.
-    pub fn pair_stats(&self, lane: usize) -> [f64; 4] {
+    pub(crate) fn pair_stats(&self, lane: usize) -> [f64; 4] {
         let b = if self.self_loop { 0 } else { 1 };
         pair_stats(
             &self.dirs[0].lanes[lane],
@@ -58,7 +58,7 @@ impl<X> Channel<X> {
 /// A packet's channel: its canonical key, and whether the packet runs the
 /// way the key does.
 #[derive(Debug, Clone, Copy)]
-pub struct ChannelKey<K> {
+pub(crate) struct ChannelKey<K> {
     key: Hashed<K>,
     forward: bool,
     self_loop: bool,
@@ -66,13 +66,13 @@ pub struct ChannelKey<K> {
 
 /// Channels keyed by the smaller of their two directions' keys, bounded.
 #[derive(Debug)]
-pub struct ChannelTable<const N: usize, X> {
+pub(crate) struct ChannelTable<const N: usize, X> {
     table: Table<Key<N>, Channel<X>>,
 }
 
 impl<const N: usize, X: Default> ChannelTable<N, X> {
     /// An empty table of `capacity / 2` channels (`config` assumed validated).
-    pub fn new(config: TableConfig) -> Self {
+    pub(crate) fn new(config: TableConfig) -> Self {
         let config = TableConfig {
             capacity: (config.capacity / 2).max(1),
             ..config
@@ -83,17 +83,17 @@ impl<const N: usize, X: Default> ChannelTable<N, X> {
     }
 
     /// Occupancy and removal counts, under `name`.
-    pub fn stats(&self, name: &str) -> TableStats {
+    pub(crate) fn stats(&self, name: &str) -> TableStats {
         self.table.stats(name)
     }
 
     /// See [`Table::prefetch_victim`].
-    pub fn prefetch_victim(&self) {
+    pub(crate) fn prefetch_victim(&self) {
         self.table.prefetch_victim();
     }
 
     /// The channel from `fwd` to `rev`'s reverse, hashed (see [`Table::hashed`]).
-    pub fn hashed(&self, fwd: Key<N>, rev: Key<N>) -> ChannelKey<Key<N>> {
+    pub(crate) fn hashed(&self, fwd: Key<N>, rev: Key<N>) -> ChannelKey<Key<N>> {
         let forward = fwd.as_bytes() <= rev.as_bytes();
         let key = if forward { fwd } else { rev };
         ChannelKey {
@@ -106,7 +106,7 @@ impl<const N: usize, X: Default> ChannelTable<N, X> {
     /// Value `v` at time `t` on the channel `key`: inserts it into the
     /// packet's direction, fades the reverse, updates their covariance, and
     /// returns the channel and the packet's side.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         key: ChannelKey<Key<N>>,
         v: f64,

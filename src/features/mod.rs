@@ -5,18 +5,18 @@
 //!
 //! Packet features: a [`packet::FeatureExtractor`] turns each decoded frame
 //! into damped-window statistics ([`incstat`]) kept in bounded tables
-//! ([`stream_table`], [`pair_table`], [`channel_table`]); the layouts are
+//! ([`stream_table`], `pair_table`, `channel_table`); the layouts are
 //! [`kitsune`] (faithful and corrected, 100 features) and [`nbaiot`] (115),
 //! chosen with [`combined::Layout`].
 
 pub mod capture_table;
-pub mod channel_table;
+pub(crate) mod channel_table;
 pub mod combined;
 pub mod incstat;
 pub mod kitsune;
 pub mod nbaiot;
 pub mod packet;
-pub mod pair_table;
+pub(crate) mod pair_table;
 pub mod pow2;
 pub mod scale;
 pub mod stream_table;

@@ -17,7 +17,7 @@
 //! Frames are read as in Kitsune ([`Endpoints`]); keys are structured (no
 //! collisions), and each packet updates its channel pair's covariance once.
 //! A channel, its reverse and their jitter share one table entry
-//! ([`ChannelTable`]): a new channel, which a spoofed flood makes every
+//! (`ChannelTable`): a new channel, which a spoofed flood makes every
 //! packet, costs one insert instead of four.
 //!
 //! One documented difference: the published dataset's first jitter value of

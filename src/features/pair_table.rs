@@ -21,7 +21,7 @@ use std::hash::Hash;
 
 /// How a packet updates the covariances of its source stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CovUpdates {
+pub(crate) enum CovUpdates {
     /// Kitsune-py: inserting into the source updates every link of the
     /// source, then the (source, destination) link is updated once more (so
     /// an existing pair is updated twice). A pair whose two keys are equal
@@ -34,7 +34,7 @@ pub enum CovUpdates {
 /// A stream of a pair table: its statistics, its serial number and the
 /// head/tail of its links (Kitsune mode).
 #[derive(Debug, Clone)]
-pub struct Stream {
+pub(crate) struct Stream {
     /// The stream's statistics.
     pub stats: Stats1D,
     serial: u32,
@@ -54,7 +54,7 @@ impl Decaying for Stream {
 
 /// A link between two streams (`ends[0]` created it as source).
 #[derive(Debug, Clone)]
-pub struct Pair {
+pub(crate) struct Pair {
     ends: [u32; 2],
     prev: [u32; 2],
     next: [u32; 2],
@@ -79,7 +79,7 @@ fn node(pair: u32, side: usize) -> u32 {
 
 /// The streams and pairs that one packet touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Touched {
+pub(crate) struct Touched {
     /// Slot of the source stream.
     pub src: u32,
     /// Slot of the pair reported for the packet.
@@ -88,7 +88,7 @@ pub struct Touched {
 
 /// Streams keyed by `K` and the links between them, both bounded.
 #[derive(Debug)]
-pub struct Table2D<K> {
+pub(crate) struct Table2D<K> {
     streams: Table<K, Stream>,
     pairs: Table<u64, Pair>,
     mode: CovUpdates,
@@ -99,7 +99,7 @@ pub struct Table2D<K> {
 
 impl<K: Hash + Eq> Table2D<K> {
     /// Empty tables, each bounded by `config` (assumed validated).
-    pub fn new(config: TableConfig, mode: CovUpdates) -> Self {
+    pub(crate) fn new(config: TableConfig, mode: CovUpdates) -> Self {
         Table2D {
             streams: Table::new(config),
             pairs: Table::new(config),
@@ -110,7 +110,7 @@ impl<K: Hash + Eq> Table2D<K> {
     }
 
     /// Stream and pair table statistics, named `<name>.streams` and `<name>.pairs`.
-    pub fn stats(&self, name: &str) -> [TableStats; 2] {
+    pub(crate) fn stats(&self, name: &str) -> [TableStats; 2] {
         [
             self.streams.stats(&format!("{name}.streams")),
             self.pairs.stats(&format!("{name}.pairs")),
@@ -118,18 +118,18 @@ impl<K: Hash + Eq> Table2D<K> {
     }
 
     /// See [`Table::prefetch_victim`].
-    pub fn prefetch_victims(&self) {
+    pub(crate) fn prefetch_victims(&self) {
         self.streams.prefetch_victim();
         self.pairs.prefetch_victim();
     }
 
     /// The statistics of stream slot `i`.
-    pub fn stream(&self, i: u32) -> &Stats1D {
+    pub(crate) fn stream(&self, i: u32) -> &Stats1D {
         &self.streams.get(i).stats
     }
 
     /// `[radius, magnitude, covariance, pcc]` of pair slot `p` for lane `lane`.
-    pub fn pair_stats(&self, p: u32, lane: usize) -> [f64; 4] {
+    pub(crate) fn pair_stats(&self, p: u32, lane: usize) -> [f64; 4] {
         let pair = self.pairs.get(p);
         let a: &Lane = &self.streams.get(pair.ends[0]).stats.lanes[lane];
         let b: &Lane = &self.streams.get(pair.ends[1]).stats.lanes[lane];
@@ -139,19 +139,27 @@ impl<K: Hash + Eq> Table2D<K> {
     /// Value `v` at time `t` from stream `src` to stream `dst`: inserts it in
     /// the source, updates the covariances per the table's mode, and returns
     /// the slots to read the statistics from.
-    pub fn update(&mut self, src: K, dst: K, v: f64, t: f64, cache: &mut DecayCache) -> Touched {
+    #[cfg(test)]
+    pub(crate) fn update(
+        &mut self,
+        src: K,
+        dst: K,
+        v: f64,
+        t: f64,
+        cache: &mut DecayCache,
+    ) -> Touched {
         let (src, dst) = (self.hashed(src), self.hashed(dst));
         self.update_hashed(src, dst, v, t, cache)
     }
 
     /// `key` hashed for this table's streams (see [`Table::hashed`]).
     #[inline]
-    pub fn hashed(&self, key: K) -> Hashed<K> {
+    pub(crate) fn hashed(&self, key: K) -> Hashed<K> {
         self.streams.hashed(key)
     }
 
     /// [`Table2D::update`] with keys hashed up front.
-    pub fn update_hashed(
+    pub(crate) fn update_hashed(
         &mut self,
         src: Hashed<K>,
         dst: Hashed<K>,

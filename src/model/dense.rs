@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
 use crate::simd::Level;
 
-pub use super::kernel::Activation;
+pub(crate) use super::kernel::Activation;
 
 impl Activation {
     fn apply(self, z: &mut [f32]) {
@@ -41,7 +41,7 @@ impl Activation {
 
 /// One fully connected layer: `a = act(x W + b)`, `W` stored `input x output`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dense {
+pub(crate) struct Dense {
     input: usize,
     output: usize,
     weights: Vec<f32>,
@@ -106,7 +106,7 @@ impl Dense {
 
 /// A stack of [`Dense`] layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Network {
+pub(crate) struct Network {
     layers: Vec<Dense>,
 }
 
@@ -116,7 +116,7 @@ impl Network {
     ///
     /// # Panics
     /// If `activations.len() + 1 != sizes.len()`.
-    pub fn new(sizes: &[usize], activations: &[Activation], rng: &mut impl Rng) -> Self {
+    pub(crate) fn new(sizes: &[usize], activations: &[Activation], rng: &mut impl Rng) -> Self {
         assert_eq!(sizes.len(), activations.len() + 1);
         let layers = sizes
             .windows(2)
@@ -128,7 +128,7 @@ impl Network {
 
     /// Checks that `depth` layers fit together and hold as many weights as
     /// their widths say: a network read from a file is untrusted.
-    pub fn check_shapes(&self, depth: usize) -> Result<(), String> {
+    pub(crate) fn check_shapes(&self, depth: usize) -> Result<(), String> {
         if self.layers.len() != depth {
             return Err(format!("{} layers, expected {depth}", self.layers.len()));
         }
@@ -154,23 +154,23 @@ impl Network {
     }
 
     /// Width of the input.
-    pub fn input_dim(&self) -> usize {
+    pub(crate) fn input_dim(&self) -> usize {
         self.layers.first().map_or(0, |l| l.input)
     }
 
     /// Width of layer `i`'s output.
-    pub fn width(&self, i: usize) -> usize {
+    pub(crate) fn width(&self, i: usize) -> usize {
         self.layers[i].output
     }
 
     /// Number of layers.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.layers.len()
     }
 
     /// Runs `rows` rows of `x` through the first `upto` layers, keeping every
     /// layer's output in `ws`; returns the last one.
-    pub fn forward<'w>(
+    pub(crate) fn forward<'w>(
         &self,
         x: &[f32],
         rows: usize,
@@ -191,7 +191,7 @@ impl Network {
     /// `x` and `ws`, writing parameter gradients to `grads`. `l1_first` adds
     /// the gradient of `l1_first * sum|a0| / rows` (Keras' L1 activity
     /// regularisation) on the first layer's output.
-    pub fn backward(
+    pub(crate) fn backward(
         &self,
         x: &[f32],
         rows: usize,
@@ -256,7 +256,13 @@ impl Network {
     /// # Panics
     /// If `x` or `out` is shorter than `rows` rows, or the output and input
     /// widths differ.
-    pub fn mean_squared_errors(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
+    pub(crate) fn mean_squared_errors(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
         self.mean_squared_errors_at(Level::detect(), x, rows, ws, out);
     }
 
@@ -294,7 +300,7 @@ impl Network {
     ///
     /// # Panics
     /// If `x` is shorter than `rows` rows or `upto` is not in `1..=depth`.
-    pub fn predict<'w>(
+    pub(crate) fn predict<'w>(
         &self,
         x: &[f32],
         rows: usize,
@@ -446,14 +452,14 @@ impl Workspace {
 
 /// Gradients of every parameter, shaped like the network.
 #[derive(Debug, Clone)]
-pub struct Gradients {
+pub(crate) struct Gradients {
     weights: Vec<Vec<f32>>,
     bias: Vec<Vec<f32>>,
 }
 
 impl Gradients {
     /// Zero gradients for `net`.
-    pub fn new(net: &Network) -> Self {
+    pub(crate) fn new(net: &Network) -> Self {
         Gradients {
             weights: net
                 .layers
@@ -474,7 +480,7 @@ impl Gradients {
 
 /// Adam (Kingma & Ba 2015) with Keras' defaults for beta1, beta2 and epsilon.
 #[derive(Debug, Clone)]
-pub struct Adam {
+pub(crate) struct Adam {
     lr: f32,
     step: i32,
     m: Vec<Vec<f32>>,
@@ -487,7 +493,7 @@ impl Adam {
     const EPS: f32 = 1e-7;
 
     /// Optimizer state for `net` with learning rate `lr`.
-    pub fn new(net: &Network, lr: f32) -> Self {
+    pub(crate) fn new(net: &Network, lr: f32) -> Self {
         let zeros: Vec<Vec<f32>> = Gradients::new(net)
             .iter()
             .map(|g| vec![0.0; g.len()])
@@ -501,7 +507,7 @@ impl Adam {
     }
 
     /// One update of `net` along `grads`.
-    pub fn step(&mut self, net: &mut Network, grads: &Gradients) {
+    pub(crate) fn step(&mut self, net: &mut Network, grads: &Gradients) {
         self.step += 1;
         let c1 = 1.0 - Self::BETA1.powi(self.step);
         let c2 = 1.0 - Self::BETA2.powi(self.step);

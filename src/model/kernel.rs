@@ -24,7 +24,7 @@ use crate::simd::{madd, multiversion, Level};
 
 /// Activation of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Activation {
+pub(crate) enum Activation {
     /// Identity.
     Linear,
     /// Hyperbolic tangent.

@@ -3,7 +3,7 @@
 
 pub mod autoencoder;
 pub(crate) mod classic;
-pub mod dense;
+pub(crate) mod dense;
 pub mod detector;
 pub mod iforest;
 mod kernel;

@@ -82,7 +82,7 @@ pub mod frame;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod pcap;
-pub mod pcapng;
+pub(crate) mod pcapng;
 pub mod splice;
 pub mod synth;
 pub mod wire;

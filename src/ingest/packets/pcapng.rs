@@ -10,17 +10,17 @@ use std::io::Read;
 use super::frame::{grow, ErrorKind, LinkType, Located, Record, Source, MAX_RECORD};
 
 /// Section header block type (a palindrome: the same in both byte orders).
-pub const SHB_TYPE: u32 = 0x0a0d_0d0a;
+pub(crate) const SHB_TYPE: u32 = 0x0a0d_0d0a;
 /// Interface description block.
-pub const IDB_TYPE: u32 = 1;
+pub(crate) const IDB_TYPE: u32 = 1;
 /// Obsolete packet block.
-pub const OPB_TYPE: u32 = 2;
+pub(crate) const OPB_TYPE: u32 = 2;
 /// Simple packet block.
-pub const SPB_TYPE: u32 = 3;
+pub(crate) const SPB_TYPE: u32 = 3;
 /// Enhanced packet block.
-pub const EPB_TYPE: u32 = 6;
+pub(crate) const EPB_TYPE: u32 = 6;
 /// The byte-order magic of a section header.
-pub const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+pub(crate) const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 
 /// Packet blocks may carry options after the data; beyond this they are
 /// corrupt, not large.
