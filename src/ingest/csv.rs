@@ -17,7 +17,7 @@ use csv::ByteRecord;
 
 use crate::{Error, Result};
 
-/// The block reader behind `test`; public for the `csv` fuzz target.
+// The block reader behind `test`; public for the `csv` fuzz target.
 #[doc(hidden)]
 pub mod blocks;
 
