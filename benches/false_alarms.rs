@@ -34,7 +34,7 @@ use floodwatch::detect::stream::source::PacketRecords;
 use floodwatch::detect::stream::{
     learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, Summary,
 };
-use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
@@ -113,7 +113,7 @@ fn try_watch(
     scores: Option<Shared>,
 ) -> floodwatch::Result<(Summary, Starts)> {
     let reader = CaptureReader::from_reader(capture, "bench")?;
-    let layout = WatchLayout::Victim;
+    let layout = PacketLayout::Victim;
     let features = layout.extractor(TableConfig::default())?;
     let groups = features.groups();
     let mut source = PacketRecords::new(PacketSource::new(reader), features);

@@ -30,7 +30,7 @@ use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::stream::{
     Calibrate, Engine, EngineParams, Next, RecordSource, SavedModel, TableUsage,
 };
-use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::kafka::publish::publish_capture;
 use floodwatch::ingest::kafka::record::split_record_id;
@@ -159,7 +159,7 @@ fn fw_member(
             capacity: 100_000,
             ..TableConfig::default()
         };
-        "victim".parse::<WatchLayout>()?.extractor(config)
+        "victim".parse::<PacketLayout>()?.extractor(config)
     };
     let params = GroupParams {
         brokers: b.clone(),

@@ -26,7 +26,7 @@ use floodwatch::detect::stream::source::PacketRecords;
 use floodwatch::detect::stream::{
     learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, SavedModel,
 };
-use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::capture::{CaptureReader, PacketSource};
@@ -47,7 +47,7 @@ fn capture() -> (Vec<u8>, u64) {
 
 type Source<'a> = PacketRecords<PacketSource<Cursor<&'a [u8]>>, Box<dyn FeatureExtractor>>;
 
-fn source(bytes: &[u8], layout: WatchLayout) -> Source<'_> {
+fn source(bytes: &[u8], layout: PacketLayout) -> Source<'_> {
     let reader = CaptureReader::from_reader(Cursor::new(bytes), "bench").expect("capture");
     let features = layout.extractor(TableConfig::default()).expect("layout");
     PacketRecords::new(PacketSource::new(reader), features)
@@ -66,7 +66,7 @@ fn params(grace: Option<Grace>, save: Option<PathBuf>) -> EngineParams {
 }
 
 /// Runs the engine over the capture; returns the metrics.
-fn run(bytes: &[u8], layout: WatchLayout, model: &SavedModel) -> Arc<Metrics> {
+fn run(bytes: &[u8], layout: PacketLayout, model: &SavedModel) -> Arc<Metrics> {
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
     let sides = model.clone().into_sides();
@@ -80,7 +80,7 @@ fn run(bytes: &[u8], layout: WatchLayout, model: &SavedModel) -> Arc<Metrics> {
 }
 
 /// Learns a model from the first packets, as `watch --grace` does.
-fn learn(bytes: &[u8], layout: WatchLayout, detector: OnlineDetector) -> SavedModel {
+fn learn(bytes: &[u8], layout: PacketLayout, detector: OnlineDetector) -> SavedModel {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("m.json");
     let mut src = source(bytes, layout);
@@ -104,8 +104,8 @@ fn bench(c: &mut Criterion) {
     let (bytes, n) = capture();
     let mut models = Vec::new();
     for (lname, layout) in [
-        ("victim", WatchLayout::Victim),
-        ("floodwatch", WatchLayout::Floodwatch),
+        ("victim", PacketLayout::Victim),
+        ("floodwatch", PacketLayout::Floodwatch),
     ] {
         let ae = OnlineDetector::Autoencoder { epochs: 20 };
         models.push((lname, "ae", layout, learn(&bytes, layout, ae)));

@@ -134,3 +134,77 @@ fn r17_errors_say_what_to_do() {
     let err = train_fails(&missing, d.path());
     assert_eq!(err.matches("absent.csv").count(), 1, "{err}");
 }
+
+/// r17: one layout vocabulary and one default for every command that
+/// features packets, and an error when `--layout` contradicts the model.
+#[test]
+fn r17_one_layout_vocabulary_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, labels) = (dir.path().join("c.pcap"), dir.path().join("c.csv"));
+    ok(&[
+        "synth",
+        "--packets",
+        "3000",
+        "--rate",
+        "100",
+        "--attack",
+        "syn-spoofed",
+        "--pcap",
+        s(&pcap),
+        "--labels",
+        s(&labels),
+    ]);
+    let features = dir.path().join("f.csv");
+    ok(&["extract", "--pcap", s(&pcap), "--out", s(&features)]);
+    let header = std::fs::read_to_string(&features).unwrap();
+    let header = header.lines().next().unwrap();
+    assert!(header.contains(",dst_L5_syns,"), "{header}");
+    let model = dir.path().join("m.fw");
+    ok(&[
+        "train",
+        "--pcap",
+        s(&pcap),
+        "--labels",
+        s(&labels),
+        "--model",
+        s(&model),
+        "--epochs",
+        "2",
+    ]);
+    let b = Bundle::load(&model).unwrap();
+    assert_eq!(b.capture.unwrap().layout, "victim");
+    // Every command takes every layout name.
+    for layout in ["floodwatch", "kitsune", "nbaiot"] {
+        let out = dir.path().join(format!("{layout}.csv"));
+        ok(&[
+            "extract",
+            "--layout",
+            layout,
+            "--pcap",
+            s(&pcap),
+            "--out",
+            s(&out),
+        ]);
+    }
+    // `watch` reads the model's layout; another --layout is an error.
+    ok(&[
+        "watch",
+        "--pcap",
+        s(&pcap),
+        "--model",
+        s(&model),
+        "--alerts",
+        "/dev/null",
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["watch", "--pcap", s(&pcap), "--model", s(&model)])
+        .args(["--layout", "kitsune"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--layout kitsune contradicts") && err.contains("'victim'"),
+        "{err}"
+    );
+}

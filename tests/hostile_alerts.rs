@@ -18,7 +18,7 @@ use floodwatch::detect::stream::source::{Feed, PacketFeed, PacketRecords};
 use floodwatch::detect::stream::{
     learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, Summary,
 };
-use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::ingest::packets::{Network, PacketMeta, Transport};
@@ -128,12 +128,16 @@ impl PacketFeed for Packets {
 
 /// Runs `watch`'s engine (online autoencoder) over the packets; returns
 /// the summary and the alerts.
-fn watch(layout: WatchLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>) {
+fn watch(layout: PacketLayout, packets: Vec<PacketMeta>) -> (Summary, Vec<Value>) {
     watch_for(layout, packets, Grace::Records(GRACE))
 }
 
 /// [`watch`] with this grace.
-fn watch_for(layout: WatchLayout, packets: Vec<PacketMeta>, grace: Grace) -> (Summary, Vec<Value>) {
+fn watch_for(
+    layout: PacketLayout,
+    packets: Vec<PacketMeta>,
+    grace: Grace,
+) -> (Summary, Vec<Value>) {
     let config = TableConfig {
         capacity: CAPACITY,
         ..TableConfig::default()
@@ -190,14 +194,14 @@ fn starts_against(alerts: &[Value], target: Ipv4Addr) -> Vec<f64> {
 fn assert_alerts(
     name: &str,
     before: Vec<PacketMeta>,
-    evicts: &[WatchLayout],
+    evicts: &[PacketLayout],
     attack: impl FnMut(f64, &mut Rng) -> PacketMeta,
 ) {
     let mut rng = Rng(99);
     let onset = before.last().map_or(0.0, |p| p.timestamp) + 1.0;
     let mut packets = before;
     packets.extend(phase(onset, 20.0, 2_000.0, &mut rng, attack));
-    for layout in [WatchLayout::Victim, WatchLayout::Floodwatch] {
+    for layout in [PacketLayout::Victim, PacketLayout::Floodwatch] {
         let name = format!("{name}, {layout:?} layout");
         check(
             &name,
@@ -243,7 +247,7 @@ fn training(rng: &mut Rng) -> Vec<PacketMeta> {
 #[test]
 fn spoofed_source_flood_raises_the_alert() {
     let mut rng = Rng(1);
-    let evicts = [WatchLayout::Floodwatch];
+    let evicts = [PacketLayout::Floodwatch];
     assert_alerts("spoofed SYN flood", training(&mut rng), &evicts, |t, r| {
         let x = r.next();
         packet(
@@ -260,7 +264,7 @@ fn spoofed_source_flood_raises_the_alert() {
 fn fragment_flood_raises_the_alert() {
     let mut rng = Rng(2);
     // Later fragments of UDP datagrams: no transport header, full frames.
-    let evicts = [WatchLayout::Floodwatch];
+    let evicts = [PacketLayout::Floodwatch];
     assert_alerts("fragment flood", training(&mut rng), &evicts, |t, r| {
         packet(
             t,
@@ -285,7 +289,7 @@ fn flood_after_a_slow_trickle_of_new_keys_raises_the_alert() {
         let key = Ipv4Addr::from(0x0b00_0000 + k);
         packet(t, key, Ipv4Addr::from(0x0c00_0000 + k), 80, udp(5353, 53))
     }));
-    let evicts = [WatchLayout::Victim, WatchLayout::Floodwatch];
+    let evicts = [PacketLayout::Victim, PacketLayout::Floodwatch];
     assert_alerts("flood after a trickle", packets, &evicts, |t, r| {
         let bot = Ipv4Addr::new(172, 16, 0, 1 + (r.next() % 50) as u8);
         packet(
@@ -326,7 +330,7 @@ fn a_ramp_over_hours_is_not_learned_by_following_drift() {
         }));
         pps *= 1.5;
     }
-    let (summary, alerts) = watch_for(WatchLayout::Victim, packets, Grace::Seconds(600.0));
+    let (summary, alerts) = watch_for(PacketLayout::Victim, packets, Grace::Seconds(600.0));
     let first = starts_against(&alerts, VICTIM)
         .into_iter()
         .fold(f64::INFINITY, f64::min);
@@ -366,7 +370,7 @@ fn a_slow_ramp_up_is_not_learned_as_normal() {
         }));
     }
     let onset_of_day = onset.rem_euclid(86_400.0);
-    for layout in [WatchLayout::Victim, WatchLayout::Floodwatch] {
+    for layout in [PacketLayout::Victim, PacketLayout::Floodwatch] {
         let (summary, alerts) = watch(layout, packets.clone());
         let starts = starts_against(&alerts, VICTIM);
         let first = starts.iter().copied().fold(f64::INFINITY, f64::min);

@@ -67,7 +67,8 @@ fn train_and_test_on_captures_end_to_end() {
         serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
     assert_eq!(report["rows"], 10000);
     let auc = report["reconstruction"]["roc_auc"].as_f64().unwrap();
-    // Measured 0.84 with the kitsune-corrected layout on this small capture;
+    // Measured 0.84 with the kitsune-corrected layout (the default before
+    // one vocabulary) on this small capture;
     // chance is 0.5. The floor guards the plumbing, not the layout's quality.
     assert!(auc > 0.75, "reconstruction ROC-AUC {auc}");
     let predictions = std::fs::read_to_string(d.join("p.csv")).unwrap();

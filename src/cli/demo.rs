@@ -65,7 +65,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         data: vec![train_csv],
         model: model.clone(),
         captures: Default::default(),
-        layout: floodwatch::features::combined::Layout::KitsuneCorrected,
+        layout: floodwatch::features::combined::PacketLayout::Victim,
         table_capacity: 0,
         train: super::train::TrainFlags {
             columns: None,

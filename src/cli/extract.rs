@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use floodwatch::features::capture_table::{write_header, write_row};
-use floodwatch::features::combined::Layout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::{TableConfig, TableStats};
 use floodwatch::ingest::packets::capture::PacketSource;
@@ -22,15 +22,16 @@ pub struct Args {
     /// The CSV to write: `packet_index`, `timestamp`, then the features.
     #[arg(long, value_name = "FEATURES.csv")]
     pub out: PathBuf,
-    /// Feature layout: kitsune, kitsune-corrected or nbaiot.
-    #[arg(long, default_value = "kitsune", value_parser = parse_layout)]
-    pub layout: Layout,
+    /// Feature layout: victim, floodwatch, kitsune, kitsune-corrected or
+    /// nbaiot (the same names and default as `train --pcap` and `watch`).
+    #[arg(long, default_value = PacketLayout::DEFAULT, value_parser = parse_layout)]
+    pub layout: PacketLayout,
     /// Most entries per stream table (memory stays bounded by it).
     #[arg(long, value_name = "N", default_value_t = TableConfig::default().capacity)]
     pub table_capacity: usize,
 }
 
-fn parse_layout(s: &str) -> Result<Layout, String> {
+fn parse_layout(s: &str) -> Result<PacketLayout, String> {
     s.parse().map_err(|e: floodwatch::Error| e.to_string())
 }
 
@@ -114,6 +115,7 @@ fn table_report(tables: &[TableStats]) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
+    use floodwatch::features::combined::Layout;
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -125,7 +127,7 @@ mod tests {
     fn flags_parse_with_defaults() {
         let cli =
             Cli::try_parse_from(["x", "--pcap", "a.pcap", "--out", "f.csv"]).expect("valid flags");
-        assert_eq!(cli.args.layout, Layout::Kitsune);
+        assert_eq!(cli.args.layout, PacketLayout::Victim);
         assert_eq!(cli.args.table_capacity, 100_000);
         let cli = Cli::try_parse_from([
             "x",
@@ -141,7 +143,7 @@ mod tests {
         .expect("valid flags");
         assert_eq!(
             (cli.args.layout, cli.args.table_capacity),
-            (Layout::Nbaiot, 50)
+            (PacketLayout::Packet(Layout::Nbaiot), 50)
         );
         assert!(
             Cli::try_parse_from(["x", "--pcap", "a", "--out", "b", "--layout", "kitnet"]).is_err()
@@ -154,7 +156,7 @@ mod tests {
         let args = Args {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
-            layout: Layout::Kitsune,
+            layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1000,
         };
         let err = run(args, true).expect_err("no such file");
@@ -167,7 +169,7 @@ mod tests {
         let args = Args {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
-            layout: Layout::Kitsune,
+            layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1,
         };
         let err = run(args, true).expect_err("capacity 1");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use floodwatch::features::capture_table::CaptureFeatures;
-use floodwatch::features::combined::Layout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::{ColumnKind, Schema};
@@ -27,9 +27,11 @@ pub struct Args {
     pub model: PathBuf,
     #[command(flatten)]
     pub captures: CaptureFlags,
-    /// Packet feature layout for --pcap: kitsune, kitsune-corrected or nbaiot.
-    #[arg(long, default_value = "kitsune-corrected", requires = "pcap")]
-    pub layout: Layout,
+    /// Packet feature layout for --pcap: victim, floodwatch, kitsune,
+    /// kitsune-corrected or nbaiot (the same names and default as `extract`
+    /// and `watch`).
+    #[arg(long, default_value = PacketLayout::DEFAULT, requires = "pcap")]
+    pub layout: PacketLayout,
     /// Most entries per stream table for --pcap (memory stays bounded by it).
     #[arg(long, value_name = "N", default_value_t = TableConfig::default().capacity)]
     pub table_capacity: usize,

@@ -27,7 +27,7 @@ use floodwatch::detect::stream::{
     RecordSource, SavedModel, SideSpec, SideSummary, Summary,
 };
 use floodwatch::detect::vote::VoteParams;
-use floodwatch::features::combined::WatchLayout;
+use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::{FeatureExtractor, Side};
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::Schema;
@@ -132,9 +132,10 @@ pub struct Args {
     /// Packet feature layout: victim (destination-keyed: floods against a
     /// target, over 1M packets/s), floodwatch (kitsune-corrected + victim:
     /// also per-host anomalies such as scans, about 6x slower), kitsune,
-    /// kitsune-corrected or nbaiot.
-    #[arg(long, default_value = "victim")]
-    pub layout: String,
+    /// kitsune-corrected or nbaiot. Default: victim, or the layout of
+    /// --model (a different --layout is then an error).
+    #[arg(long)]
+    pub layout: Option<String>,
     /// Most entries per state table of the layout.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub table_capacity: usize,
@@ -203,7 +204,7 @@ fn layout(name: &str, capacity: usize) -> anyhow::Result<Box<dyn FeatureExtracto
         capacity,
         ..TableConfig::default()
     };
-    Ok(name.parse::<WatchLayout>()?.extractor(config)?)
+    Ok(name.parse::<PacketLayout>()?.extractor(config)?)
 }
 
 /// The detectors of a packet source: loaded from `--model` (its tables
@@ -218,21 +219,12 @@ fn sides(
     if let Some(model) = model {
         let path = args.model.clone().unwrap_or_default();
         if model.features() != names {
-            let hint = if model.layout.as_deref() == Some(args.layout.as_str()) {
-                "it was saved by a floodwatch whose layout had other features: relearn it with \
-                 --grace"
-            } else {
-                "pass the model's --layout"
-            };
             bail!(
-                "{}: the model reads {} features{}, layout '{}' gives {} others: {hint}",
+                "{}: the model reads {} features, but layout '{}' gives {} others: it was saved \
+                 by a floodwatch whose layout had other features; relearn it with --grace",
                 path.display(),
                 model.features().len(),
-                model
-                    .layout
-                    .as_ref()
-                    .map_or(String::new(), |l| format!(" of layout '{l}'")),
-                args.layout,
+                args.layout(),
                 names.len()
             );
         }
@@ -252,7 +244,7 @@ fn sides(
         },
         Detector::Kitnet => OnlineDetector::Kitnet,
     };
-    let groups = layout(&args.layout, 2)?.groups();
+    let groups = layout(args.layout(), 2)?.groups();
     Ok(learning_sides(groups, detector, args.grace_sample))
 }
 
@@ -324,7 +316,7 @@ fn kafka_alerts(_: &Args, topic: &str) -> anyhow::Result<(Box<dyn AlertSink>, Fl
 }
 
 fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordSource>> {
-    packet_source(args, layout(&args.layout, args.table_capacity)?, stop)
+    packet_source(args, layout(args.layout(), args.table_capacity)?, stop)
 }
 
 /// Packets from the capture file or interface, featured by `features`.
@@ -373,6 +365,31 @@ fn live(
     _stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
+}
+
+impl Args {
+    /// The packet layout (after [`resolve_layout`]).
+    fn layout(&self) -> &str {
+        self.layout.as_deref().unwrap_or(PacketLayout::DEFAULT)
+    }
+}
+
+/// The layout of `model` when it has one (a `--layout` that differs is an
+/// error), else `--layout`, else the default.
+fn resolve_layout(args: &Args, model: Option<&Saved>) -> anyhow::Result<String> {
+    let saved = match model {
+        Some(Saved::Stream(m)) => m.layout.clone(),
+        Some(Saved::Table(b)) => b.capture.as_ref().map(|c| c.layout.clone()),
+        None => None,
+    };
+    match (saved, &args.layout) {
+        (Some(m), Some(flag)) if &m != flag => bail!(
+            "--layout {flag} contradicts --model {}, which reads layout '{m}': drop --layout",
+            args.model.clone().unwrap_or_default().display()
+        ),
+        (Some(m), _) => Ok(m),
+        (None, flag) => Ok(flag.clone().unwrap_or_else(|| PacketLayout::DEFAULT.into())),
+    }
 }
 
 /// The stream model of `model`, if it is one (a table model is used before
@@ -449,7 +466,7 @@ fn stdin_source(schema: Schema, args: &Args) -> LineRecords {
 }
 
 /// Watches until the input ends or SIGINT/SIGTERM, then prints the summary.
-pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -467,6 +484,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let model = args.model.as_deref().map(saved::load).transpose()?;
+    args.layout = Some(resolve_layout(&args, model.as_ref())?);
     #[cfg(feature = "kafka")]
     if let Some(params) = args.kafka.params()? {
         return kafka::run(&args, model, params, metrics, stop, server, quiet);
@@ -594,7 +612,7 @@ fn engine_params(args: &Args) -> EngineParams {
         },
         calibrate,
         drift: args.drift.0,
-        layout: Some(args.layout.clone()),
+        layout: Some(args.layout().to_owned()),
     }
 }
 
@@ -675,7 +693,7 @@ mod kafka {
             };
             return Ok((payload, Some(scorer)));
         }
-        let (name, capacity) = (args.layout.clone(), args.table_capacity);
+        let (name, capacity) = (args.layout().to_owned(), args.table_capacity);
         let factory: LayoutFactory = Box::new(move || {
             layout(&name, capacity).map_err(|e| floodwatch::Error::Data(e.to_string()))
         });

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use super::combined::Layout;
+use super::combined::PacketLayout;
 use super::packet::FeatureExtractor;
 use super::stream_table::{TableConfig, TableStats};
 use crate::ingest::csv::GeneratedTable;
@@ -28,7 +28,7 @@ pub const ID_COLUMNS: [&str; 2] = ["packet_index", "timestamp"];
 /// `watch` extract exactly as `train` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureFeatures {
-    /// Layout name (`kitsune`, `kitsune-corrected`, `nbaiot`).
+    /// Layout name (see [`PacketLayout`]).
     pub layout: String,
     /// Most entries per stream table.
     pub table_capacity: usize,
@@ -37,7 +37,7 @@ pub struct CaptureFeatures {
 impl CaptureFeatures {
     /// A fresh extractor.
     pub fn extractor(&self) -> Result<Box<dyn FeatureExtractor>> {
-        let layout: Layout = self.layout.parse()?;
+        let layout: PacketLayout = self.layout.parse()?;
         layout.extractor(TableConfig {
             capacity: self.table_capacity,
             ..TableConfig::default()

@@ -200,9 +200,10 @@ impl FeatureExtractor for OnSide {
     }
 }
 
-/// The packet layouts `watch` offers.
+/// Every packet feature layout, by its `--layout` name: one vocabulary for
+/// `extract`, `train --pcap` and `watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchLayout {
+pub enum PacketLayout {
     /// `victim` followed by `kitsune-corrected`, whose source-keyed
     /// features join the source side.
     Floodwatch,
@@ -212,14 +213,30 @@ pub enum WatchLayout {
     Packet(Layout),
 }
 
-impl FromStr for WatchLayout {
+impl PacketLayout {
+    /// The default of every command: host statistics per destination and
+    /// source.
+    pub const DEFAULT: &'static str = "victim";
+}
+
+impl fmt::Display for PacketLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PacketLayout::Floodwatch => f.write_str("floodwatch"),
+            PacketLayout::Victim => f.write_str("victim"),
+            PacketLayout::Packet(l) => l.fmt(f),
+        }
+    }
+}
+
+impl FromStr for PacketLayout {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
         match s {
-            "floodwatch" => Ok(WatchLayout::Floodwatch),
-            "victim" => Ok(WatchLayout::Victim),
-            _ => s.parse().map(WatchLayout::Packet).map_err(|_| {
+            "floodwatch" => Ok(PacketLayout::Floodwatch),
+            "victim" => Ok(PacketLayout::Victim),
+            _ => s.parse().map(PacketLayout::Packet).map_err(|_| {
                 Error::Data(format!(
                     "unknown layout '{s}' (expected floodwatch, victim, kitsune, \
                      kitsune-corrected or nbaiot)"
@@ -229,20 +246,20 @@ impl FromStr for WatchLayout {
     }
 }
 
-impl WatchLayout {
+impl PacketLayout {
     /// A fresh extractor whose tables are bounded by `config`.
     pub fn extractor(self, config: TableConfig) -> Result<Box<dyn FeatureExtractor>> {
         config.validate()?;
         Ok(match self {
-            WatchLayout::Floodwatch => Box::new(Combined::new(vec![
+            PacketLayout::Floodwatch => Box::new(Combined::new(vec![
                 Box::new(Victim::new(config.capacity)?),
                 Box::new(OnSide {
                     inner: Layout::KitsuneCorrected.extractor(config)?,
                     side: Side::Source,
                 }),
             ])),
-            WatchLayout::Victim => Box::new(Victim::new(config.capacity)?),
-            WatchLayout::Packet(l) => l.extractor(config)?,
+            PacketLayout::Victim => Box::new(Victim::new(config.capacity)?),
+            PacketLayout::Packet(l) => l.extractor(config)?,
         })
     }
 }
@@ -275,7 +292,7 @@ mod tests {
     #[test]
     fn floodwatch_is_victim_then_kitsune_corrected() {
         let config = TableConfig::default();
-        let mut fw = WatchLayout::Floodwatch.extractor(config).unwrap();
+        let mut fw = PacketLayout::Floodwatch.extractor(config).unwrap();
         let mut kc = Layout::KitsuneCorrected.extractor(config).unwrap();
         let mut v = Victim::new(16).unwrap();
         assert_eq!(fw.names().len(), kc.names().len() + v.names().len());
@@ -302,24 +319,24 @@ mod tests {
     #[test]
     fn layouts_parse_by_name() {
         assert_eq!(
-            "floodwatch".parse::<WatchLayout>().unwrap(),
-            WatchLayout::Floodwatch
+            "floodwatch".parse::<PacketLayout>().unwrap(),
+            PacketLayout::Floodwatch
         );
         assert_eq!(
-            "victim".parse::<WatchLayout>().unwrap(),
-            WatchLayout::Victim
+            "victim".parse::<PacketLayout>().unwrap(),
+            PacketLayout::Victim
         );
         assert_eq!(
-            "nbaiot".parse::<WatchLayout>().unwrap(),
-            WatchLayout::Packet(Layout::Nbaiot)
+            "nbaiot".parse::<PacketLayout>().unwrap(),
+            PacketLayout::Packet(Layout::Nbaiot)
         );
-        let e = "nope".parse::<WatchLayout>().unwrap_err().to_string();
+        let e = "nope".parse::<PacketLayout>().unwrap_err().to_string();
         assert!(e.contains("floodwatch"), "{e}");
         let bad = TableConfig {
             capacity: 0,
             ..TableConfig::default()
         };
-        assert!(WatchLayout::Victim.extractor(bad).is_err());
+        assert!(PacketLayout::Victim.extractor(bad).is_err());
     }
 
     #[test]

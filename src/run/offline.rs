@@ -15,7 +15,7 @@ use crate::detect::stream::scores::{CsvScores, ScoreSink};
 use crate::detect::stream::source::PacketRecords;
 use crate::detect::stream::{Calibrate, Engine, EngineParams, RecordInfo, SavedModel};
 use crate::features::capture_table::LabelFile;
-use crate::features::combined::WatchLayout;
+use crate::features::combined::PacketLayout;
 use crate::features::stream_table::TableConfig;
 use crate::ingest::packets::capture::PacketSource;
 use crate::report::metrics::binary_metrics;
@@ -46,7 +46,7 @@ pub fn test_captures(
                 .into(),
         ));
     };
-    let layout: WatchLayout = layout.parse()?;
+    let layout: PacketLayout = layout.parse()?;
     let tally = Rc::new(RefCell::new(Tally {
         csv: scores.map(CsvScores::new),
         thresholds: model.sides.iter().map(|s| s.threshold).collect(),
