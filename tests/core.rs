@@ -268,11 +268,12 @@ fn bad_training_input() {
         err.contains("0 normal rows") && err.contains("labels seen: attack"),
         "{err}"
     );
-    // Label column absent.
+    // Label column absent: every row is normal (tests/first_hour.rs), and
+    // one row is too few.
     let unlabelled = write(d.path(), "nolabel.csv", "a,b\n1,2\n");
     let err = fails(&["train", "--data", s(&unlabelled), "--model", xm]);
     assert!(
-        err.contains("nolabel.csv:1: no label column 'label'"),
+        err.contains("nolabel.csv: 1 normal rows (label normal) in column 'label'"),
         "{err}"
     );
     let err = fails(&[

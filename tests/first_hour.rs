@@ -208,3 +208,84 @@ fn r17_one_layout_vocabulary_and_default() {
         "{err}"
     );
 }
+
+/// r17: labels match in any case, with a note naming the variants; a file
+/// without a label column trains on every row as normal.
+#[test]
+fn r17_labels_in_any_case_and_files_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("Label,bytes,dur\n");
+    for i in 0..300 {
+        let label = ["Benign", "benign", "BENIGN", "DDoS"][i % 4];
+        let bytes = if label == "DDoS" {
+            90_000 + i
+        } else {
+            100 + i % 50
+        };
+        text.push_str(&format!("{label},{bytes},{}.5\n", i % 7));
+    }
+    let data = dir.path().join("cic.csv");
+    std::fs::write(&data, text).unwrap();
+    let model = dir.path().join("m.fw");
+    let out = util::fw(&[
+        "train",
+        "--data",
+        s(&data),
+        "--normal-label",
+        "Benign",
+        "--model",
+        s(&model),
+        "--epochs",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("labels BENIGN, benign count as normal"),
+        "{err}"
+    );
+    let b = Bundle::load(&model).unwrap();
+    assert_eq!((b.meta.normal_rows, b.meta.attack_rows), (225, 75));
+    let classes = &b.classifier.unwrap().class_names;
+    assert_eq!(classes, &["Benign", "DDoS"]);
+
+    // No label column: every row is normal, and `test` scores unlabelled.
+    let plain: String = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once(',').unwrap().1.to_owned() + "\n")
+        .collect();
+    std::fs::write(&data, plain).unwrap();
+    let out = util::fw(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--epochs",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no label column: every row is taken as normal (300 rows)"),
+        "{err}"
+    );
+    let b = Bundle::load(&model).unwrap();
+    assert!(b.classifier.is_none());
+    assert_eq!(b.meta.normal_rows, 300);
+    let report = ok(&["test", "--data", s(&data), "--model", s(&model)]);
+    assert!(report.starts_with("rows 300  rejected 0"), "{report}");
+    // A named label column that is missing is still an error.
+    let out = util::fw(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--label-column",
+        "class",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no label column 'class'"), "{err}");
+}

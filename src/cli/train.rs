@@ -149,6 +149,9 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     trained.bundle.save(&args.model)?;
+    for note in &trained.notes {
+        eprintln!("floodwatch: note: {note}");
+    }
     if !quiet {
         let b = &trained.bundle;
         let m = &b.meta;

@@ -89,6 +89,12 @@ pub struct Bundle {
     pub capture: Option<CaptureFeatures>,
 }
 
+/// Whether `label` is one of the `normal` labels, ignoring ASCII case (so
+/// `Benign` and `BENIGN` are the same class everywhere).
+pub fn is_normal(normal: &[String], label: &str) -> bool {
+    normal.iter().any(|n| n.eq_ignore_ascii_case(label))
+}
+
 impl Bundle {
     /// Writes the bundle to `path` crash-safely.
     pub fn save(&self, path: &Path) -> Result<()> {

@@ -29,7 +29,7 @@ use crate::features::scale::ScalerParams;
 use crate::features::tabular::{Encoder, Schema, SchemaBuilder};
 use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row, TableInput};
 use crate::model::autoencoder::{AutoencoderParams, EpochReport};
-use crate::model::bundle::{Bundle, Classifier, TrainMeta};
+use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
 use crate::model::threshold::ThresholdRule;
 use crate::report::classification::ClassificationReport;
@@ -175,6 +175,8 @@ pub struct Trained {
     pub autoencoder_seconds: f64,
     /// Seconds the latent classifier took to fit (0 without one).
     pub classifier_seconds: f64,
+    /// What the user should know about how the labels were read.
+    pub notes: Vec<String>,
 }
 
 /// Finds the label column: `name` exactly, or else `label` in any case.
@@ -221,7 +223,10 @@ fn reservoir(
 /// What one pass over the training files found.
 struct Scan {
     header: Vec<String>,
-    label_col: usize,
+    /// The label column's name (`label` when the files have none).
+    label_name: String,
+    /// Whether the files had a label column.
+    labelled: bool,
     schema: Schema,
     normal: Vec<Kept>,
     attack: Vec<Kept>,
@@ -236,16 +241,18 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
     let mut src = opts.input.open()?;
     let header = src.header().to_vec();
     let first = opts.input.first_path();
-    let label_col =
-        label_index(&header, opts.label_column.as_deref()).ok_or_else(|| Error::Input {
+    let label_col = label_index(&header, opts.label_column.as_deref());
+    if let (None, Some(name)) = (label_col, &opts.label_column) {
+        return Err(Error::Input {
             file: first.clone(),
             line: 1,
             msg: format!(
-                "no label column '{}' at train time (columns: {}); name it with --label-column",
-                opts.label_column.as_deref().unwrap_or("label"),
+                "no label column '{name}' (columns: {}): name another with --label-column, \
+                 or leave it out to train on every row as normal",
                 header.join(", ")
             ),
-        })?;
+        });
+    }
     let drop = opts.dropped();
     for d in &drop {
         if !header.contains(d) {
@@ -257,7 +264,7 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         }
     }
     let features: Vec<usize> = (0..header.len())
-        .filter(|&i| i != label_col && !drop.contains(&header[i]))
+        .filter(|&i| Some(i) != label_col && !drop.contains(&header[i]))
         .collect();
     if features.is_empty() {
         return Err(Error::Data(
@@ -285,11 +292,18 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
             opts.input.reject(bad, &mut rejections)?;
             continue;
         }
-        let label = row.text(label_col);
+        let label = match label_col {
+            Some(c) => row.text(c),
+            None => opts
+                .normal_labels
+                .first()
+                .map_or("normal", String::as_str)
+                .into(),
+        };
         if labels.len() < MAX_LABELS {
             labels.insert(label.to_string());
         }
-        if opts.normal_labels.iter().any(|n| n == label.as_ref()) {
+        if is_normal(&opts.normal_labels, &label) {
             normal_rows += 1;
             reservoir(&mut normal, opts.rows, normal_rows, &mut rng, &row, &label);
         } else {
@@ -305,8 +319,9 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         }
     }
     Ok(Scan {
+        label_name: label_col.map_or_else(|| "label".into(), |c| header[c].clone()),
         header,
-        label_col,
+        labelled: label_col.is_some(),
         schema: builder.finish(),
         normal,
         attack,
@@ -316,6 +331,32 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         labels,
         rejections,
     })
+}
+
+/// Notes on the labels: none in the files (every row normal), or normal
+/// labels written in another case than asked.
+fn label_notes(s: &Scan, normal: &[String]) -> Vec<String> {
+    if !s.labelled {
+        return vec![format!(
+            "no label column: every row is taken as normal ({} rows); name one with \
+             --label-column to train the latent classifier",
+            s.normal_rows
+        )];
+    }
+    let variants: Vec<&str> = s
+        .labels
+        .iter()
+        .filter(|l| is_normal(normal, l) && !normal.contains(l))
+        .map(String::as_str)
+        .collect();
+    if variants.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "labels {} count as normal: labels match --normal-label ({}) in any case",
+        variants.join(", "),
+        normal.join(", ")
+    )]
 }
 
 /// Encodes kept rows; rows that fail (a value beyond `f32`) are rejected.
@@ -372,7 +413,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
             files.join(", "),
             s.normal.len(),
             opts.normal_labels.join(" or "),
-            s.header[s.label_col],
+            s.label_name,
             seen.join(", ")
         )));
     }
@@ -458,10 +499,12 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         history,
         dropped: opts.dropped(),
     };
+    let notes = label_notes(&s, &opts.normal_labels);
     Ok(Trained {
+        notes,
         bundle: Bundle {
             schema: s.schema,
-            label_column: s.header[s.label_col].clone(),
+            label_column: s.label_name.clone(),
             normal_labels: opts.normal_labels.clone(),
             scaler,
             autoencoder,

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::csv::Rejections;
-use crate::model::bundle::Bundle;
+use crate::model::bundle::{is_normal, Bundle};
 use crate::model::detector::Fit;
 use crate::model::threshold::ThresholdRule;
 use crate::model::DETECTORS;
@@ -126,7 +126,7 @@ pub fn load_data(bundle: &Bundle, input: &Input, max_rows: usize, seed: u64) -> 
     bundle.scaler.transform(&mut x);
     let attack = labels
         .iter()
-        .map(|l| label_col.is_some() && !bundle.normal_labels.iter().any(|n| n == l))
+        .map(|l| label_col.is_some() && !is_normal(&bundle.normal_labels, l))
         .collect();
     Ok(Data {
         x,

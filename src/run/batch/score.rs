@@ -19,7 +19,7 @@ use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
 use crate::features::tabular::{Encoder, LinePlan};
 use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Record};
 use crate::ingest::csv::{field_text, BadRow, Rejections, Row, TableInput};
-use crate::model::bundle::Bundle;
+use crate::model::bundle::{is_normal, Bundle};
 use crate::model::dense::Workspace;
 use crate::report::classification::ClassificationReport;
 use crate::report::explain::{format_top, Explainer};
@@ -591,7 +591,7 @@ fn label_id(
     names: &mut Vec<String>,
     bundle: &Bundle,
 ) -> u32 {
-    let key = if bundle.normal_labels.iter().any(|n| n == label) {
+    let key = if is_normal(&bundle.normal_labels, label) {
         bundle
             .classifier
             .as_ref()
@@ -613,7 +613,7 @@ fn label_id(
 
 fn is_normal_label(bundle: &Bundle, names: &[String], id: u32) -> bool {
     names.get(id as usize).is_some_and(|n| {
-        bundle.normal_labels.contains(n)
+        is_normal(&bundle.normal_labels, n)
             || bundle
                 .classifier
                 .as_ref()
