@@ -485,47 +485,110 @@ pub fn run(mut args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let model = args.model.as_deref().map(saved::load).transpose()?;
     args.layout = Some(resolve_layout(&args, model.as_ref())?);
+    let chosen = choose(&args, model, &metrics, &stop)?;
+    execute(&args, chosen, metrics, stop, server, quiet)
+}
+
+/// What a run reads and scores with, chosen up front; `group` is there for
+/// a Kafka consumer group, which commits offsets.
+struct Chosen {
+    source: Box<dyn RecordSource>,
+    sides: Vec<SideSpec>,
+    group: Option<Box<dyn Group>>,
+}
+
+/// What only a consumer group needs of a run: flushes before each commit,
+/// the last commit at the end, and a line of its own in the summary.
+trait Group {
+    fn before_commit(&self, flush: Flush);
+    /// The scores writer, flushed before each commit.
+    fn scores(&self, out: Box<dyn Write + Send>) -> Box<dyn Write>;
+    fn close(&self) -> anyhow::Result<()>;
+    fn render(&self) -> String;
+}
+
+/// The source and detectors of `args`: Kafka, standard input, or packets.
+fn choose(
+    args: &Args,
+    model: Option<Saved>,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Chosen> {
     #[cfg(feature = "kafka")]
     if let Some(params) = args.kafka.params()? {
-        return kafka::run(&args, model, params, metrics, stop, server, quiet);
+        return kafka::choose(args, model, params, metrics);
     }
-    let (mut source, sides) = if args.stdin {
+    let _ = metrics;
+    let (source, sides) = if args.stdin {
         let Some(Saved::Table(bundle)) = model else {
             bail!(
                 "--stdin scores table rows: give --model a table model from `train` \
                  (`floodwatch inspect MODEL` says which kind a file is)"
             );
         };
-        let lines = stdin_source(bundle.schema.clone(), &args);
+        let lines = stdin_source(bundle.schema.clone(), args);
         let (src, scorer) = floodwatch::detect::microbatch::batched(lines, &bundle);
         let src: Box<dyn RecordSource> = Box::new(src);
         let mut sides = bundle_side(&bundle);
         sides[0].scorer = Box::new(scorer);
         (src, sides)
     } else if let Some(Saved::Table(bundle)) = &model {
-        packet_bundle(&args, bundle, &stop)?
+        packet_bundle(args, bundle, stop)?
     } else {
-        let mut src = source(&args, &stop)?;
-        let sides = sides(&args, src.as_mut(), stream_model(model))?;
+        let mut src = source(args, stop)?;
+        let sides = sides(args, src.as_mut(), stream_model(model))?;
         (src, sides)
     };
-    let mut engine = Engine::new(engine_params(&args), sides, Arc::clone(&metrics), stop)?;
+    Ok(Chosen {
+        source,
+        sides,
+        group: None,
+    })
+}
+
+/// The one run sequence: engine, scores, sinks, run, summary.
+fn execute(
+    args: &Args,
+    chosen: Chosen,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    server: Option<MetricsServer>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let Chosen {
+        mut source,
+        sides,
+        group,
+    } = chosen;
+    let (mut sinks, flushes) = sinks(args)?;
+    let mut engine = Engine::new(engine_params(args), sides, Arc::clone(&metrics), stop)?;
     if !quiet {
         engine = engine.on_grace_end(Box::new(report_grace));
     }
     if let Some(path) = &args.scores {
         let f = File::create(path).with_context(|| format!("{}", path.display()))?;
-        let out = BufWriter::with_capacity(1 << 16, Named(f, path.clone()));
-        engine = engine.scores_to(Box::new(out));
+        let out = Box::new(BufWriter::with_capacity(1 << 16, Named(f, path.clone())));
+        engine = engine.scores_to(match &group {
+            Some(g) => g.scores(out),
+            None => out,
+        });
     }
-    let (mut sinks, _) = sinks(&args)?;
+    if let Some(g) = &group {
+        flushes.into_iter().for_each(|f| g.before_commit(f));
+    }
     let summary = engine.run(source.as_mut(), &mut sinks)?;
+    if let Some(g) = &group {
+        g.close()?;
+    }
     drop(server);
     for r in &summary.rejections {
         eprintln!("floodwatch: rejected: {r}");
     }
     if !quiet {
         eprint!("{}", render(&summary));
+        if let Some(g) = &group {
+            eprint!("{}", g.render());
+        }
     }
     Ok(drop_outcome(&summary, args.fail_on_drop))
 }
@@ -674,8 +737,11 @@ fn render(s: &Summary) -> String {
 /// `watch --kafka-topic`: one member of a consumer group.
 #[cfg(feature = "kafka")]
 mod kafka {
+    use super::super::kafka_flags::SharedWriter;
     use super::*;
-    use floodwatch::detect::kafka_source::{GroupParams, GroupSource, LayoutFactory, Payload};
+    use floodwatch::detect::kafka_source::{
+        GroupCloser, GroupParams, GroupSource, LayoutFactory, Payload,
+    };
 
     /// What the topic holds and how it is scored, from --model or --layout.
     fn payload(
@@ -700,53 +766,56 @@ mod kafka {
         Ok((Payload::Packets(factory), None))
     }
 
-    /// Reads the group until stopped (or idle), then commits and reports.
-    pub(super) fn run(
+    /// The consumer group as the run's source.
+    pub(super) fn choose(
         args: &Args,
         model: Option<Saved>,
         params: GroupParams,
-        metrics: Arc<Metrics>,
-        stop: Arc<AtomicBool>,
-        server: Option<MetricsServer>,
-        quiet: bool,
-    ) -> anyhow::Result<ExitCode> {
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Chosen> {
         let (payload, scorer) = payload(args, &model)?;
-        let mut source = GroupSource::new(params, payload, Arc::clone(&metrics))?;
-        let scorer = match scorer {
+        let mut source = GroupSource::new(params, payload, Arc::clone(metrics))?;
+        let sides = match scorer {
             Some(s) => s,
             None => super::sides(args, &mut source, super::stream_model(model))?,
         };
-        let (mut sinks, flushes) = sinks(args)?;
-        for f in flushes {
-            source.before_commit(f);
+        let group = KafkaGroup {
+            closer: source.closer(),
+            metrics: Arc::clone(metrics),
+        };
+        Ok(Chosen {
+            source: Box::new(source),
+            sides,
+            group: Some(Box::new(group)),
+        })
+    }
+
+    struct KafkaGroup {
+        closer: GroupCloser,
+        metrics: Arc<Metrics>,
+    }
+
+    impl Group for KafkaGroup {
+        fn before_commit(&self, flush: Flush) {
+            self.closer.before_commit(flush);
         }
-        let mut engine = Engine::new(engine_params(args), scorer, Arc::clone(&metrics), stop)?;
-        if !quiet {
-            engine = engine.on_grace_end(Box::new(report_grace));
-        }
-        if let Some(path) = &args.scores {
-            let f = File::create(path).with_context(|| format!("{}", path.display()))?;
-            let out: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, f));
-            let shared =
-                super::super::kafka_flags::SharedWriter(Arc::new(std::sync::Mutex::new(out)));
+
+        fn scores(&self, out: Box<dyn Write + Send>) -> Box<dyn Write> {
+            let shared = SharedWriter(Arc::new(std::sync::Mutex::new(out)));
             let mut hook = shared.clone();
-            source.before_commit(Box::new(move || {
+            self.closer.before_commit(Box::new(move || {
                 hook.flush().map_err(|e| floodwatch::Error::io("scores", e))
             }));
-            engine = engine.scores_to(Box::new(shared));
+            Box::new(shared)
         }
-        let closer = source.closer();
-        let summary = engine.run(&mut source, &mut sinks)?;
-        closer.close()?;
-        drop(server);
-        for r in &summary.rejections {
-            eprintln!("floodwatch: rejected: {r}");
+
+        fn close(&self) -> anyhow::Result<()> {
+            Ok(self.closer.close()?)
         }
-        if !quiet {
-            eprint!("{}", render(&summary));
-            eprint!("{}", super::super::kafka_flags::render(&metrics.group));
+
+        fn render(&self) -> String {
+            super::super::kafka_flags::render(&self.metrics.group)
         }
-        Ok(ExitCode::SUCCESS)
     }
 }
 

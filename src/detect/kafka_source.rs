@@ -907,6 +907,13 @@ pub struct GroupCloser {
     metrics: Arc<Metrics>,
 }
 
+impl GroupCloser {
+    /// Runs `hook` before every commit, as [`GroupSource::before_commit`].
+    pub fn before_commit(&self, hook: BeforeCommit) {
+        lock(&self.book).hooks.push(hook);
+    }
+}
+
 impl std::fmt::Debug for GroupCloser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCloser")
