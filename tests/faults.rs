@@ -495,3 +495,77 @@ fn a_missing_folder_or_unreadable_input_is_named() {
         assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
     }
 }
+
+/// `eval` and `plot` against a full device, a file size limit and a missing
+/// folder: the cause once with the file's name, the previous outputs intact,
+/// no temporary file.
+#[test]
+fn eval_and_plot_fail_cleanly() {
+    let f = fixture();
+    let (data, model) = (s(&f.train), s(&f.model));
+    let eval = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "eval",
+            "--train",
+            data,
+            "--test",
+            data,
+            "--out",
+            out,
+            "--epochs",
+            "2",
+            "--tsne-points",
+            "20",
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(String::from).collect()
+    };
+    let r = run(
+        &eval(s(&f.dir.join("eval-full")), &["--model", "/dev/full"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        None,
+    );
+    failed_once(&r, "eval --model /dev/full", "/dev/full", NO_SPACE);
+
+    let dir = tempfile::tempdir_in(&f.dir).unwrap();
+    let (png, summary) = (dir.path().join("out.png"), dir.path().join("eval.json"));
+    std::fs::write(&png, "previous").unwrap();
+    std::fs::write(&summary, "previous").unwrap();
+    let plot = [
+        "plot",
+        "roc",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--out",
+        s(&png),
+    ];
+    let r = run(&plot, Some(64));
+    failed_once(&r, "plot", "out.png", TOO_LARGE);
+    let args = eval(s(dir.path()), &[]);
+    let r = run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some(64),
+    );
+    failed_once(&r, "eval", ".png", TOO_LARGE);
+    assert_eq!(std::fs::read_to_string(&png).unwrap(), "previous");
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "previous");
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+
+    let gone = f.dir.join("no-such-folder").join("out.png");
+    let plot = [
+        "plot",
+        "roc",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--out",
+        s(&gone),
+    ];
+    let r = run(&plot, None);
+    failed_once(&r, "plot", "no-such-folder", "No such file or directory");
+}

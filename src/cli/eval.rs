@@ -58,15 +58,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             eprintln!("[{:6.2} s] {step}", started.elapsed().as_secs_f64());
         }
     })?;
-    if let Some(m) = &args.model {
-        e.bundle.save(m)?;
-    }
-    write_file(
-        &args.out.join("eval.json"),
-        &serde_json::to_vec_pretty(&e.report)?,
-    )?;
     let md = e.report.to_markdown();
-    write_file(&args.out.join("eval.md"), md.as_bytes())?;
     let scene = Scene {
         bundle: &e.bundle,
         data: Some(&e.data),
@@ -91,6 +83,15 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         page.png(kind.describe().1, &png);
     }
     page.write(&args.out.join("eval.html"))?;
+    if let Some(m) = &args.model {
+        e.bundle.save(m)?;
+    }
+    // The summaries last: a run that failed leaves the previous ones.
+    write_file(
+        &args.out.join("eval.json"),
+        &serde_json::to_vec_pretty(&e.report)?,
+    )?;
+    write_file(&args.out.join("eval.md"), md.as_bytes())?;
     print!("{md}");
     if !quiet {
         eprintln!(
