@@ -496,6 +496,13 @@ fn a_missing_folder_or_unreadable_input_is_named() {
     }
 }
 
+/// `plot roc` of `model` on `data` into `out`.
+fn plot_roc<'a>(model: &'a str, data: &'a str, out: &'a str) -> [&'a str; 8] {
+    [
+        "plot", "roc", "--model", model, "--data", data, "--out", out,
+    ]
+}
+
 /// `eval` and `plot` against a full device, a file size limit and a missing
 /// folder: the cause once with the file's name, the previous outputs intact,
 /// no temporary file.
@@ -533,17 +540,7 @@ fn eval_and_plot_fail_cleanly() {
     let (png, summary) = (dir.path().join("out.png"), dir.path().join("eval.json"));
     std::fs::write(&png, "previous").unwrap();
     std::fs::write(&summary, "previous").unwrap();
-    let plot = [
-        "plot",
-        "roc",
-        "--model",
-        model,
-        "--data",
-        data,
-        "--out",
-        s(&png),
-    ];
-    let r = run(&plot, Some(64));
+    let r = run(&plot_roc(model, data, s(&png)), Some(64));
     failed_once(&r, "plot", "out.png", TOO_LARGE);
     let args = eval(s(dir.path()), &[]);
     let r = run(
@@ -556,16 +553,6 @@ fn eval_and_plot_fail_cleanly() {
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
 
     let gone = f.dir.join("no-such-folder").join("out.png");
-    let plot = [
-        "plot",
-        "roc",
-        "--model",
-        model,
-        "--data",
-        data,
-        "--out",
-        s(&gone),
-    ];
-    let r = run(&plot, None);
+    let r = run(&plot_roc(model, data, s(&gone)), None);
     failed_once(&r, "plot", "no-such-folder", "No such file or directory");
 }

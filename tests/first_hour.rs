@@ -209,6 +209,14 @@ fn r17_one_layout_vocabulary_and_default() {
     );
 }
 
+/// `train --epochs 2 ARGS`, which must succeed: its standard error.
+fn train_ok(args: &[&str]) -> String {
+    let out = util::fw(&[&["train", "--epochs", "2"][..], args].concat());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
 /// r17: labels match in any case, with a note naming the variants; a file
 /// without a label column trains on every row as normal.
 #[test]
@@ -227,19 +235,14 @@ fn r17_labels_in_any_case_and_files_without_labels() {
     let data = dir.path().join("cic.csv");
     std::fs::write(&data, text).unwrap();
     let model = dir.path().join("m.fw");
-    let out = util::fw(&[
-        "train",
+    let err = train_ok(&[
         "--data",
         s(&data),
         "--normal-label",
         "Benign",
         "--model",
         s(&model),
-        "--epochs",
-        "2",
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(
         err.contains("labels BENIGN, benign count as normal"),
         "{err}"
@@ -256,17 +259,7 @@ fn r17_labels_in_any_case_and_files_without_labels() {
         .map(|l| l.split_once(',').unwrap().1.to_owned() + "\n")
         .collect();
     std::fs::write(&data, plain).unwrap();
-    let out = util::fw(&[
-        "train",
-        "--data",
-        s(&data),
-        "--model",
-        s(&model),
-        "--epochs",
-        "2",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = train_ok(&["--data", s(&data), "--model", s(&model)]);
     assert!(
         err.contains("no label column: every row is taken as normal (300 rows)"),
         "{err}"

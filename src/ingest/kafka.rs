@@ -11,9 +11,8 @@
 //!
 //! - [`record`]: the record formats (raw packets, JSON and CSV rows), keys and
 //!   record ids.
-//! - the consumer group's record source is in
-//!   [`detect::kafka_source`](crate::detect::kafka_source), above the features
-//!   it decodes records into.
+//! - the consumer group's record source is `detect::kafka_source`, above the
+//!   features it decodes records into.
 //! - [`publish`]: [`Publisher`], a keyed producer that counts deliveries, and
 //!   topic creation.
 
