@@ -131,9 +131,9 @@ fn eval_writes_metrics_tables_and_pictures() {
     assert_eq!(j["test_rows"], 2000);
     let verdict = j["verdict"].as_str().unwrap();
     assert!(verdict.starts_with("The autoencoder is"), "{verdict}");
-    assert!(md.contains(verdict) && md.contains("| ocsvm |"), "{md}");
     let written = std::fs::read_to_string(out.join("eval.md")).unwrap();
-    assert_eq!(written, md);
+    assert!(md.contains(verdict) && md.contains("\nocsvm "), "{md}");
+    assert!(written.contains(verdict) && written.contains("| ocsvm |"), "{written}");
     let classes = j["test_classes"].as_object().unwrap().len() as u32;
     for (stem, size) in [
         ("tsne", Some((1400, 680))),

@@ -150,15 +150,16 @@ fn ok(args: &[&str]) {
     );
 }
 
-/// Exit 1, one line naming `file` (not a temporary file) and saying `cause`
-/// once.
+/// Exit 1, one line (besides notes on the data) naming `file` (not a
+/// temporary file) and saying `cause` once.
 fn failed_once(r: &Run, what: &str, file: &str, cause: &str) {
     assert!(!r.stderr.contains(".floodwatch-"), "{what}: {}", r.stderr);
     assert_eq!(r.status.code(), Some(1), "{what}: {}", r.stderr);
     assert_eq!(r.stderr.matches(cause).count(), 1, "{what}: {}", r.stderr);
     assert!(r.stderr.contains(file), "{what}: {}", r.stderr);
+    let notes = r.stderr.matches("floodwatch: note: ").count();
     assert_eq!(
-        r.stderr.trim_end().lines().count(),
+        r.stderr.trim_end().lines().count() - notes,
         1,
         "{what}: {}",
         r.stderr

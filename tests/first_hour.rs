@@ -282,3 +282,224 @@ fn r17_labels_in_any_case_and_files_without_labels() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no label column 'class'"), "{err}");
 }
+
+/// r17: identifier-like columns (addresses, timestamps, ids, near-unique
+/// strings) are left out with one note; `--keep` keeps one.
+#[test]
+fn r17_identifier_columns_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,Flow Key,Src IP,Timestamp,bytes,proto,label\n");
+    for i in 0..400 {
+        let ip = format!("10.0.{}.{}", i % 7, i % 200);
+        let when = format!("7/7/2017 {}:{:02}", 9 + i / 60, i % 60);
+        let proto = ["tcp", "udp", "icmp"][i % 3];
+        let bytes = 100 + i % 50;
+        text.push_str(&format!("{i},f{i}-x,{ip},{when},{bytes},{proto},normal\n"));
+    }
+    let data = dir.path().join("flows.csv");
+    std::fs::write(&data, text).unwrap();
+    let model = dir.path().join("m.fw");
+    let err = train_ok(&["--data", s(&data), "--model", s(&model)]);
+    let note = "left out identifier-like columns: id (an id or time by its name), \
+                Flow Key (400 distinct values in 400), Src IP (addresses), \
+                Timestamp (timestamps); keep one with --keep COLUMN";
+    assert!(err.contains(note), "{err}");
+    let b = Bundle::load(&model).unwrap();
+    let names: Vec<&str> = b.schema.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["bytes", "proto"]);
+    assert!(b.meta.dropped.iter().any(|d| d == "Src IP"));
+
+    let err = train_ok(&["--data", s(&data), "--model", s(&model), "--keep", "Src IP"]);
+    assert!(!err.contains("Src IP (addresses)"), "{err}");
+    let b = Bundle::load(&model).unwrap();
+    assert!(b.schema.columns.iter().any(|c| c.name == "Src IP"));
+
+    let out = util::fw(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--keep",
+        "Dst",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--keep column 'Dst' is not in the header"),
+        "{err}"
+    );
+
+    // The shared CICIDS2017 sample: its addresses and timestamps go too.
+    let Some(cic) = util::shared("data/cicids2017/BENIGN_5000.csv") else {
+        return;
+    };
+    let args = [
+        "--data",
+        s(&cic),
+        "--normal-label",
+        "BENIGN",
+        "--rows",
+        "500",
+    ];
+    let err = train_ok(&[&args[..], &["--model", s(&model)]].concat());
+    for col in [
+        "id (",
+        "Flow ID (",
+        "Src IP (addresses)",
+        "Dst IP (addresses)",
+    ] {
+        assert!(err.contains(col), "{col}: {err}");
+    }
+    assert!(err.contains("Timestamp (timestamps)"), "{err}");
+}
+
+/// Rows of `label,bytes,pkts,proto` over three classes: normal, flood and
+/// scan, with overlap so that no detector is perfect.
+fn three_classes(dir: &Path, name: &str, rows: usize, seed: usize) -> PathBuf {
+    let mut text = String::from("label,bytes,pkts,proto\n");
+    for i in 0..rows {
+        let j = (i * 7919 + seed * 104_729) % 1000;
+        let (label, bytes, pkts) = match i % 5 {
+            0 => ("flood", 400 + j % 700, 30 + j % 40),
+            1 => ("scan", 60 + j % 90, 1 + j % 3),
+            _ => ("normal", 100 + j % 500, 2 + j % 30),
+        };
+        let proto = ["tcp", "udp"][j % 2];
+        text.push_str(&format!("{label},{bytes},{pkts},{proto}\n"));
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// r17: the latent classifier has one decision rule, so `test`, `eval`
+/// and `report` give the same F1 for the same model and rows.
+#[test]
+fn r17_one_classifier_rule_one_f1() {
+    let d = tempfile::tempdir().unwrap();
+    let train = three_classes(d.path(), "train.csv", 1500, 1);
+    let test = three_classes(d.path(), "test.csv", 1000, 2);
+    let (out, model) = (d.path().join("ev"), d.path().join("m.fw"));
+    ok(&[
+        "eval",
+        "--train",
+        s(&train),
+        "--test",
+        s(&test),
+        "--out",
+        s(&out),
+        "--model",
+        s(&model),
+        "--epochs",
+        "3",
+        "--tsne-points",
+        "50",
+        "-q",
+    ]);
+    let eval_f1 = json(&out.join("eval.json"))["detectors"]["latent_classifier"]["f1"]
+        .as_f64()
+        .unwrap();
+    let r = d.path().join("r.json");
+    ok(&[
+        "test",
+        "--data",
+        s(&test),
+        "--model",
+        s(&model),
+        "--report",
+        s(&r),
+    ]);
+    let test_f1 = json(&r)["latent_classifier"]["f1"].as_f64().unwrap();
+    assert!(
+        (eval_f1 - test_f1).abs() < 1e-9,
+        "eval {eval_f1} test {test_f1}"
+    );
+    assert!(test_f1 > 0.3 && test_f1 < 1.0, "{test_f1}");
+    let html = d.path().join("r.html");
+    ok(&[
+        "report",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test),
+        "--out",
+        s(&html),
+    ]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("{test_f1:.4}")),
+        "report lacks F1 {test_f1:.4}"
+    );
+}
+
+/// r17: `eval` with test files that hold only attacks sets normal training
+/// rows aside to test on (and says so), ranks on ROC-AUC and F1, and
+/// prints a short summary; the full table goes to eval.md.
+#[test]
+fn r17_eval_sets_normal_rows_aside_and_summarises() {
+    let d = tempfile::tempdir().unwrap();
+    let train = table(d.path(), "train.csv", 1000, 0);
+    let test = table(d.path(), "attacks.csv", 200, 1);
+    let out = d.path().join("ev");
+    let args = [
+        "eval",
+        "--train",
+        s(&train),
+        "--test",
+        s(&test),
+        "--out",
+        s(&out),
+        "--epochs",
+        "3",
+        "--tsne-points",
+        "4",
+    ];
+    let run = util::fw(&args);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("the test files hold no normal rows, so 200 of the training's normal rows"),
+        "{err}"
+    );
+    let j = json(&out.join("eval.json"));
+    assert_eq!(j["test_rows"], 400);
+    assert_eq!(j["test_classes"]["normal"], 200);
+    assert!(j["notes"][0].as_str().unwrap().contains("set aside"), "{j}");
+    let by_auc: Vec<&str> = j["by_roc_auc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(by_auc.len(), 5, "{j}");
+    let aucs: Vec<f64> = by_auc
+        .iter()
+        .map(|n| j["detectors"][n]["roc_auc"].as_f64().unwrap())
+        .collect();
+    assert!(aucs.windows(2).all(|w| w[0] >= w[1]), "{aucs:?}");
+    assert_eq!(j["by_f1"].as_array().unwrap().len(), 5);
+    assert!(j["verdict"]
+        .as_str()
+        .unwrap()
+        .contains("Best F1 at its own threshold"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        !stdout.contains('|'),
+        "the terminal gets no markdown table: {stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 8, "{stdout}");
+    assert!(
+        stdout.lines().nth(2).unwrap().starts_with(by_auc[0]),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    assert!(
+        md.contains("| ocsvm |") && md.contains("Note: the test files"),
+        "{md}"
+    );
+    assert!(out.join("tsne.png").exists() && out.join("roc.png").exists());
+}

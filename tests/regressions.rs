@@ -59,7 +59,7 @@ fn csv_refused(path: &Path) -> bool {
             Err(_) => refused = true,
         }
     }
-    let schema = builder.finish();
+    let schema = builder.finish().0;
     let mut enc = schema.bind(&header, path).unwrap();
     let mut src = CsvSource::open(&files, None).unwrap();
     let mut out = vec![0f32; enc.width()];

@@ -72,6 +72,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             label_column: None,
             normal_labels: vec![],
             drop: IDENTIFIERS.iter().map(|s| s.to_string()).collect(),
+            keep: vec![],
+            max_distinct_share: 0.5,
             epochs: 10,
             batch_size: 256,
             learning_rate: 1e-3,

@@ -8,6 +8,8 @@ use clap::Args as ClapArgs;
 use floodwatch::report::html::HtmlPage;
 use floodwatch::run::eval::{self, EvalOptions};
 
+use floodwatch::report::plot::Format;
+
 use super::plot::{write_file, Kind, Scene};
 use super::train::TrainFlags;
 
@@ -51,14 +53,14 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         test: args.flags.input(&args.test)?,
         max_test_rows: args.max_test_rows,
     };
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let e = eval::evaluate(&opts, &mut |step| {
         if !quiet {
             eprintln!("[{:6.2} s] {step}", started.elapsed().as_secs_f64());
         }
     })?;
-    let md = e.report.to_markdown();
+    for note in &e.report.notes {
+        eprintln!("floodwatch: note: {note}");
+    }
     let scene = Scene {
         bundle: &e.bundle,
         data: Some(&e.data),
@@ -68,9 +70,15 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let mut page = HtmlPage::new("floodwatch eval");
     page.paragraph(&e.report.verdict);
+    for note in &e.report.notes {
+        page.paragraph(&format!("Note: {note}"));
+    }
     let (header, rows) = e.report.table(true);
     page.section("Metrics").table(&header, &rows)?;
     page.section("Pictures");
+    // Every picture is drawn before any file is written: a failed run
+    // leaves the folder as it was.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for kind in Kind::ALL {
         if !quiet {
             eprintln!(
@@ -79,8 +87,19 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
                 kind.describe().0
             );
         }
-        let png = scene.write(kind, &args.out, args.svg)?;
+        let stem = kind.describe().0;
+        let png = scene.render(kind, Format::Png)?;
         page.png(kind.describe().1, &png);
+        if args.svg {
+            let svg = scene.render(kind, Format::Svg)?;
+            files.push((args.out.join(format!("{stem}.svg")), svg));
+        }
+        files.push((args.out.join(format!("{stem}.png")), png));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    for (path, bytes) in &files {
+        write_file(path, bytes)?;
     }
     page.write(&args.out.join("eval.html"))?;
     if let Some(m) = &args.model {
@@ -91,8 +110,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         &args.out.join("eval.json"),
         &serde_json::to_vec_pretty(&e.report)?,
     )?;
-    write_file(&args.out.join("eval.md"), md.as_bytes())?;
-    print!("{md}");
+    write_file(&args.out.join("eval.md"), e.report.to_markdown().as_bytes())?;
+    print!("{}", e.report.summary());
+    println!(
+        "(every metric and attack class: {})",
+        args.out.join("eval.md").display()
+    );
     if !quiet {
         eprintln!(
             "wrote {} in {:.2} s",

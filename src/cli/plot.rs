@@ -183,19 +183,6 @@ impl Scene<'_> {
             Kind::Loss => render(&eval::loss_chart(self.bundle), format)?,
         })
     }
-
-    /// Draws `kind` into `dir/<stem>.png` (and `.svg` with `svg`); returns
-    /// the PNG bytes.
-    pub fn write(&self, kind: Kind, dir: &Path, svg: bool) -> anyhow::Result<Vec<u8>> {
-        let (stem, _) = kind.describe();
-        let png = self.render(kind, Format::Png)?;
-        write_file(&dir.join(format!("{stem}.png")), &png)?;
-        if svg {
-            let bytes = self.render(kind, Format::Svg)?;
-            write_file(&dir.join(format!("{stem}.svg")), &bytes)?;
-        }
-        Ok(png)
-    }
 }
 
 /// Writes `bytes` to `path` crash-safely.

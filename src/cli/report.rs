@@ -92,7 +92,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         let (header, rows) = r.table(false);
         page.table(&header, &rows)?;
-        page.paragraph("The latent classifier flags rows whose probability of being normal is below 0.5; DR = detection rate of that attack class.");
+        page.paragraph("The latent classifier flags rows where an attack class is more probable than normal (as in test and eval); DR = detection rate of that attack class.");
         picture(&mut page, &scene, Kind::Roc)?;
         picture(&mut page, &scene, Kind::Pr)?;
     } else {

@@ -8,7 +8,7 @@ use floodwatch::features::capture_table::CaptureFeatures;
 use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
-use floodwatch::features::tabular::{ColumnKind, Schema};
+use floodwatch::features::tabular::{ColumnKind, IdentifierRule, Schema};
 use floodwatch::ingest::csv::read_columns_file;
 use floodwatch::model::threshold::ThresholdRule;
 use floodwatch::run::batch::{self, Input, TrainOptions};
@@ -52,9 +52,17 @@ pub struct TrainFlags {
     /// A label of normal rows (repeatable) [default: normal].
     #[arg(long = "normal-label")]
     pub normal_labels: Vec<String>,
-    /// A column to leave out, e.g. an identifier (repeatable).
+    /// A column to leave out (repeatable). Identifier-like columns
+    /// (addresses, timestamps, ids, near-unique strings) are left out anyway.
     #[arg(long)]
     pub drop: Vec<String>,
+    /// An identifier-like column to learn all the same (repeatable).
+    #[arg(long, value_name = "COLUMN")]
+    pub keep: Vec<String>,
+    /// A text column with more distinct values than this share of its rows
+    /// is an identifier (left out).
+    #[arg(long, value_name = "SHARE", default_value_t = IdentifierRule::default().max_distinct_share)]
+    pub max_distinct_share: f64,
     /// Autoencoder epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
@@ -125,6 +133,10 @@ impl TrainFlags {
             label_column: self.label_column.clone(),
             normal_labels,
             drop: self.drop.clone(),
+            identifiers: Some(IdentifierRule {
+                max_distinct_share: self.max_distinct_share,
+                keep: self.keep.clone(),
+            }),
             rows: self.rows,
             attack_rows: self.attack_rows,
             epochs: self.epochs,

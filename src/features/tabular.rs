@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::csv::{parse_number, scan_decimal, BadRow, Number, Reason, Row};
 use crate::{Error, Result};
 
+mod identifier;
+pub use identifier::{Identifier, IdentifierRule, Why};
+
 /// Most one-hot slots a categorical column gets (the rest share "unknown").
 pub const MAX_CATEGORIES: usize = 256;
 /// Most distinct values counted per column while learning (bounds memory on
@@ -474,7 +477,9 @@ struct ColStats {
     /// Sum and count of the numeric values (the mean fills missing ones).
     sum: f64,
     numbers: u64,
+    texts: u64,
     counts: HashMap<Vec<u8>, u64, FxBuild>,
+    tally: identifier::Tally,
 }
 
 /// Learns a [`Schema`] from training rows, one [`SchemaBuilder::observe`] a row.
@@ -483,6 +488,7 @@ pub struct SchemaBuilder {
     names: Vec<String>,
     cols: Vec<usize>,
     stats: Vec<ColStats>,
+    identifiers: Option<IdentifierRule>,
 }
 
 impl SchemaBuilder {
@@ -492,7 +498,14 @@ impl SchemaBuilder {
             names: cols.iter().map(|&c| header[c].clone()).collect(),
             stats: cols.iter().map(|_| ColStats::default()).collect(),
             cols,
+            identifiers: None,
         }
+    }
+
+    /// Leaves identifier-like columns out of the schema, by `rule`.
+    pub fn drop_identifiers(mut self, rule: IdentifierRule) -> Self {
+        self.identifiers = Some(rule);
+        self
     }
 
     /// Checks one training row (NaN and infinities are errors) and counts its values.
@@ -507,27 +520,51 @@ impl SchemaBuilder {
         }
         for (s, &c) in self.stats.iter_mut().zip(&self.cols) {
             let field = row.get(c).trim_ascii();
-            match parse_number(field) {
-                Number::Finite(v) => (s.sum, s.numbers) = (s.sum + v, s.numbers + 1),
-                _ if is_missing(field) => s.missing += 1,
-                _ => s.text = true,
-            }
+            let text = match parse_number(field) {
+                Number::Finite(v) => {
+                    (s.sum, s.numbers) = (s.sum + v, s.numbers + 1);
+                    false
+                }
+                _ if is_missing(field) => {
+                    s.missing += 1;
+                    false
+                }
+                _ => {
+                    (s.text, s.texts) = (true, s.texts + 1);
+                    true
+                }
+            };
             if let Some(n) = s.counts.get_mut(field) {
                 *n += 1;
             } else if s.counts.len() < MAX_TRACKED {
                 s.counts.insert(field.to_vec(), 1);
+                if text {
+                    s.tally.first_seen(field);
+                }
             }
         }
         Ok(())
     }
 
     /// The schema: numeric columns, and categorical ones with their most
-    /// frequent values (ties broken by value, so the result is deterministic).
-    pub fn finish(self) -> Schema {
+    /// frequent values (ties broken by value, so the result is deterministic);
+    /// and the identifier-like columns left out of it.
+    pub fn finish(self) -> (Schema, Vec<Identifier>) {
+        let mut identifiers = Vec::new();
+        let rule = self.identifiers;
         let columns = self
             .names
             .into_iter()
             .zip(self.stats)
+            .filter(|(name, s)| {
+                let values = s.numbers + s.texts;
+                let capped = s.counts.len() >= MAX_TRACKED;
+                let id = rule
+                    .as_ref()
+                    .and_then(|r| r.judge(name, &s.tally, s.counts.len(), values, capped));
+                identifiers.extend(id.clone());
+                id.is_none()
+            })
             .map(|(name, s)| {
                 let kind = if s.text {
                     let mut v: Vec<(Vec<u8>, u64)> = s.counts.into_iter().collect();
@@ -548,7 +585,7 @@ impl SchemaBuilder {
                 Column { name, kind }
             })
             .collect();
-        Schema { columns }
+        (Schema { columns }, identifiers)
     }
 }
 
@@ -570,7 +607,7 @@ mod tests {
         while let Some(r) = src.next_row().unwrap() {
             b.observe(&r).unwrap();
         }
-        b.finish()
+        b.finish().0
     }
 
     #[test]
@@ -794,6 +831,6 @@ mod tests {
         b.observe(&src.next_row().unwrap().unwrap()).unwrap();
         let bad = b.observe(&src.next_row().unwrap().unwrap()).unwrap_err();
         assert_eq!(bad.reason, Reason::NonFinite);
-        assert_eq!(b.finish().columns[0].kind, ColumnKind::Numeric);
+        assert_eq!(b.finish().0.columns[0].kind, ColumnKind::Numeric);
     }
 }

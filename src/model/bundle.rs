@@ -89,6 +89,32 @@ pub struct Bundle {
     pub capture: Option<CaptureFeatures>,
 }
 
+impl Classifier {
+    /// The latent classifier's one decision rule, used by every command: a
+    /// row is an attack when an attack class is more probable than the
+    /// normal class. Returns that margin (its score: > 0 flags the row) and
+    /// the most probable class.
+    pub fn decide(&self, prob: &[f32]) -> (f32, usize) {
+        let normal = prob.get(self.normal_class).copied().unwrap_or(0.0);
+        let attack = prob
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != self.normal_class)
+            .map(|(_, &p)| p)
+            .fold(0.0f32, f32::max);
+        let margin = attack - normal;
+        let k = if margin > 0.0 {
+            crate::model::logistic::argmax(prob)
+        } else {
+            self.normal_class
+        };
+        (margin, k)
+    }
+}
+
+/// Scores above this flag a row in [`Classifier::decide`].
+pub const CLASSIFIER_THRESHOLD: f32 = 0.0;
+
 /// Whether `label` is one of the `normal` labels, ignoring ASCII case (so
 /// `Benign` and `BENIGN` are the same class everywhere).
 pub fn is_normal(normal: &[String], label: &str) -> bool {

@@ -128,12 +128,19 @@ impl Tsne {
         // The usual t-SNE start: a tiny Gaussian blob.
         let normal = Normal::new(0.0f32, 1e-4).map_err(|e| Error::Model(e.to_string()))?;
         let start: Vec<f32> = (0..n * 2).map(|_| normal.sample(&mut rng)).collect();
-        let flat = bhtsne::tSNE::<f32, &[f32], 2>::new(&samples)
-            .perplexity(perplexity)
+        let metric = |a: &&[f32], b: &&[f32]| crate::model::classic::sq_dist(a, b).sqrt();
+        let mut tsne = bhtsne::tSNE::<f32, &[f32], 2>::new(&samples);
+        tsne.perplexity(perplexity)
             .epochs(self.epochs)
-            .initial_embedding(start)
-            .fit_sne(|a, b| crate::model::classic::sq_dist(a, b).sqrt())
-            .embedding();
+            .initial_embedding(start);
+        // The FFT-interpolated gradient's grid grows with the embedding's
+        // span, which few points with a tiny perplexity blow up (4 points
+        // took minutes): below EXACT_BELOW points the exact gradient is cheap.
+        let flat = if n < EXACT_BELOW {
+            tsne.exact(metric).embedding()
+        } else {
+            tsne.fit_sne(metric).embedding()
+        };
         if flat.len() != n * 2 || flat.iter().any(|v| !v.is_finite()) {
             return Err(Error::Model(
                 "t-SNE diverged: the embedding has non-finite points".into(),
@@ -143,6 +150,9 @@ impl Tsne {
         Ok(Embedding { rows, points })
     }
 }
+
+/// Fewer points than this are embedded with the exact O(n²) gradient.
+const EXACT_BELOW: usize = 500;
 
 #[cfg(test)]
 mod tests {

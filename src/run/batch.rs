@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::features::capture_table::{CaptureFeatures, CaptureTable, ID_COLUMNS};
 use crate::features::scale::ScalerParams;
-use crate::features::tabular::{Encoder, Schema, SchemaBuilder};
+use crate::features::tabular::{Encoder, Identifier, IdentifierRule, Schema, SchemaBuilder};
 use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row, TableInput};
 use crate::model::autoencoder::{AutoencoderParams, EpochReport};
 use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
@@ -102,10 +102,15 @@ pub struct TrainOptions {
     pub normal_labels: Vec<String>,
     /// Columns left out of the features.
     pub drop: Vec<String>,
+    /// Which identifier-like columns are left out; `None` keeps them all.
+    pub identifiers: Option<IdentifierRule>,
     /// Normal rows sampled (train + holdout). Default 8,000.
     pub rows: usize,
     /// Share of the sampled normal rows held back for the threshold. Default 0.2.
     pub holdout: f64,
+    /// Share of the sampled normal rows set aside for testing, used neither
+    /// to train nor to calibrate ([`Trained::test_x`]). Default 0.
+    pub test_share: f64,
     /// Attack rows sampled for the classifier. Default 8,000.
     pub attack_rows: usize,
     /// Epochs. Default 10.
@@ -146,8 +151,10 @@ impl Default for TrainOptions {
             label_column: None,
             normal_labels: vec!["normal".into()],
             drop: Vec::new(),
+            identifiers: Some(IdentifierRule::default()),
             rows: 8000,
             holdout: 0.2,
+            test_share: 0.0,
             attack_rows: 8000,
             epochs: 10,
             batch_size: 256,
@@ -171,6 +178,8 @@ pub struct Trained {
     pub train_x: Matrix,
     /// The scaled normal rows held back to calibrate the threshold.
     pub holdout_x: Matrix,
+    /// The scaled normal rows set aside for testing (`test_share`).
+    pub test_x: Matrix,
     /// Seconds the autoencoder took to fit.
     pub autoencoder_seconds: f64,
     /// Seconds the latent classifier took to fit (0 without one).
@@ -228,6 +237,8 @@ struct Scan {
     /// Whether the files had a label column.
     labelled: bool,
     schema: Schema,
+    /// Identifier-like columns left out.
+    identifiers: Vec<Identifier>,
     normal: Vec<Kept>,
     attack: Vec<Kept>,
     rows_read: u64,
@@ -254,12 +265,20 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         });
     }
     let drop = opts.dropped();
-    for d in &drop {
+    let keep = opts.identifiers.iter().flat_map(|r| &r.keep);
+    for (flag, d) in drop
+        .iter()
+        .map(|d| ("--drop", d))
+        .chain(keep.map(|k| ("--keep", k)))
+    {
         if !header.contains(d) {
             return Err(Error::Input {
                 file: first.clone(),
                 line: 1,
-                msg: format!("--drop column '{d}' is not in the header"),
+                msg: format!(
+                    "{flag} column '{d}' is not in the header (columns: {})",
+                    header.join(", ")
+                ),
             });
         }
     }
@@ -272,6 +291,9 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
         ));
     }
     let mut builder = SchemaBuilder::new(&header, features);
+    if let Some(rule) = &opts.identifiers {
+        builder = builder.drop_identifiers(rule.clone());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let (mut normal, mut attack) = (Vec::new(), Vec::new());
     let (mut rows_read, mut normal_rows, mut attack_rows) = (0u64, 0u64, 0u64);
@@ -318,11 +340,13 @@ fn scan(opts: &TrainOptions) -> Result<Scan> {
             );
         }
     }
+    let (schema, identifiers) = builder.finish();
     Ok(Scan {
         label_name: label_col.map_or_else(|| "label".into(), |c| header[c].clone()),
         header,
         labelled: label_col.is_some(),
-        schema: builder.finish(),
+        schema,
+        identifiers,
         normal,
         attack,
         rows_read,
@@ -359,6 +383,17 @@ fn label_notes(s: &Scan, normal: &[String]) -> Vec<String> {
     )]
 }
 
+/// The note naming the identifier-like columns left out, if any.
+fn identifier_note(ids: &[Identifier]) -> Option<String> {
+    (!ids.is_empty()).then(|| {
+        let list: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        format!(
+            "left out identifier-like columns: {}; keep one with --keep COLUMN",
+            list.join(", ")
+        )
+    })
+}
+
 /// Encodes kept rows; rows that fail (a value beyond `f32`) are rejected.
 fn encode_kept(
     kept: Vec<Kept>,
@@ -391,11 +426,12 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
             opts.rows
         )));
     }
-    if !(0.0..1.0).contains(&opts.holdout) {
-        return Err(Error::Model(format!(
-            "holdout should be in [0, 1), but is {}",
-            opts.holdout
-        )));
+    for (name, share) in [("holdout", opts.holdout), ("test share", opts.test_share)] {
+        if !(0.0..1.0).contains(&share) {
+            return Err(Error::Model(format!(
+                "{name} should be in [0, 1), but is {share}"
+            )));
+        }
     }
     let files = opts
         .input
@@ -429,21 +465,23 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         &opts.input,
         &mut s.rejections,
     )?;
-    let n = normal.rows();
+    let n_test = (normal.rows() as f64 * opts.test_share).round() as usize;
+    let n = normal.rows() - n_test;
     let n_hold = ((n as f64 * opts.holdout).round() as usize).clamp(1, n.saturating_sub(1).max(1));
     if n < 2 {
         return Err(Error::Data(
             "fewer than 2 normal rows left to train on".into(),
         ));
     }
-    let train_idx: Vec<usize> = (n_hold..n).collect();
-    let hold_idx: Vec<usize> = (0..n_hold).collect();
-    let mut train_x = normal.select_rows(&train_idx);
-    let mut hold_x = normal.select_rows(&hold_idx);
+    let rows = |r: std::ops::Range<usize>| normal.select_rows(&r.collect::<Vec<_>>());
+    let mut test_x = rows(0..n_test);
+    let mut hold_x = rows(n_test..n_test + n_hold);
+    let mut train_x = rows(n_test + n_hold..normal.rows());
     drop(normal);
     let scaler = opts.scaling.fit(&train_x, &s.schema.one_hot_mask())?;
-    scaler.transform(&mut train_x);
-    scaler.transform(&mut hold_x);
+    for x in [&mut train_x, &mut hold_x, &mut test_x] {
+        scaler.transform(x);
+    }
     let params = AutoencoderParams::new()
         .epochs(opts.epochs)
         .batch_size(opts.batch_size)
@@ -497,9 +535,14 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         learning_rate: opts.learning_rate,
         seed: opts.seed,
         history,
-        dropped: opts.dropped(),
+        dropped: opts
+            .dropped()
+            .into_iter()
+            .chain(s.identifiers.iter().map(|i| i.column.clone()))
+            .collect(),
     };
-    let notes = label_notes(&s, &opts.normal_labels);
+    let mut notes = label_notes(&s, &opts.normal_labels);
+    notes.extend(identifier_note(&s.identifiers));
     Ok(Trained {
         notes,
         bundle: Bundle {
@@ -517,6 +560,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         rejections: s.rejections,
         train_x,
         holdout_x: hold_x,
+        test_x,
         autoencoder_seconds,
         classifier_seconds,
     })

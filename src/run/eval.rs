@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::csv::Rejections;
-use crate::model::bundle::{is_normal, Bundle};
+use crate::model::bundle::{is_normal, Bundle, CLASSIFIER_THRESHOLD};
 use crate::model::detector::Fit;
 use crate::model::threshold::ThresholdRule;
 use crate::model::DETECTORS;
@@ -31,6 +31,9 @@ use crate::{Error, Matrix, Result};
 pub const AUTOENCODER: &str = "autoencoder";
 /// Name of the latent classifier (score = 1 - p(normal)).
 pub const LATENT_CLASSIFIER: &str = "latent_classifier";
+/// Share of the training's normal rows set aside to test on when the test
+/// files hold none.
+const SET_ASIDE: f64 = 0.2;
 /// Label given to rows of files without the bundle's label column.
 pub const UNLABELLED: &str = "(unlabelled)";
 
@@ -59,6 +62,15 @@ impl Data {
             *counts.entry(l.clone()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Appends the rows of `x` (scaled), each labelled `label`.
+    pub fn push_rows(&mut self, x: &Matrix, label: &str, attack: bool) {
+        for r in x.iter_rows() {
+            self.x.push_row(r);
+            self.labels.push(label.to_owned());
+            self.attack.push(attack);
+        }
     }
 
     /// Indices of the rows that are not attacks (all rows when unlabelled).
@@ -145,8 +157,9 @@ pub fn autoencoder_scores(bundle: &Bundle, x: &Matrix) -> Vec<f32> {
     s
 }
 
-/// Latent classifier scores (1 - p(normal)) of every row of `x`, when the
-/// bundle has a classifier.
+/// Latent classifier scores of every row of `x` (see
+/// [`Classifier::decide`](crate::model::bundle::Classifier::decide):
+/// above [`CLASSIFIER_THRESHOLD`] flags), when the bundle has a classifier.
 pub fn classifier_scores(bundle: &Bundle, x: &Matrix) -> Option<Vec<f32>> {
     let c = bundle.classifier.as_ref()?;
     let z = bundle.autoencoder.encode_batch(x);
@@ -155,7 +168,7 @@ pub fn classifier_scores(bundle: &Bundle, x: &Matrix) -> Option<Vec<f32>> {
         z.iter_rows()
             .map(|r| {
                 c.model.predict_proba(r, &mut p);
-                1.0 - p.get(c.normal_class).copied().unwrap_or(0.0)
+                c.decide(&p).0
             })
             .collect(),
     )
@@ -256,6 +269,16 @@ fn class_auc(run: &DetectorRun, data: &Data, class: &str) -> Option<f64> {
     roc_auc(&scores, &truth)
 }
 
+/// Names of `runs` with a `metric`, best first.
+fn ranked(runs: &[DetectorRun], metric: impl Fn(&str) -> Option<f64>) -> Vec<String> {
+    let mut v: Vec<(&str, f64)> = runs
+        .iter()
+        .filter_map(|r| metric(r.name).map(|m| (r.name, m)))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.into_iter().map(|(n, _)| n.to_string()).collect()
+}
+
 /// The contents of `eval.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -283,8 +306,17 @@ pub struct EvalReport {
     pub best_classical: Option<String>,
     /// Whether the autoencoder's ROC-AUC is at least the best classical one.
     pub autoencoder_at_least_as_good: Option<bool>,
-    /// That comparison in one plain sentence.
+    /// That comparison, and the best F1, in plain sentences.
     pub verdict: String,
+    /// Detectors with a ROC-AUC, best first.
+    #[serde(default)]
+    pub by_roc_auc: Vec<String>,
+    /// Detectors by F1 at their own threshold, best first.
+    #[serde(default)]
+    pub by_f1: Vec<String>,
+    /// What the user should know about how the data was used.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl EvalReport {
@@ -306,7 +338,7 @@ impl EvalReport {
             .iter()
             .filter_map(|&(n, _)| auc(n).map(|a| (n, a)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
-        let (verdict, at_least) = match (auc(AUTOENCODER), best) {
+        let (mut verdict, at_least) = match (auc(AUTOENCODER), best) {
             (Some(ae), Some((name, b))) if ae >= b => (
                 format!("The autoencoder is at least as good as the best classical detector: ROC-AUC {ae:.4} against {b:.4} ({name})."),
                 Some(true),
@@ -320,6 +352,20 @@ impl EvalReport {
                 None,
             ),
         };
+        let by_roc_auc = ranked(runs, |n| auc(n));
+        let by_f1 = ranked(runs, |n| detectors.get(n).map(|m| m.f1));
+        if let Some(best) = by_f1.first() {
+            verdict += &format!(
+                " Best F1 at its own threshold: {best} {:.4}",
+                detectors[best].f1
+            );
+            match detectors.get(AUTOENCODER) {
+                Some(ae) if best != AUTOENCODER => {
+                    verdict += &format!(" (autoencoder {:.4}).", ae.f1)
+                }
+                _ => verdict += ".",
+            }
+        }
         EvalReport {
             train_files,
             test_files,
@@ -334,7 +380,27 @@ impl EvalReport {
             best_classical: best.map(|(n, _)| n.to_string()),
             autoencoder_at_least_as_good: at_least,
             verdict,
+            by_roc_auc,
+            by_f1,
+            notes: Vec::new(),
         }
+    }
+
+    /// The short terminal summary: the verdict, then each detector's
+    /// ROC-AUC, F1 and false-positive rate, best ROC-AUC first.
+    pub fn summary(&self) -> String {
+        let mut out = format!("{}\n", self.verdict);
+        out += &format!(
+            "{:<20} {:>8} {:>8} {:>8}\n",
+            "detector", "ROC-AUC", "F1", "FPR"
+        );
+        let rest = self.order.iter().filter(|n| !self.by_roc_auc.contains(n));
+        for name in self.by_roc_auc.iter().chain(rest) {
+            let m = &self.detectors[name];
+            let auc = m.roc_auc.map_or("-".into(), |a| format!("{a:.4}"));
+            out += &format!("{name:<20} {auc:>8} {:>8.4} {:>8.4}\n", m.f1, m.fpr);
+        }
+        out
     }
 
     /// Attack classes of the test data (those with a detection rate).
@@ -403,6 +469,9 @@ impl EvalReport {
         let (header, rows) = self.table(true);
         let mut md = String::from("# floodwatch eval\n\n");
         md += &format!("**{}**\n\n", self.verdict);
+        for note in &self.notes {
+            md += &format!("Note: {note}\n\n");
+        }
         md += &format!(
             "Trained on {} normal rows of {}; thresholds ({}) calibrated on {} held-back normal rows; tested on {} rows of {} ({} read).\n\n",
             self.train_rows,
@@ -450,11 +519,43 @@ pub struct Evaluation {
 /// Trains every detector on the same rows and scores the same test rows.
 pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Evaluation> {
     on_step("training the autoencoder");
-    let trained = batch::train(&opts.train, &mut |_| {})?;
+    let mut trained = batch::train(&opts.train, &mut |_| {})?;
+    on_step("reading the test rows");
+    let mut data = load_data(
+        &trained.bundle,
+        &opts.test,
+        opts.max_test_rows,
+        opts.train.seed,
+    )?;
+    let mut notes = Vec::new();
+    if data.labelled && data.attack.iter().all(|&a| a) {
+        on_step("no normal test rows: retraining with normal rows set aside to test on");
+        let train = TrainOptions {
+            test_share: SET_ASIDE,
+            ..opts.train.clone()
+        };
+        trained = batch::train(&train, &mut |_| {})?;
+        data = load_data(
+            &trained.bundle,
+            &opts.test,
+            opts.max_test_rows,
+            opts.train.seed,
+        )?;
+        let label = opts
+            .train
+            .normal_labels
+            .first()
+            .map_or("normal", String::as_str);
+        data.push_rows(&trained.test_x, label, false);
+        notes.push(format!(
+            "the test files hold no normal rows, so {} of the training's normal rows ({:.0} %) \
+             were set aside to test on: no detector trained or calibrated on them",
+            trained.test_x.rows(),
+            SET_ASIDE * 100.0
+        ));
+    }
     let bundle = trained.bundle;
     let rule = bundle.threshold_rule;
-    on_step("reading the test rows");
-    let data = load_data(&bundle, &opts.test, opts.max_test_rows, opts.train.seed)?;
     let (train_x, hold_x) = (&trained.train_x, &trained.holdout_x);
     let mut runs = Vec::new();
     on_step(AUTOENCODER);
@@ -472,11 +573,10 @@ pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Eva
         let t = Instant::now();
         let scores = classifier_scores(&bundle, &data.x).unwrap_or_default();
         let score_seconds = t.elapsed().as_secs_f64();
-        let hold = classifier_scores(&bundle, hold_x).unwrap_or_default();
         runs.push(DetectorRun {
             name: LATENT_CLASSIFIER,
             scores,
-            threshold: rule.calibrate(&hold)?,
+            threshold: CLASSIFIER_THRESHOLD,
             fit_seconds: trained.classifier_seconds,
             score_seconds,
         });
@@ -493,7 +593,7 @@ pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Eva
         )?);
     }
     let files = |i: &Input| i.data.iter().map(|p| p.display().to_string()).collect();
-    let report = EvalReport::new(
+    let mut report = EvalReport::new(
         files(&opts.train.input),
         files(&opts.test),
         (train_x.rows(), hold_x.rows()),
@@ -501,6 +601,8 @@ pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Eva
         &runs,
         &data,
     );
+    report.notes = trained.notes;
+    report.notes.extend(notes);
     Ok(Evaluation {
         bundle,
         data,
@@ -510,8 +612,7 @@ pub fn evaluate(opts: &EvalOptions, on_step: &mut dyn FnMut(&str)) -> Result<Eva
 }
 
 /// The bundle's own detectors on `data`: the autoencoder at the bundle's
-/// threshold and, with a classifier, the latent classifier at 0.5 (flagged
-/// when p(normal) < 0.5). Fit times are not stored in bundles: 0.
+/// threshold and, with a classifier, the latent classifier by its one rule. Fit times are not stored in bundles: 0.
 pub fn bundle_runs(bundle: &Bundle, data: &Data) -> Vec<DetectorRun> {
     let t = Instant::now();
     let scores = autoencoder_scores(bundle, &data.x);
@@ -527,7 +628,7 @@ pub fn bundle_runs(bundle: &Bundle, data: &Data) -> Vec<DetectorRun> {
         runs.push(DetectorRun {
             name: LATENT_CLASSIFIER,
             scores,
-            threshold: 0.5,
+            threshold: CLASSIFIER_THRESHOLD,
             fit_seconds: 0.0,
             score_seconds: t.elapsed().as_secs_f64(),
         });

@@ -306,8 +306,8 @@ fn score(
             .iter_rows()
             .map(|zr| {
                 c.model.predict_proba(zr, &mut prob);
-                let k = crate::model::logistic::argmax(&prob);
-                (k, prob[k], 1.0 - prob[c.normal_class])
+                let (margin, k) = c.decide(&prob);
+                (k, prob[k], margin)
             })
             .collect();
     }
