@@ -6,11 +6,20 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
+/// The path that names standard output in every `--out`-like flag.
+pub const STDOUT: &str = "-";
+
+/// Whether `path` is [`STDOUT`].
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == STDOUT
+}
+
 /// Writes `path` crash-safely: `write` fills a temporary file in the same
 /// directory, which is synced and then renamed over `path`, so readers see
 /// the old file or the complete new one, never a partial one. A `path` that
 /// is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
-/// directly: a rename would replace the device with a file.
+/// directly: a rename would replace the device with a file. `-` is
+/// standard output.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
     let file = AtomicFile::create(path)?;
     if let Some(w) = &file.writer {
@@ -50,7 +59,9 @@ const TEMP_TAG: &str = ".floodwatch-";
 impl AtomicFile {
     /// Creates the temporary file next to `path`.
     pub fn create(path: &Path) -> Result<Self> {
-        let (tmp, file) = if is_special(path) {
+        let (tmp, file) = if is_stdout(path) {
+            (None, stdout_file().map_err(|e| Error::io(path, e))?)
+        } else if is_special(path) {
             let file = File::options().write(true).open(path);
             (None, file.map_err(|e| Error::io(path, e))?)
         } else {
@@ -120,6 +131,33 @@ impl io::Write for AtomicFile {
     fn flush(&mut self) -> io::Result<()> {
         self.writer.as_mut().map_or(Ok(()), io::Write::flush)
     }
+}
+
+/// A stream output (written as it goes, not atomically): `path` created,
+/// or standard output for `-`.
+pub fn stream_output(path: &Path) -> Result<File> {
+    let file = if is_stdout(path) {
+        stdout_file()
+    } else {
+        File::create(path)
+    };
+    file.map_err(|e| Error::io(path, e))
+}
+
+/// Standard output as a file (its descriptor duplicated), so an output to
+/// `-` is written as any other file is.
+#[cfg(unix)]
+fn stdout_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(not(unix))]
+fn stdout_file() -> io::Result<File> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "writing to standard output (-) needs a Unix system: name a file",
+    ))
 }
 
 /// The cause alone: `tempfile` appends the temporary file's name, but the

@@ -140,6 +140,16 @@ fn demo_runs() {
     assert!(out.contains("reconstruction"), "{out}");
     let r = json(&d.path().join("report.json"));
     assert_eq!(r["rows"], 2000);
+    // r17: the demo keeps its folder, with the page and the pictures.
+    for f in [
+        "model.fw",
+        "predictions.csv",
+        "report.html",
+        "roc.png",
+        "tsne.png",
+    ] {
+        assert!(d.path().join(f).is_file(), "{f} missing");
+    }
 }
 
 #[test]

@@ -133,7 +133,10 @@ fn eval_writes_metrics_tables_and_pictures() {
     assert!(verdict.starts_with("The autoencoder is"), "{verdict}");
     let written = std::fs::read_to_string(out.join("eval.md")).unwrap();
     assert!(md.contains(verdict) && md.contains("\nocsvm "), "{md}");
-    assert!(written.contains(verdict) && written.contains("| ocsvm |"), "{written}");
+    assert!(
+        written.contains(verdict) && written.contains("| ocsvm |"),
+        "{written}"
+    );
     let classes = j["test_classes"].as_object().unwrap().len() as u32;
     for (stem, size) in [
         ("tsne", Some((1400, 680))),
@@ -221,7 +224,7 @@ fn plot_threshold_explain_and_report() {
         .unwrap()["threshold"]
         .as_f64()
         .unwrap();
-    ok(&[
+    let write = [
         "threshold",
         "--model",
         s(&model),
@@ -229,8 +232,19 @@ fn plot_threshold_explain_and_report() {
         s(&test),
         "--write",
         "quantile:0.99",
-    ]);
-    let after = Bundle::load(&model).unwrap();
+    ];
+    // r17: --write saves to --out, or over --model only with --in-place.
+    let r = util::fw(&write);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("--write saves a new model: give --out NEW.fw (or --in-place"),
+        "{err}"
+    );
+    let new = d.path().join("q99.fw");
+    ok(&[&write[..], &["--out", s(&new)]].concat());
+    assert_eq!(Bundle::load(&model).unwrap(), before);
+    let after = Bundle::load(&new).unwrap();
     assert_eq!(after.threshold_rule.to_string(), "quantile:0.99");
     assert_eq!(after.threshold as f64, q99 as f32 as f64);
     assert_ne!(after.threshold, before.threshold);
@@ -288,7 +302,7 @@ fn plot_threshold_explain_and_report() {
     ok(&[
         "report",
         "--model",
-        s(&model),
+        s(&new),
         "--data",
         s(&test),
         "--out",

@@ -237,6 +237,7 @@ fn a_file_size_limit_fails_each_writer_cleanly() {
         s(&f.train),
         "--write",
         "quantile:0.99",
+        "--in-place",
     ];
     let r = run(&args, Some(64));
     failed_once(&r, "threshold --write", "m.fw", TOO_LARGE);

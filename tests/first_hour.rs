@@ -503,3 +503,66 @@ fn r17_eval_sets_normal_rows_aside_and_summarises() {
     );
     assert!(out.join("tsne.png").exists() && out.join("roc.png").exists());
 }
+
+/// r17: `--out -` is standard output for every text output, and no file
+/// named `-` appears; `test`'s report moves to stderr to make room.
+#[test]
+fn r17_out_dash_is_standard_output() {
+    let d = tempfile::tempdir().unwrap();
+    let in_dir = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+            .arg("-q")
+            .args(args)
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+    };
+    let (csv, _) = in_dir(&["synth", "--out", "-", "--rows", "300"]);
+    assert_eq!(csv.lines().count(), 301, "header and 300 rows");
+    let data = d.path().join("t.csv");
+    std::fs::write(&data, &csv).unwrap();
+    let model = d.path().join("m.fw");
+    train_ok(&["--data", s(&data), "--model", s(&model)]);
+
+    let (preds, err) = in_dir(&[
+        "test",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--out",
+        "-",
+    ]);
+    assert!(preds
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",score,is_anomaly,predicted,probability"));
+    assert_eq!(preds.lines().count(), 301);
+    assert!(err.starts_with("rows 300  rejected 0"), "{err}");
+    let (svg, _) = in_dir(&[
+        "plot",
+        "roc",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--out",
+        "-",
+    ]);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let (html, _) = in_dir(&[
+        "report",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--out",
+        "-",
+    ]);
+    assert!(html.contains("<h2>Metrics</h2>"));
+    assert!(!d.path().join("-").exists());
+}

@@ -1,44 +1,30 @@
 //! `floodwatch demo`: the whole workflow on built-in data, in seconds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use floodwatch::ingest::synth::{SynthParams, IDENTIFIERS};
 
 /// Synthesise IoT traffic with Mirai floods, train on one part, test on
-/// another, print the report.
+/// another, print the report; every file is kept in --dir.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Keep the files (train.csv, test.csv, model.fw, predictions.csv,
-    /// report.json) in this directory [default: a temporary one, removed].
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
+    /// Where to write train.csv, test.csv, model.fw, predictions.csv,
+    /// report.json, report.html and the pictures (created if needed).
+    #[arg(long, default_value = "floodwatch-demo")]
+    pub dir: PathBuf,
     /// Training rows (normal and attack).
     #[arg(long, default_value_t = 20_000)]
     pub rows: usize,
 }
 
-/// Removes the temporary directory on every way out.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Best effort: a leftover temporary directory is harmless.
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs synth, train and test.
+/// Runs synth, train, test and (with pictures built in) report and plot.
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
-    let (dir, _guard) = match &args.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let d = std::env::temp_dir().join(format!("floodwatch-demo-{}", std::process::id()));
-            (d.clone(), Some(TempDir(d)))
-        }
-    };
-    std::fs::create_dir_all(&dir)?;
+    let dir = args.dir;
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let (train_csv, test_csv) = (dir.join("train.csv"), dir.join("test.csv"));
     let model = dir.join("model.fw");
     // Different seeds: the test rows are new flows, not copies of training ones.
@@ -86,13 +72,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         },
     };
     super::train::run(train, quiet)?;
-    let keep = args.dir.is_some();
     let test = super::test::Args {
-        data: vec![test_csv],
-        model,
+        data: vec![test_csv.clone()],
+        model: model.clone(),
         columns: None,
-        out: keep.then(|| dir.join("predictions.csv")),
-        report: keep.then(|| dir.join("report.json")),
+        out: Some(dir.join("predictions.csv")),
+        report: Some(dir.join("report.json")),
         skip_bad_rows: false,
         fail_on_anomaly: false,
         batch_rows: 4096,
@@ -100,18 +85,58 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         explain: None,
         normal_label: vec!["normal".into()],
     };
-    super::test::run(test, quiet)
+    let code = super::test::run(test, quiet)?;
+    pictures(&dir, &model, &test_csv, quiet)?;
+    if !quiet {
+        eprintln!("the demo's files are in {}", dir.display());
+    }
+    Ok(code)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporary_directory_is_removed() {
-        let d = std::env::temp_dir().join(format!("floodwatch-demo-test-{}", std::process::id()));
-        std::fs::create_dir_all(d.join("sub")).unwrap();
-        drop(TempDir(d.clone()));
-        assert!(!d.exists());
+/// report.html and every picture of the model on the test rows.
+#[cfg(feature = "plot")]
+fn pictures(dir: &Path, model: &Path, test: &Path, quiet: bool) -> anyhow::Result<()> {
+    use super::plot::{Kind, ReadFlags};
+    let read = ReadFlags {
+        columns: None,
+        skip_bad_rows: false,
+        max_rows: 200_000,
+        seed: 42,
+    };
+    let report = super::report::Args {
+        model: model.to_owned(),
+        data: vec![test.to_owned()],
+        out: dir.join("report.html"),
+        top: 20,
+        explain: 5,
+        tsne_points: TSNE_POINTS,
+        read: read.clone(),
+    };
+    super::report::run(report, quiet)?;
+    for kind in Kind::ALL {
+        let plot = super::plot::Args {
+            kind,
+            model: model.to_owned(),
+            data: vec![test.to_owned()],
+            out: dir.join(format!("{}.png", kind.describe().0)),
+            tsne_points: TSNE_POINTS,
+            read: read.clone(),
+        };
+        super::plot::run(plot, true)?;
     }
+    Ok(())
+}
+
+/// Rows the demo's t-SNE embeds (a second or two).
+#[cfg(feature = "plot")]
+const TSNE_POINTS: usize = 2000;
+
+#[cfg(not(feature = "plot"))]
+fn pictures(_: &Path, _: &Path, _: &Path, quiet: bool) -> anyhow::Result<()> {
+    if !quiet {
+        eprintln!(
+            "no report.html or pictures: this floodwatch was built without the `plot` feature"
+        );
+    }
+    Ok(())
 }

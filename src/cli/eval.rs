@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Test rows kept at most (a seeded sample beyond).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long = "max-rows", alias = "max-test-rows", default_value_t = 200_000)]
     pub max_test_rows: usize,
     /// Rows embedded by t-SNE at most (a seeded sample beyond).
     #[arg(long, default_value_t = 5000)]

@@ -22,9 +22,12 @@ pub struct Args {
     /// CSV files (all kinds but `loss`).
     #[arg(long, num_args = 1..)]
     pub data: Vec<PathBuf>,
-    /// Where to write the picture (.png or .svg).
+    /// Where to write the picture (.png or .svg; `-`: SVG to standard output).
     #[arg(long)]
     pub out: PathBuf,
+    /// Rows embedded by t-SNE at most (a seeded sample beyond).
+    #[arg(long, default_value_t = 5000)]
+    pub tsne_points: usize,
     #[command(flatten)]
     pub read: ReadFlags,
 }
@@ -39,11 +42,8 @@ pub struct ReadFlags {
     #[arg(long)]
     pub skip_bad_rows: bool,
     /// Rows kept at most (a seeded sample beyond).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, alias = "max-test-rows")]
     pub max_rows: usize,
-    /// Rows embedded by t-SNE at most (a seeded sample beyond).
-    #[arg(long, default_value_t = 5000)]
-    pub tsne_points: usize,
     /// Seed of the samples.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -209,7 +209,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         bundle: &bundle,
         data: data.as_ref(),
         runs: &runs,
-        tsne_points: args.read.tsne_points,
+        tsne_points: args.tsne_points,
         seed: args.read.seed,
     };
     let bytes = scene.render(args.kind, format)?;

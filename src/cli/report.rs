@@ -40,6 +40,9 @@ pub struct Args {
     /// Input columns named per explained anomaly.
     #[arg(long, default_value_t = 5)]
     pub explain: usize,
+    /// Rows embedded by t-SNE at most (a seeded sample beyond).
+    #[arg(long, default_value_t = 5000)]
+    pub tsne_points: usize,
     #[command(flatten)]
     pub read: ReadFlags,
 }
@@ -53,7 +56,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         bundle: &bundle,
         data: Some(&data),
         runs: &runs,
-        tsne_points: args.read.tsne_points,
+        tsne_points: args.tsne_points,
         seed: args.read.seed,
     };
     let mut page = HtmlPage::new("floodwatch report");

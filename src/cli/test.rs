@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args as ClapArgs;
 use floodwatch::detect::saved::{self, Saved};
 use floodwatch::detect::stream::SavedModel;
@@ -63,7 +62,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         Saved::Table(bundle) => score(&args, &bundle, quiet)?,
         Saved::Stream(model) => score_stream(&args, &model)?,
     };
-    print_report(&report, &mut std::io::stdout().lock())?;
+    // With the predictions on standard output, the report goes to stderr.
+    if args.out.as_deref().is_some_and(floodwatch::util::is_stdout) {
+        print_report(&report, &mut std::io::stderr().lock())?;
+    } else {
+        print_report(&report, &mut std::io::stdout().lock())?;
+    }
     if let Some(p) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;
         floodwatch::util::write_atomically(p, |mut f| f.write_all(&json))?;
@@ -128,14 +132,16 @@ fn score_stream(args: &Args, model: &SavedModel) -> anyhow::Result<Report> {
         anyhow::bail!("{name}: --explain needs a table model from `train`");
     }
     let captures = args.captures.captures()?;
-    let out = match &args.out {
-        Some(p) => {
-            let f = std::fs::File::create(p).with_context(|| p.display().to_string())?;
-            Some(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>)
-        }
-        None => None,
+    let Some(path) = &args.out else {
+        return Ok(test_captures(model, &captures, &args.normal_label, None)?);
     };
-    Ok(test_captures(model, &captures, &args.normal_label, out)?)
+    let file = floodwatch::util::AtomicFile::create(path)?;
+    Ok(test_captures(
+        model,
+        &captures,
+        &args.normal_label,
+        Some(file),
+    )?)
 }
 
 /// Prints the summary, metrics and classification report.

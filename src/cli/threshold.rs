@@ -17,16 +17,27 @@ use super::plot::ReadFlags;
 /// bundle on the normal rows of that data.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// The model bundle (rewritten with --write).
+    /// The model bundle.
     #[arg(long)]
     pub model: PathBuf,
     /// Validation CSV files, labelled or not (unlabelled rows count as normal).
     #[arg(long, required = true, num_args = 1..)]
     pub data: Vec<PathBuf>,
     /// Recalibrate with this rule (fpr:F, quantile:Q, meanstd:K or
-    /// lognormal:P) and save it into the bundle.
+    /// lognormal:P) and save the model to --out (or, with --in-place, over --model).
     #[arg(long, value_name = "RULE")]
     pub write: Option<ThresholdRule>,
+    /// Where --write saves the recalibrated model.
+    #[arg(
+        long,
+        value_name = "MODEL",
+        requires = "write",
+        conflicts_with = "in_place"
+    )]
+    pub out: Option<PathBuf>,
+    /// With --write, rewrite --model itself.
+    #[arg(long, requires = "write")]
+    pub in_place: bool,
     /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
@@ -36,6 +47,15 @@ pub struct Args {
 
 /// Prints the table; with `--write`, saves the new threshold.
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
+    let target = match (&args.write, &args.out, args.in_place) {
+        (Some(_), Some(out), _) => Some(out.clone()),
+        (Some(_), None, true) => Some(args.model.clone()),
+        (Some(_), None, false) => anyhow::bail!(
+            "--write saves a new model: give --out NEW.fw (or --in-place to rewrite {})",
+            args.model.display()
+        ),
+        (None, ..) => None,
+    };
     let mut bundle = Bundle::load(&args.model)?;
     let data = args.read.load(&bundle, &args.data)?;
     let scores = eval::autoencoder_scores(&bundle, &data.x);
@@ -56,15 +76,15 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         )?;
         print_table(&outcomes, &mut out)?;
     }
-    if let Some(rule) = args.write {
+    if let (Some(rule), Some(target)) = (args.write, target) {
         let normal: Vec<f32> = data.normal_rows().into_iter().map(|i| scores[i]).collect();
         let t = bundle.set_threshold(rule, &normal)?;
-        bundle.save(&args.model)?;
+        bundle.save(&target)?;
         if !quiet {
             eprintln!(
                 "wrote threshold {t:.6} ({rule}, from {} normal rows) into {}",
                 normal.len(),
-                args.model.display()
+                target.display()
             );
         }
     }
@@ -110,6 +130,8 @@ mod tests {
             "v.csv",
             "--write",
             "meanstd:3",
+            "--out",
+            "m2",
         ])
         .unwrap();
         assert_eq!(w.args.write, Some(ThresholdRule::MeanStd(3.0)));

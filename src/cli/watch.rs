@@ -2,6 +2,7 @@
 //! interface, standard input or a Kafka topic (cargo feature `kafka`), with
 //! alerts, per-record scores and metrics.
 
+use floodwatch::util::{is_stdout, stream_output};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -139,7 +140,7 @@ pub struct Args {
     /// Most entries per state table of the layout.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub table_capacity: usize,
-    /// Alerts as JSON lines to this file (default: standard output), or to a
+    /// Alerts as JSON lines to this file (default and `-`: standard output), or to a
     /// Kafka topic with `kafka://TOPIC` (needs --kafka-brokers).
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
@@ -165,7 +166,8 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
-    /// Write `index,timestamp,score,is_anomaly` for every record.
+    /// Write `index,timestamp,score,is_anomaly` for every record (`-`:
+    /// standard output, with --alerts to a file).
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
     /// Kafka consumer-group input.
@@ -271,8 +273,7 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
             sinks.push(sink.0);
         }
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("{}", path.display()))?;
-            let f = Named(f, path.clone());
+            let f = Named(stream_output(path)?, path.clone());
             sinks.push(Box::new(JsonLines::new(BufWriter::new(f))));
         }
         None => sinks.push(Box::new(JsonLines::new(std::io::stdout()))),
@@ -566,7 +567,10 @@ fn execute(
         engine = engine.on_grace_end(Box::new(report_grace));
     }
     if let Some(path) = &args.scores {
-        let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+        if is_stdout(path) && args.alerts.as_deref().is_none_or(is_stdout) {
+            bail!("--scores - and the alerts would share standard output: give --alerts FILE");
+        }
+        let f = stream_output(path)?;
         let out = Box::new(BufWriter::with_capacity(1 << 16, Named(f, path.clone())));
         engine = engine.scores_to(match &group {
             Some(g) => g.scores(out),

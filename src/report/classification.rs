@@ -24,7 +24,8 @@ pub struct ClassScores {
 /// A multi-class report of predictions against the truth.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassificationReport {
-    /// One entry per class, in the order of the class names.
+    /// One entry per class in the truth or the predictions, in the order of
+    /// the class names.
     pub classes: Vec<ClassScores>,
     /// Share of right predictions.
     pub accuracy: f64,
@@ -47,7 +48,9 @@ impl ClassificationReport {
             }
         }
         let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        // As scikit-learn: the classes in the truth or the predictions.
         let classes: Vec<ClassScores> = (0..k)
+            .filter(|&c| true_n[c] + pred_n[c] > 0)
             .map(|c| {
                 let (p, r) = (div(tp[c], pred_n[c]), div(tp[c], true_n[c]));
                 let f1 = if p + r == 0.0 {
@@ -148,5 +151,20 @@ mod tests {
         assert!(
             text.contains("precision") && text.contains("weighted avg") && text.contains("syn")
         );
+    }
+
+    #[test]
+    fn classes_neither_true_nor_predicted_are_left_out() {
+        let names: Vec<String> = ["normal", "syn", "land", "udp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // land never occurs; udp is only ever predicted.
+        let r = ClassificationReport::new(&names, &[0, 0, 1, 1], &[0, 3, 1, 1]);
+        let shown: Vec<&str> = r.classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(shown, ["normal", "syn", "udp"]);
+        assert!(!r.to_string().contains("land"));
+        // The macro average is over the three shown: f1 (2/3 + 1 + 0) / 3.
+        assert!((r.macro_avg.f1 - (2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
     }
 }

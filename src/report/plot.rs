@@ -47,6 +47,9 @@ pub enum Format {
 impl Format {
     /// The format of a path by its extension (`png` or `svg`, any case).
     pub fn from_path(path: &Path) -> Result<Format> {
+        if crate::util::is_stdout(path) {
+            return Ok(Format::Svg);
+        }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         match ext.to_ascii_lowercase().as_str() {
             "png" => Ok(Format::Png),

@@ -18,8 +18,10 @@ use crate::features::capture_table::LabelFile;
 use crate::features::combined::PacketLayout;
 use crate::features::stream_table::TableConfig;
 use crate::ingest::packets::capture::PacketSource;
+use crate::model::bundle::is_normal;
 use crate::report::metrics::binary_metrics;
 use crate::run::batch::Report;
+use crate::util::AtomicFile;
 use crate::{Error, Result};
 
 /// A capture to score and its `packet_index,label` file, if any.
@@ -32,13 +34,13 @@ pub struct LabelledCapture {
 }
 
 /// Scores every packet of `captures` with `model`; labels other than
-/// `normal` are attacks. With `scores`, every record's scores are written
+/// `normal` (any case) are attacks. With `scores`, every record's scores are written
 /// there as `watch --scores` writes them.
 pub fn test_captures(
     model: &SavedModel,
     captures: &[LabelledCapture],
     normal: &[String],
-    scores: Option<Box<dyn io::Write>>,
+    scores: Option<AtomicFile>,
 ) -> Result<Report> {
     let Some(layout) = &model.layout else {
         return Err(Error::Model(
@@ -75,14 +77,17 @@ pub fn test_captures(
         }
         rejected += run?.rejected;
     }
-    let tally = tally.take();
+    let mut tally = tally.take();
+    if let Some(csv) = tally.csv.take() {
+        csv.into_inner().commit()?;
+    }
     Ok(tally.report(rejected, normal))
 }
 
 /// Every scored record's normalised score, verdict and label.
 #[derive(Default)]
 struct Tally {
-    csv: Option<CsvScores>,
+    csv: Option<CsvScores<AtomicFile>>,
     thresholds: Vec<f64>,
     labels: Option<LabelFile>,
     error: Option<Error>,
@@ -98,7 +103,7 @@ impl Tally {
         let truth: Vec<bool> = self
             .labelled
             .iter()
-            .map(|l| !normal.iter().any(|n| n == l))
+            .map(|l| !is_normal(normal, l))
             .collect();
         Report {
             rows: self.scores.len() as u64,

@@ -18,19 +18,24 @@ pub trait ScoreSink {
 
 /// `index,timestamp,score,is_anomaly` per record (and `src_score,
 /// src_is_anomaly` with a source side); score and flag empty during grace.
-pub struct CsvScores {
-    out: Box<dyn Write>,
+pub struct CsvScores<W = Box<dyn Write>> {
+    out: W,
     sides: usize,
 }
 
-impl CsvScores {
+impl<W: Write> CsvScores<W> {
     /// Scores written to `out`.
-    pub fn new(out: Box<dyn Write>) -> Self {
+    pub fn new(out: W) -> Self {
         CsvScores { out, sides: 1 }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
 
-impl ScoreSink for CsvScores {
+impl<W: Write> ScoreSink for CsvScores<W> {
     fn start(&mut self, sides: usize) -> io::Result<()> {
         self.sides = sides;
         let extra = if sides > 1 {
