@@ -1,8 +1,10 @@
 //! Mitigation through a real BGP speaker: `watch --mitigate` drives one
 //! gobgpd, a second one peers with it on 127.0.0.1 as a router would, and
-//! its RIB shows what the router receives. Ignored by default (they need
-//! Debian's `gobgpd` and replay captures at their own pace); `.ci/run` runs
-//! them with `--ignored`, where a missing gobgpd fails them.
+//! its RIB shows what the router receives. Those tests are ignored by
+//! default (they need Debian's `gobgpd` and replay captures at their own
+//! pace); `.ci/run` runs them with `--ignored`, where a missing gobgpd fails
+//! them. The flags' checks and a failing `gobgp` need no speaker and always
+//! run.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -536,4 +538,52 @@ fn sigterm_during_the_flood_withdraws_the_route() {
     }
     let said: Vec<String> = lines.iter().collect();
     assert!(said.iter().any(|l| l.ends_with("(at exit)")), "{said:?}");
+}
+
+/// The flags' guard rails hold without a speaker: `--mitigate` needs
+/// `--home-net`, and a kind must be one of the two.
+#[test]
+fn mitigate_needs_a_home_net_and_a_known_kind() {
+    let run = |extra: &[&str]| {
+        let out = bin()
+            .args(["watch", "--pcap", "x.pcap", "--grace", "10"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["--mitigate", "blackhole"]).contains("--home-net"));
+    let e = run(&["--mitigate", "nullroute", "--home-net", "10.0.0.0/8"]);
+    assert!(e.contains("blackhole or flowspec"), "{e}");
+    let e = run(&["--never-mitigate", "10.0.0.0/33"]);
+    assert!(e.contains("--never-mitigate") && e.contains("CIDR"), "{e}");
+}
+
+/// A speaker that cannot be reached costs the announcement, not the run:
+/// the failure is logged with the reason and counted in the summary.
+#[test]
+fn a_failing_gobgp_is_logged_and_counted_not_fatal() {
+    let f = fixture();
+    let out = bin()
+        .args(["watch", "--model"])
+        .arg(&f.model)
+        .arg("--pcap")
+        .arg(&f.pcap)
+        .args(["--alerts", "/dev/null", "--home-net", HOME])
+        .args(["--mitigate", "blackhole", "--gobgp", "/nonexistent/gobgp"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "mitigation: announce {VICTIM}/32 community 65535:666 failed: cannot run /nonexistent/gobgp"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("mitigation: 0 announced, 0 withdrawn, 1 failed"),
+        "{said}"
+    );
 }

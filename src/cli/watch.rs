@@ -156,38 +156,6 @@ pub struct Args {
     /// without it, victims are incoming and scanners outgoing.
     #[arg(long, value_name = "CIDR", value_parser = cidrs)]
     pub home_net: Vec<String>,
-    /// Announce each incoming flood against a --home-net address to a local
-    /// gobgpd: its /32 or /128 with the BLACKHOLE community 65535:666
-    /// (blackhole), or a FlowSpec rule discarding the flood's protocol
-    /// toward it (flowspec).
-    #[arg(long, value_name = "blackhole|flowspec", requires = "home_net")]
-    pub mitigate: Option<Kind>,
-    /// Withdraw an announcement this long after its episode ends (`5m`,
-    /// `90s`); a new episode before then keeps it.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
-    pub ban_time: Duration,
-    /// With --mitigate: log what would be announced, announce nothing.
-    #[arg(long, requires = "mitigate")]
-    pub mitigate_dry_run: bool,
-    /// Addresses never announced, whatever their episodes (prefixes or
-    /// addresses, repeatable and comma-separated).
-    #[arg(long, value_name = "CIDR", value_parser = never_cidrs)]
-    pub never_mitigate: Vec<String>,
-    /// Most announcements active at once; further victims are refused and
-    /// counted.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_announcements: usize,
-    /// The gobgp CLI that talks to gobgpd.
-    #[arg(long, value_name = "PATH", default_value = "gobgp")]
-    pub gobgp: PathBuf,
-    /// gobgpd's gRPC port (gobgp's `-p`; its default is 50051).
-    #[arg(long, value_name = "PORT")]
-    pub gobgp_api: Option<u16>,
-    /// Next hop of blackhole routes, one per address family (default
-    /// 192.0.2.1 and 100::1, routed to a discard interface by routers
-    /// taking remotely triggered blackholes).
-    #[arg(long, value_name = "ADDR")]
-    pub next_hop: Vec<IpAddr>,
     /// Majority vote: alert when V of the last W records of a target are
     /// anomalous.
     #[arg(long, value_name = "W/V", default_value = "10/6", value_parser = parse_vote)]
@@ -204,10 +172,51 @@ pub struct Args {
     /// Write `index,timestamp,score,is_anomaly` for every record.
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
-    /// Kafka consumer-group input.
+    /// Kafka consumer-group input (boxed: the command enum stays small).
     #[cfg(feature = "kafka")]
     #[command(flatten)]
-    pub kafka: super::kafka_flags::KafkaFlags,
+    pub kafka: Box<super::kafka_flags::KafkaFlags>,
+    /// Mitigation through BGP (last: its flags have a help heading).
+    #[command(flatten)]
+    pub mitigation: Box<MitigateFlags>,
+}
+
+/// Flags of `watch --mitigate` (boxed in [`Args`]: they are many).
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Mitigation")]
+pub struct MitigateFlags {
+    /// Announce each incoming flood against a --home-net address to a local
+    /// gobgpd: its /32 or /128 with the BLACKHOLE community 65535:666
+    /// (blackhole), or a FlowSpec rule discarding the flood's protocol
+    /// toward it (flowspec).
+    #[arg(long, value_name = "blackhole|flowspec", requires = "home_net")]
+    pub mitigate: Option<Kind>,
+    /// Withdraw an announcement this long after its episode ends (`5m`,
+    /// `90s`); a new episode before then keeps it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub ban_time: Duration,
+    /// With --mitigate: log what would be announced, announce nothing.
+    #[arg(long, requires = "mitigate")]
+    pub mitigate_dry_run: bool,
+    /// Addresses never announced, whatever their episodes (prefixes or
+    /// addresses, repeatable and comma-separated).
+    #[arg(long, value_name = "CIDR", value_parser = never_cidrs, requires = "mitigate")]
+    pub never_mitigate: Vec<String>,
+    /// Most announcements active at once; further victims are refused and
+    /// counted.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_announcements: usize,
+    /// The gobgp CLI that talks to gobgpd.
+    #[arg(long, value_name = "PATH", default_value = "gobgp")]
+    pub gobgp: PathBuf,
+    /// gobgpd's gRPC port (gobgp's `-p`; its default is 50051).
+    #[arg(long, value_name = "PORT")]
+    pub gobgp_api: Option<u16>,
+    /// Next hop of blackhole routes, one per address family (default
+    /// 192.0.2.1 and 100::1, routed to a discard interface by routers
+    /// taking remotely triggered blackholes).
+    #[arg(long, value_name = "ADDR")]
+    pub next_hop: Vec<IpAddr>,
 }
 
 /// Runs before a Kafka source commits offsets: flushes an output.
@@ -330,8 +339,8 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
     }
     let home = HomeNet::parse("--home-net", &args.home_net)?;
     let mut mitigation = None;
-    if let Some(kind) = args.mitigate {
-        let m = mitigator(args, kind, home.clone())?;
+    if let Some(kind) = args.mitigation.mitigate {
+        let m = mitigator(&args.mitigation, kind, home.clone())?;
         mitigation = Some(m.stats_handle());
         sinks.push(Box::new(m));
     }
@@ -342,7 +351,7 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
 }
 
 /// `--mitigate`: the mitigation sink, through gobgp or a dry run.
-fn mitigator(args: &Args, kind: Kind, home: HomeNet) -> anyhow::Result<Mitigator> {
+fn mitigator(args: &MitigateFlags, kind: Kind, home: HomeNet) -> anyhow::Result<Mitigator> {
     if home.is_empty() {
         bail!("--mitigate needs --home-net: only addresses inside it are announced");
     }

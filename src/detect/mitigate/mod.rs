@@ -250,8 +250,8 @@ impl<A: Announcer> Bans<A> {
         self.active.len()
     }
 
-    /// The announcer, e.g. to inspect a fake in tests.
-    pub fn announcer(&self) -> &A {
+    #[cfg(test)]
+    fn announcer(&self) -> &A {
         &self.announcer
     }
 
@@ -262,20 +262,21 @@ impl<A: Announcer> Bans<A> {
         let full = self.active.len() >= self.cap;
         match (e.state, self.active.get_mut(&e.target)) {
             (State::Start, Some(ban)) => ban.ends = None,
-            (State::Start, None) if full => {
-                self.counters.refused.fetch_add(1, Relaxed);
-                eprintln!(
-                    "floodwatch: mitigation: {} not announced: {} announcements active \
-                     (--max-announcements)",
-                    e.target, self.cap
-                );
-            }
+            (State::Start, None) if full => self.refuse(e.target),
             (State::Start, None) => self.announce(e),
             (State::End, Some(ban)) => {
                 ban.ends = Some((e.at + self.ban_time.as_secs_f64(), now + self.ban_time));
             }
             (State::End, None) => {}
         }
+    }
+
+    fn refuse(&self, target: IpAddr) {
+        self.counters.refused.fetch_add(1, Relaxed);
+        self.log(&format!(
+            "{target} not announced: {} announcements active (--max-announcements)",
+            self.cap
+        ));
     }
 
     fn announce(&mut self, e: &Episode) {
