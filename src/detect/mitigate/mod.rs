@@ -200,6 +200,10 @@ impl Guard {
     }
 }
 
+/// The longest ban time: ten years, so that deadlines stay far from the
+/// clocks' limits.
+pub const MAX_BAN_TIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// An active announcement; `ends` is set once its episode ended: the alert
 /// time and the wall-clock instant after which it is withdrawn.
 #[derive(Debug)]
@@ -227,12 +231,13 @@ pub struct Bans<A> {
 }
 
 impl<A: Announcer> Bans<A> {
-    /// `kind` rules through `announcer`, at most `cap` at once.
+    /// `kind` rules through `announcer`, at most `cap` at once; a
+    /// `ban_time` beyond [`MAX_BAN_TIME`] is that.
     pub fn new(announcer: A, kind: Kind, ban_time: Duration, cap: usize) -> Self {
         Bans {
             announcer,
             kind,
-            ban_time,
+            ban_time: ban_time.min(MAX_BAN_TIME),
             cap,
             active: HashMap::new(),
             clock: f64::NEG_INFINITY,
@@ -330,8 +335,9 @@ impl<A: Announcer> Bans<A> {
         }
     }
 
-    /// Withdraws the ban of `ip`. A failed withdrawal is counted and the
-    /// ban forgotten all the same: retrying could not end it sooner.
+    /// Withdraws the ban of `ip`. A failed withdrawal is logged, counted
+    /// and the ban forgotten all the same: the speaker refused it or is
+    /// gone, and a retry at exit would only repeat the failure.
     fn withdraw(&mut self, ip: IpAddr, why: &str) {
         let Some(ban) = self.active.remove(&ip) else {
             return;
@@ -556,6 +562,17 @@ mod tests {
         b.expire(due);
         assert_eq!(b.active(), 0);
         assert_eq!(b.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_endless_ban_time_is_capped_not_a_panic() {
+        let mut b = Bans::new(Fake::default(), Kind::Blackhole, Duration::MAX, 8);
+        let now = Instant::now();
+        b.episode(&ep("10.0.0.5", State::Start, 1.0), now);
+        b.episode(&ep("10.0.0.5", State::End, 2.0), now);
+        assert_eq!(b.next_deadline(), Some(now + MAX_BAN_TIME));
+        b.episode(&ep("10.0.0.9", State::End, 1e12), now);
+        assert_eq!(b.active(), 0, "withdrawn by the alerts' clock");
     }
 
     #[test]
