@@ -5,10 +5,12 @@
 use floodwatch::util::{is_stdout, stream_output};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
@@ -16,6 +18,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
+use floodwatch::detect::mitigate::{Bans, DryRun, GoBgp, Guard, Kind, Mitigator, StatsHandle};
 use floodwatch::detect::saved::{self, Saved};
 use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
@@ -33,6 +36,7 @@ use floodwatch::features::packet::{FeatureExtractor, Side};
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::Schema;
 use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::ingest::packets::synth::parse_duration;
 use floodwatch::ingest::queue::Overflow;
 use floodwatch::model::bundle::Bundle;
 use floodwatch::model::threshold::ThresholdRule;
@@ -170,22 +174,75 @@ pub struct Args {
     /// standard output, with --alerts to a file).
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
-    /// Kafka consumer-group input.
+    /// Kafka consumer-group input (boxed: the command enum stays small).
     #[cfg(feature = "kafka")]
     #[command(flatten)]
-    pub kafka: super::kafka_flags::KafkaFlags,
+    pub kafka: Box<super::kafka_flags::KafkaFlags>,
+    /// Mitigation through BGP (last: its flags have a help heading).
+    #[command(flatten)]
+    pub mitigation: Box<MitigateFlags>,
+}
+
+/// Flags of `watch --mitigate` (boxed in [`Args`]: they are many).
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Mitigation")]
+pub struct MitigateFlags {
+    /// Announce each incoming flood against a --home-net address to a local
+    /// gobgpd: its /32 or /128 with the BLACKHOLE community 65535:666
+    /// (blackhole), or a FlowSpec rule discarding the flood's protocol
+    /// toward it (flowspec).
+    #[arg(long, value_name = "blackhole|flowspec", requires = "home_net")]
+    pub mitigate: Option<Kind>,
+    /// Withdraw an announcement this long after its episode ends (`5m`,
+    /// `90s`); a new episode before then keeps it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub ban_time: Duration,
+    /// With --mitigate: log what would be announced, announce nothing.
+    #[arg(long, requires = "mitigate")]
+    pub mitigate_dry_run: bool,
+    /// Addresses never announced, whatever their episodes (prefixes or
+    /// addresses, repeatable and comma-separated).
+    #[arg(long, value_name = "CIDR", value_parser = never_cidrs, requires = "mitigate")]
+    pub never_mitigate: Vec<String>,
+    /// Most announcements active at once; further victims are refused and
+    /// counted.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_announcements: usize,
+    /// The gobgp CLI that talks to gobgpd.
+    #[arg(long, value_name = "PATH", default_value = "gobgp")]
+    pub gobgp: PathBuf,
+    /// gobgpd's gRPC port (gobgp's `-p`; its default is 50051).
+    #[arg(long, value_name = "PORT")]
+    pub gobgp_api: Option<u16>,
+    /// Next hop of blackhole routes, one per address family (default
+    /// 192.0.2.1 and 100::1, routed to a discard interface by routers
+    /// taking remotely triggered blackholes).
+    #[arg(long, value_name = "ADDR")]
+    pub next_hop: Vec<IpAddr>,
 }
 
 /// Runs before a Kafka source commits offsets: flushes an output.
 type Flush = Box<dyn FnMut() -> floodwatch::Result<()> + Send>;
 
-/// The alert sinks, and the flushes of those a Kafka source must wait for.
-type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>);
+/// The alert sinks, the flushes of those a Kafka source must wait for, and
+/// the mitigation's counts.
+type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>, Option<StatsHandle>);
 
 /// Checks a `--home-net` value when the flags are parsed, not after grace.
 fn cidrs(s: &str) -> Result<String, String> {
     HomeNet::parse("--home-net", &[s]).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
+}
+
+/// Checks a `--never-mitigate` value when the flags are parsed.
+fn never_cidrs(s: &str) -> Result<String, String> {
+    HomeNet::parse("--never-mitigate", &[s]).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+/// A `--ban-time` such as `5m` or `90s`.
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map(|ns| Duration::from_nanos(ns.unsigned_abs()))
 }
 
 fn parse_vote(s: &str) -> Result<VoteParams, String> {
@@ -282,10 +339,38 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
         sinks.push(Box::new(CommandHook::new(cmd)));
     }
     let home = HomeNet::parse("--home-net", &args.home_net)?;
+    let mut mitigation = None;
+    if let Some(kind) = args.mitigation.mitigate {
+        let m = mitigator(&args.mitigation, kind, home.clone())?;
+        mitigation = Some(m.stats_handle());
+        sinks.push(Box::new(m));
+    }
     if !home.is_empty() {
         sinks = vec![Box::new(HomeNetSink::new(home, sinks))];
     }
-    Ok((sinks, flushes))
+    Ok((sinks, flushes, mitigation))
+}
+
+/// `--mitigate`: the mitigation sink, through gobgp or a dry run.
+fn mitigator(args: &MitigateFlags, kind: Kind, home: HomeNet) -> anyhow::Result<Mitigator> {
+    if home.is_empty() {
+        bail!("--mitigate needs --home-net: only addresses inside it are announced");
+    }
+    let guard = Guard::new(
+        home,
+        HomeNet::parse("--never-mitigate", &args.never_mitigate)?,
+    );
+    let cap = args.max_announcements;
+    let started = if args.mitigate_dry_run {
+        Mitigator::start(guard, Bans::new(DryRun, kind, args.ban_time, cap), 1024)
+    } else {
+        let gobgp = (args.next_hop.iter())
+            .fold(GoBgp::new(&args.gobgp, args.gobgp_api), |g, &ip| {
+                g.next_hop(ip)
+            });
+        Mitigator::start(guard, Bans::new(gobgp, kind, args.ban_time, cap), 1024)
+    };
+    started.context("starting the mitigation thread")
 }
 
 /// `--alerts kafka://TOPIC`.
@@ -561,7 +646,7 @@ fn execute(
         sides,
         group,
     } = chosen;
-    let (mut sinks, flushes) = sinks(args)?;
+    let (mut sinks, flushes, mitigation) = sinks(args)?;
     let mut engine = Engine::new(engine_params(args), sides, Arc::clone(&metrics), stop)?;
     if !quiet {
         engine = engine.on_grace_end(Box::new(report_grace));
@@ -592,6 +677,9 @@ fn execute(
         eprint!("{}", render(&summary));
         if let Some(g) = &group {
             eprint!("{}", g.render());
+        }
+        if let Some(m) = &mitigation {
+            eprintln!("{}", m.stats());
         }
     }
     Ok(drop_outcome(&summary, args.fail_on_drop))

@@ -9,6 +9,7 @@ pub mod kafka_sink;
 pub mod kafka_source;
 pub mod metrics;
 pub mod microbatch;
+pub mod mitigate;
 pub mod saved;
 pub mod sink;
 pub mod stream;
