@@ -475,7 +475,7 @@ fn nsl_kdd_reconstruction_auc() {
     assert_eq!(r["rows"], 22544);
     let auc = r["reconstruction"]["roc_auc"].as_f64().unwrap();
     eprintln!("NSL-KDD reconstruction ROC-AUC {auc:.4}");
-    assert!(auc >= 0.95, "NSL-KDD reconstruction ROC-AUC {auc}");
+    assert!(auc >= 0.965, "NSL-KDD reconstruction ROC-AUC {auc}");
 }
 
 #[test]
@@ -506,16 +506,9 @@ fn cicids2017_ddos_auc_on_unseen_rows() {
         "--normal-label",
         "BENIGN",
     ];
-    for c in [
-        "id",
-        "Flow ID",
-        "Src IP",
-        "Dst IP",
-        "Timestamp",
-        "Attempted Category",
-    ] {
-        args.extend(["--drop", c]);
-    }
+    // The README's command as written: addresses and timestamps are left
+    // out as identifier-like columns without being named.
+    args.extend(["--drop", "id", "--drop", "Flow ID", "--skip-bad-rows"]);
     ok(&args);
     ok(&[
         "test",
@@ -534,4 +527,64 @@ fn cicids2017_ddos_auc_on_unseen_rows() {
     eprintln!("CICIDS2017 ROC-AUC: reconstruction {rec:.4}, latent classifier {lat:.4}");
     assert!(rec >= 0.99, "reconstruction ROC-AUC {rec}");
     assert!(lat >= 0.999, "latent classifier ROC-AUC {lat}");
+}
+
+/// Writes the shared N-BaIoT excerpts as a labelled split: odd benign rows
+/// train; even benign rows (normal) and every attack row test.
+fn nbaiot_split(dir: &Path, out: &Path) -> (PathBuf, PathBuf) {
+    let read = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.csv"))).unwrap();
+    let benign = read("benign_traffic");
+    let mut lines = benign.lines();
+    let header = format!("{},label\n", lines.next().unwrap());
+    let (mut train, mut test) = (header.clone(), header);
+    for (i, row) in lines.enumerate() {
+        let to = if i % 2 == 0 { &mut train } else { &mut test };
+        to.push_str(&format!("{row},normal\n"));
+    }
+    for attack in ["doorbell_udp", "scan", "thermostat_udp"] {
+        for row in read(attack).lines().skip(1) {
+            test.push_str(&format!("{row},{attack}\n"));
+        }
+    }
+    let (a, b) = (out.join("train.csv"), out.join("test.csv"));
+    std::fs::write(&a, train).unwrap();
+    std::fs::write(&b, test).unwrap();
+    (a, b)
+}
+
+/// N-BaIoT benign against its attacks, trained on 150 benign rows, with
+/// the default flags: ROC-AUC at least 0.96 for every seed tried.
+#[test]
+fn nbaiot_benign_vs_attacks_auc() {
+    let Some(dir) = shared("data/nbaiot") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (train, test) = nbaiot_split(&dir, d.path());
+    let (model, report) = (d.path().join("nb.fw"), d.path().join("r.json"));
+    for seed in ["1", "2", "3"] {
+        ok(&[
+            "train",
+            "--data",
+            s(&train),
+            "--model",
+            s(&model),
+            "--seed",
+            seed,
+        ]);
+        ok(&[
+            "test",
+            "--data",
+            s(&test),
+            "--model",
+            s(&model),
+            "--report",
+            s(&report),
+        ]);
+        let r = json(&report);
+        assert_eq!(r["rows"], 1046);
+        let auc = r["reconstruction"]["roc_auc"].as_f64().unwrap();
+        eprintln!("N-BaIoT seed {seed}: ROC-AUC {auc:.4}");
+        assert!(auc >= 0.96, "N-BaIoT seed {seed}: ROC-AUC {auc}");
+    }
 }

@@ -383,6 +383,18 @@ fn label_notes(s: &Scan, normal: &[String]) -> Vec<String> {
     )]
 }
 
+/// Fewest mini-batches an epoch: on small training sets (N-BaIoT's 120
+/// rows) a batch of 256 makes an epoch one step, and ten epochs ten steps.
+const MIN_BATCHES: usize = 8;
+/// Smallest mini-batch [`MIN_BATCHES`] shrinks to.
+const MIN_BATCH: usize = 16;
+
+/// The mini-batch size: `asked`, shrunk on small training sets so that an
+/// epoch takes at least [`MIN_BATCHES`] steps.
+fn batch_size(asked: usize, rows: usize) -> usize {
+    asked.min((rows / MIN_BATCHES).max(MIN_BATCH))
+}
+
 /// The note naming the identifier-like columns left out, if any.
 fn identifier_note(ids: &[Identifier]) -> Option<String> {
     (!ids.is_empty()).then(|| {
@@ -484,7 +496,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
     }
     let params = AutoencoderParams::new()
         .epochs(opts.epochs)
-        .batch_size(opts.batch_size)
+        .batch_size(batch_size(opts.batch_size, train_x.rows()))
         .learning_rate(opts.learning_rate)
         .seed(opts.seed);
     let started = std::time::Instant::now();
@@ -531,7 +543,7 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         holdout_rows: hold_x.rows(),
         classifier_attack_rows: attack_labels.len(),
         epochs: opts.epochs,
-        batch_size: opts.batch_size,
+        batch_size: batch_size(opts.batch_size, train_x.rows()),
         learning_rate: opts.learning_rate,
         seed: opts.seed,
         history,
