@@ -191,10 +191,41 @@ fn plot_threshold_explain_and_report() {
     ]);
     assert!(std::fs::read_to_string(&roc)
         .unwrap()
-        .contains("autoencoder"));
+        .contains("autoencoder (ROC-AUC"));
+    // r17: the PR legend gives PR-AUC; --log-fpr puts the ROC on a log axis.
+    let pr = ok(&[
+        "plot",
+        "pr",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test),
+        "--out",
+        "-",
+    ]);
+    assert!(
+        pr.contains("autoencoder (PR-AUC") && !pr.contains("ROC-AUC"),
+        "{pr}"
+    );
+    let log = ok(&[
+        "plot",
+        "roc",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test),
+        "--out",
+        "-",
+        "--log-fpr",
+    ]);
+    assert!(log.contains("false-positive rate (log scale)") && log.contains("0.001"));
     let err = fw(&["plot", "hist", "--model", s(&model), "--out", s(&loss)]);
     assert!(!err.status.success());
-    assert!(String::from_utf8_lossy(&err.stderr).contains("needs --data"));
+    let err = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        err.contains("the hist picture draws rows: give --data"),
+        "{err}"
+    );
 
     // Threshold table, then --write round trip.
     let table = ok(&["threshold", "--model", s(&model), "--data", s(&test)]);

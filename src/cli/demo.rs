@@ -119,6 +119,7 @@ fn pictures(dir: &Path, model: &Path, test: &Path, quiet: bool) -> anyhow::Resul
             model: model.to_owned(),
             data: vec![test.to_owned()],
             out: dir.join(format!("{}.png", kind.describe().0)),
+            log_fpr: true,
             tsne_points: TSNE_POINTS,
             read: read.clone(),
         };

@@ -67,6 +67,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         runs: &e.runs,
         tsne_points: args.tsne_points,
         seed: opts.train.seed,
+        log_fpr: true,
     };
     let mut page = HtmlPage::new("floodwatch eval");
     page.paragraph(&e.report.verdict);

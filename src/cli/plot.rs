@@ -25,6 +25,9 @@ pub struct Args {
     /// Where to write the picture (.png or .svg; `-`: SVG to standard output).
     #[arg(long)]
     pub out: PathBuf,
+    /// ROC: the false-positive rate on a log scale (from 0.0001).
+    #[arg(long)]
+    pub log_fpr: bool,
     /// Rows embedded by t-SNE at most (a seeded sample beyond).
     #[arg(long, default_value_t = 5000)]
     pub tsne_points: usize,
@@ -129,6 +132,8 @@ pub struct Scene<'a> {
     pub tsne_points: usize,
     /// Seed of the t-SNE sample.
     pub seed: u64,
+    /// ROC curves with the false-positive rate on a log scale.
+    pub log_fpr: bool,
 }
 
 impl Scene<'_> {
@@ -138,21 +143,31 @@ impl Scene<'_> {
             return Ok(render(&eval::loss_chart(self.bundle), format)?);
         }
         let Some(data) = self.data else {
-            anyhow::bail!("the {kind:?} picture needs --data");
+            anyhow::bail!(
+                "the {} picture draws rows: give --data with CSV files the model reads",
+                kind.describe().0
+            );
         };
         let needs_labels = || -> anyhow::Result<()> {
             if data.attack.iter().all(|&a| a) || data.attack.iter().all(|&a| !a) {
                 anyhow::bail!(
-                    "the {kind:?} picture needs labelled data with normal and attack rows"
+                    "the {} picture needs labelled data with normal and attack rows",
+                    kind.describe().0
                 );
             }
             Ok(())
         };
         Ok(match kind {
-            Kind::Tsne => render(
-                &eval::tsne_pair(self.bundle, data, self.tsne_points, self.seed)?,
-                format,
-            )?,
+            Kind::Tsne => {
+                let pair = eval::tsne_pair(self.bundle, data, self.tsne_points, self.seed)?;
+                for panel in pair.collapsed() {
+                    eprintln!(
+                        "floodwatch: warning: the t-SNE of the {panel} collapsed onto a line \
+                         or a point: its rows hardly differ, the picture shows little"
+                    );
+                }
+                render(&pair, format)?
+            }
             Kind::Hist => {
                 let ae = self.runs.first().map(|r| (&r.scores, r.threshold));
                 let Some((scores, threshold)) = ae else {
@@ -169,7 +184,10 @@ impl Scene<'_> {
             }
             Kind::Roc => {
                 needs_labels()?;
-                render(&eval::roc_chart(self.runs, &data.attack), format)?
+                render(
+                    &eval::roc_chart(self.runs, &data.attack, self.log_fpr),
+                    format,
+                )?
             }
             Kind::Pr => {
                 needs_labels()?;
@@ -211,6 +229,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         runs: &runs,
         tsne_points: args.tsne_points,
         seed: args.read.seed,
+        log_fpr: args.log_fpr,
     };
     let bytes = scene.render(args.kind, format)?;
     write_file(&args.out, &bytes)?;

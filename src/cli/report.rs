@@ -58,6 +58,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         runs: &runs,
         tsne_points: args.tsne_points,
         seed: args.read.seed,
+        log_fpr: true,
     };
     let mut page = HtmlPage::new("floodwatch report");
     summary(&mut page, &args, &bundle, &data)?;

@@ -133,15 +133,15 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 
 // === colours ===
 
-/// Tableau 10 without its green, which is kept for normal traffic.
-const PALETTE: [RGBColor; 9] = [
+/// Tableau 10 without its green, kept for normal traffic, and its grey,
+/// too faint for an attack.
+const PALETTE: [RGBColor; 8] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
@@ -154,21 +154,68 @@ pub fn is_normal_class(name: &str) -> bool {
         .any(|n| name.trim().eq_ignore_ascii_case(n))
 }
 
-/// Colours for `classes` in order: normal classes green, attacks red first
-/// and then the other palette colours.
+/// Colours for `classes`: normal classes green; an attack class gets the
+/// palette colour its name hashes to (the next free one when another class
+/// of the picture holds it), so a class keeps its colour across pictures.
 fn class_colours(classes: &[String]) -> Vec<RGBColor> {
-    let mut attack = 0;
-    classes
-        .iter()
-        .map(|c| {
-            if is_normal_class(c) {
-                NORMAL_GREEN
-            } else {
-                attack += 1;
-                PALETTE[(attack - 1) % PALETTE.len()]
+    let mut taken = [false; PALETTE.len()];
+    let mut by_name: Vec<usize> = (0..classes.len()).collect();
+    by_name.sort_by(|&a, &b| classes[a].cmp(&classes[b]));
+    let mut out = vec![NORMAL_GREEN; classes.len()];
+    for i in by_name {
+        if is_normal_class(&classes[i]) {
+            continue;
+        }
+        let start = name_hash(&classes[i]) % PALETTE.len();
+        let k = (0..PALETTE.len())
+            .map(|j| (start + j) % PALETTE.len())
+            .find(|&k| !taken[k])
+            .unwrap_or(start);
+        taken[k] = true;
+        out[i] = PALETTE[k];
+    }
+    out
+}
+
+/// FNV-1a of a class name, case-insensitive.
+fn name_hash(name: &str) -> usize {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3)
+    }) as usize
+}
+
+/// What a legend entry is drawn with.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// A filled dot (scatter points, bars).
+    Dot(RGBColor),
+    /// A dashed line (a threshold).
+    Dashed(RGBColor),
+}
+
+/// Width of the strip beside a plot that holds its legend.
+const LEGEND_WIDTH: u32 = 210;
+
+/// Draws `entries` top-down in `area`, a strip beside the plot, so that the
+/// legend never covers data.
+fn legend_strip<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, Mark)],
+) -> DrawResult<DB> {
+    for (i, (label, mark)) in entries.iter().enumerate() {
+        let y = 70 + 24 * i as i32;
+        match *mark {
+            Mark::Dot(c) => area.draw(&Circle::new((12, y), 6, c.filled()))?,
+            Mark::Dashed(c) => {
+                for x in [2, 12] {
+                    area.draw(&PathElement::new([(x, y), (x + 7, y)], c.stroke_width(2)))?;
+                }
             }
-        })
-        .collect()
+        }
+        let text = font(13).pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(label.clone(), (26, y), text))?;
+    }
+    Ok(())
 }
 
 /// Colour of the `i`-th line of a chart (detectors, train/validation).
@@ -267,14 +314,32 @@ impl Picture for ScatterPair {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let root = root.titled(&self.title, font(26))?;
-        let (l, r) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        let (panels, strip) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
+        let (l, r) = panels.split_horizontally(panels.dim_in_pixel().0 / 2);
         let colours = class_colours(&self.classes);
         self.panel(&l, &self.left, &colours)?;
-        self.panel(&r, &self.right, &colours)
+        self.panel(&r, &self.right, &colours)?;
+        let entries: Vec<(String, Mark)> = (0..self.classes.len())
+            .filter_map(|c| {
+                let n = self.left.class.iter().filter(|&&k| k == c).count();
+                (n > 0).then(|| (format!("{} ({n})", self.classes[c]), Mark::Dot(colours[c])))
+            })
+            .collect();
+        legend_strip(&strip, &entries)
     }
 }
 
 impl ScatterPair {
+    /// Titles of the panels whose points lie on a line or a point: a
+    /// collapsed embedding that shows little.
+    pub fn collapsed(&self) -> Vec<&str> {
+        [&self.left, &self.right]
+            .into_iter()
+            .filter(|p| is_collapsed(&p.points))
+            .map(|p| p.title.as_str())
+            .collect()
+    }
+
     fn panel<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -307,22 +372,33 @@ impl ScatterPair {
             }
             let colour = colours[c];
             let pts = p.points.iter().zip(&p.class).filter(|(_, &k)| k == c);
-            chart
-                .draw_series(
-                    pts.map(|(q, _)| Circle::new((q[0], q[1]), 2, colour.mix(0.7).filled())),
-                )?
-                .label(format!("{} ({n})", self.classes[c]))
-                .legend(move |(x, y)| Circle::new((x, y), 5, colour.filled()));
+            chart.draw_series(
+                pts.map(|(q, _)| Circle::new((q[0], q[1]), 2, colour.mix(0.7).filled())),
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+        Ok(())
     }
 }
+
+/// Whether `points` lie on a line: the smaller principal variance is below
+/// [`COLLAPSED`] of the larger (or both are zero).
+fn is_collapsed(points: &[[f32; 2]]) -> bool {
+    let n = points.len().max(1) as f64;
+    let mean = |k: usize| points.iter().map(|p| f64::from(p[k])).sum::<f64>() / n;
+    let (mx, my) = (mean(0), mean(1));
+    let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
+    for p in points {
+        let (dx, dy) = (f64::from(p[0]) - mx, f64::from(p[1]) - my);
+        (xx, yy, xy) = (xx + dx * dx, yy + dy * dy, xy + dx * dy);
+    }
+    let half_trace = (xx + yy) / 2.0;
+    let root = (((xx - yy) / 2.0).powi(2) + xy * xy).sqrt();
+    let (big, small) = (half_trace + root, half_trace - root);
+    big <= 0.0 || small <= COLLAPSED * big
+}
+
+/// Smallest ratio of principal variances of an embedding that is not flat.
+const COLLAPSED: f64 = 1e-3;
 
 // === score histograms ===
 
@@ -412,7 +488,8 @@ impl Picture for ScoreHistogram {
         } else {
             self.x_label.clone()
         };
-        let mut chart = ChartBuilder::on(root)
+        let (plot, strip) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, font(24))
             .margin(15)
             .x_label_area_size(45)
@@ -426,6 +503,7 @@ impl Picture for ScoreHistogram {
             .axis_desc_style(font(16))
             .draw()?;
         let names: Vec<String> = self.classes.iter().map(|(n, _)| n.clone()).collect();
+        let mut entries = Vec::new();
         for ((h, colour), (name, s)) in hists.iter().zip(class_colours(&names)).zip(&self.classes) {
             // Only the span of bins the class occupies, so empty stretches
             // do not paint over the axis.
@@ -440,31 +518,18 @@ impl Picture for ScoreHistogram {
                     let x = lo + b as f32 * width;
                     [(x, y), (x + width, y)]
                 });
-            chart
-                .draw_series(
-                    AreaSeries::new(steps, 0.0, colour.mix(0.2))
-                        .border_style(colour.stroke_width(2)),
-                )?
-                .label(format!("{name} ({})", s.len()))
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
-                });
+            chart.draw_series(
+                AreaSeries::new(steps, 0.0, colour.mix(0.2)).border_style(colour.stroke_width(2)),
+            )?;
+            entries.push((format!("{name} ({})", s.len()), Mark::Dot(colour)));
         }
         if let Some(t) = self.threshold {
             let x = self.value(t);
             let line = [(x, 0.0), (x, top)];
-            chart
-                .draw_series(DashedLineSeries::new(line, 8, 5, BLACK.stroke_width(2)))?
-                .label(format!("threshold = {t:.4}"))
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+            chart.draw_series(DashedLineSeries::new(line, 8, 5, BLACK.stroke_width(2)))?;
+            entries.push((format!("threshold {t:.4}"), Mark::Dashed(BLACK)));
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+        legend_strip(&strip, &entries)
     }
 }
 
@@ -475,11 +540,17 @@ impl Picture for ScoreHistogram {
 pub enum Axes {
     /// `[0, 1] x [0, 1]` with the chance diagonal (ROC).
     UnitDiagonal,
+    /// ROC with the false-positive rate on a log scale from [`MIN_LOG_FPR`]
+    /// to 1, where operators choose their thresholds.
+    LogFpr,
     /// `[0, 1] x [0, 1]` (precision-recall).
     Unit,
     /// Fitted to the data.
     Fit,
 }
+
+/// Left end of a log false-positive-rate axis (rates below it are drawn at it).
+pub const MIN_LOG_FPR: f32 = 1e-4;
 
 /// Several named lines on one chart: ROC or PR curves of several detectors,
 /// training and validation loss per epoch.
@@ -536,6 +607,13 @@ impl LineChart {
         }
     }
 
+    /// The same chart with the false-positive rate on a log scale.
+    pub fn log_fpr(mut self) -> LineChart {
+        self.axes = Axes::LogFpr;
+        self.x_label = "false-positive rate (log scale)".into();
+        self
+    }
+
     /// Precision-recall curves: (recall, precision) per detector.
     pub fn pr(series: Vec<(String, Vec<(f32, f32)>)>) -> LineChart {
         LineChart {
@@ -588,32 +666,58 @@ impl Picture for LineChart {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let points = || self.series.iter().flat_map(|(_, s)| s);
-        let ((x0, x1), (y0, y1)) = match self.axes {
-            Axes::Fit => (span(points().map(|p| p.0)), span(points().map(|p| p.1))),
-            _ => ((0.0, 1.0), (0.0, 1.02)),
-        };
+        match self.axes {
+            Axes::Fit => {
+                let ((x0, x1), (y0, y1)) =
+                    (span(points().map(|p| p.0)), span(points().map(|p| p.1)));
+                self.draw_on(root, x0..x1, y0..y1)
+            }
+            Axes::LogFpr => self.draw_on(root, (MIN_LOG_FPR..1.0f32).log_scale(), 0.0..1.02),
+            Axes::Unit | Axes::UnitDiagonal => self.draw_on(root, 0.0..1.0f32, 0.0..1.02),
+        }
+    }
+}
+
+impl LineChart {
+    fn draw_on<DB, X>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        x: X,
+        y: std::ops::Range<f32>,
+    ) -> DrawResult<DB>
+    where
+        DB: DrawingBackend,
+        X: plotters::coord::ranged1d::AsRangedCoord<Value = f32>,
+        X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f32>,
+    {
+        let log = self.axes == Axes::LogFpr;
+        let fix = move |(x, y): (f32, f32)| (if log { x.max(MIN_LOG_FPR) } else { x }, y);
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, font(24))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
+            .build_cartesian_2d(x, y)?;
+        let epochs = self.series.iter().map(|(_, s)| s.len()).max().unwrap_or(1);
+        let whole = |v: &f32| format!("{v:.0}");
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style(font(13))
-            .axis_desc_style(font(16))
-            .draw()?;
-        if self.axes == Axes::UnitDiagonal {
+            .axis_desc_style(font(16));
+        if self.axes == Axes::Fit {
+            // Epochs are whole numbers.
+            mesh.x_labels(epochs.clamp(2, 10)).x_label_formatter(&whole);
+        }
+        mesh.draw()?;
+        if matches!(self.axes, Axes::UnitDiagonal | Axes::LogFpr) {
             let grey = RGBColor(150, 150, 150);
+            let diagonal = (0..=40).map(|i| {
+                let v = MIN_LOG_FPR.powf(1.0 - i as f32 / 40.0);
+                fix((v, v))
+            });
             chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, 0.0), (1.0, 1.0)],
-                    6,
-                    4,
-                    grey.into(),
-                ))?
+                .draw_series(DashedLineSeries::new(diagonal, 6, 4, grey.into()))?
                 .label("chance")
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
         }
@@ -621,10 +725,10 @@ impl Picture for LineChart {
             let colour = series_colour(i);
             let style = colour.stroke_width(2);
             if s.len() == 1 {
-                chart.draw_series(s.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
+                chart.draw_series(s.iter().map(|&p| Circle::new(fix(p), 4, colour.filled())))?;
             }
             chart
-                .draw_series(LineSeries::new(s.iter().copied(), style))?
+                .draw_series(LineSeries::new(s.iter().map(|&p| fix(p)), style))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
         }
@@ -917,9 +1021,24 @@ mod tests {
         let names: Vec<String> = ["BENIGN", "DDoS", "PortScan"].map(String::from).to_vec();
         let c = class_colours(&names);
         assert_eq!(c[0], NORMAL_GREEN);
-        assert_eq!(c[1], PALETTE[0]);
         assert_ne!(c[1], c[2]);
         assert!(is_normal_class(" normal "));
+        // A class keeps its colour whatever else the picture holds.
+        let others = ["normal", "Bot", "DDoS", "Infiltration", "SSH-Patator"].map(String::from);
+        let d = class_colours(&others);
+        assert_eq!(d[2], c[1]);
+        assert_eq!(class_colours(&["DDoS".to_string()])[0], c[1]);
+        let all: std::collections::HashSet<_> = d[1..].iter().map(|c| (c.0, c.1, c.2)).collect();
+        assert_eq!(all.len(), 4, "attack classes of one picture differ");
+    }
+
+    #[test]
+    fn flat_embeddings_are_collapsed() {
+        let line: Vec<[f32; 2]> = (0..50).map(|i| [i as f32, 2.0 * i as f32 + 1.0]).collect();
+        assert!(is_collapsed(&line));
+        assert!(is_collapsed(&[[3.0, 3.0]; 10]));
+        let blob: Vec<[f32; 2]> = (0..50).map(|i| [(i % 7) as f32, (i / 7) as f32]).collect();
+        assert!(!is_collapsed(&blob));
     }
 
     #[test]

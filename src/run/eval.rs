@@ -734,7 +734,7 @@ pub use pictures::*;
 #[cfg(feature = "plot")]
 mod pictures {
     use super::*;
-    use crate::report::metrics::{pr_curve, roc_curve};
+    use crate::report::metrics::{pr_auc, pr_curve, roc_curve};
     use crate::report::plot::{
         is_normal_class, ClassBars, Heatmap, LineChart, Scatter, ScatterPair, ScoreHistogram,
     };
@@ -903,28 +903,37 @@ mod pictures {
         }
     }
 
-    /// ROC curves of every run, thinned.
-    pub fn roc_chart(runs: &[DetectorRun], attack: &[bool]) -> LineChart {
-        LineChart::roc(curves(runs, attack, roc_curve))
+    /// ROC curves of every run, thinned; the false-positive rate on a log
+    /// scale with `log_fpr`.
+    pub fn roc_chart(runs: &[DetectorRun], attack: &[bool], log_fpr: bool) -> LineChart {
+        let chart = LineChart::roc(curves(runs, attack, roc_curve, (roc_auc, "ROC-AUC")));
+        if log_fpr {
+            chart.log_fpr()
+        } else {
+            chart
+        }
     }
 
     /// Precision-recall curves of every run, thinned.
     pub fn pr_chart(runs: &[DetectorRun], attack: &[bool]) -> LineChart {
-        LineChart::pr(curves(runs, attack, pr_curve))
+        LineChart::pr(curves(runs, attack, pr_curve, (pr_auc, "PR-AUC")))
     }
 
     /// A curve of scores against the truth (ROC or PR).
     type CurveFn = fn(&[f32], &[bool]) -> Vec<(f64, f64)>;
+    /// The area under that curve, and its name for the legend.
+    type AreaFn = (fn(&[f32], &[bool]) -> Option<f64>, &'static str);
 
     fn curves(
         runs: &[DetectorRun],
         attack: &[bool],
         curve: CurveFn,
+        (area, name): AreaFn,
     ) -> Vec<(String, Vec<(f32, f32)>)> {
         runs.iter()
             .map(|r| {
-                let auc = roc_auc(&r.scores, attack)
-                    .map_or(String::new(), |a| format!(" (ROC-AUC {a:.3})"));
+                let auc =
+                    area(&r.scores, attack).map_or(String::new(), |a| format!(" ({name} {a:.3})"));
                 (
                     format!("{}{auc}", r.name),
                     thin(&curve(&r.scores, attack), MAX_CURVE_POINTS),
