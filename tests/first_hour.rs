@@ -566,3 +566,34 @@ fn r17_out_dash_is_standard_output() {
     assert!(html.contains("<h2>Metrics</h2>"));
     assert!(!d.path().join("-").exists());
 }
+
+/// r17: `watch --stdin` on lines without a header fails once, with exit 1
+/// and what to do, instead of rejecting every line and exiting 0.
+#[test]
+fn r17_watch_stdin_without_header_fails_once() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let data = table(d.path(), "t.csv", 300, 0);
+    let model = d.path().join("m.fw");
+    train_ok(&["--data", s(&data), "--model", s(&model)]);
+    let text = std::fs::read_to_string(&data).unwrap();
+    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["-q", "watch", "--stdin", "--model", s(&model)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run may end before every line is written: a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(body.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("-:1: the first line looks like data, not a header")
+            && err.contains("send the header line first"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

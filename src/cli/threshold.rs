@@ -138,6 +138,12 @@ mod tests {
         assert!(
             Wrap::try_parse_from(["t", "--model", "m", "--data", "v", "--write", "x:1"]).is_err()
         );
+        // No t-SNE here, so no --tsne-points; --out only with --write.
+        assert!(
+            Wrap::try_parse_from(["t", "--model", "m", "--data", "v", "--tsne-points", "9"])
+                .is_err()
+        );
+        assert!(Wrap::try_parse_from(["t", "--model", "m", "--data", "v", "--out", "n"]).is_err());
         let mut text = Vec::new();
         let o = RuleOutcome {
             rule: "fpr:0.01".into(),

@@ -249,6 +249,7 @@ mod tests {
                 }
                 Next::Rejected(_) => rejected += 1,
                 Next::Idle => {}
+                Next::Failed(e) => panic!("{e}"),
                 Next::End => break,
             }
         }

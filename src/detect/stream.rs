@@ -500,7 +500,7 @@ impl Engine {
                     Next::Record(info) => self.record(&info, &x, &mut sink, source),
                     other => {
                         self.x = x;
-                        if self.end_of_fill(other, source) {
+                        if self.end_of_fill(other, source)? {
                             break;
                         }
                         continue;
@@ -511,7 +511,7 @@ impl Engine {
                 None
             };
             if let Some(other) = after {
-                if self.end_of_fill(other, source) {
+                if self.end_of_fill(other, source)? {
                     break;
                 }
             }
@@ -590,16 +590,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Handles what ended a read: a rejection, idleness or the end of the
-    /// input (returns true).
-    fn end_of_fill(&mut self, next: Next, source: &dyn RecordSource) -> bool {
+    /// Handles what ended a read: a rejection, idleness, the end of the
+    /// input (returns true) or an input that cannot be read (an error).
+    fn end_of_fill(&mut self, next: Next, source: &dyn RecordSource) -> Result<bool> {
         match next {
             Next::Rejected(e) => self.reject(e.to_string()),
             Next::Idle => self.refresh_usage(source),
-            Next::End => return true,
+            Next::End => return Ok(true),
+            Next::Failed(e) => return Err(e),
             Next::Record(_) => {}
         }
-        false
+        Ok(false)
     }
 
     /// Scores the records of a batch together, each side with its batch

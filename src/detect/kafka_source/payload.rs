@@ -36,7 +36,7 @@ impl LineFeed {
         match self.records.next(out) {
             Next::Record(info) => Ok(info),
             Next::Rejected(Error::Input { msg, .. }) => Err(msg),
-            Next::Rejected(e) => Err(e.to_string()),
+            Next::Rejected(e) | Next::Failed(e) => Err(e.to_string()),
             Next::Idle | Next::End => Err("record not read".into()),
         }
     }

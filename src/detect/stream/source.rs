@@ -38,6 +38,9 @@ pub enum Next {
     Record(RecordInfo),
     /// A malformed record, counted as rejected.
     Rejected(Error),
+    /// The input cannot be read at all (a header that does not fit the
+    /// model): the run stops with this error.
+    Failed(Error),
     /// Nothing yet (live input, pacing): ask again.
     Idle,
     /// The input is exhausted.

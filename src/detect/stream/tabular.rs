@@ -26,7 +26,7 @@ use crate::detect::alert::{FlowContext, Proto};
 use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
 use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
-use crate::ingest::csv::Row;
+use crate::ingest::csv::{parse_number, Number, Row};
 use crate::model::bundle::{Bundle, Classifier};
 use crate::model::dense::Workspace;
 use crate::model::logistic::argmax;
@@ -249,6 +249,17 @@ impl LineRecords {
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_owned())
             .collect();
+        if let Some((i, n)) = header
+            .iter()
+            .enumerate()
+            .find(|(_, n)| matches!(parse_number(n.as_bytes()), Number::Finite(_)))
+        {
+            return Err(self.input_error(format!(
+                "the first line looks like data, not a header (field {} is the number '{n}'): \
+                 send the header line first, then the records (or JSON objects, one a line)",
+                i + 1
+            )));
+        }
         let encoder = self.schema.bind(&header, &self.file)?;
         self.context = ContextColumns::find(&header);
         self.format = Some(Format::Csv {
@@ -361,7 +372,8 @@ impl LineRecords {
             match self.start(line) {
                 Ok(false) => return Next::Idle,
                 Ok(true) => {}
-                Err(e) => return Next::Rejected(e),
+                // Every later line would fail the same way.
+                Err(e) => return Next::Failed(e),
             }
         }
         match self.encode(line, arrived, out) {
