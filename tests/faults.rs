@@ -558,3 +558,144 @@ fn eval_and_plot_fail_cleanly() {
     let r = run(&plot_roc(model, data, s(&gone)), None);
     failed_once(&r, "plot", "no-such-folder", "No such file or directory");
 }
+
+/// Batch scoring: a worker that meets a malformed row halfway through a
+/// file stops the reader and the writer: exit 1 at once, the row named, no
+/// output and no temporary file.
+#[test]
+fn batch_scoring_stops_at_a_bad_row_mid_file() {
+    let f = fixture();
+    let dir = tempfile::tempdir_in(&f.dir).unwrap();
+    let text = std::fs::read_to_string(&f.big).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let mid = lines.len() / 2;
+    lines.insert(mid, "not,a,row");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("p.csv");
+    let args = [
+        "test",
+        "--data",
+        s(&bad),
+        "--model",
+        s(&f.model),
+        "--out",
+        s(&out),
+    ];
+    let r = run(&args, None);
+    failed_once(&r, "test", &format!("bad.csv:{}", mid + 1), "3 fields");
+    assert!(!out.exists());
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
+/// The command hook: commands that never end, or exit at once without
+/// reading, never hold `watch`; a shell's children die with it; what the
+/// commands did is reported, even with -q.
+#[test]
+fn the_command_hook_cannot_hold_watch() {
+    let f = fixture();
+    let dir = tempfile::tempdir_in(&f.dir).unwrap();
+    let (pcap, labels) = (dir.path().join("udp.pcap"), dir.path().join("udp.csv"));
+    ok(&[
+        "synth",
+        "--pcap",
+        s(&pcap),
+        "--labels",
+        s(&labels),
+        "--packets",
+        "40000",
+        "--rate",
+        "1000",
+        "--attack",
+        "udp",
+    ]);
+    let mark = dir.path().join("still-running");
+    let sleeper = format!("sleep 1000; touch {}", mark.display());
+    for cmd in [sleeper.as_str(), "exit 3"] {
+        let args = [
+            "watch",
+            "--pcap",
+            s(&pcap),
+            "--grace",
+            "10s",
+            "--alerts",
+            "/dev/null",
+            "--on-alert",
+            cmd,
+        ];
+        let t0 = Instant::now();
+        let r = run(&args, None);
+        assert!(r.status.success(), "{cmd}: {}", r.stderr);
+        // The last commands get 5 s to finish, then are killed.
+        assert!(
+            t0.elapsed() < Duration::from_secs(12),
+            "{cmd}: {:?}",
+            t0.elapsed()
+        );
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("--on-alert:"))
+            .unwrap_or_default();
+        assert!(
+            line.contains(" 2 commands run, 2 failed"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    // No `sleep` outlived its shell to run the rest of the command.
+    let sleepers = Command::new("pgrep")
+        .args(["-f", &sleeper])
+        .output()
+        .unwrap();
+    assert!(sleepers.stdout.is_empty(), "orphaned hook commands");
+}
+
+/// The metrics server: clients that connect and never finish a request
+/// do not keep `watch` from ending when its input does.
+#[test]
+fn the_metrics_server_cannot_hold_watch() {
+    use std::io::{BufRead, BufReader};
+    let f = fixture();
+    let mut child = Command::new(BIN)
+        .args([
+            "watch",
+            "--stdin",
+            "--model",
+            s(&f.model),
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("metrics on http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address: {first}"))
+        .to_owned();
+    let stalled: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            c.write_all(b"GET /metr").unwrap();
+            c
+        })
+        .collect();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&big_input()[..200_000]).unwrap();
+    drop(stdin);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let r = finish(
+        child,
+        "watch --metrics with stalled clients",
+        Path::new("/dev/null"),
+    );
+    assert!(r.status.success());
+    drop(stalled);
+}

@@ -452,3 +452,36 @@ fn a_member_resumes_at_a_commit_inside_a_record_batch() {
         "each record after the commit once: {err}"
     );
 }
+
+/// A member whose engine fails mid-stream (its scores output full) ends at
+/// once with the cause, once: its consumer threads do not hold it until the
+/// idle timeout.
+#[test]
+fn a_member_whose_output_fails_ends_with_the_cause() {
+    let Some(b) = brokers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, model) = capture(dir.path(), 20_000);
+    let (topic, group) = (unique("full"), unique("group"));
+    assert!(create_topic(&b, &topic, 2, &[]).unwrap());
+    produce(&b, &topic, &pcap);
+    let t0 = Instant::now();
+    let out = Command::new(FW)
+        .args([
+            "-q",
+            "watch",
+            "--kafka-brokers",
+            &b,
+            "--kafka-topic",
+            &topic,
+        ])
+        .args(["--kafka-group", &group, "--model", model.to_str().unwrap()])
+        .args(["--scores", "/dev/full", "--alerts", "/dev/null"])
+        .args(["--kafka-warmup", "0", "--kafka-idle-exit", "60"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
+    assert!(err.contains("/dev/full"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
+}

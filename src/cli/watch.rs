@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -20,7 +20,7 @@ use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
 use floodwatch::detect::mitigate::{Bans, DryRun, GoBgp, Guard, Kind, Mitigator, StatsHandle};
 use floodwatch::detect::saved::{self, Saved};
-use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, JsonLines};
+use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, HookStats, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
 use floodwatch::detect::stream::drift::Period;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
@@ -226,7 +226,14 @@ type Flush = Box<dyn FnMut() -> floodwatch::Result<()> + Send>;
 
 /// The alert sinks, the flushes of those a Kafka source must wait for, and
 /// the mitigation's counts.
-type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>, Option<StatsHandle>);
+type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>, Reports);
+
+/// Counts of the alert actions, printed after the run.
+#[derive(Default)]
+struct Reports {
+    mitigation: Option<StatsHandle>,
+    hook: Option<Arc<Mutex<HookStats>>>,
+}
 
 /// Checks a `--home-net` value when the flags are parsed, not after grace.
 fn cidrs(s: &str) -> Result<String, String> {
@@ -335,20 +342,22 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
         }
         None => sinks.push(Box::new(JsonLines::new(std::io::stdout()))),
     }
+    let mut reports = Reports::default();
     if let Some(cmd) = &args.on_alert {
-        sinks.push(Box::new(CommandHook::new(cmd)));
+        let hook = CommandHook::new(cmd);
+        reports.hook = Some(hook.final_stats());
+        sinks.push(Box::new(hook));
     }
     let home = HomeNet::parse("--home-net", &args.home_net)?;
-    let mut mitigation = None;
     if let Some(kind) = args.mitigation.mitigate {
         let m = mitigator(&args.mitigation, kind, home.clone())?;
-        mitigation = Some(m.stats_handle());
+        reports.mitigation = Some(m.stats_handle());
         sinks.push(Box::new(m));
     }
     if !home.is_empty() {
         sinks = vec![Box::new(HomeNetSink::new(home, sinks))];
     }
-    Ok((sinks, flushes, mitigation))
+    Ok((sinks, flushes, reports))
 }
 
 /// `--mitigate`: the mitigation sink, through gobgp or a dry run.
@@ -646,7 +655,7 @@ fn execute(
         sides,
         group,
     } = chosen;
-    let (mut sinks, flushes, mitigation) = sinks(args)?;
+    let (mut sinks, flushes, reports) = sinks(args)?;
     let mut engine = Engine::new(engine_params(args), sides, Arc::clone(&metrics), stop)?;
     if !quiet {
         engine = engine.on_grace_end(Box::new(report_grace));
@@ -678,8 +687,14 @@ fn execute(
         if let Some(g) = &group {
             eprint!("{}", g.render());
         }
-        if let Some(m) = &mitigation {
+        if let Some(m) = &reports.mitigation {
             eprintln!("{}", m.stats());
+        }
+    }
+    if let Some(Ok(h)) = reports.hook.as_ref().map(|h| h.lock()) {
+        // Even with -q when alerts were not handed over: nothing is lost silently.
+        if !quiet || h.dropped + h.failed > 0 {
+            eprintln!("floodwatch: {h}");
         }
     }
     Ok(drop_outcome(&summary, args.fail_on_drop))

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::alert::{Alert, State};
@@ -113,6 +114,16 @@ pub struct HookStats {
     pub dropped: u64,
 }
 
+impl std::fmt::Display for HookStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--on-alert: {} commands run, {} failed, {} alerts not handed over (commands still running)",
+            self.spawned, self.failed, self.dropped
+        )
+    }
+}
+
 /// Tells each alert's direction against a home net
 /// ([`Alert::apply_home_net`]) before passing it on.
 #[derive(Debug)]
@@ -174,6 +185,8 @@ pub struct CommandHook {
     finish_timeout: Duration,
     running: Vec<Child>,
     stats: HookStats,
+    /// The final counts, for whoever reports them after the run.
+    done: Arc<Mutex<HookStats>>,
 }
 
 impl CommandHook {
@@ -186,6 +199,7 @@ impl CommandHook {
             finish_timeout: Duration::from_secs(5),
             running: Vec::new(),
             stats: HookStats::default(),
+            done: Arc::default(),
         }
     }
 
@@ -205,6 +219,11 @@ impl CommandHook {
     /// What the hook did so far.
     pub fn stats(&self) -> HookStats {
         self.stats
+    }
+
+    /// Where [`finish`](AlertSink::finish) leaves the final counts.
+    pub fn final_stats(&self) -> Arc<Mutex<HookStats>> {
+        Arc::clone(&self.done)
     }
 
     /// Forgets the commands that exited, counting failures.
@@ -244,10 +263,35 @@ impl CommandHook {
                 alert.alert.signature_id.to_string(),
             )
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
+            .stdout(Stdio::null());
+        #[cfg(unix)]
+        {
+            // Its own process group, so that a shell's children die with it.
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        cmd.spawn()
     }
 }
+
+/// Kills the process group a hook command leads (`sh -c` and whatever it
+/// started), not only the command.
+#[cfg(unix)]
+fn kill_group(child: &Child) {
+    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers; -pgid names the group this
+    // command leads (spawned with process_group(0)), which it has not
+    // been reaped from yet, so the id cannot have been reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_: &Child) {}
 
 /// FastNetMon's notify-script arguments: ip, direction, pps, ban or unban.
 fn hook_args(alert: &Alert) -> [String; 4] {
@@ -311,9 +355,13 @@ impl AlertSink for CommandHook {
         }
         for mut child in self.running.drain(..) {
             self.stats.failed += 1;
+            kill_group(&child);
             // Already gone if kill fails; wait reaps it either way.
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Ok(mut done) = self.done.lock() {
+            *done = self.stats;
         }
         Ok(())
     }
