@@ -554,9 +554,7 @@ fn overflow(args: &Args) -> Overflow {
 
 /// Lines of standard input through a queue of `queue` lines.
 fn stdin_source(schema: Schema, args: &Args) -> LineRecords {
-    // One buffered reader for the whole stream (a lock is not `Send`).
-    let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
-    let feed = floodwatch::ingest::lines::spawn(input, "-", args.queue, overflow(args));
+    let feed = floodwatch::ingest::lines::spawn(std::io::stdin(), "-", args.queue, overflow(args));
     LineRecords::new(feed.lines, feed.dropped, schema, "-")
 }
 

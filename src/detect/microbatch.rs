@@ -231,7 +231,8 @@ mod tests {
             });
         }
         for l in lines {
-            tx.send((l, Instant::now())).unwrap();
+            tx.send(crate::ingest::lines::Lines::one(&l, Instant::now()))
+                .unwrap();
         }
         drop(tx);
         let recs = LineRecords::new(rx, Arc::new(AtomicU64::new(0)), b.schema.clone(), "-");

@@ -586,7 +586,7 @@ impl Engine {
             self.reject(format!("record {}: {e}", info.index));
             return Ok(());
         }
-        self.count(info);
+        self.count(info, Instant::now());
         Ok(())
     }
 
@@ -623,6 +623,9 @@ impl Engine {
                 .score_rows(rows, width, s.spec.range.clone(), out)
                 .is_ok();
         }
+        // One clock reading for the batch's latencies: its records were
+        // scored together.
+        let now = Instant::now();
         for (i, info) in b.infos.iter().enumerate() {
             let x = &rows[i * width..(i + 1) * width];
             if !batched {
@@ -634,15 +637,16 @@ impl Engine {
                 *slot = (out[i], out[i] > s.threshold);
             }
             self.pass_on(info, x, scored, sink)?;
-            self.count(info);
+            self.count(info, now);
         }
         Ok(())
     }
 
-    fn count(&mut self, info: &RecordInfo) {
+    fn count(&mut self, info: &RecordInfo, now: Instant) {
         self.summary.records += 1;
         self.metrics.records.fetch_add(1, Relaxed);
-        self.metrics.latency.observe(info.arrived.elapsed());
+        let latency = now.saturating_duration_since(info.arrived);
+        self.metrics.latency.observe(latency);
     }
 
     /// Moves from learning to calibration to detection as grace passes.

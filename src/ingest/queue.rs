@@ -35,6 +35,12 @@ pub struct Feeder<T> {
 impl<T> Feeder<T> {
     /// Offers one record; `false` once the scorer has gone away.
     pub fn push(&self, item: T) -> bool {
+        self.push_counted(item, 1)
+    }
+
+    /// Offers an item that stands for `records` records (a chunk of lines),
+    /// all counted as dropped if the item is.
+    pub fn push_counted(&self, item: T, records: u64) -> bool {
         match self.overflow {
             Overflow::Block if self.capacity < BATCHED_WAIT_MIN => self.tx.send(item).is_ok(),
             // Waiting for one free slot would wake the producer once per
@@ -55,7 +61,7 @@ impl<T> Feeder<T> {
             Overflow::Drop => match self.tx.try_send(item) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
-                    self.dropped.fetch_add(1, Relaxed);
+                    self.dropped.fetch_add(records, Relaxed);
                     true
                 }
                 Err(TrySendError::Disconnected(_)) => false,

@@ -2,22 +2,23 @@
 //! CSV table rows through the schema's line reader.
 
 use super::*;
+use crate::ingest::lines::Lines;
 
 /// A line decoder fed one record at a time.
 pub(super) struct LineFeed {
-    tx: SyncSender<(String, Instant)>,
+    tx: SyncSender<Lines>,
     records: LineRecords,
 }
 
 impl LineFeed {
     fn new(schema: &Schema, header: Option<String>) -> Self {
-        let (tx, rx): (_, Receiver<(String, Instant)>) = sync_channel(1);
+        let (tx, rx): (_, Receiver<Lines>) = sync_channel(1);
         let mut records =
             LineRecords::new(rx, Arc::new(AtomicU64::new(0)), schema.clone(), "kafka");
         if let Some(h) = header {
             // The header fixes the CSV column order; it yields no record.
             let mut scratch = vec![0.0; schema.width()];
-            if tx.try_send((h, Instant::now())).is_ok() {
+            if tx.try_send(Lines::one(&h, Instant::now())).is_ok() {
                 let _ = records.next(&mut scratch);
             }
         }
@@ -30,7 +31,7 @@ impl LineFeed {
         arrived: Instant,
         out: &mut [f64],
     ) -> std::result::Result<RecordInfo, String> {
-        if self.tx.try_send((line.to_owned(), arrived)).is_err() {
+        if self.tx.try_send(Lines::one(line, arrived)).is_err() {
             return Err("record decoder unavailable".into());
         }
         match self.records.next(out) {

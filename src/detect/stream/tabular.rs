@@ -27,6 +27,7 @@ use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
 use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
 use crate::ingest::csv::{parse_number, Number, Row};
+use crate::ingest::lines::Lines;
 use crate::model::bundle::{Bundle, Classifier};
 use crate::model::dense::Workspace;
 use crate::model::logistic::argmax;
@@ -113,7 +114,12 @@ enum Format {
 /// Lines from standard input (or any line queue) encoded with a schema.
 #[derive(Debug)]
 pub struct LineRecords {
-    rx: Receiver<(String, Instant)>,
+    rx: Receiver<Lines>,
+    /// The chunk being read, its next line, and the wall-clock time it was
+    /// taken (the time of records without a time column).
+    chunk: Option<Lines>,
+    at: usize,
+    chunk_unix: f64,
     dropped: Arc<AtomicU64>,
     schema: Schema,
     names: Vec<String>,
@@ -150,6 +156,22 @@ impl Default for LineSplitter {
 impl LineSplitter {
     /// Fills `record` with the fields of `line`; `false` for no record.
     fn split(&mut self, line: &[u8], record: &mut ByteRecord) -> bool {
+        // Without quotes, carriage returns or a byte-order mark a line's
+        // fields are what lies between its commas: no CSV state machine.
+        let plain = !line.is_empty()
+            && !line.starts_with(b"\xef\xbb\xbf")
+            && !line.iter().any(|&b| b == b'"' || b == b'\r');
+        if plain {
+            record.clear();
+            for field in line.split(|&b| b == b',') {
+                record.push_field(field);
+            }
+            return true;
+        }
+        self.split_csv(line, record)
+    }
+
+    fn split_csv(&mut self, line: &[u8], record: &mut ByteRecord) -> bool {
         use csv_core::ReadRecordResult as R;
         self.parser.reset();
         // A field is never longer than its text, nor are there more fields
@@ -192,7 +214,7 @@ impl LineRecords {
     /// Reads lines from `rx` (whose producer counts drops in `dropped`),
     /// named `file` in errors (`-` for standard input).
     pub fn new(
-        rx: Receiver<(String, Instant)>,
+        rx: Receiver<Lines>,
         dropped: Arc<AtomicU64>,
         schema: Schema,
         file: impl Into<PathBuf>,
@@ -201,6 +223,9 @@ impl LineRecords {
         let width = schema.width();
         LineRecords {
             rx,
+            chunk: None,
+            at: 0,
+            chunk_unix: 0.0,
             dropped,
             schema,
             names,
@@ -320,10 +345,7 @@ impl LineRecords {
         for (o, v) in out.iter_mut().zip(&self.row) {
             *o = f64::from(*v);
         }
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let (timestamp, flow) = self.context.read(&self.record, now_unix);
+        let (timestamp, flow) = self.context.read(&self.record, self.chunk_unix);
         Ok(RecordInfo {
             index: self.line,
             timestamp,
@@ -339,11 +361,14 @@ impl RecordSource for LineRecords {
     }
 
     fn next(&mut self, out: &mut [f64]) -> Next {
-        match self.rx.recv_timeout(IDLE_WAIT) {
-            Ok((line, arrived)) => self.take(&line, arrived, out),
-            Err(RecvTimeoutError::Timeout) => Next::Idle,
-            Err(RecvTimeoutError::Disconnected) => Next::End,
+        if !self.has_line() {
+            match self.rx.recv_timeout(IDLE_WAIT) {
+                Ok(chunk) => self.start_chunk(chunk),
+                Err(RecvTimeoutError::Timeout) => return Next::Idle,
+                Err(RecvTimeoutError::Disconnected) => return Next::End,
+            }
         }
+        self.next_line(out)
     }
 
     fn dropped(&self) -> u64 {
@@ -355,11 +380,37 @@ impl LineRecords {
     /// [`RecordSource::next`] without waiting: `None` when no line is
     /// queued.
     pub fn next_ready(&mut self, out: &mut [f64]) -> Option<Next> {
-        match self.rx.try_recv() {
-            Ok((line, arrived)) => Some(self.take(&line, arrived, out)),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Next::End),
+        if !self.has_line() {
+            match self.rx.try_recv() {
+                Ok(chunk) => self.start_chunk(chunk),
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => return Some(Next::End),
+            }
         }
+        Some(self.next_line(out))
+    }
+
+    fn start_chunk(&mut self, chunk: Lines) {
+        (self.chunk, self.at) = (Some(chunk), 0);
+        self.chunk_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+    }
+
+    fn has_line(&self) -> bool {
+        self.chunk.as_ref().is_some_and(|c| self.at < c.len())
+    }
+
+    /// The next line of the current chunk (there is one).
+    fn next_line(&mut self, out: &mut [f64]) -> Next {
+        let Some(chunk) = self.chunk.take() else {
+            return Next::Idle;
+        };
+        let line = chunk.get(self.at).unwrap_or_default();
+        self.at += 1;
+        let next = self.take(line, chunk.arrived(), out);
+        self.chunk = Some(chunk);
+        next
     }
 
     /// One line from the queue.
@@ -518,6 +569,8 @@ mod tests {
             " spaced , \"q\"tail",
             "\"unterminated,1",
             "\u{feff}bom,é",
+            "a\rb,c",
+            "7,,x,",
         ] {
             let mut want = ByteRecord::new();
             let mut rdr = csv::ReaderBuilder::new()
