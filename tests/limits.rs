@@ -212,7 +212,8 @@ fn json_line_nested_a_million_deep_is_rejected_with_its_line() {
     deep.push_str(&String::from_utf8(nested(1_000_000)).unwrap());
     deep.push('}');
     for line in ["{\"a\":1}".to_string(), deep, "{\"a\":2}".to_string()] {
-        tx.send((line, std::time::Instant::now())).unwrap();
+        let chunk = floodwatch::ingest::lines::Lines::one(&line, std::time::Instant::now());
+        tx.send(chunk).unwrap();
     }
     drop(tx);
     let mut src = LineRecords::new(rx, Arc::new(AtomicU64::new(0)), schema, "-");
