@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             Err(bad) => assert!(!bad.error.to_string().is_empty()),
         }
     }
-    let schema = builder.finish();
+    let schema = builder.finish().0;
     // Encode the same rows again with the learned schema.
     if let (Ok(mut src), Ok(mut enc)) = (
         CsvSource::open(std::slice::from_ref(&path), None),

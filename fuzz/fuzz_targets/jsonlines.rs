@@ -4,11 +4,11 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
 
 use floodwatch::detect::stream::source::{Next, RecordSource};
 use floodwatch::detect::stream::tabular::LineRecords;
 use floodwatch::features::tabular::{Column, ColumnKind, Schema};
+use floodwatch::ingest::lines::Lines;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,9 +29,17 @@ fuzz_target!(|data: &[u8]| {
     let (tx, rx) = std::sync::mpsc::channel();
     let text = String::from_utf8_lossy(data);
     let mut lines = 0usize;
+    // Chunks of up to 7 lines, as the stdin reader sends them.
+    let mut chunk = Lines::new();
     for line in text.lines() {
-        let _ = tx.send((line.to_owned(), Instant::now()));
+        chunk.push(line);
         lines += 1;
+        if chunk.len() == 7 {
+            let _ = tx.send(std::mem::take(&mut chunk));
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk);
     }
     drop(tx);
     let mut src = LineRecords::new(rx, Arc::new(AtomicU64::new(0)), schema, "-");
