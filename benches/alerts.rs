@@ -47,6 +47,7 @@ fn stream(seed: u64) -> Vec<ScoredRecord<'static>> {
                     dest_port: 80,
                     proto: Proto::Tcp,
                     bytes: 60,
+                    tcp_flags: 0x02,
                 },
                 top_features: &TOP,
                 family: None,

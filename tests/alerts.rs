@@ -59,6 +59,7 @@ fn rec(ts: f64, src: IpAddr, dst: IpAddr, score: f64) -> ScoredRecord<'static> {
             dest_port: 80,
             proto: Proto::Tcp,
             bytes: 60,
+            tcp_flags: 0,
         },
         top_features: &TOP,
         family: None,
@@ -324,7 +325,10 @@ fn json_shape_snapshot() {
         r#""top_features":[{"name":"syn_rate","share":0.6},{"name":"pkt_len","share":0.3}],"#,
         r#""episode":{"start":"2025-11-25T14:59:51.123456+0000","#,
         r#""last_seen":"2025-11-25T14:59:51.123456+0000","#,
-        r#""packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":1.5,"sources":1}}}}"#,
+        r#""packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":1.5,"sources":1,"#,
+        r#""fingerprint":{"records":1,"protocols":[{"name":"tcp","share":1.0}],"#,
+        r#""dest_ports":[{"port":80,"share":1.0}],"src_ports":[{"port":40000,"share":1.0}],"#,
+        r#""size":{"min":60,"max":60,"mean":60},"tcp_flags":[],"fragments":0.0}}}}}"#,
     );
     assert_eq!(sample_alert().to_json(), expected);
     let mut sink = JsonLines::new(Vec::new());
@@ -580,6 +584,7 @@ fn kitnet_scores_feed_one_episode_with_the_broken_feature() {
                 dest_port: 53,
                 proto: Proto::Udp,
                 bytes: 512,
+                tcp_flags: 0,
             },
             top_features: &top,
             family: None,

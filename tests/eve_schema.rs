@@ -152,6 +152,7 @@ fn direct_alerts() -> Vec<Alert> {
                         dest_port: 53,
                         proto,
                         bytes: 60,
+                        tcp_flags: 0,
                     };
                     let at = Timestamp::from_secs(1_764_082_791.123_456);
                     let ctx = context(family, state, score);

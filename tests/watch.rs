@@ -725,6 +725,17 @@ fn splice_headline_figure() {
                 .map(|a| secs_of_day(a["alert"]["context"]["episode"]["start"].as_str().unwrap()))
                 .collect();
             assert!(!starts.is_empty(), "{flood} {detector}: no alert");
+            // The last event's fingerprint says what the flood is: TCP SYN.
+            let last = alerts(&alert_file).pop().unwrap();
+            let fp = &last["alert"]["context"]["episode"]["fingerprint"];
+            let share = |list: &str, name: &str| {
+                let items = fp[list].as_array().unwrap();
+                let item = items.iter().find(|s| s["name"] == name);
+                item.map_or(0.0, |s| s["share"].as_f64().unwrap())
+            };
+            assert!(share("protocols", "tcp") >= 0.99, "{flood}: {fp}");
+            assert!(share("tcp_flags", "syn") >= 0.99, "{flood}: {fp}");
+            assert!(fp["records"].as_u64().unwrap() > 1000, "{flood}: {fp}");
             assert!(
                 starts.iter().all(|&t| t >= flood_at - 1e-3),
                 "{flood} {detector}: alert in the benign part {starts:?} (flood at {flood_at})"

@@ -65,6 +65,7 @@
 //! {"timestamp":"2026-11-25T14:59:51.000000+0000","flow_id":288580119728225531,"event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","community_id":"1:CAJ8LgtH+fbOHtQG4u337cLeAlk=","alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"target":{"ip":"10.0.0.1"},"context":{"state":"start","family":"flood_target","score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000+0000","last_seen":"2026-11-25T14:59:51.000000+0000","packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":0.93,"sources":1}}}}
 //! ```
 
+use super::fingerprint::FingerprintSummary;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -148,6 +149,8 @@ pub struct FlowContext {
     pub proto: Proto,
     /// Bytes of the record (a packet's wire length, a flow's byte count).
     pub bytes: u64,
+    /// TCP flags byte (FIN=0x01 ... CWR=0x80; 0 for other protocols).
+    pub tcp_flags: u8,
 }
 
 impl FlowContext {
@@ -159,6 +162,10 @@ impl FlowContext {
             Network::Ip { src, dst } => (src, dst),
             Network::Arp { sender, target } => (IpAddr::V4(sender), IpAddr::V4(target)),
             Network::None => (none, none),
+        };
+        let tcp_flags = match p.transport {
+            Transport::Tcp { flags, .. } => flags,
+            _ => 0,
         };
         let (proto, src_port, dest_port) = match p.transport {
             Transport::Tcp {
@@ -178,6 +185,7 @@ impl FlowContext {
             dest_port,
             proto,
             bytes: u64::from(p.wire_len),
+            tcp_flags,
         }
     }
 }
@@ -562,6 +570,9 @@ pub struct EpisodeSummary {
     /// Why it ended (`end` events only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// What its anomalous records look like, when counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<FingerprintSummary>,
 }
 
 impl EpisodeSummary {
@@ -589,7 +600,14 @@ impl EpisodeSummary {
             peak_score,
             sources,
             end_reason,
+            fingerprint: None,
         }
+    }
+
+    /// The same with the episode's fingerprint.
+    pub fn with_fingerprint(mut self, f: FingerprintSummary) -> Self {
+        self.fingerprint = Some(f);
+        self
     }
 }
 
@@ -1104,6 +1122,7 @@ mod tests {
             dest_port: 3344,
             proto,
             bytes: 60,
+            tcp_flags: 0,
         }
     }
 

@@ -27,6 +27,7 @@ use super::alert::{
     Alert, AlertContext, EndReason, EpisodeSummary, Family, FeatureShare, FlowContext, NamedShare,
     ScoredRecord, State, Timestamp,
 };
+use super::fingerprint::Fingerprint;
 use super::sink::AlertSink;
 use super::vote::{VoteParams, VoteWindow};
 use crate::{Error, Result};
@@ -251,6 +252,7 @@ struct Episode {
     peak_top: Vec<FeatureShare>,
     family: Option<String>,
     sources: SourceSketch,
+    fingerprint: Fingerprint,
 }
 
 impl Episode {
@@ -265,6 +267,7 @@ impl Episode {
             peak_top: Vec::with_capacity(top_k),
             family: None,
             sources: SourceSketch::new(),
+            fingerprint: Fingerprint::default(),
         };
         ep.add(rec, ts, top_k);
         ep
@@ -277,6 +280,7 @@ impl Episode {
         self.packets += 1;
         self.bytes = self.bytes.saturating_add(rec.flow.bytes);
         self.sources.add(&rec.flow.src_ip);
+        self.fingerprint.add(&rec.flow);
         // The first record sets the peak even with a NaN score.
         if rec.score > self.peak_score || self.packets == 1 {
             self.peak_score = rec.score;
@@ -497,7 +501,8 @@ impl EpisodeTracker {
                 ep.peak_score,
                 ep.sources.estimate(),
                 end_reason,
-            ),
+            )
+            .with_fingerprint(ep.fingerprint.summary()),
         };
         let category = ep.family.clone().unwrap_or_else(|| p.category.clone());
         Alert::new(
@@ -541,6 +546,7 @@ mod tests {
                 dest_port: 80,
                 proto: Proto::Tcp,
                 bytes: 60,
+                tcp_flags: 0,
             },
             top_features: &[],
             family: None,

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod episode;
+pub mod fingerprint;
 pub mod homenet;
 #[cfg(feature = "kafka")]
 pub mod kafka_sink;

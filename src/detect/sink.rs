@@ -383,6 +383,7 @@ mod tests {
             dest_port: 2,
             proto: Proto::Udp,
             bytes: 60,
+            tcp_flags: 0,
         };
         let context = AlertContext {
             state: State::Start,

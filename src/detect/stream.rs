@@ -1071,6 +1071,7 @@ mod tests {
                     dest_port: 80,
                     proto: Proto::Tcp,
                     bytes: 60,
+                    tcp_flags: 0,
                 },
                 arrived: Instant::now(),
             })

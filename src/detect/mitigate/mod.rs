@@ -613,6 +613,7 @@ mod tests {
             dest_port: 53,
             proto: Proto::Udp,
             bytes: 60,
+            tcp_flags: 0,
         };
         let context = AlertContext {
             state: State::Start,

@@ -91,6 +91,7 @@ impl ContextColumns {
             dest_port: port(self.dst_port),
             proto,
             bytes: 0,
+            tcp_flags: 0,
         };
         (time, flow)
     }
