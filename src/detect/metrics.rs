@@ -73,8 +73,16 @@ impl Histogram {
 /// What a detector counts while it runs.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Records scored.
+    /// Records scored (after grace).
     pub records: AtomicU64,
+    /// Records learned from or calibrated on during grace.
+    pub grace_records: AtomicU64,
+    /// 1 while the model learns or calibrates (grace), else 0.
+    pub in_grace: AtomicU64,
+    /// Alert episodes open now.
+    pub open_episodes: AtomicU64,
+    /// The current threshold of each side (destination, source), as f64 bits.
+    pub thresholds: [AtomicU64; 2],
     /// Records above the threshold.
     pub anomalies: AtomicU64,
     /// Alert events emitted (episode starts and ends).
@@ -166,6 +174,10 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             records: AtomicU64::new(0),
+            grace_records: AtomicU64::new(0),
+            in_grace: AtomicU64::new(0),
+            open_episodes: AtomicU64::new(0),
+            thresholds: [AtomicU64::new(0), AtomicU64::new(0)],
             anomalies: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -183,7 +195,16 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters = [
-            ("records_total", "Records scored.", &self.records),
+            (
+                "records_total",
+                "Records scored (after grace).",
+                &self.records,
+            ),
+            (
+                "grace_records_total",
+                "Records learned from or calibrated on during grace.",
+                &self.grace_records,
+            ),
             (
                 "anomalies_total",
                 "Records above the threshold.",
@@ -210,13 +231,34 @@ impl Metrics {
             metric(&mut out, name, help, "counter", v.load(Relaxed) as f64);
         }
         let entries = self.table_entries.load(Relaxed) as f64;
-        metric(
-            &mut out,
-            "table_entries",
-            "Entries in the stream tables.",
-            "gauge",
-            entries,
+        let gauges = [
+            ("table_entries", "Entries in the stream tables.", entries),
+            (
+                "open_episodes",
+                "Alert episodes open now.",
+                self.open_episodes.load(Relaxed) as f64,
+            ),
+            (
+                "grace",
+                "1 while the model learns or calibrates (grace), else 0.",
+                self.in_grace.load(Relaxed) as f64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            metric(&mut out, name, help, "gauge", v);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP floodwatch_threshold The current score threshold of each side.\n\
+             # TYPE floodwatch_threshold gauge"
         );
+        for (side, t) in ["destination", "source"].iter().zip(&self.thresholds) {
+            // A side without a model has no threshold (never 0 otherwise).
+            let t = f64::from_bits(t.load(Relaxed));
+            if t > 0.0 {
+                let _ = writeln!(out, "floodwatch_threshold{{side=\"{side}\"}} {t}");
+            }
+        }
         // Rates are left to Prometheus (rate(floodwatch_records_total[1m])).
         let _ = writeln!(
             out,
@@ -313,6 +355,44 @@ impl Drop for MetricsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every metric the shipped Grafana dashboard queries is one floodwatch
+    /// exports (a histogram's `_bucket`, `_sum` and `_count` series by the
+    /// histogram's name).
+    #[test]
+    fn the_grafana_dashboard_queries_only_real_metrics() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../contrib/grafana/floodwatch.json")).unwrap();
+        let m = Metrics::default();
+        m.thresholds[0].store(0.5f64.to_bits(), Relaxed);
+        let page = m.render();
+        let mut queried = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    let Some(name) = name.strip_prefix("floodwatch_").map(|_| name) else {
+                        continue;
+                    };
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    assert!(page.contains(&format!("# TYPE {base} ")), "{expr}: {base}");
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 12, "{queried} metric references");
+        for name in ["grace_records_total", "open_episodes", "grace", "threshold"] {
+            assert!(
+                dashboard
+                    .to_string()
+                    .contains(&format!("floodwatch_{name}")),
+                "{name}"
+            );
+        }
+    }
     use std::io::{Read, Write};
 
     #[test]

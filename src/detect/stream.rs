@@ -644,7 +644,12 @@ impl Engine {
 
     fn count(&mut self, info: &RecordInfo, now: Instant) {
         self.summary.records += 1;
-        self.metrics.records.fetch_add(1, Relaxed);
+        let counter = if self.phase == Phase::Detect {
+            &self.metrics.records
+        } else {
+            &self.metrics.grace_records
+        };
+        counter.fetch_add(1, Relaxed);
         let latency = now.saturating_duration_since(info.arrived);
         self.metrics.latency.observe(latency);
     }
@@ -900,6 +905,15 @@ impl Engine {
         let skipped = source.skipped();
         let counted = self.summary.rejected + skipped;
         self.metrics.rejected.store(counted, Relaxed);
+        let grace = u64::from(self.phase != Phase::Detect);
+        self.metrics.in_grace.store(grace, Relaxed);
+        let open = self.sides.iter().filter_map(|s| s.tracker.as_ref());
+        let open: u64 = open.map(|t| t.stats().open_episodes).sum();
+        self.metrics.open_episodes.store(open, Relaxed);
+        for s in &self.sides {
+            let slot = usize::from(s.spec.side == Side::Source);
+            self.metrics.thresholds[slot].store(s.threshold.to_bits(), Relaxed);
+        }
     }
 
     fn finish_summary(&mut self, started: Instant) -> Summary {
