@@ -376,6 +376,17 @@ fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
+/// `eval` of `train` against `test` into `out`, 3 epochs, `tsne` points.
+fn eval_args<'a>(train: &'a Path, test: &'a Path, out: &'a Path, tsne: &'a str) -> Vec<&'a str> {
+    let files = ["--train", s(train), "--test", s(test), "--out", s(out)];
+    [
+        &["eval"][..],
+        &files,
+        &["--epochs", "3", "--tsne-points", tsne],
+    ]
+    .concat()
+}
+
 /// r17: the latent classifier has one decision rule, so `test`, `eval`
 /// and `report` give the same F1 for the same model and rows.
 #[test]
@@ -384,22 +395,9 @@ fn r17_one_classifier_rule_one_f1() {
     let train = three_classes(d.path(), "train.csv", 1500, 1);
     let test = three_classes(d.path(), "test.csv", 1000, 2);
     let (out, model) = (d.path().join("ev"), d.path().join("m.fw"));
-    ok(&[
-        "eval",
-        "--train",
-        s(&train),
-        "--test",
-        s(&test),
-        "--out",
-        s(&out),
-        "--model",
-        s(&model),
-        "--epochs",
-        "3",
-        "--tsne-points",
-        "50",
-        "-q",
-    ]);
+    let mut args = eval_args(&train, &test, &out, "50");
+    args.extend(["--model", s(&model), "-q"]);
+    ok(&args);
     let eval_f1 = json(&out.join("eval.json"))["detectors"]["latent_classifier"]["f1"]
         .as_f64()
         .unwrap();
@@ -445,19 +443,7 @@ fn r17_eval_sets_normal_rows_aside_and_summarises() {
     let train = table(d.path(), "train.csv", 1000, 0);
     let test = table(d.path(), "attacks.csv", 200, 1);
     let out = d.path().join("ev");
-    let args = [
-        "eval",
-        "--train",
-        s(&train),
-        "--test",
-        s(&test),
-        "--out",
-        s(&out),
-        "--epochs",
-        "3",
-        "--tsne-points",
-        "4",
-    ];
+    let args = eval_args(&train, &test, &out, "4");
     let run = util::fw(&args);
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{err}");
