@@ -65,7 +65,6 @@
 //! {"timestamp":"2026-11-25T14:59:51.000000+0000","flow_id":288580119728225531,"event_type":"alert","src_ip":"10.0.0.9","src_port":4242,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP","community_id":"1:CAJ8LgtH+fbOHtQG4u337cLeAlk=","alert":{"action":"allowed","gid":1,"signature_id":1990001,"rev":1,"signature":"floodwatch: TCP flood toward 10.0.0.1","category":"syn_flood","severity":2,"target":{"ip":"10.0.0.1"},"context":{"state":"start","family":"flood_target","score":0.93,"threshold":0.2,"top_features":[{"name":"syn_rate","share":0.7}],"episode":{"start":"2026-11-25T14:59:51.000000+0000","last_seen":"2026-11-25T14:59:51.000000+0000","packets":1,"bytes":60,"pps":1.0,"bps":480.0,"peak_score":0.93,"sources":1}}}}
 //! ```
 
-use super::fingerprint::FingerprintSummary;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -188,6 +187,65 @@ impl FlowContext {
             tcp_flags,
         }
     }
+}
+
+/// The fingerprint as alerts carry it (`alert.context.episode.fingerprint`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FingerprintSummary {
+    /// Anomalous records counted.
+    pub records: u64,
+    /// Share of each protocol seen.
+    pub protocols: Vec<Share>,
+    /// The destination ports most hit (TCP and UDP), with the share each
+    /// has for sure (at least 1 %; none for random ports).
+    pub dest_ports: Vec<PortShare>,
+    /// The source ports most used.
+    pub src_ports: Vec<PortShare>,
+    /// Record sizes in bytes.
+    pub size: Sizes,
+    /// Share of records with each TCP flag seen.
+    pub tcp_flags: Vec<Share>,
+    /// Share of IP packets past their first fragment.
+    pub fragments: f64,
+}
+
+/// A named share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Share {
+    /// What.
+    pub name: &'static str,
+    /// Its share of the records.
+    pub share: f64,
+}
+
+impl Share {
+    /// `share` of the records, to four decimals.
+    pub(crate) fn new(name: &'static str, share: f64) -> Self {
+        Share {
+            name,
+            share: (share * 1e4).round() / 1e4,
+        }
+    }
+}
+
+/// A port and its share of the records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortShare {
+    /// The port.
+    pub port: u16,
+    /// Its share.
+    pub share: f64,
+}
+
+/// Smallest, largest and mean size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sizes {
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean, rounded down.
+    pub mean: u64,
 }
 
 /// One feature's share of a record's reconstruction error.

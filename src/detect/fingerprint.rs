@@ -4,9 +4,7 @@
 //! needs to write a filter, and what a FlowSpec rule carries. Fixed size
 //! per episode: nothing is allocated per record.
 
-use serde::Serialize;
-
-use super::alert::{FlowContext, Proto};
+use super::alert::{FingerprintSummary, FlowContext, PortShare, Proto, Share, Sizes};
 
 /// Ports tracked per direction (space-saving: the heavy ones stay).
 const PORTS: usize = 8;
@@ -159,64 +157,6 @@ impl TopPorts {
 /// Four decimals are enough for a share.
 fn round(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
-}
-
-/// The fingerprint as alerts carry it (`alert.context.episode.fingerprint`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FingerprintSummary {
-    /// Anomalous records counted.
-    pub records: u64,
-    /// Share of each protocol seen.
-    pub protocols: Vec<Share>,
-    /// The destination ports most hit (TCP and UDP), with the share each
-    /// has for sure (at least 1 %; none for random ports).
-    pub dest_ports: Vec<PortShare>,
-    /// The source ports most used.
-    pub src_ports: Vec<PortShare>,
-    /// Record sizes in bytes.
-    pub size: Sizes,
-    /// Share of records with each TCP flag seen.
-    pub tcp_flags: Vec<Share>,
-    /// Share of IP packets past their first fragment.
-    pub fragments: f64,
-}
-
-/// A named share.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Share {
-    /// What.
-    pub name: &'static str,
-    /// Its share of the records.
-    pub share: f64,
-}
-
-impl Share {
-    fn new(name: &'static str, share: f64) -> Self {
-        Share {
-            name,
-            share: round(share),
-        }
-    }
-}
-
-/// A port and its share of the records.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PortShare {
-    /// The port.
-    pub port: u16,
-    /// Its share.
-    pub share: f64,
-}
-
-/// Smallest, largest and mean size.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sizes {
-    /// Smallest.
-    pub min: u64,
-    /// Largest.
-    pub max: u64,
-    /// Mean, rounded down.
-    pub mean: u64,
 }
 
 #[cfg(test)]
