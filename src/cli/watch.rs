@@ -654,6 +654,9 @@ fn execute(
         group,
     } = chosen;
     let (mut sinks, flushes, reports) = sinks(args)?;
+    if let Some(m) = &reports.mitigation {
+        let _ = metrics.mitigation.set(m.clone());
+    }
     let mut engine = Engine::new(engine_params(args), sides, Arc::clone(&metrics), stop)?;
     if !quiet {
         engine = engine.on_grace_end(Box::new(report_grace));

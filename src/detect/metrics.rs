@@ -5,10 +5,11 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::mitigate::StatsHandle;
 use crate::{Error, Result};
 
 /// Upper bounds of the latency histogram buckets, in seconds.
@@ -83,6 +84,8 @@ pub struct Metrics {
     pub open_episodes: AtomicU64,
     /// The current threshold of each side (destination, source), as f64 bits.
     pub thresholds: [AtomicU64; 2],
+    /// The mitigation's counts, once `--mitigate` runs.
+    pub mitigation: OnceLock<StatsHandle>,
     /// Records above the threshold.
     pub anomalies: AtomicU64,
     /// Alert events emitted (episode starts and ends).
@@ -178,6 +181,7 @@ impl Default for Metrics {
             in_grace: AtomicU64::new(0),
             open_episodes: AtomicU64::new(0),
             thresholds: [AtomicU64::new(0), AtomicU64::new(0)],
+            mitigation: OnceLock::new(),
             anomalies: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -246,6 +250,16 @@ impl Metrics {
         ];
         for (name, help, v) in gauges {
             metric(&mut out, name, help, "gauge", v);
+        }
+        if let Some(m) = self.mitigation.get() {
+            let help = "BGP announcements (blackhole routes, FlowSpec rules) in force.";
+            metric(
+                &mut out,
+                "active_mitigations",
+                help,
+                "gauge",
+                m.active() as f64,
+            );
         }
         let _ = writeln!(
             out,
@@ -361,11 +375,24 @@ mod tests {
     /// histogram's name).
     #[test]
     fn the_grafana_dashboard_queries_only_real_metrics() {
+        use crate::detect::mitigate;
         let dashboard: serde_json::Value =
             serde_json::from_str(include_str!("../../contrib/grafana/floodwatch.json")).unwrap();
         let m = Metrics::default();
         m.thresholds[0].store(0.5f64.to_bits(), Relaxed);
+        assert!(!m.render().contains("active_mitigations"));
+        let home = crate::detect::homenet::HomeNet::parse("--home-net", &["10.0.0.0/8"]).unwrap();
+        let bans = mitigate::Bans::new(
+            mitigate::DryRun,
+            mitigate::Kind::Blackhole,
+            Duration::ZERO,
+            1,
+        );
+        let guard = mitigate::Guard::new(home, Default::default());
+        let mitigator = mitigate::Mitigator::start(guard, bans, 1).unwrap();
+        let _ = m.mitigation.set(mitigator.stats_handle());
         let page = m.render();
+        assert!(page.contains("floodwatch_active_mitigations 0"), "{page}");
         let mut queried = 0;
         for panel in dashboard["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().unwrap() {

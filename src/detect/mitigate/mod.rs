@@ -127,6 +127,8 @@ impl fmt::Display for MitigationStats {
 /// The counters behind [`MitigationStats`], shared with the worker.
 #[derive(Debug, Default)]
 struct Counters {
+    /// Announcements in force now.
+    active: AtomicU64,
     announced: AtomicU64,
     withdrawn: AtomicU64,
     failed: AtomicU64,
@@ -139,6 +141,11 @@ struct Counters {
 pub struct StatsHandle(Arc<Counters>);
 
 impl StatsHandle {
+    /// Announcements in force now.
+    pub fn active(&self) -> u64 {
+        self.0.active.load(Relaxed)
+    }
+
     /// The counts so far.
     pub fn stats(&self) -> MitigationStats {
         let c = &self.0;
@@ -296,6 +303,8 @@ impl<A: Announcer> Bans<A> {
                 self.counters.announced.fetch_add(1, Relaxed);
                 self.log(&format!("announce {rule} (episode started {at})"));
                 self.active.insert(e.target, Ban { rule, ends: None });
+                let n = self.active.len() as u64;
+                self.counters.active.store(n, Relaxed);
             }
             Err(why) => {
                 self.counters.failed.fetch_add(1, Relaxed);
@@ -342,6 +351,8 @@ impl<A: Announcer> Bans<A> {
         let Some(ban) = self.active.remove(&ip) else {
             return;
         };
+        let n = self.active.len() as u64;
+        self.counters.active.store(n, Relaxed);
         match self.announcer.withdraw(&ban.rule) {
             Ok(()) => {
                 self.counters.withdrawn.fetch_add(1, Relaxed);
@@ -686,8 +697,15 @@ mod tests {
         go.send(()).unwrap();
         go.send(()).unwrap();
         let stats = m.stats_handle();
+        // Both announced ones are in force until finish withdraws them.
+        let t0 = std::time::Instant::now();
+        while stats.active() < 2 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stats.active(), 2);
         m.finish().unwrap();
         let s = stats.stats();
         assert_eq!((s.announced, s.withdrawn, s.dropped), (2, 2, 1), "{s}");
+        assert_eq!(stats.active(), 0);
     }
 }
