@@ -218,12 +218,17 @@ pub struct Share {
     pub share: f64,
 }
 
+/// A share to four decimals, as alerts give them.
+pub(crate) fn round_share(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
 impl Share {
     /// `share` of the records, to four decimals.
     pub(crate) fn new(name: &'static str, share: f64) -> Self {
         Share {
             name,
-            share: (share * 1e4).round() / 1e4,
+            share: round_share(share),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! needs to write a filter, and what a FlowSpec rule carries. Fixed size
 //! per episode: nothing is allocated per record.
 
-use super::alert::{FingerprintSummary, FlowContext, PortShare, Proto, Share, Sizes};
+use super::alert::{round_share, FingerprintSummary, FlowContext, PortShare, Proto, Share, Sizes};
 
 /// Ports tracked per direction (space-saving: the heavy ones stay).
 const PORTS: usize = 8;
@@ -90,7 +90,7 @@ impl Fingerprint {
                 .filter(|(_, n)| *n > 0)
                 .map(|((name, _), n)| Share::new(name, share(n)))
                 .collect(),
-            fragments: round(share(self.fragments)),
+            fragments: round_share(share(self.fragments)),
         }
     }
 
@@ -148,15 +148,10 @@ impl TopPorts {
             .take(REPORTED)
             .map(|(port, n)| PortShare {
                 port,
-                share: round(share(n)),
+                share: round_share(share(n)),
             })
             .collect()
     }
-}
-
-/// Four decimals are enough for a share.
-fn round(v: f64) -> f64 {
-    (v * 1e4).round() / 1e4
 }
 
 #[cfg(test)]

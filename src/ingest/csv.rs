@@ -169,18 +169,26 @@ fn check_header(path: &Path, names: &[String]) -> Result<()> {
             false => "binary data, not a CSV table with a header line".into(),
         });
     }
-    if let Some((i, n)) = names
-        .iter()
-        .enumerate()
-        .find(|(_, n)| matches!(parse_number(n.as_bytes()), Number::Finite(_)))
-    {
+    if let Some(data) = looks_like_data(names) {
         return error(format!(
-            "the first line looks like data, not a header (field {} is the number '{n}'): \
-             for a file without a header line, name the columns with --columns FILE (one name a line)",
-            i + 1
+            "{data}: for a file without a header line, name the columns with --columns FILE \
+             (one name a line)"
         ));
     }
     check_unique(path, names)
+}
+
+/// What gives away a first line of data taken for a header: `the first
+/// line looks like data, not a header (field N is the number 'V')`.
+pub(crate) fn looks_like_data(names: &[String]) -> Option<String> {
+    let (i, n) = names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| matches!(parse_number(n.as_bytes()), Number::Finite(_)))?;
+    Some(format!(
+        "the first line looks like data, not a header (field {} is the number '{n}')",
+        i + 1
+    ))
 }
 
 /// True when `path` starts with a pcap or pcapng magic number.

@@ -26,7 +26,7 @@ use crate::detect::alert::{FlowContext, Proto};
 use crate::features::scale::Scaler;
 use crate::features::tabular::{Encoder, Schema};
 use crate::ingest::columns::{DST_IP, DST_PORT, PROTO, SRC_IP, SRC_PORT, TIME};
-use crate::ingest::csv::{parse_number, Number, Row};
+use crate::ingest::csv::{looks_like_data, Row};
 use crate::ingest::lines::Lines;
 use crate::model::bundle::{Bundle, Classifier};
 use crate::model::dense::Workspace;
@@ -275,15 +275,9 @@ impl LineRecords {
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_owned())
             .collect();
-        if let Some((i, n)) = header
-            .iter()
-            .enumerate()
-            .find(|(_, n)| matches!(parse_number(n.as_bytes()), Number::Finite(_)))
-        {
+        if let Some(data) = looks_like_data(&header) {
             return Err(self.input_error(format!(
-                "the first line looks like data, not a header (field {} is the number '{n}'): \
-                 send the header line first, then the records (or JSON objects, one a line)",
-                i + 1
+                "{data}: send the header line first, then the records (or JSON objects, one a line)"
             )));
         }
         let encoder = self.schema.bind(&header, &self.file)?;
