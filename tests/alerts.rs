@@ -123,7 +123,16 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
         let score = if k == 3_000 { 9.0 } else { 4.0 };
         step(&mut t, &mut out, ip(2, (k % 40 / 2) as u8), dst, score);
     }
-    assert_eq!(out.actions(), vec![(State::Start, a), (State::Start, b)]);
+    // Each episode gives its details at its 20th record.
+    assert_eq!(
+        out.actions(),
+        vec![
+            (State::Start, a),
+            (State::Start, b),
+            (State::Details, a),
+            (State::Details, b)
+        ]
+    );
     // Benign again for a while, then time passes.
     for k in 0..1_000u32 {
         step(
@@ -141,6 +150,8 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
         vec![
             (State::Start, a),
             (State::Start, b),
+            (State::Details, a),
+            (State::Details, b),
             (State::End, a),
             (State::End, b)
         ]
@@ -149,7 +160,8 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
     // The 6th anomalous record of a fires the vote (6 of 10).
     assert_eq!(start.alert.context.episode.packets, 1);
     assert!((start.alert.context.episode.start.micros() - 1_011_000).abs() <= 1);
-    let end = &out.0[2];
+    assert_eq!(out.0[2].alert.context.episode.packets, 20);
+    let end = &out.0[4];
     // Records 6..=2000 of the flood on a are counted.
     assert_eq!(end.alert.context.episode.packets, 1_995);
     assert_eq!(end.alert.context.episode.bytes, 1_995 * 60);
@@ -182,7 +194,7 @@ fn sustained_floods_give_one_start_and_one_end_per_target() {
     assert_eq!((s.started, s.ended, s.open_episodes), (2, 2, 0));
     // Nothing left to flush.
     t.flush(&mut out).unwrap();
-    assert_eq!(out.0.len(), 4);
+    assert_eq!(out.0.len(), 6);
 }
 
 #[test]
@@ -278,9 +290,9 @@ fn source_targets_track_attackers() {
             .unwrap();
     }
     t.flush(&mut out).unwrap();
-    assert_eq!(out.0.len(), 2);
-    assert_eq!(out.0[1].src_ip, ip(9, 9));
-    assert_eq!(out.0[1].alert.context.episode.packets, 98);
+    assert_eq!(out.0.len(), 3, "start, details, end");
+    assert_eq!(out.0[2].src_ip, ip(9, 9));
+    assert_eq!(out.0[2].alert.context.episode.packets, 98);
     // A source-keyed episode is about the source: an infected host.
     for a in &out.0 {
         assert_eq!(a.family(), Family::InfectedHost);
@@ -403,7 +415,7 @@ fn hook_gets_fastnetmon_arguments_and_environment() {
     let victim = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 23));
     let flood = episode_alerts(TargetKey::DestIp, victim);
     let infected = episode_alerts(TargetKey::SrcIp, victim);
-    assert_eq!(flood.len(), 2);
+    assert_eq!(flood.len(), 3);
     // A lone program path runs directly with the arguments (as FastNetMon's
     // notify script); a shell command gets them as "$@".
     let commands = [
@@ -424,8 +436,10 @@ fn hook_gets_fastnetmon_arguments_and_environment() {
         lines,
         [
             "192.168.1.23 incoming 1 ban | 192.168.1.23 incoming 1 ban 1990001",
+            "192.168.1.23 incoming 11 attack_details | 192.168.1.23 incoming 11 attack_details 1990001",
             "192.168.1.23 incoming 10 unban | 192.168.1.23 incoming 10 unban 1990001",
             "192.168.1.23 outgoing 1 ban | 192.168.1.23 outgoing 1 ban 1990004",
+            "192.168.1.23 outgoing 11 attack_details | 192.168.1.23 outgoing 11 attack_details 1990004",
             "192.168.1.23 outgoing 10 unban | 192.168.1.23 outgoing 10 unban 1990004",
         ]
     );
@@ -594,9 +608,13 @@ fn kitnet_scores_feed_one_episode_with_the_broken_feature() {
     tracker.flush(&mut out).unwrap();
     assert_eq!(
         out.actions(),
-        [(State::Start, ip(0, 1)), (State::End, ip(0, 1))]
+        [
+            (State::Start, ip(0, 1)),
+            (State::Details, ip(0, 1)),
+            (State::End, ip(0, 1))
+        ]
     );
-    let end = &out.0[1];
+    let end = &out.0[2];
     assert_eq!(end.alert.context.episode.packets, 195);
     assert_eq!(end.alert.context.episode.sources, 3);
     assert_eq!(end.alert.context.top_features[0].name, "f6");

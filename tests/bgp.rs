@@ -358,43 +358,66 @@ fn spawn(mut cmd: Command) -> (Child, Receiver<String>) {
     (child, rx)
 }
 
-/// Polls the router's `family` RIB for the route keyed `key` until
-/// `deadline`: when it first appeared (with the route) and when it then
-/// left.
-fn track(
-    peers: &Peers,
-    family: &str,
-    key: &str,
-    deadline: Instant,
-) -> (Option<(Instant, Value)>, Option<Instant>) {
-    let mut appeared: Option<(Instant, Value)> = None;
+/// What [`track`] saw of the victim's rules.
+struct Seen {
+    /// When a rule first appeared, and the first rule.
+    appeared: Option<(Instant, Value)>,
+    /// When the last one left.
+    left: Option<Instant>,
+    /// The keys of every rule seen, in order of appearance.
+    keys: Vec<String>,
+    /// The last rule seen.
+    last: Option<Value>,
+}
+
+/// Polls the router's `family` RIB for routes whose key starts with `key`
+/// until `deadline`: when one first appeared, which ones came (a FlowSpec
+/// rule is narrowed once the episode has a fingerprint) and when the last
+/// one left.
+fn track(peers: &Peers, family: &str, key: &str, deadline: Instant) -> Seen {
+    let mut seen = Seen {
+        appeared: None,
+        left: None,
+        keys: Vec::new(),
+        last: None,
+    };
     while Instant::now() < deadline {
         let rib = peers.rib(family);
         let now = Instant::now();
-        match (rib.get(key), &appeared) {
-            (Some(route), None) => appeared = Some((now, route.clone())),
-            (None, Some(_)) => return (appeared, Some(now)),
-            _ => {}
+        let ours: Vec<(&String, &Value)> = rib.iter().filter(|(k, _)| k.starts_with(key)).collect();
+        for (k, route) in &ours {
+            if !seen.keys.contains(k) {
+                seen.keys.push((*k).clone());
+            }
+            seen.last = Some((*route).clone());
+            seen.appeared.get_or_insert((now, (*route).clone()));
+        }
+        if ours.is_empty() && seen.appeared.is_some() {
+            seen.left = Some(now);
+            return seen;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (appeared, None)
+    seen
 }
 
 /// Replays the flood at its own pace with `--mitigate KIND`: the victim's
 /// rule reaches the router within 2 s of the flood's onset, leaves it
 /// `--ban-time` after the episode while floodwatch still runs, and nothing
 /// else is ever announced.
-fn paced_flood(kind: &str, family: &str, key: &str) -> Option<Value> {
+fn paced_flood(kind: &str, family: &str, key: &str) -> Option<Seen> {
     let peers = Peers::start()?;
     let f = fixture();
     let monitor = peers.monitor();
     let started = Instant::now();
     let (mut child, lines) = spawn(f.watch(&peers, HOME, &["--mitigate", kind, "--realtime"]));
     let onset = started + Duration::from_secs_f64(ONSET);
-    let (appeared, left) = track(&peers, family, key, started + Duration::from_secs(40));
-    let (at, route) = appeared.unwrap_or_else(|| panic!("{key} never reached the router"));
-    let left = left.unwrap_or_else(|| panic!("{key} never left the router"));
+    let seen = track(&peers, family, key, started + Duration::from_secs(40));
+    let at = seen.appeared.as_ref().map(|a| a.0);
+    let at = at.unwrap_or_else(|| panic!("{key} never reached the router"));
+    let left = seen
+        .left
+        .unwrap_or_else(|| panic!("{key} never left the router"));
     assert!(
         child.try_wait().unwrap().is_none(),
         "withdrawn by the ban time, before floodwatch exits"
@@ -425,15 +448,17 @@ fn paced_flood(kind: &str, family: &str, key: &str) -> Option<Value> {
     let victim = format!("{VICTIM}/32");
     assert!(!announced.is_empty(), "the monitor saw nothing");
     assert!(announced.iter().all(|p| *p == victim), "{announced:?}");
-    Some(route)
+    Some(seen)
 }
 
 #[test]
 #[ignore = "needs gobgpd; run by .ci/run"]
 fn blackhole_route_reaches_the_router_during_the_flood_and_leaves_after_ban_time() {
-    let Some(route) = paced_flood("blackhole", "ipv4", &format!("{VICTIM}/32")) else {
+    let Some(seen) = paced_flood("blackhole", "ipv4", &format!("{VICTIM}/32")) else {
         return;
     };
+    assert_eq!(seen.keys.len(), 1, "{:?}", seen.keys);
+    let route = seen.last.unwrap();
     let attrs = route[0]["attrs"].as_array().unwrap();
     let communities = attrs.iter().find(|a| a["type"] == 8).unwrap();
     assert_eq!(communities["communities"][0], BLACKHOLE, "{route}");
@@ -444,15 +469,29 @@ fn blackhole_route_reaches_the_router_during_the_flood_and_leaves_after_ban_time
 #[test]
 #[ignore = "needs gobgpd; run by .ci/run"]
 fn flowspec_rule_reaches_the_router_during_the_flood_and_leaves_after_ban_time() {
-    let key = format!("[destination: {VICTIM}/32][protocol: ==udp]");
-    let Some(route) = paced_flood("flowspec", "ipv4-flowspec", &key) else {
+    let key = format!("[destination: {VICTIM}/32]");
+    let Some(seen) = paced_flood("flowspec", "ipv4-flowspec", &key) else {
         return;
     };
+    // At the start, the victim and the protocol; with the details, the
+    // fingerprint's ports and lengths too.
+    println!("FlowSpec rules in the router's RIB: {:?}", seen.keys);
+    assert_eq!(seen.keys[0], format!("{key}[protocol: ==udp]"));
+    let narrowed = seen.keys.last().unwrap();
+    assert!(
+        seen.keys.len() == 2
+            && narrowed.contains("[protocol: ==udp]")
+            && narrowed.contains("[packet-length: "),
+        "{:?}",
+        seen.keys
+    );
     // Traffic-rate 0: discard (RFC 8955 section 7.3).
-    let attrs = route[0]["attrs"].as_array().unwrap();
-    let action = attrs.iter().find(|a| a["type"] == 16).unwrap();
-    assert_eq!(action["value"][0]["subtype"], 6, "{route}");
-    assert_eq!(action["value"][0]["rate"], 0, "{route}");
+    for route in [&seen.appeared.unwrap().1, &seen.last.unwrap()] {
+        let attrs = route[0]["attrs"].as_array().unwrap();
+        let action = attrs.iter().find(|a| a["type"] == 16).unwrap();
+        assert_eq!(action["value"][0]["subtype"], 6, "{route}");
+        assert_eq!(action["value"][0]["rate"], 0, "{route}");
+    }
 }
 
 /// Fast replays: announced with --mitigate (the monitor would see it), and

@@ -626,7 +626,8 @@ fn the_command_hook_cannot_hold_watch() {
         let t0 = Instant::now();
         let r = run(&args, None);
         assert!(r.status.success(), "{cmd}: {}", r.stderr);
-        // The last commands get 5 s to finish, then are killed.
+        // The last commands (start, details, end) get 5 s to finish, then
+        // are killed.
         assert!(
             t0.elapsed() < Duration::from_secs(12),
             "{cmd}: {:?}",
@@ -638,7 +639,7 @@ fn the_command_hook_cannot_hold_watch() {
             .find(|l| l.contains("--on-alert:"))
             .unwrap_or_default();
         assert!(
-            line.contains(" 2 commands run, 2 failed"),
+            line.contains(" 3 commands run, 3 failed"),
             "{cmd}: {}",
             r.stderr
         );

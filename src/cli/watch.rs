@@ -167,6 +167,11 @@ pub struct Args {
     /// Features named in each alert, by share of the error.
     #[arg(long, value_name = "K", default_value_t = 5)]
     pub top_features: usize,
+    /// Send an episode's `details` alert (its fingerprint; the hook's
+    /// attack_details, FlowSpec's narrowed rule) once it has N records; 0:
+    /// never.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub details_after: u64,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -773,7 +778,8 @@ fn engine_params(args: &Args) -> EngineParams {
         tracker: TrackerParams::new()
             .vote(args.vote)
             .episode_timeout(args.episode_timeout)
-            .top_features(args.top_features),
+            .top_features(args.top_features)
+            .details_after(args.details_after),
         top_features: args.top_features,
         save_model: args.save_model.clone(),
         grace: if args.model.is_some() {

@@ -8,9 +8,12 @@
 //! not know; floodwatch's own fields live in the open `alert.context`).
 //! Episodes are about one address: the destination by default (the victim
 //! of a flood), or the source (a scanner or an infected host). An episode
-//! opens with a `start` event when the majority vote first fires for it and
-//! closes with one `end` event; both have `alert.action` `"allowed"` (floodwatch
-//! only watches) and tell which they are in `alert.context.state`. Fields, in
+//! opens with a `start` event when the majority vote first fires for it,
+//! gives its `details` once it has counted `--details-after` anomalous
+//! records (its fingerprint then says what to filter: FastNetMon's
+//! `attack_details`), and closes with one `end` event; all have
+//! `alert.action` `"allowed"` (floodwatch only watches) and tell which they
+//! are in `alert.context.state`. Fields, in
 //! this order; those starred are left out when unknown or not applicable:
 //!
 //! | field | type | meaning |
@@ -29,7 +32,7 @@
 //! | `alert.severity` | number | 1 (high) to 3 (low), by family |
 //! | `alert.target.ip`* | string | the victim: the address of a destination-keyed episode (`flood_target`); with `--home-net`, also the flow's destination of an incoming source-keyed episode when it is inside the home net |
 //! | `alert.source.ip`* | string | the offender: the address of a source-keyed episode (scans, `infected_host`) |
-//! | `alert.context.state` | string | `"start"` or `"end"` of the episode |
+//! | `alert.context.state` | string | `"start"`, `"details"` or `"end"` of the episode |
 //! | `alert.context.direction`* | string | with `--home-net` only: `"incoming"` (a destination-keyed episode whose target is inside the home net, or a source-keyed one whose source is outside) or `"outgoing"` (the rest); see [`Alert::direction`] |
 //! | `alert.context.family` | string | `"flood_target"`, `"horizontal_scan"`, `"vertical_scan"`, `"infected_host"` or `"anomaly"` |
 //! | `alert.context.score` | number | the score of the record that fired the vote (`start`) or the episode's peak score (`end`) |
@@ -504,12 +507,16 @@ fn unknown(ip: &IpAddr) -> bool {
     ip.is_unspecified()
 }
 
-/// Whether an alert opens or closes an episode (`alert.context.state`).
+/// Whether an alert opens an episode, details it or closes it
+/// (`alert.context.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// The vote fired for a target with no open episode.
     Start,
+    /// The episode has counted enough records for its fingerprint to say
+    /// what to filter; once per episode.
+    Details,
     /// The episode is over.
     End,
 }

@@ -5,9 +5,11 @@
 //! majority-vote window ([`VoteWindow`]); when the vote first fires on an
 //! anomalous record, an episode opens with a `start` alert. The episode then
 //! counts the target's anomalous records, their bytes and distinct sources,
-//! and remembers the peak score with its top features, until no anomalous
-//! record for the target arrives for `episode_timeout` seconds of capture
-//! time: then an `end` alert closes it. Time advances with the records (or
+//! and remembers the peak score with its top features; once it has counted
+//! `details_after` records, a `details` alert gives its fingerprint (what
+//! to filter, for mitigation and hooks). When no anomalous record for the
+//! target arrives for `episode_timeout` seconds of capture time, an `end`
+//! alert closes it. Time advances with the records (or
 //! with [`advance`](EpisodeTracker::advance) when the input is idle), and
 //! [`flush`](EpisodeTracker::flush) closes whatever is open at the end.
 //!
@@ -51,6 +53,7 @@ pub struct TrackerParams {
     max_targets: usize,
     max_episodes: usize,
     top_features: usize,
+    details_after: u64,
     threshold: f64,
     signature: String,
     category: String,
@@ -66,6 +69,7 @@ impl Default for TrackerParams {
             max_targets: 65_536,
             max_episodes: 1_024,
             top_features: 5,
+            details_after: 20,
             threshold: 0.0,
             signature: "floodwatch".into(),
             category: "anomaly".into(),
@@ -77,7 +81,8 @@ impl Default for TrackerParams {
 impl TrackerParams {
     /// Defaults: victim-centric, 6 of 10 votes, 30 s episode timeout,
     /// 65,536 targets (a few MB), 1,024 open episodes, 5 top features,
-    /// threshold 0, signature prefix "floodwatch", category "anomaly".
+    /// details after 20 records, threshold 0, signature prefix
+    /// "floodwatch", category "anomaly".
     pub fn new() -> Self {
         Self::default()
     }
@@ -121,6 +126,13 @@ impl TrackerParams {
     /// Top features kept from the peak record. Default 5.
     pub fn top_features(mut self, k: usize) -> Self {
         self.top_features = k;
+        self
+    }
+
+    /// The episode's record count at which its `details` alert goes out
+    /// (FastNetMon's `ban_details_records_count`); 0 sends none. Default 20.
+    pub fn details_after(mut self, n: u64) -> Self {
+        self.details_after = n;
         self
     }
 
@@ -395,7 +407,8 @@ impl EpisodeTracker {
         let top_k = self.params.top_features;
         if let Some(ep) = self.open.get_mut(&key) {
             ep.add(rec, ts, top_k);
-            return expired.map(|()| alerting);
+            let details = self.details_due(&key, ts, rec.score, sink);
+            return expired.and(details).map(|()| alerting);
         }
         if !alerting {
             return expired.map(|()| alerting);
@@ -413,6 +426,24 @@ impl EpisodeTracker {
         let alert = self.alert(State::Start, &ep, ts, rec.score, None);
         self.open.push(key, ep);
         result.and(sink.alert(&alert)).map(|()| alerting)
+    }
+
+    /// Sends the `details` alert of `key`'s episode when it has just counted
+    /// `details_after` records (at least 2: the first is the `start`).
+    fn details_due<S: AlertSink + ?Sized>(
+        &self,
+        key: &IpAddr,
+        ts: f64,
+        score: f64,
+        sink: &mut S,
+    ) -> io::Result<()> {
+        let n = self.params.details_after;
+        match self.open.peek(key) {
+            Some(ep) if n > 0 && ep.packets == n.max(2) => {
+                sink.alert(&self.alert(State::Details, ep, ts, score, None))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Moves the clock to `now` (capture time; it never goes back) and ends
@@ -601,6 +632,37 @@ mod tests {
         assert!(!t.wants_explanation(&r.flow, r.score));
         assert!(t.wants_explanation(&r.flow, r.score + 1.0));
         assert!(t.wants_explanation(&rec(1.0, 1, 3, true).flow, 0.0));
+    }
+
+    #[test]
+    fn an_episode_gives_its_details_once_at_the_nth_record() {
+        let mut t = TrackerParams::new()
+            .vote(VoteParams::new(1, 1).unwrap())
+            .details_after(3)
+            .build()
+            .unwrap();
+        let mut out = Collect::default();
+        for k in 0..6 {
+            t.observe(&rec(1.0 + f64::from(k), 1, 2, true), &mut out)
+                .unwrap();
+        }
+        t.flush(&mut out).unwrap();
+        let states: Vec<State> = out.0.iter().map(Alert::state).collect();
+        assert_eq!(states, [State::Start, State::Details, State::End]);
+        let details = &out.0[1].alert.context.episode;
+        assert_eq!(details.packets, 3);
+        assert_eq!(details.fingerprint.as_ref().unwrap().records, 3);
+        // 0 sends none.
+        let mut t = TrackerParams::new()
+            .vote(VoteParams::new(1, 1).unwrap())
+            .details_after(0)
+            .build()
+            .unwrap();
+        let mut out = Collect::default();
+        for k in 0..30 {
+            t.observe(&rec(f64::from(k), 1, 2, true), &mut out).unwrap();
+        }
+        assert_eq!(out.0.len(), 1);
     }
 
     #[test]

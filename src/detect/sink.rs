@@ -293,7 +293,8 @@ fn kill_group(child: &Child) {
 #[cfg(not(unix))]
 fn kill_group(_: &Child) {}
 
-/// FastNetMon's notify-script arguments: ip, direction, pps, ban or unban.
+/// FastNetMon's notify-script arguments: ip, direction, pps, and ban,
+/// attack_details or unban.
 fn hook_args(alert: &Alert) -> [String; 4] {
     let ip = alert.subject().map(|ip| ip.to_string()).unwrap_or_default();
     let direction = alert.direction().name();
@@ -301,6 +302,7 @@ fn hook_args(alert: &Alert) -> [String; 4] {
     let pps = alert.alert.context.episode.pps.round() as u64;
     let action = match alert.state() {
         State::Start => "ban",
+        State::Details => "attack_details",
         State::End => "unban",
     };
     [ip, direction.into(), pps.to_string(), action.into()]

@@ -1180,8 +1180,9 @@ mod tests {
         assert_eq!(starts.len(), 1, "{:?}", alerts.0);
         assert_eq!(starts[0].dest_ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)));
         assert!(!starts[0].alert.context.top_features.is_empty());
-        assert_eq!(alerts.0.len(), 2, "start and (flush) end");
-        assert_eq!(s.alerts, 2);
+        let states: Vec<State> = alerts.0.iter().map(|a| a.state()).collect();
+        assert_eq!(states, [State::Start, State::Details, State::End]);
+        assert_eq!(s.alerts, 3);
         assert!(s.p99_latency.is_some());
         let text = String::from_utf8(scores.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();

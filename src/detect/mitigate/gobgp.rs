@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{Announcer, Kind, Rule, BLACKHOLE};
+use super::{Announcer, Kind, Match, Rule, BLACKHOLE};
 
 /// Default next hop of IPv4 blackhole routes: 192.0.2.1 (TEST-NET-1, RFC
 /// 5737), which routers taking remotely triggered blackholes route to a
@@ -20,7 +20,9 @@ pub const NEXT_HOP_V6: Ipv6Addr = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 1);
 /// - blackhole: `-a ipv4 add 10.0.0.5/32 nexthop 192.0.2.1 community
 ///   65535:666` (`-a ipv6`, a /128 and 100::1 for IPv6);
 /// - FlowSpec: `-a ipv4-flowspec add match destination 10.0.0.5/32
-///   protocol 17 then discard` (`ipv6-flowspec` for IPv6).
+///   protocol 17 then discard` (`ipv6-flowspec` for IPv6), narrowed by the
+///   fingerprint to `... protocol 17 source-port ==53 packet-length >=38
+///   &<=1514 then discard`.
 ///
 /// The CLI gives up after 1 s when the daemon does not answer.
 #[derive(Debug, Clone)]
@@ -81,9 +83,7 @@ impl GoBgp {
             }
             Kind::Flowspec => {
                 a.extend(["match".into(), "destination".into(), rule.prefix()]);
-                if let Some(p) = rule.proto {
-                    a.extend(["protocol".into(), p.to_string()]);
-                }
+                flowspec_match(&rule.matches, &mut a);
                 if add {
                     a.extend(["then".into(), "discard".into()]);
                 }
@@ -114,6 +114,28 @@ impl GoBgp {
             said.to_owned()
         };
         Err(format!("{} {}: {said}", self.program.display(), out.status))
+    }
+}
+
+/// The CLI's words for a FlowSpec match beyond the destination:
+/// `protocol 17 destination-port ==53 source-port ==53 packet-length >=38
+/// &<=1514`.
+fn flowspec_match(m: &Match, a: &mut Vec<String>) {
+    if let Some(p) = m.proto {
+        a.extend(["protocol".into(), p.to_string()]);
+    }
+    if let Some(p) = m.dest_port {
+        a.extend(["destination-port".into(), format!("=={p}")]);
+    }
+    if let Some(p) = m.src_port {
+        a.extend(["source-port".into(), format!("=={p}")]);
+    }
+    if let Some((lo, hi)) = m.length {
+        a.extend([
+            "packet-length".into(),
+            format!(">={lo}"),
+            format!("&<={hi}"),
+        ]);
     }
 }
 
@@ -153,7 +175,7 @@ mod tests {
         Rule {
             kind,
             target: target.parse().unwrap(),
-            proto,
+            matches: Match::protocol(proto),
         }
     }
 
@@ -193,6 +215,19 @@ mod tests {
         assert_eq!(
             g.args(&any, true).join(" "),
             "global rib -a ipv6-flowspec add match destination 2001:db8::5/128 then discard"
+        );
+    }
+
+    #[test]
+    fn flowspec_arguments_carry_the_fingerprint() {
+        let mut r = rule(Kind::Flowspec, "10.0.0.5", Some(17));
+        r.matches.dest_port = Some(80);
+        r.matches.src_port = Some(53);
+        r.matches.length = Some((38, 1514));
+        assert_eq!(
+            GoBgp::new("gobgp", None).args(&r, true).join(" "),
+            "global rib -a ipv4-flowspec add match destination 10.0.0.5/32 protocol 17 \
+             destination-port ==80 source-port ==53 packet-length >=38 &<=1514 then discard"
         );
     }
 

@@ -10,12 +10,12 @@
 //! [`GoBgp`] (the `gobgp` CLI of a local `gobgpd`) or [`DryRun`].
 
 mod gobgp;
+mod rule;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -23,66 +23,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use gobgp::{DryRun, GoBgp, NEXT_HOP_V4, NEXT_HOP_V6};
+pub use rule::{Kind, Match, Rule, BLACKHOLE, DOMINANT, LINK_SLACK};
 
 use super::alert::{Alert, Direction, Family, State, Timestamp};
 use super::homenet::HomeNet;
 use super::sink::AlertSink;
-
-/// What is announced for a victim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The victim's /32 or /128 with the BLACKHOLE community 65535:666.
-    Blackhole,
-    /// A FlowSpec rule: destination the victim, the flood's protocol;
-    /// action discard.
-    Flowspec,
-}
-
-impl FromStr for Kind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "blackhole" => Ok(Kind::Blackhole),
-            "flowspec" => Ok(Kind::Flowspec),
-            _ => Err(format!("{s:?}: write blackhole or flowspec")),
-        }
-    }
-}
-
-/// RFC 7999's BLACKHOLE community.
-pub const BLACKHOLE: &str = "65535:666";
-
-/// One announcement: the rule for one victim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    /// Blackhole route or FlowSpec rule.
-    pub kind: Kind,
-    /// The victim; the rule covers its /32 or /128.
-    pub target: IpAddr,
-    /// The flood's IP protocol number (FlowSpec matches it when known).
-    pub proto: Option<u8>,
-}
-
-impl Rule {
-    /// The victim's host prefix, `10.0.0.5/32` or `2001:db8::5/128`.
-    pub fn prefix(&self) -> String {
-        let len = if self.target.is_ipv4() { 32 } else { 128 };
-        format!("{}/{len}", self.target)
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.kind, self.proto) {
-            (Kind::Blackhole, _) => write!(f, "{} community {BLACKHOLE}", self.prefix()),
-            (Kind::Flowspec, Some(p)) => {
-                write!(f, "flowspec {} protocol {p} discard", self.prefix())
-            }
-            (Kind::Flowspec, None) => write!(f, "flowspec {} discard", self.prefix()),
-        }
-    }
-}
 
 /// Announces and withdraws rules at a BGP speaker. An `Err` holds what the
 /// speaker said; it is logged and counted, never fatal.
@@ -159,7 +104,7 @@ impl StatsHandle {
     }
 }
 
-/// A start or end of an episode to act on.
+/// A start, details or end of an episode to act on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Episode {
     /// The victim.
@@ -169,8 +114,9 @@ pub struct Episode {
     /// The alert's time, seconds since the epoch (capture time in a
     /// replay).
     pub at: f64,
-    /// The flood's IP protocol number.
-    pub proto: Option<u8>,
+    /// What a FlowSpec rule for it matches: the protocol at the start,
+    /// the fingerprint's protocol, ports and lengths in the details.
+    pub matches: Match,
 }
 
 /// The guard rails: which alerts may lead to an announcement.
@@ -198,11 +144,16 @@ impl Guard {
         let wanted = alert.direction() == Direction::Incoming
             && self.home.contains(target)
             && !self.never.contains(target);
+        let fingerprint = alert.alert.context.episode.fingerprint.as_ref();
+        let matches = match (alert.state(), fingerprint) {
+            (State::Details, Some(f)) => Match::from_fingerprint(f, target.is_ipv6()),
+            _ => Match::protocol(alert.proto.number()),
+        };
         wanted.then(|| Episode {
             target,
             state: alert.state(),
             at: alert.timestamp.micros() as f64 / 1e6,
-            proto: alert.proto.number(),
+            matches,
         })
     }
 }
@@ -276,6 +227,8 @@ impl<A: Announcer> Bans<A> {
             (State::Start, Some(ban)) => ban.ends = None,
             (State::Start, None) if full => self.refuse(e.target),
             (State::Start, None) => self.announce(e),
+            (State::Details, Some(_)) => self.narrow(e),
+            (State::Details, None) => {}
             (State::End, Some(ban)) => {
                 ban.ends = Some((e.at + self.ban_time.as_secs_f64(), now + self.ban_time));
             }
@@ -295,7 +248,7 @@ impl<A: Announcer> Bans<A> {
         let rule = Rule {
             kind: self.kind,
             target: e.target,
-            proto: e.proto,
+            matches: e.matches,
         };
         let at = Timestamp::from_secs(e.at);
         match self.announcer.announce(&rule) {
@@ -311,6 +264,33 @@ impl<A: Announcer> Bans<A> {
                 self.log(&format!("announce {rule} failed: {why}"));
             }
         }
+    }
+
+    /// Replaces an active FlowSpec rule by the narrower one of the
+    /// episode's details: the new rule is announced before the old one is
+    /// withdrawn, so the victim is never unprotected in between.
+    fn narrow(&mut self, e: &Episode) {
+        let Some(old) = self.active.get(&e.target).map(|b| b.rule) else {
+            return;
+        };
+        let rule = Rule {
+            matches: e.matches,
+            ..old
+        };
+        if self.kind != Kind::Flowspec || rule == old {
+            return;
+        }
+        if let Err(why) = self.announcer.announce(&rule) {
+            self.counters.failed.fetch_add(1, Relaxed);
+            self.log(&format!("announce {rule} failed: {why}; {old} stays"));
+            return;
+        }
+        self.counters.announced.fetch_add(1, Relaxed);
+        self.log(&format!("announce {rule} (the flood's fingerprint)"));
+        if let Some(ban) = self.active.get_mut(&e.target) {
+            ban.rule = rule;
+        }
+        self.withdraw_rule(&old, "narrowed");
     }
 
     /// Withdraws the bans whose time is over at `now` or by the alerts'
@@ -353,14 +333,18 @@ impl<A: Announcer> Bans<A> {
         };
         let n = self.active.len() as u64;
         self.counters.active.store(n, Relaxed);
-        match self.announcer.withdraw(&ban.rule) {
+        self.withdraw_rule(&ban.rule, why);
+    }
+
+    fn withdraw_rule(&mut self, rule: &Rule, why: &str) {
+        match self.announcer.withdraw(rule) {
             Ok(()) => {
                 self.counters.withdrawn.fetch_add(1, Relaxed);
-                self.log(&format!("withdraw {} ({why})", ban.rule));
+                self.log(&format!("withdraw {rule} ({why})"));
             }
             Err(e) => {
                 self.counters.failed.fetch_add(1, Relaxed);
-                self.log(&format!("withdraw {} failed: {e}", ban.rule));
+                self.log(&format!("withdraw {rule} failed: {e}"));
             }
         }
     }
@@ -507,7 +491,7 @@ mod tests {
             target: ip(target),
             state,
             at,
-            proto: Some(17),
+            matches: Match::protocol(Some(17)),
         }
     }
 
@@ -614,6 +598,58 @@ mod tests {
             b.announcer().calls(),
             ["+flowspec 10.0.0.7/32 protocol 17 discard"]
         );
+    }
+
+    #[test]
+    fn details_narrow_a_flowspec_rule_before_the_wide_one_goes() {
+        let mut b = Bans::new(Fake::default(), Kind::Flowspec, Duration::ZERO, 4);
+        let now = Instant::now();
+        b.episode(&ep("10.0.0.5", State::Start, 1.0), now);
+        let narrow = Match {
+            src_port: Some(53),
+            length: Some((100, 1500)),
+            ..Match::protocol(Some(17))
+        };
+        let details = Episode {
+            matches: narrow,
+            ..ep("10.0.0.5", State::Details, 2.0)
+        };
+        b.episode(&details, now);
+        // Again: the same rule is not announced twice.
+        b.episode(&details, now);
+        b.episode(&ep("10.0.0.5", State::End, 3.0), now);
+        b.expire(now);
+        let wide = "flowspec 10.0.0.5/32 protocol 17";
+        let narrow = "flowspec 10.0.0.5/32 protocol 17 source-port 53 packet-length 100-1500";
+        assert_eq!(
+            b.announcer().calls(),
+            [
+                format!("+{wide} discard"),
+                format!("+{narrow} discard"),
+                format!("-{wide} discard"),
+                format!("-{narrow} discard"),
+            ]
+        );
+        let s = b.stats_handle().stats();
+        assert_eq!((s.announced, s.withdrawn, b.active()), (2, 2, 0));
+    }
+
+    #[test]
+    fn details_leave_a_blackhole_route_as_it_is() {
+        let mut b = bans(4);
+        let now = Instant::now();
+        b.episode(&ep("10.0.0.5", State::Start, 1.0), now);
+        let details = Episode {
+            matches: Match {
+                dest_port: Some(80),
+                ..Match::protocol(Some(6))
+            },
+            ..ep("10.0.0.5", State::Details, 2.0)
+        };
+        b.episode(&details, now);
+        // Details of a target never announced do nothing.
+        b.episode(&ep("10.0.0.9", State::Details, 2.0), now);
+        assert_eq!(b.announcer().calls(), ["+10.0.0.5/32 community 65535:666"]);
     }
 
     fn alert(family: Family, src: &str, dst: &str, home: &HomeNet) -> Alert {
