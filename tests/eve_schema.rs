@@ -414,10 +414,7 @@ fn home_net_sets_the_direction_of_alerts_and_hook_arguments() {
         for line in calls.lines() {
             let f: Vec<_> = line.split(' ').collect();
             assert_eq!((f[0], f[1], f[3]), ("198.51.100.23", want, want), "{line}");
-            assert!(
-                ["ban", "attack_details", "unban"].contains(&f[2]),
-                "{line}"
-            );
+            assert!(["ban", "attack_details", "unban"].contains(&f[2]), "{line}");
         }
     }
     let bad = bin()

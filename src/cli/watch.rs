@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 
+use floodwatch::detect::dump::{DumpParams, Dumps};
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
@@ -35,7 +36,7 @@ use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::{FeatureExtractor, Side};
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::Schema;
-use floodwatch::ingest::packets::capture::PacketSource;
+use floodwatch::ingest::packets::capture::{FrameTap, PacketSource};
 use floodwatch::ingest::packets::synth::parse_duration;
 use floodwatch::ingest::queue::Overflow;
 use floodwatch::model::bundle::Bundle;
@@ -151,6 +152,17 @@ pub struct Args {
     /// Run this shell command for each alert, the alert on its stdin.
     #[arg(long, value_name = "CMD")]
     pub on_alert: Option<String>,
+    /// Write the first packets of each episode's target to a pcap file in
+    /// DIR (one file per episode; packet sources only).
+    #[arg(long, value_name = "DIR")]
+    pub dump_packets: Option<PathBuf>,
+    /// Packets per --dump-packets file.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub dump_count: u64,
+    /// Episodes dumped at once by --dump-packets; more are counted, not
+    /// dumped.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_dumps: usize,
     /// The protected network (Suricata's HOME_NET): prefixes or addresses,
     /// repeatable and comma-separated. Episodes are then `incoming` or
     /// `outgoing` (alert.context.direction, the --on-alert direction);
@@ -238,6 +250,7 @@ type Sinks = (Vec<Box<dyn AlertSink>>, Vec<Flush>, Reports);
 struct Reports {
     mitigation: Option<StatsHandle>,
     hook: Option<Arc<Mutex<HookStats>>>,
+    dumps: Option<Dumps>,
 }
 
 /// Checks a `--home-net` value when the flags are parsed, not after grace.
@@ -331,7 +344,7 @@ fn bundle_side(bundle: &Bundle) -> Vec<SideSpec> {
 }
 
 /// The alert sinks, and the flushes a Kafka source runs before committing.
-fn sinks(args: &Args) -> anyhow::Result<Sinks> {
+fn sinks(args: &Args, dumps: Option<&Dumps>) -> anyhow::Result<Sinks> {
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     let mut flushes: Vec<Flush> = Vec::new();
     match &args.alerts {
@@ -352,6 +365,10 @@ fn sinks(args: &Args) -> anyhow::Result<Sinks> {
         let hook = CommandHook::new(cmd);
         reports.hook = Some(hook.final_stats());
         sinks.push(Box::new(hook));
+    }
+    if let Some(d) = dumps {
+        reports.dumps = Some(d.clone());
+        sinks.push(Box::new(d.sink()));
     }
     let home = HomeNet::parse("--home-net", &args.home_net)?;
     if let Some(kind) = args.mitigation.mitigate {
@@ -415,18 +432,25 @@ fn kafka_alerts(_: &Args, topic: &str) -> anyhow::Result<(Box<dyn AlertSink>, Fl
     bail!("--alerts {KAFKA_SCHEME}{topic}: this floodwatch was built without Kafka (cargo feature `kafka`)")
 }
 
-fn source(args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn RecordSource>> {
-    packet_source(args, layout(args.layout(), args.table_capacity)?, stop)
+fn source(args: &Args, io: &Io) -> anyhow::Result<Box<dyn RecordSource>> {
+    packet_source(args, layout(args.layout(), args.table_capacity)?, io)
 }
 
 /// Packets from the capture file or interface, featured by `features`.
 fn packet_source(
     args: &Args,
     features: Box<dyn FeatureExtractor>,
-    stop: &Arc<AtomicBool>,
+    io: &Io,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
+    let tap = io
+        .dumps
+        .as_ref()
+        .map(|d| Box::new(d.tap()) as Box<dyn FrameTap>);
     if let Some(path) = &args.pcap {
-        let packets = PacketSource::open(path)?;
+        let mut packets = PacketSource::open(path)?;
+        if let Some(tap) = tap {
+            packets = packets.tap(tap);
+        }
         return Ok(if args.realtime {
             Box::new(PacketRecords::new(Paced::new(packets), features))
         } else {
@@ -434,7 +458,7 @@ fn packet_source(
         });
     }
     if let Some(iface) = &args.interface {
-        return live(iface, args.queue, overflow(args), features, stop);
+        return live(iface, args.queue, overflow(args), features, &io.stop, tap);
     }
     bail!("no packet source given (--pcap or --interface)")
 }
@@ -446,10 +470,11 @@ fn live(
     overflow: Overflow,
     features: Box<dyn FeatureExtractor>,
     stop: &Arc<AtomicBool>,
+    tap: Option<Box<dyn FrameTap>>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     use floodwatch::detect::stream::source::QueueFeed;
     use floodwatch::ingest::packets::live::LiveCapture;
-    let feed = LiveCapture::open(iface)?.spawn(queue, overflow, Arc::clone(stop))?;
+    let feed = LiveCapture::open(iface)?.spawn(queue, overflow, Arc::clone(stop), tap)?;
     // The thread ends with the process; its error, if any, ends the feed.
     drop(feed.thread);
     let packets = QueueFeed::new(feed.packets, feed.dropped);
@@ -463,6 +488,7 @@ fn live(
     _overflow: Overflow,
     _features: Box<dyn FeatureExtractor>,
     _stop: &Arc<AtomicBool>,
+    _tap: Option<Box<dyn FrameTap>>,
 ) -> anyhow::Result<Box<dyn RecordSource>> {
     bail!("--interface {iface}: this floodwatch was built without live capture (cargo feature `live`)")
 }
@@ -506,7 +532,7 @@ fn stream_model(model: Option<Saved>) -> Option<SavedModel> {
 fn packet_bundle(
     args: &Args,
     bundle: &Bundle,
-    stop: &Arc<AtomicBool>,
+    io: &Io,
 ) -> anyhow::Result<(Box<dyn RecordSource>, Vec<SideSpec>)> {
     let path = args.model.clone().unwrap_or_default();
     let Some(capture) = &bundle.capture else {
@@ -523,7 +549,7 @@ fn packet_bundle(
             capture.layout
         );
     }
-    let src = packet_source(args, features, stop)?;
+    let src = packet_source(args, features, io)?;
     Ok((src, bundle_side(bundle)))
 }
 
@@ -581,10 +607,34 @@ pub fn run(mut args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let dumps = dumps(&args)?;
     let model = args.model.as_deref().map(saved::load).transpose()?;
     args.layout = Some(resolve_layout(&args, model.as_ref())?);
-    let chosen = choose(&args, model, &metrics, &stop)?;
-    execute(&args, chosen, metrics, stop, server, quiet)
+    let io = Io { stop, dumps };
+    let chosen = choose(&args, model, &metrics, &io)?;
+    execute(&args, chosen, metrics, io, server, quiet)
+}
+
+/// What the source and the sinks share: the stop flag and the packet dumps.
+struct Io {
+    stop: Arc<AtomicBool>,
+    dumps: Option<Dumps>,
+}
+
+/// `--dump-packets`: packet sources only.
+fn dumps(args: &Args) -> anyhow::Result<Option<Dumps>> {
+    let Some(dir) = &args.dump_packets else {
+        return Ok(None);
+    };
+    if args.pcap.is_none() && args.interface.is_none() {
+        bail!("--dump-packets writes captured packets: use it with --pcap or --interface");
+    }
+    let params = DumpParams {
+        dir: dir.clone(),
+        packets: args.dump_count.max(1),
+        max_open: args.max_dumps.max(1),
+    };
+    Ok(Some(Dumps::new(params)?))
 }
 
 /// What a run reads and scores with, chosen up front; `group` is there for
@@ -610,7 +660,7 @@ fn choose(
     args: &Args,
     model: Option<Saved>,
     metrics: &Arc<Metrics>,
-    stop: &Arc<AtomicBool>,
+    io: &Io,
 ) -> anyhow::Result<Chosen> {
     #[cfg(feature = "kafka")]
     if let Some(params) = args.kafka.params()? {
@@ -631,9 +681,9 @@ fn choose(
         sides[0].scorer = Box::new(scorer);
         (src, sides)
     } else if let Some(Saved::Table(bundle)) = &model {
-        packet_bundle(args, bundle, stop)?
+        packet_bundle(args, bundle, io)?
     } else {
-        let mut src = source(args, stop)?;
+        let mut src = source(args, io)?;
         let sides = sides(args, src.as_mut(), stream_model(model))?;
         (src, sides)
     };
@@ -649,7 +699,7 @@ fn execute(
     args: &Args,
     chosen: Chosen,
     metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
+    io: Io,
     server: Option<MetricsServer>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -658,7 +708,8 @@ fn execute(
         sides,
         group,
     } = chosen;
-    let (mut sinks, flushes, reports) = sinks(args)?;
+    let (mut sinks, flushes, reports) = sinks(args, io.dumps.as_ref())?;
+    let stop = io.stop;
     if let Some(m) = &reports.mitigation {
         let _ = metrics.mitigation.set(m.clone());
     }
@@ -695,6 +746,9 @@ fn execute(
         }
         if let Some(m) = &reports.mitigation {
             eprintln!("{}", m.stats());
+        }
+        if let Some(d) = &reports.dumps {
+            eprintln!("floodwatch: {}", d.stats());
         }
     }
     if let Some(Ok(h)) = reports.hook.as_ref().map(|h| h.lock()) {

@@ -1,6 +1,7 @@
 //! Batch and streaming detection.
 
 pub mod alert;
+pub mod dump;
 pub mod episode;
 pub mod fingerprint;
 pub mod homenet;

@@ -38,7 +38,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::frame::Source;
-pub use super::frame::{CaptureError, ErrorKind, LinkType, RawFrame, MAX_RECORD};
+pub use super::frame::{CaptureError, ErrorKind, FrameTap, LinkType, RawFrame, MAX_RECORD};
 use super::{pcap, pcapng};
 
 /// Read buffer of [`CaptureReader::open`]: large reads keep the system-call
@@ -204,6 +204,7 @@ pub struct PacketSource<R = BufReader<File>> {
     skipped: u64,
     problems: Vec<CaptureError>,
     damage: Option<CaptureError>,
+    tap: Option<Box<dyn FrameTap>>,
 }
 
 impl PacketSource<BufReader<File>> {
@@ -223,7 +224,14 @@ impl<R: Read> PacketSource<R> {
             skipped: 0,
             problems: Vec::new(),
             damage: None,
+            tap: None,
         }
+    }
+
+    /// Shows every frame to `tap` as it is decoded.
+    pub fn tap(mut self, tap: Box<dyn FrameTap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// The next decoded packet, or `None` at the end of the capture or at
@@ -234,6 +242,9 @@ impl<R: Read> PacketSource<R> {
                 Ok(Some(raw)) => {
                     let (meta, bad) = super::decode::decode_checked(&raw);
                     self.stats.record(bad);
+                    if let Some(tap) = &mut self.tap {
+                        tap.frame(&meta, &raw);
+                    }
                     return Some(meta);
                 }
                 Ok(None) => return None,

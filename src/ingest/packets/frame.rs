@@ -33,6 +33,13 @@ impl LinkType {
     pub const LINUX_SLL2: LinkType = LinkType(276);
 }
 
+/// Sees every frame a source reads, with its decoded packet: how packet
+/// dumps get the raw bytes that the features never keep.
+pub trait FrameTap: Send + fmt::Debug {
+    /// Called once per frame, right after it is decoded.
+    fn frame(&mut self, packet: &super::PacketMeta, raw: &RawFrame<'_>);
+}
+
 /// One record of a capture, borrowing its bytes from the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawFrame<'a> {

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::decode::decode_checked;
-use super::frame::{LinkType, RawFrame};
+use super::frame::{FrameTap, LinkType, RawFrame};
 use super::PacketMeta;
 use crate::ingest::queue::{bounded, Overflow};
 use crate::{Error, Result};
@@ -70,12 +70,14 @@ impl LiveCapture {
     }
 
     /// Starts reading on a thread into a queue of `queue` packets, which
-    /// does `overflow` when full; stops when `stop` is set.
+    /// does `overflow` when full, each frame shown to `tap` when there is
+    /// one; stops when `stop` is set.
     pub fn spawn(
         self,
         queue: usize,
         overflow: Overflow,
         stop: Arc<AtomicBool>,
+        mut tap: Option<Box<dyn FrameTap>>,
     ) -> Result<LiveFeed> {
         let dropped = Arc::new(AtomicU64::new(0));
         let (tx, rx) = bounded(queue, overflow, Arc::clone(&dropped));
@@ -103,6 +105,9 @@ impl LiveCapture {
                                 data: p.data,
                             };
                             let (meta, _) = decode_checked(&raw);
+                            if let Some(tap) = &mut tap {
+                                tap.frame(&meta, &raw);
+                            }
                             if !tx.push((meta, Instant::now())) {
                                 return Ok(());
                             }
