@@ -330,6 +330,36 @@ impl Autoencoder {
         }
     }
 
+    /// [`Autoencoder::score_batch_with`] that also hands each chunk's latent
+    /// codes to `latent(zt, stride, first_row, rows)`, transposed (unit `j`
+    /// of row `first_row + r` at `zt[j * stride + r]`): what a classifier
+    /// on the latent reads, without encoding the rows a second time. The
+    /// codes are those of [`Autoencoder::encode_batch`] to the bit.
+    ///
+    /// # Panics
+    /// If `out.len() != x.rows()` or `x.cols() != self.input_dim()`.
+    pub fn score_batch_latent(
+        &self,
+        x: &Matrix,
+        ws: &mut Workspace,
+        out: &mut [f32],
+        mut latent: impl FnMut(&[f32], usize, usize, usize),
+    ) {
+        assert_eq!(out.len(), x.rows());
+        assert_eq!(x.cols(), self.input_dim());
+        let d = x.cols();
+        for (i, (chunk, out)) in (x.as_slice().chunks(SCORE_CHUNK * d))
+            .zip(out.chunks_mut(SCORE_CHUNK))
+            .enumerate()
+        {
+            let rows = out.len();
+            let stride = self
+                .net
+                .mean_squared_errors_keeping(chunk, rows, LATENT_LAYER, ws, out);
+            latent(ws.kept(), stride, i * SCORE_CHUNK, rows);
+        }
+    }
+
     fn score_rows(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
         self.net.mean_squared_errors(x, rows, ws, out);
     }
@@ -423,6 +453,42 @@ mod tests {
         assert!((fe.iter().sum::<f32>() / 8.0 - ae.score(&outlier)).abs() < 1e-6);
         assert_eq!(ae.encode_batch(&valid).rows(), 200);
         assert_eq!(ae.latent_dim(), 4);
+    }
+
+    #[test]
+    fn one_pass_gives_the_scores_latent_codes_and_classes_of_separate_passes() {
+        use crate::model::logistic::LogisticParams;
+        let train = manifold(600, 5);
+        let (ae, _) = small().epochs(3).fit(&train, None, &mut |_| {}).unwrap();
+        // 600 rows: two full chunks and a partial one; 3 rows: the row path.
+        for rows in [600, 3] {
+            let x = Matrix::from_vec(rows, 8, train.as_slice()[..rows * 8].to_vec()).unwrap();
+            let z = ae.encode_batch(&x);
+            let y: Vec<usize> = (0..rows).map(|r| r % 3).collect();
+            let lr = LogisticParams::new().epochs(2).fit(&z, &y, 3).unwrap();
+            let (mut want, mut got) = (vec![0.0; rows], vec![0.0; rows]);
+            ae.score_batch(&x, &mut want);
+            let mut prob_t = vec![0.0; rows * 3];
+            ae.score_batch_latent(
+                &x,
+                &mut Workspace::default(),
+                &mut got,
+                |zt, stride, first, n| {
+                    for r in 0..n {
+                        for j in 0..z.cols() {
+                            assert_eq!(zt[j * stride + r].to_bits(), z.row(first + r)[j].to_bits());
+                        }
+                    }
+                    lr.predict_proba_t(zt, stride, n, &mut prob_t[first * 3..(first + n) * 3]);
+                },
+            );
+            assert_eq!(want, got);
+            let mut p = [0.0; 3];
+            for r in 0..rows {
+                lr.predict_proba(z.row(r), &mut p);
+                assert_eq!(p, prob_t[r * 3..r * 3 + 3], "row {r}");
+            }
+        }
     }
 
     #[test]

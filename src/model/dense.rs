@@ -163,6 +163,12 @@ impl Network {
         self.layers[i].output
     }
 
+    /// Layer `i`'s weights (`input x output`, row-major) and bias.
+    pub(crate) fn layer_params(&self, i: usize) -> (&[f32], &[f32]) {
+        let l = &self.layers[i];
+        (&l.weights, &l.bias)
+    }
+
     /// Number of layers.
     pub(crate) fn depth(&self) -> usize {
         self.layers.len()
@@ -398,8 +404,41 @@ impl Network {
             };
             tiles.layer(&op, &mut ws.pong);
             std::mem::swap(&mut ws.ping, &mut ws.pong);
+            if ws.keep == Some(l) {
+                ws.kept.clear();
+                ws.kept.extend_from_slice(&ws.ping[..layer.output * stride]);
+            }
         }
         stride
+    }
+
+    /// [`Network::mean_squared_errors`] that also leaves layer `keep`'s
+    /// output for the same rows in `ws`, transposed (`width x stride`, see
+    /// [`Workspace::kept`]): the latent code of an autoencoder without a
+    /// second pass through its encoder. Returns the stride; the values are
+    /// those of [`Network::predict`] to the bit.
+    pub(crate) fn mean_squared_errors_keeping(
+        &self,
+        x: &[f32],
+        rows: usize,
+        keep: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) -> usize {
+        let level = Level::detect();
+        let d = self.input_dim();
+        if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
+            ws.keep = Some(keep);
+            let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
+            ws.keep = None;
+            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, &mut out[..rows]);
+            return stride;
+        }
+        self.mean_squared_errors_at(level, x, rows, ws, out);
+        let width = self.width(keep);
+        let z = self.predict_at(level, x, rows, keep + 1, ws).to_vec();
+        kernel::transpose_into(&z, rows, width, rows, &mut ws.kept);
+        rows
     }
 
     fn params_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
@@ -432,6 +471,9 @@ pub struct Workspace {
     ping: Vec<f32>,
     pong: Vec<f32>,
     out: Vec<f32>,
+    /// The layer whose transposed output a pass keeps, and that output.
+    keep: Option<usize>,
+    kept: Vec<f32>,
 }
 
 impl Workspace {
@@ -442,6 +484,13 @@ impl Workspace {
                 a.resize(rows * l.output, 0.0);
             }
         }
+    }
+
+    /// The layer output kept by
+    /// [`Network::mean_squared_errors_keeping`]: `width` runs of `stride`
+    /// values, one run per unit, one value per row.
+    pub(crate) fn kept(&self) -> &[f32] {
+        &self.kept
     }
 
     /// Output of layer `l` from the last forward pass (`rows x width`).

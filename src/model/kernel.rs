@@ -175,9 +175,17 @@ pub(super) fn transpose_into(
     for lanes in xt.chunks_exact_mut(stride) {
         lanes[rows..].fill(0.0);
     }
-    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            xt[j * stride + r] = v;
+    // Blocks of 16 rows: each column's 16 values fill one cache line of
+    // `xt` while the 16 rows stay in L1.
+    const BLOCK: usize = 16;
+    let x = &x[..rows * cols];
+    for (b, block) in x.chunks(BLOCK * cols).enumerate() {
+        let r0 = b * BLOCK;
+        let n = block.len() / cols;
+        for (j, lanes) in xt.chunks_exact_mut(stride).enumerate() {
+            for (k, v) in lanes[r0..r0 + n].iter_mut().enumerate() {
+                *v = block[k * cols + j];
+            }
         }
     }
 }

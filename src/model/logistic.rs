@@ -139,6 +139,38 @@ impl LogisticRegression {
         softmax(out);
     }
 
+    /// Class probabilities of `rows` rows given transposed (feature `j` of
+    /// row `r` at `xt[j * stride + r]`, as
+    /// [`Autoencoder::score_batch_latent`](super::autoencoder::Autoencoder::score_batch_latent)
+    /// hands latent codes) into `out` (`rows x n_classes`, row-major): the
+    /// bits of [`predict_proba`](Self::predict_proba) row by row, each sum
+    /// taken in the same order, but a class at a time over all rows.
+    ///
+    /// # Panics
+    /// If `xt` or `out` is too short.
+    pub fn predict_proba_t(&self, xt: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+        let (w, b) = self.net.layer_params(0);
+        let k = self.n_classes();
+        let width = b.len().max(1);
+        let inputs = w.len() / width;
+        let mut acc = vec![0.0f32; rows];
+        for c in 0..k {
+            acc.fill(b[c]);
+            for (j, lanes) in xt.chunks_exact(stride).take(inputs).enumerate() {
+                let wjc = w[j * k + c];
+                for (a, &z) in acc.iter_mut().zip(&lanes[..rows]) {
+                    *a += z * wjc;
+                }
+            }
+            for (r, &a) in acc.iter().enumerate() {
+                out[r * k + c] = a;
+            }
+        }
+        for p in out[..rows * k].chunks_exact_mut(k) {
+            softmax(p);
+        }
+    }
+
     /// The most probable class of one row.
     pub fn predict(&self, x: &[f32]) -> usize {
         let mut p = vec![0.0; self.n_classes()];

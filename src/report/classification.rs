@@ -38,15 +38,19 @@ pub struct ClassificationReport {
 impl ClassificationReport {
     /// Builds the report; `truth` and `predicted` index into `class_names`.
     pub fn new(class_names: &[String], truth: &[usize], predicted: &[usize]) -> Self {
-        let k = class_names.len();
-        let (mut tp, mut pred_n, mut true_n) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+        let mut tally = ClassTally::default();
         for (&t, &p) in truth.iter().zip(predicted) {
-            if t < k && p < k {
-                true_n[t] += 1;
-                pred_n[p] += 1;
-                tp[t] += u64::from(t == p);
-            }
+            tally.add(t, p);
         }
+        Self::from_tally(class_names, &tally)
+    }
+
+    /// Builds the report from counts; ids beyond `class_names` are left out.
+    pub fn from_tally(class_names: &[String], tally: &ClassTally) -> Self {
+        let k = class_names.len();
+        let pad =
+            |v: &[u64]| -> Vec<u64> { (0..k).map(|c| v.get(c).copied().unwrap_or(0)).collect() };
+        let (tp, pred_n, true_n) = (pad(&tally.tp), pad(&tally.pred_n), pad(&tally.true_n));
         let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         // As scikit-learn: the classes in the truth or the predictions.
         let classes: Vec<ClassScores> = (0..k)
@@ -91,6 +95,30 @@ impl ClassificationReport {
             accuracy: div(tp.iter().sum(), total),
             classes,
         }
+    }
+}
+
+/// Per-class counts of (truth, prediction) pairs: a classification report's
+/// input in memory that grows with the classes, not the rows.
+#[derive(Debug, Clone, Default)]
+pub struct ClassTally {
+    tp: Vec<u64>,
+    pred_n: Vec<u64>,
+    true_n: Vec<u64>,
+}
+
+impl ClassTally {
+    /// Counts one row of class `truth` predicted as `predicted`.
+    pub fn add(&mut self, truth: usize, predicted: usize) {
+        let k = truth.max(predicted) + 1;
+        for v in [&mut self.tp, &mut self.pred_n, &mut self.true_n] {
+            if v.len() < k {
+                v.resize(k, 0);
+            }
+        }
+        self.true_n[truth] += 1;
+        self.pred_n[predicted] += 1;
+        self.tp[truth] += u64::from(truth == predicted);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Binary detection metrics: ROC-AUC and PR-AUC over scores (ties handled as
 //! scikit-learn does), TPR at a fixed FPR, and the confusion matrix of
-//! thresholded predictions.
+//! thresholded predictions; [`ScoreHistogram`] gives them in fixed memory
+//! for inputs of any length, with a stated bound on the ROC-AUC's error.
 
 use serde::Serialize;
 
@@ -179,6 +180,10 @@ pub struct BinaryMetrics {
     pub roc_auc: Option<f64>,
     /// Average precision of the scores (null without attacks).
     pub pr_auc: Option<f64>,
+    /// From a [`ScoreHistogram`]: the most `roc_auc` can differ from the
+    /// exact value (absent when exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roc_auc_max_error: Option<f64>,
     /// Precision at the threshold.
     pub precision: f64,
     /// Recall (detection rate) at the threshold.
@@ -197,11 +202,129 @@ pub fn binary_metrics(scores: &[f32], predicted: &[bool], truth: &[bool]) -> Bin
     BinaryMetrics {
         roc_auc: roc_auc(scores, truth),
         pr_auc: pr_auc(scores, truth),
+        roc_auc_max_error: None,
         precision: c.precision(),
         recall: c.recall(),
         f1: c.f1(),
         accuracy: c.accuracy(),
         confusion: c,
+    }
+}
+
+/// Bits of a score that pick its [`ScoreHistogram`] bin: sign, exponent
+/// and 15 mantissa bits, so a bin spans 0.003 % of its scores' magnitude.
+const BIN_BITS: u32 = 24;
+
+/// The bin of `s`: order-preserving over all floats (`total_cmp`'s order).
+fn bin(s: f32) -> usize {
+    let b = s.to_bits();
+    let key = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+    (key >> (32 - BIN_BITS)) as usize
+}
+
+/// Scores of normal and attack rows counted in 2^24 bins, with the confusion
+/// matrix of the flags: the metrics of [`binary_metrics`] in fixed memory
+/// and without sorting. The counts are zeroed pages the system maps on first
+/// touch, so what is resident follows the range of the scores seen (a few
+/// MB), not the 256 MiB reserved, and never the row count.
+///
+/// Rows in one bin count as tied, so the ROC-AUC can differ from the exact
+/// one only through pairs of a normal and an attack row in the same bin:
+/// by at most half their share of all pairs,
+/// [`roc_auc_max_error`](Self::roc_auc_max_error). The average precision
+/// is that of scores rounded to their bin.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreHistogram {
+    normal: Vec<u64>,
+    attack: Vec<u64>,
+    confusion: Confusion,
+}
+
+impl ScoreHistogram {
+    /// Counts one row: its score, whether it was flagged, whether it is an
+    /// attack.
+    pub fn add(&mut self, score: f32, flagged: bool, attack: bool) {
+        if self.normal.is_empty() {
+            self.normal = vec![0; 1 << BIN_BITS];
+            self.attack = vec![0; 1 << BIN_BITS];
+        }
+        let counts = if attack {
+            &mut self.attack
+        } else {
+            &mut self.normal
+        };
+        counts[bin(score)] += 1;
+        self.confusion.add(flagged, attack);
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        let c = &self.confusion;
+        (c.tp + c.fn_, c.fp + c.tn)
+    }
+
+    /// `(normal, attack)` counts of the non-empty bins, highest scores first.
+    fn bins(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        (self.normal.iter().zip(&self.attack).rev())
+            .map(|(&n, &a)| (n, a))
+            .filter(|&(n, a)| n + a > 0)
+    }
+
+    /// ROC-AUC, ties within a bin counted as half; `None` when either class
+    /// is absent.
+    pub fn roc_auc(&self) -> Option<f64> {
+        let (pos, neg) = self.totals();
+        if pos == 0 || neg == 0 {
+            return None;
+        }
+        let mut area = 0.0;
+        let mut normals_above = 0u64;
+        for (n, a) in self.bins() {
+            // Each attack here beats the normals below and ties these.
+            area += a as f64 * ((neg - normals_above - n) as f64 + n as f64 / 2.0);
+            normals_above += n;
+        }
+        Some(area / (pos as f64 * neg as f64))
+    }
+
+    /// The most [`roc_auc`](Self::roc_auc) can differ from the exact value:
+    /// half the share of (attack, normal) pairs that share a bin.
+    pub fn roc_auc_max_error(&self) -> Option<f64> {
+        let (pos, neg) = self.totals();
+        if pos == 0 || neg == 0 {
+            return None;
+        }
+        let shared: f64 = self.bins().map(|(n, a)| n as f64 * a as f64).sum();
+        Some(shared / 2.0 / (pos as f64 * neg as f64))
+    }
+
+    /// Average precision over the bins; `None` without attacks.
+    pub fn pr_auc(&self) -> Option<f64> {
+        let (pos, _) = self.totals();
+        if pos == 0 {
+            return None;
+        }
+        let (mut ap, mut tp, mut fp) = (0.0, 0u64, 0u64);
+        for (n, a) in self.bins() {
+            tp += a;
+            fp += n;
+            ap += a as f64 / pos as f64 * tp as f64 / (tp + fp) as f64;
+        }
+        Some(ap)
+    }
+
+    /// The metrics, as [`binary_metrics`] gives them.
+    pub fn metrics(&self) -> BinaryMetrics {
+        let c = self.confusion;
+        BinaryMetrics {
+            roc_auc: self.roc_auc(),
+            pr_auc: self.pr_auc(),
+            roc_auc_max_error: self.roc_auc_max_error(),
+            precision: c.precision(),
+            recall: c.recall(),
+            f1: c.f1(),
+            accuracy: c.accuracy(),
+            confusion: c,
+        }
     }
 }
 
@@ -280,5 +403,62 @@ mod tests {
         let json = serde_json::to_string(&m.confusion).unwrap();
         assert_eq!(json, r#"{"tp":2,"fp":1,"tn":2,"fn":1}"#);
         assert_eq!(Confusion::default().precision(), 0.0);
+    }
+
+    #[test]
+    fn bins_keep_the_order_of_scores() {
+        let s = [
+            f32::NEG_INFINITY,
+            -3.0,
+            -0.5,
+            -0.0,
+            0.0,
+            1e-30,
+            0.5,
+            0.502,
+            7.0,
+            f32::INFINITY,
+        ];
+        for w in s.windows(2) {
+            assert!(bin(w[0]) <= bin(w[1]), "{w:?}");
+        }
+        assert!(bin(0.5) < bin(0.50002), "0.004 % apart: other bins");
+    }
+
+    #[test]
+    fn histogram_metrics_match_the_exact_ones_within_the_bound() {
+        // The hand-computed case: distinct scores stay exact.
+        let mut h = ScoreHistogram::default();
+        for (&s, &t) in S.iter().zip(&T) {
+            h.add(s, s > 0.5, t);
+        }
+        let pred: Vec<bool> = S.iter().map(|&s| s > 0.5).collect();
+        let exact = binary_metrics(&S, &pred, &T);
+        let m = h.metrics();
+        assert_eq!(m.roc_auc, exact.roc_auc);
+        assert!((m.pr_auc.unwrap() - exact.pr_auc.unwrap()).abs() < 1e-12);
+        assert_eq!(m.confusion, exact.confusion);
+        // Overlapping classes over many close scores.
+        let (mut scores, mut truth) = (Vec::new(), Vec::new());
+        let mut h = ScoreHistogram::default();
+        let mut state = 7u64;
+        for i in 0..200_000u32 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+            let attack = i % 5 == 0;
+            let s = if attack { 0.01 + u * 0.02 } else { u * 0.02 };
+            scores.push(s);
+            truth.push(attack);
+            h.add(s, s > 0.015, attack);
+        }
+        let exact = roc_auc(&scores, &truth).unwrap();
+        let (auc, bound) = (h.roc_auc().unwrap(), h.roc_auc_max_error().unwrap());
+        assert!((auc - exact).abs() <= bound, "{auc} {exact} {bound}");
+        assert!(bound < 1e-5, "{bound}");
+        let ap = pr_auc(&scores, &truth).unwrap();
+        assert!((h.pr_auc().unwrap() - ap).abs() < 1e-3);
+        assert_eq!(ScoreHistogram::default().roc_auc(), None);
     }
 }

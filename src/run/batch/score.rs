@@ -21,20 +21,20 @@ use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Re
 use crate::ingest::csv::{field_text, BadRow, Rejections, Row, TableInput};
 use crate::model::bundle::{is_normal, Bundle};
 use crate::model::dense::Workspace;
-use crate::report::classification::ClassificationReport;
+use crate::report::classification::{ClassTally, ClassificationReport};
 use crate::report::explain::{format_top, Explainer};
-use crate::report::metrics::binary_metrics;
+use crate::report::metrics::ScoreHistogram;
 use crate::util::AtomicFile;
 use crate::{Error, Matrix, Result};
 
-/// What the metrics need, row by row, in input order.
+/// What the metrics need, in memory that does not grow with the rows:
+/// score histograms of the reconstruction and of the latent classifier's
+/// attack probability, and the classes' counts.
 #[derive(Default)]
 struct Truth {
-    scores: Vec<f32>,
-    flagged: Vec<bool>,
-    class_truth: Vec<u32>,
-    class_pred: Vec<u32>,
-    class_attack_prob: Vec<f32>,
+    reconstruction: ScoreHistogram,
+    latent: ScoreHistogram,
+    classes: ClassTally,
 }
 
 /// One block read, or the error that ended reading, in input order.
@@ -295,21 +295,30 @@ fn score(
         .ok_or_else(|| Error::Data("batch size mismatch".into()))?;
     bundle.scaler.transform(&mut x);
     let mut scores = vec![0.0; n];
-    bundle
-        .autoencoder
-        .score_batch_with(&x, &mut p.ws, &mut scores);
     let mut classes = Vec::new();
-    if let Some(c) = &bundle.classifier {
-        let z = bundle.autoencoder.encode_batch(&x);
-        let mut prob = vec![0.0; c.model.n_classes()];
-        classes = z
-            .iter_rows()
-            .map(|zr| {
-                c.model.predict_proba(zr, &mut prob);
-                let (margin, k) = c.decide(&prob);
-                (k, prob[k], margin)
-            })
-            .collect();
+    match &bundle.classifier {
+        Some(c) => {
+            let k = c.model.n_classes();
+            let mut prob = vec![0.0; n * k];
+            bundle.autoencoder.score_batch_latent(
+                &x,
+                &mut p.ws,
+                &mut scores,
+                |zt, stride, first, rows| {
+                    let out = &mut prob[first * k..(first + rows) * k];
+                    c.model.predict_proba_t(zt, stride, rows, out);
+                },
+            );
+            classes = (prob.chunks_exact(k))
+                .map(|prob| {
+                    let (margin, k) = c.decide(prob);
+                    (k, prob[k], margin)
+                })
+                .collect();
+        }
+        None => bundle
+            .autoencoder
+            .score_batch_with(&x, &mut p.ws, &mut scores),
     }
     let mut num = ryu::Buffer::new();
     for (i, &score) in scores.iter().enumerate() {
@@ -403,13 +412,16 @@ impl Collector<'_> {
                 )
             })
             .collect();
+        let attack: Vec<bool> = (ids.iter())
+            .map(|&id| !is_normal_label(self.bundle, &self.class_names, id))
+            .collect();
+        let t = &mut self.truth;
         for (i, &local) in s.labels.iter().enumerate() {
-            self.truth.class_truth.push(ids[local as usize]);
-            self.truth.scores.push(s.scores[i]);
-            self.truth.flagged.push(s.flagged[i]);
-            if let Some(&(k, p)) = s.classes.get(i) {
-                self.truth.class_pred.push(k);
-                self.truth.class_attack_prob.push(p);
+            let is_attack = attack[local as usize];
+            t.reconstruction.add(s.scores[i], s.flagged[i], is_attack);
+            if let (Some(&(k, p)), Some(c)) = (s.classes.get(i), &self.bundle.classifier) {
+                t.latent.add(p, k as usize != c.normal_class, is_attack);
+                t.classes.add(ids[local as usize] as usize, k as usize);
             }
         }
         if let Some(out) = self.out.as_mut() {
@@ -658,26 +670,11 @@ fn report(
     labelled: bool,
     class_names: &[String],
 ) -> Report {
-    let attack: Vec<bool> = truth
-        .class_truth
-        .iter()
-        .map(|&id| !is_normal_label(bundle, class_names, id))
-        .collect();
-    let reconstruction = labelled.then(|| binary_metrics(&truth.scores, &truth.flagged, &attack));
+    let reconstruction = labelled.then(|| truth.reconstruction.metrics());
     let classifier = bundle.classifier.as_ref().filter(|_| labelled);
-    let latent_classifier = classifier.map(|c| {
-        let pred: Vec<bool> = truth
-            .class_pred
-            .iter()
-            .map(|&k| k as usize != c.normal_class)
-            .collect();
-        binary_metrics(&truth.class_attack_prob, &pred, &attack)
-    });
-    let classification_report = classifier.map(|_| {
-        let t: Vec<usize> = truth.class_truth.iter().map(|&k| k as usize).collect();
-        let p: Vec<usize> = truth.class_pred.iter().map(|&k| k as usize).collect();
-        ClassificationReport::new(class_names, &t, &p)
-    });
+    let latent_classifier = classifier.map(|_| truth.latent.metrics());
+    let classification_report =
+        classifier.map(|_| ClassificationReport::from_tally(class_names, &truth.classes));
     Report {
         rows,
         rejected: rejections.total(),
