@@ -237,6 +237,8 @@ fn bin(s: f32) -> usize {
 pub struct ScoreHistogram {
     normal: Vec<u64>,
     attack: Vec<u64>,
+    /// The lowest and highest bins used: the only ones read back.
+    used: Option<(usize, usize)>,
     confusion: Confusion,
 }
 
@@ -253,7 +255,9 @@ impl ScoreHistogram {
         } else {
             &mut self.normal
         };
-        counts[bin(score)] += 1;
+        let b = bin(score);
+        counts[b] += 1;
+        self.used = Some(self.used.map_or((b, b), |(lo, hi)| (lo.min(b), hi.max(b))));
         self.confusion.add(flagged, attack);
     }
 
@@ -264,7 +268,11 @@ impl ScoreHistogram {
 
     /// `(normal, attack)` counts of the non-empty bins, highest scores first.
     fn bins(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        (self.normal.iter().zip(&self.attack).rev())
+        let (lo, hi) = self.used.unwrap_or((1, 0));
+        let range = lo..hi + 1;
+        (self.normal[range.clone()].iter())
+            .zip(&self.attack[range])
+            .rev()
             .map(|(&n, &a)| (n, a))
             .filter(|&(n, a)| n + a > 0)
     }
