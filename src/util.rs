@@ -133,6 +133,15 @@ impl io::Write for AtomicFile {
     }
 }
 
+impl io::Seek for AtomicFile {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        match self.writer.as_mut() {
+            Some(w) => w.seek(pos),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+}
+
 /// A stream output (written as it goes, not atomically): `path` created,
 /// or standard output for `-`.
 pub fn stream_output(path: &Path) -> Result<File> {

@@ -124,3 +124,56 @@ fn capture_flags_are_checked() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("trained on CSV rows"));
 }
+
+/// The `.npy` matrix of `extract` holds the CSV's values to the bit, and
+/// its column names beside it.
+#[test]
+fn extract_writes_the_same_features_as_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth(d, "a", "3");
+    for layout in ["victim", "kitsune-corrected", "nbaiot"] {
+        ok(
+            &[
+                "-q", "extract", "--pcap", "a.pcap", "--layout", layout, "--out", "f.csv",
+            ],
+            d,
+        );
+        ok(
+            &[
+                "-q", "extract", "--pcap", "a.pcap", "--layout", layout, "--out", "f.npy",
+            ],
+            d,
+        );
+        let csv = std::fs::read_to_string(d.join("f.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let columns = std::fs::read_to_string(d.join("f.npy.columns")).unwrap();
+        assert_eq!(columns.lines().collect::<Vec<_>>(), header, "{layout}");
+        let npy = std::fs::read(d.join("f.npy")).unwrap();
+        let text = String::from_utf8_lossy(&npy[10..128]);
+        let rows = csv.lines().count() - 1;
+        let shape = format!("'shape': ({rows}, {}), }}", header.len());
+        assert!(text.contains(&shape), "{layout}: {text}");
+        let values: Vec<f64> = npy[128..]
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(values.len(), rows * header.len());
+        for (line, row) in lines.zip(values.chunks_exact(header.len())) {
+            let want: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            let same = want
+                .iter()
+                .zip(row)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+            assert!(same, "{layout}: {line}");
+        }
+    }
+    let err = floodwatch(
+        &[
+            "extract", "--pcap", "a.pcap", "--out", "f.x", "--format", "parquet",
+        ],
+        d,
+    );
+    assert!(!err.status.success());
+}

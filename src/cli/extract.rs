@@ -1,4 +1,5 @@
-//! `floodwatch extract`: per-packet features of a capture, as CSV.
+//! `floodwatch extract`: per-packet features of a capture, as CSV or as a
+//! NumPy `.npy` matrix.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::Args as ClapArgs;
 
 use floodwatch::features::capture_table::{write_header, write_row};
 use floodwatch::features::combined::PacketLayout;
+use floodwatch::features::npy::NpyWriter;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::{TableConfig, TableStats};
 use floodwatch::ingest::packets::capture::PacketSource;
@@ -19,9 +21,13 @@ pub struct Args {
     /// The capture to read (pcap or pcapng, told apart by magic number).
     #[arg(long, value_name = "FILE")]
     pub pcap: PathBuf,
-    /// The CSV to write: `packet_index`, `timestamp`, then the features.
+    /// The file to write: `packet_index`, `timestamp`, then the features.
     #[arg(long, value_name = "FEATURES.csv")]
     pub out: PathBuf,
+    /// csv, or npy (a float64 matrix numpy.load reads as it is, its column
+    /// names in OUT.columns); by default npy when OUT ends in .npy.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "npy"])]
+    pub format: Option<String>,
     /// Feature layout: victim, floodwatch, kitsune, kitsune-corrected or
     /// nbaiot (the same names and default as `train --pcap` and `watch`).
     #[arg(long, default_value = PacketLayout::DEFAULT, value_parser = parse_layout)]
@@ -47,7 +53,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut source = PacketSource::open(&args.pcap)?;
     // Temporary file renamed into place once complete.
     let mut w = floodwatch::util::AtomicFile::create(&args.out)?;
-    let packets = write_features(&mut *extractor, &mut source, &mut w)
+    let npy = match args.format.as_deref() {
+        Some(f) => f == "npy",
+        None => args.out.extension().is_some_and(|e| e == "npy"),
+    };
+    let written = if npy {
+        write_columns(&args.out, extractor.names())?;
+        write_npy(&mut *extractor, &mut source, &mut w)
+    } else {
+        write_features(&mut *extractor, &mut source, &mut w)
+    };
+    let packets = written
         .and_then(|n| w.flush().map(|()| n))
         .with_context(|| format!("{}: write failed", args.out.display()))?;
     w.commit()?;
@@ -93,6 +109,39 @@ fn write_features<R: std::io::Read>(
         n += 1;
     }
     Ok(n)
+}
+
+/// Rows of `packet_index`, `timestamp` and the features as a float64
+/// `.npy` matrix; returns the number of packets.
+fn write_npy<R: std::io::Read, W: Write + std::io::Seek>(
+    x: &mut dyn FeatureExtractor,
+    source: &mut PacketSource<R>,
+    w: &mut W,
+) -> std::io::Result<u64> {
+    let d = x.names().len();
+    let mut npy = NpyWriter::new(w, d + 2)?;
+    let mut row = vec![0.0; d + 2];
+    while let Some(p) = source.next_packet() {
+        x.update(&p, &mut row[2..]);
+        row[0] = p.index as f64;
+        row[1] = p.timestamp;
+        npy.write_row(&row)?;
+    }
+    let rows = npy.rows();
+    npy.finish()?;
+    Ok(rows)
+}
+
+/// `OUT.columns`: the `.npy` matrix's column names, one a line.
+fn write_columns(out: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    let mut path = out.as_os_str().to_owned();
+    path.push(".columns");
+    let text: String = ["packet_index", "timestamp"]
+        .into_iter()
+        .chain(names.iter().map(String::as_str))
+        .map(|n| format!("{n}\n"))
+        .collect();
+    std::fs::write(&path, text).with_context(|| format!("{}: write failed", path.to_string_lossy()))
 }
 
 /// One line per table: occupancy and removals.
@@ -156,6 +205,7 @@ mod tests {
         let args = Args {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
+            format: None,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1000,
         };
@@ -169,6 +219,7 @@ mod tests {
         let args = Args {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
+            format: None,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1,
         };

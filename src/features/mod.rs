@@ -15,6 +15,7 @@ pub mod combined;
 pub mod incstat;
 pub mod kitsune;
 pub mod nbaiot;
+pub mod npy;
 pub mod packet;
 pub(crate) mod pair_table;
 pub mod pow2;
