@@ -469,6 +469,7 @@ mod tests {
             let (mut want, mut got) = (vec![0.0; rows], vec![0.0; rows]);
             ae.score_batch(&x, &mut want);
             let mut prob_t = vec![0.0; rows * 3];
+            let mut lws = Workspace::default();
             ae.score_batch_latent(
                 &x,
                 &mut Workspace::default(),
@@ -479,7 +480,13 @@ mod tests {
                             assert_eq!(zt[j * stride + r].to_bits(), z.row(first + r)[j].to_bits());
                         }
                     }
-                    lr.predict_proba_t(zt, stride, n, &mut prob_t[first * 3..(first + n) * 3]);
+                    lr.predict_proba_t(
+                        zt,
+                        stride,
+                        n,
+                        &mut lws,
+                        &mut prob_t[first * 3..(first + n) * 3],
+                    );
                 },
             );
             assert_eq!(want, got);

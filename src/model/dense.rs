@@ -163,12 +163,6 @@ impl Network {
         self.layers[i].output
     }
 
-    /// Layer `i`'s weights (`input x output`, row-major) and bias.
-    pub(crate) fn layer_params(&self, i: usize) -> (&[f32], &[f32]) {
-        let l = &self.layers[i];
-        (&l.weights, &l.bias)
-    }
-
     /// Number of layers.
     pub(crate) fn depth(&self) -> usize {
         self.layers.len()
@@ -410,6 +404,56 @@ impl Network {
             }
         }
         stride
+    }
+
+    /// Layer `l` alone on `rows` rows given transposed (input `j` of row `r`
+    /// at `xt[j * stride + r]`), into `out` (`rows x width`, row-major) by
+    /// the inference kernels: the bits [`Network::predict`] gives a row of
+    /// a network made of that layer.
+    pub(crate) fn layer_t(
+        &self,
+        l: usize,
+        xt: &[f32],
+        stride: usize,
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
+        let layer = &self.layers[l];
+        let (k, n) = (layer.input, layer.output);
+        let level = Level::detect();
+        let tiles = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride % ROW_ALIGN == 0);
+        if let Some(tiles) = tiles {
+            ws.pong.resize(n * stride, 0.0);
+            let op = LayerT {
+                xt,
+                stride,
+                w: &layer.weights,
+                bias: &layer.bias,
+                act: layer.activation,
+            };
+            tiles.layer(&op, &mut ws.pong);
+            for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
+                for (r, &v) in lanes[..rows].iter().enumerate() {
+                    out[r * n + j] = v;
+                }
+            }
+            return;
+        }
+        ws.ping.resize(k, 0.0);
+        for (r, o) in out.chunks_exact_mut(n).take(rows).enumerate() {
+            for (j, x) in ws.ping.iter_mut().enumerate() {
+                *x = xt[j * stride + r];
+            }
+            kernel::layer_row(
+                level,
+                &ws.ping,
+                &layer.weights,
+                &layer.bias,
+                layer.activation,
+                o,
+            );
+        }
     }
 
     /// [`Network::mean_squared_errors`] that also leaves layer `keep`'s

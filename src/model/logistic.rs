@@ -132,10 +132,11 @@ impl LogisticRegression {
         self.net.input_dim()
     }
 
-    /// Class probabilities of one row into `out` (`n_classes` long).
+    /// Class probabilities of one row into `out` (`n_classes` long), by the
+    /// inference kernels.
     pub fn predict_proba(&self, x: &[f32], out: &mut [f32]) {
         let mut ws = Workspace::default();
-        out.copy_from_slice(self.net.forward(x, 1, 1, &mut ws));
+        out.copy_from_slice(self.net.predict(x, 1, 1, &mut ws));
         softmax(out);
     }
 
@@ -143,29 +144,21 @@ impl LogisticRegression {
     /// row `r` at `xt[j * stride + r]`, as
     /// [`Autoencoder::score_batch_latent`](super::autoencoder::Autoencoder::score_batch_latent)
     /// hands latent codes) into `out` (`rows x n_classes`, row-major): the
-    /// bits of [`predict_proba`](Self::predict_proba) row by row, each sum
-    /// taken in the same order, but a class at a time over all rows.
+    /// bits of [`predict_proba`](Self::predict_proba) row by row, a batch
+    /// at a time.
     ///
     /// # Panics
     /// If `xt` or `out` is too short.
-    pub fn predict_proba_t(&self, xt: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
-        let (w, b) = self.net.layer_params(0);
+    pub fn predict_proba_t(
+        &self,
+        xt: &[f32],
+        stride: usize,
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
         let k = self.n_classes();
-        let width = b.len().max(1);
-        let inputs = w.len() / width;
-        let mut acc = vec![0.0f32; rows];
-        for c in 0..k {
-            acc.fill(b[c]);
-            for (j, lanes) in xt.chunks_exact(stride).take(inputs).enumerate() {
-                let wjc = w[j * k + c];
-                for (a, &z) in acc.iter_mut().zip(&lanes[..rows]) {
-                    *a += z * wjc;
-                }
-            }
-            for (r, &a) in acc.iter().enumerate() {
-                out[r * k + c] = a;
-            }
-        }
+        self.net.layer_t(0, xt, stride, rows, ws, out);
         for p in out[..rows * k].chunks_exact_mut(k) {
             softmax(p);
         }

@@ -300,13 +300,14 @@ fn score(
         Some(c) => {
             let k = c.model.n_classes();
             let mut prob = vec![0.0; n * k];
+            let mut ws = Workspace::default();
             bundle.autoencoder.score_batch_latent(
                 &x,
                 &mut p.ws,
                 &mut scores,
                 |zt, stride, first, rows| {
                     let out = &mut prob[first * k..(first + rows) * k];
-                    c.model.predict_proba_t(zt, stride, rows, out);
+                    c.model.predict_proba_t(zt, stride, rows, &mut ws, out);
                 },
             );
             classes = (prob.chunks_exact(k))
