@@ -422,7 +422,8 @@ impl Network {
         let layer = &self.layers[l];
         let (k, n) = (layer.input, layer.output);
         let level = Level::detect();
-        let tiles = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride % ROW_ALIGN == 0);
+        let tiles =
+            Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
             ws.pong.resize(n * stride, 0.0);
             let op = LayerT {
