@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::features::capture_table::{CaptureFeatures, CaptureTable, ID_COLUMNS};
 use crate::features::scale::ScalerParams;
 use crate::features::tabular::{Encoder, Identifier, IdentifierRule, Schema, SchemaBuilder};
-use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row, TableInput};
+use crate::ingest::csv::{BadRow, CsvSource, GeneratedTable, Rejections, Row, TableInput};
 use crate::model::autoencoder::{AutoencoderParams, EpochReport};
 use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
@@ -53,6 +53,9 @@ pub struct Input {
     pub skip_bad_rows: bool,
     /// Captures read as tables of per-packet features, after the CSV files.
     pub captures: Vec<CaptureTable>,
+    /// Tables the caller writes on the fly (in-memory data, such as a
+    /// data frame from Python), after the captures.
+    pub generated: Vec<std::sync::Arc<dyn GeneratedTable>>,
 }
 
 /// A capture as a table input, its features extracted as it is read.
@@ -64,7 +67,8 @@ impl Input {
     pub(crate) fn open(&self) -> Result<CsvSource> {
         let csv = self.data.iter().cloned().map(TableInput::Csv);
         let captures = self.captures.iter().cloned().map(generated);
-        let inputs: Vec<TableInput> = csv.chain(captures).collect();
+        let tables = self.generated.iter().cloned().map(TableInput::Generated);
+        let inputs: Vec<TableInput> = csv.chain(captures).chain(tables).collect();
         CsvSource::open_inputs(&inputs, self.columns.as_deref())
     }
 
@@ -76,7 +80,12 @@ impl Input {
     /// Every input file, CSV files first.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         let captures = self.captures.iter().map(|c| c.path.as_path());
-        self.data.iter().map(PathBuf::as_path).chain(captures)
+        let tables = self.generated.iter().map(|g| g.path());
+        self.data
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(captures)
+            .chain(tables)
     }
 
     /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
