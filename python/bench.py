@@ -1,0 +1,92 @@
+"""Benchmark: floodwatch against PyOD in one process, on the same data; prints JSON.
+
+    python bench.py [--rows 1000000] [--packets 1000000] [--floodwatch ../target/release/floodwatch]
+
+Scoring: 1,000,000 rows x 40 columns in a numpy array, after fitting each detector
+on 8,000 normal rows: floodwatch.AutoEncoder, PyOD's IForest and (when torch is
+importable) PyOD's AutoEncoder. Extraction: a capture of --packets packets written
+by `floodwatch synth --pcap`, read into a numpy array with the kitsune-corrected
+layout. Times are wall and CPU (user + system) seconds of this process.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+import floodwatch
+
+
+def timed(f):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = f()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def data(rows, cols=40, seed=0):
+    """Normal rows: correlated features (a low-rank mix plus noise)."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(8, cols))
+    return (rng.normal(size=(rows, 8)) @ mix + 0.1 * rng.normal(size=(rows, cols))).astype(np.float64)
+
+
+def scoring(rows):
+    train, test = data(8000, seed=1), data(rows, seed=2)
+    detectors = {"floodwatch.AutoEncoder": lambda: floodwatch.AutoEncoder()}
+    from pyod.models.iforest import IForest
+
+    detectors["pyod.IForest"] = lambda: IForest(random_state=0)
+    try:
+        import torch  # noqa: F401
+        from pyod.models.auto_encoder import AutoEncoder
+
+        detectors["pyod.AutoEncoder"] = lambda: AutoEncoder(epoch_num=10, verbose=0)
+        torch_note = None
+    except ImportError as e:
+        torch_note = f"pyod.AutoEncoder not run: {e}"
+    out = {"rows": rows, "columns": train.shape[1]}
+    for name, make in detectors.items():
+        m = make()
+        _, fit_wall, fit_cpu = timed(lambda: m.fit(train))
+        _, wall, cpu = timed(lambda: m.decision_function(test))
+        out[name] = {"fit_wall_s": round(fit_wall, 3), "fit_cpu_s": round(fit_cpu, 3),
+                     "score_wall_s": round(wall, 3), "score_cpu_s": round(cpu, 3)}
+    fw = out["floodwatch.AutoEncoder"]["score_wall_s"]
+    for name in ("pyod.IForest", "pyod.AutoEncoder"):
+        if name in out:
+            out[f"speedup_vs_{name}_wall"] = round(out[name]["score_wall_s"] / fw, 2)
+            out[f"speedup_vs_{name}_cpu"] = round(
+                out[name]["score_cpu_s"] / out["floodwatch.AutoEncoder"]["score_cpu_s"], 2)
+    if torch_note:
+        out["note"] = torch_note
+    return out
+
+
+def extraction(packets, exe):
+    with tempfile.TemporaryDirectory() as d:
+        pcap = pathlib.Path(d) / "bench.pcap"
+        subprocess.run([exe, "-q", "synth", "--pcap", pcap, "--labels", pathlib.Path(d) / "l.csv",
+                        "--packets", str(packets), "--rate", "5000", "--attack", "udp",
+                        "--attack", "syn-spoofed"], check=True)
+        x, wall, cpu = timed(lambda: floodwatch.extract(pcap, layout="kitsune-corrected"))
+        return {"packets": len(x), "features": x.shape[1], "layout": "kitsune-corrected",
+                "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                "packets_per_s_wall": round(len(x) / wall), "packets_per_cpu_s": round(len(x) / cpu)}
+
+
+def main():
+    here = pathlib.Path(__file__).resolve().parent
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--packets", type=int, default=1_000_000)
+    p.add_argument("--floodwatch", default=str(here.parent / "target" / "release" / "floodwatch"))
+    a = p.parse_args()
+    print(json.dumps({"scoring": scoring(a.rows), "extract": extraction(a.packets, a.floodwatch)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
