@@ -8,6 +8,7 @@ from floodwatch._native import (  # noqa: F401
     AutoEncoder,
     Error,
     Extraction,
+    Stream,
     __version__,
     extract,
     feature_names,

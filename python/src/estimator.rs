@@ -345,6 +345,11 @@ impl AutoEncoder {
         }
     }
 
+    /// The fitted model, shared (with a stream).
+    pub(crate) fn shared(&self) -> PyResult<Arc<Bundle>> {
+        Ok(self.fitted()?.bundle.clone())
+    }
+
     fn fitted(&self) -> PyResult<&Fitted> {
         self.fitted.as_ref().ok_or_else(|| {
             Error::new_err(
@@ -538,7 +543,7 @@ fn map_blocks<T: Send>(
 
 /// The column names of `t`: a numpy array as wide as the model's input
 /// columns holds them in order (as scikit-learn estimators read arrays).
-fn header(bundle: &Bundle, t: &Table<'_>) -> Vec<String> {
+pub(crate) fn header(bundle: &Bundle, t: &Table<'_>) -> Vec<String> {
     let cols = &bundle.schema.columns;
     if t.is_array() && t.names.len() == cols.len() {
         cols.iter().map(|c| c.name.clone()).collect()

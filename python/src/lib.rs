@@ -1,11 +1,13 @@
 //! floodwatch for Python: the library's detectors and packet features over
 //! numpy arrays and pandas DataFrames, with no Python re-implementation.
 //!
-//! - [`AutoEncoder`](estimator::AutoEncoder): the table model of
-//!   `floodwatch train`, behind PyOD's detector contract, saved to and
-//!   loaded from the command line's model file;
-//! - [`extract`](extract::extract) / [`iter_extract`](extract::iter_extract):
-//!   per-packet features of a capture, straight into numpy arrays;
+//! - `AutoEncoder` (`estimator.rs`): the table model of `floodwatch train`,
+//!   behind PyOD's detector contract, saved to and loaded from the command
+//!   line's model file;
+//! - `extract` / `iter_extract` (`extract.rs`): per-packet features of a
+//!   capture, straight into numpy arrays;
+//! - `Stream` (`stream.rs`): `watch --stdin --model` fed from Python, rows
+//!   in, scores and alerts out;
 //! - `roc_auc`, `tsne`: the library's metric and embedding.
 //!
 //! Long calls release the GIL; every error is a `floodwatch.Error` with the
@@ -27,6 +29,7 @@ use pyo3::prelude::*;
 mod error;
 mod estimator;
 mod extract;
+mod stream;
 mod table;
 
 use error::{to_py, Error};
@@ -93,6 +96,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<estimator::AutoEncoder>()?;
     m.add_class::<extract::Extraction>()?;
+    m.add_class::<stream::Stream>()?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract, m)?)?;
     m.add_function(wrap_pyfunction!(extract::iter_extract, m)?)?;
