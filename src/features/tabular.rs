@@ -730,6 +730,51 @@ mod tests {
     }
 
     #[test]
+    fn typed_cells_encode_as_their_csv_text() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "n,m,kind\n1.5,1,tcp\n2,,7\n-3e-7,4,tcp\n";
+        let schema = learn(&mut source(&d, "t.csv", text));
+        let mut src = source(&d, "t.csv", text);
+        let mut enc = schema.bind(src.header(), Path::new("t.csv")).unwrap();
+        let mut typed = enc.clone();
+        let cells = [
+            [Cell::Number(1.5), Cell::Number(1.0), Cell::Text("tcp")],
+            [Cell::Number(2.0), Cell::Missing, Cell::Number(7.0)],
+            [Cell::Text(" -3e-7"), Cell::Number(4.0), Cell::Text("tcp ")],
+        ];
+        let (mut want, mut got) = (vec![0.0; schema.width()], vec![0.0; schema.width()]);
+        for row in &cells {
+            enc.encode(&src.next_row().unwrap().unwrap(), &mut want)
+                .unwrap();
+            typed.encode_cells(|c| row[c], &mut got).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{row:?}");
+        }
+        assert_eq!(typed.missing_counts(), enc.missing_counts());
+        let mut bad = |row: [Cell<'static>; 3]| typed.clone().encode_cells(|c| row[c], &mut got);
+        let e = bad([Cell::Text("x"), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert_eq!(e, "column 'n': 'x' is not a number (numeric at train time)");
+        let e = bad([Cell::Number(f64::NAN), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert!(e.starts_with("column 'n': missing value"), "{e}");
+        let e = bad([Cell::Number(1e300), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert!(
+            e.starts_with("column 'n': 1000") && e.ends_with(" overflows f32"),
+            "{e}"
+        );
+        let mut text = Vec::new();
+        for c in [
+            Cell::Number(7.0),
+            Cell::Number(0.1),
+            Cell::Number(f64::NAN),
+            Cell::Missing,
+        ] {
+            c.write_text(&mut text);
+            text.push(b'|');
+        }
+        assert_eq!(text, b"7|0.1|||");
+    }
+
+    #[test]
     fn missing_numbers_are_imputed_on_both_paths() {
         use crate::ingest::csv::blocks::{BlockReader, BlockRows, RawBlock, Record};
         use crate::ingest::csv::TableInput;

@@ -769,6 +769,53 @@ mod tests {
         assert!(text.lines().nth(5).unwrap().contains(",attack,"));
     }
 
+    /// A table written on the fly: the text of a file, through a pipe.
+    #[derive(Debug)]
+    struct Piped(PathBuf, String);
+
+    impl GeneratedTable for Piped {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+
+        fn start(
+            &self,
+        ) -> Result<(
+            std::io::PipeReader,
+            std::thread::JoinHandle<Result<Vec<String>>>,
+        )> {
+            let (r, mut w) = std::io::pipe().map_err(|e| Error::io(&self.0, e))?;
+            let text = self.1.clone();
+            let path = self.0.clone();
+            let h = std::thread::spawn(move || {
+                use std::io::Write;
+                w.write_all(text.as_bytes())
+                    .map(|()| Vec::new())
+                    .map_err(|e| Error::io(&path, e))
+            });
+            Ok((r, h))
+        }
+    }
+
+    #[test]
+    fn a_generated_table_trains_as_its_file_does() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let from_file = train(&options(data), &mut |_| {}).unwrap().bundle;
+        let piped = Piped(PathBuf::from("frame"), table());
+        let opts = TrainOptions {
+            input: Input {
+                generated: vec![std::sync::Arc::new(piped)],
+                ..Input::default()
+            },
+            ..options(PathBuf::new())
+        };
+        let generated = train(&opts, &mut |_| {}).unwrap().bundle;
+        assert_eq!(generated.autoencoder, from_file.autoencoder);
+        assert_eq!(generated.threshold.to_bits(), from_file.threshold.to_bits());
+        assert_eq!(generated.meta.data, ["frame"]);
+    }
+
     #[test]
     fn sampling_is_bounded_and_deterministic() {
         let d = tempfile::tempdir().unwrap();
