@@ -22,7 +22,7 @@ use crate::table::{with_table, FrameTable, Table};
 /// Rows encoded, scaled and scored together by one thread.
 const BLOCK_ROWS: usize = 16_384;
 /// The name errors give a table passed from Python.
-const SOURCE: &str = "X";
+pub(crate) const SOURCE: &str = "X";
 
 /// An autoencoder detector of table rows, trained on normal rows only
 /// (higher scores = more anomalous); the model `floodwatch train` writes.
@@ -32,22 +32,23 @@ pub(crate) struct AutoEncoder {
     fitted: Option<Fitted>,
 }
 
+/// `train`'s options, as the estimators take them.
 #[derive(Clone, Debug)]
-struct Params {
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f32,
-    rows: usize,
-    attack_rows: usize,
-    seed: u64,
-    contamination: Option<f64>,
-    threshold: String,
-    scaling: String,
-    normal_label: Option<Vec<String>>,
-    label_column: Option<String>,
-    drop: Vec<String>,
-    keep: Vec<String>,
-    max_distinct_share: f64,
+pub(crate) struct Params {
+    pub(crate) epochs: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) learning_rate: f32,
+    pub(crate) rows: usize,
+    pub(crate) attack_rows: usize,
+    pub(crate) seed: u64,
+    pub(crate) contamination: Option<f64>,
+    pub(crate) threshold: String,
+    pub(crate) scaling: String,
+    pub(crate) normal_label: Option<Vec<String>>,
+    pub(crate) label_column: Option<String>,
+    pub(crate) drop: Vec<String>,
+    pub(crate) keep: Vec<String>,
+    pub(crate) max_distinct_share: f64,
 }
 
 struct Fitted {
@@ -157,17 +158,8 @@ impl AutoEncoder {
         let train = fitted.train_scores.as_deref().ok_or_else(|| {
             Error::new_err("predict_proba needs the training scores: fit the model in Python")
         })?;
-        let lo = train.iter().copied().fold(f32::INFINITY, f32::min) as f64;
-        let hi = train.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let s = with_table(X, |t| detached_scores(X.py(), &fitted.bundle, &t))?;
-        let span = if hi > lo { hi - lo } else { 1.0 };
-        let mut out = Vec::with_capacity(2 * s.len());
-        for v in s {
-            let p = ((v as f64 - lo) / span).clamp(0.0, 1.0);
-            out.extend([1.0 - p, p]);
-        }
-        let n = out.len() / 2;
-        out.into_pyarray(X.py()).reshape([n, 2])
+        linear_proba(X.py(), train, &s)
     }
 
     /// The rows of `X` encoded and scaled as the autoencoder sees them
@@ -377,9 +369,31 @@ impl AutoEncoder {
     }
 }
 
+impl Default for Params {
+    /// `train`'s defaults.
+    fn default() -> Self {
+        Params {
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            rows: 8000,
+            attack_rows: 8000,
+            seed: 42,
+            contamination: None,
+            threshold: "fpr:0.01".into(),
+            scaling: "log-minmax".into(),
+            normal_label: None,
+            label_column: None,
+            drop: Vec::new(),
+            keep: Vec::new(),
+            max_distinct_share: IdentifierRule::default().max_distinct_share,
+        }
+    }
+}
+
 impl Params {
     /// The threshold rule asked: `fpr:contamination`, or `threshold`.
-    fn rule_text(&self) -> String {
+    pub(crate) fn rule_text(&self) -> String {
         match self.contamination {
             Some(c) => format!("fpr:{c}"),
             None => self.threshold.clone(),
@@ -387,7 +401,11 @@ impl Params {
     }
 
     /// The library's options for training on `table` (with `labels`).
-    fn options(&self, table: Table<'static>, labels: Option<Labels>) -> PyResult<TrainOptions> {
+    pub(crate) fn options(
+        &self,
+        table: Table<'static>,
+        labels: Option<Labels>,
+    ) -> PyResult<TrainOptions> {
         let threshold: ThresholdRule = self.rule_text().parse().map_err(to_py)?;
         let scaling: ScalerParams = self.scaling.parse().map_err(to_py)?;
         let numeric_labels = labels.as_ref().is_some_and(|l| l.numeric);
@@ -439,14 +457,14 @@ impl Params {
 }
 
 /// Labels given as `y`, as text; `numeric` when they were numbers.
-struct Labels {
+pub(crate) struct Labels {
     values: Vec<String>,
     numeric: bool,
 }
 
 /// `y` (a sequence of labels) as text: numbers as integers where they are
 /// (PyOD's 0 = inlier, 1 = outlier), booleans as 0/1.
-fn labels(y: &Bound<'_, PyAny>) -> PyResult<Labels> {
+pub(crate) fn labels(y: &Bound<'_, PyAny>) -> PyResult<Labels> {
     let list = y.call_method0("tolist").or_else(|_| {
         pyo3::types::PyList::new(y.py(), y.try_iter()?.collect::<PyResult<Vec<_>>>()?)
             .map(|l| l.into_any())
@@ -486,7 +504,7 @@ fn detached_scores(py: Python<'_>, bundle: &Bundle, t: &Table<'_>) -> PyResult<V
 /// Encodes and scales `t` in blocks of [`BLOCK_ROWS`] on every core and
 /// maps each block with `f`; the results in row order. The first error
 /// (in row order) names the row and column.
-fn map_blocks<T: Send>(
+pub(crate) fn map_blocks<T: Send>(
     bundle: &Bundle,
     t: &Table<'_>,
     f: impl Fn(Matrix) -> T + Sync,
@@ -552,6 +570,24 @@ pub(crate) fn header(bundle: &Bundle, t: &Table<'_>) -> Vec<String> {
     }
 }
 
+/// PyOD's `linear` outlier probability: each score min-max scaled over the
+/// training scores, clipped to [0, 1]; columns (inlier, outlier).
+pub(crate) fn linear_proba<'py>(
+    py: Python<'py>,
+    train: &[f32],
+    scores: &[f32],
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let lo = train.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+    let hi = train.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut out = Vec::with_capacity(2 * scores.len());
+    for &v in scores {
+        let p = ((v as f64 - lo) / span).clamp(0.0, 1.0);
+        out.extend([1.0 - p, p]);
+    }
+    out.into_pyarray(py).reshape([scores.len(), 2])
+}
+
 /// Blocks of rows as one row-major vector.
 fn stack(blocks: Vec<Matrix>, width: usize) -> Matrix {
     let mut all = Matrix::with_cols(width);
@@ -566,11 +602,11 @@ fn matrix(py: Python<'_>, x: Matrix) -> PyResult<Bound<'_, PyArray2<f32>>> {
     x.into_vec().into_pyarray(py).reshape([n, d])
 }
 
-fn widen(s: Vec<f32>) -> Vec<f64> {
+pub(crate) fn widen(s: Vec<f32>) -> Vec<f64> {
     s.into_iter().map(f64::from).collect()
 }
 
-fn flags(s: &[f32], threshold: f32) -> Vec<i64> {
+pub(crate) fn flags(s: &[f32], threshold: f32) -> Vec<i64> {
     s.iter().map(|&v| i64::from(v > threshold)).collect()
 }
 

@@ -6,6 +6,8 @@
 //!   line's model file;
 //! - `extract` / `iter_extract` (`extract.rs`): per-packet features of a
 //!   capture, straight into numpy arrays;
+//! - `IForest`, `LOF`, `OCSVM`, `KitNET` (`classical.rs`): the library's
+//!   other detectors, fitted as `floodwatch eval` fits them;
 //! - `Stream` (`stream.rs`): `watch --stdin --model` fed from Python, rows
 //!   in, scores and alerts out;
 //! - `roc_auc`, `tsne`: the library's metric and embedding.
@@ -26,6 +28,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
+mod classical;
 mod error;
 mod estimator;
 mod extract;
@@ -95,6 +98,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", m.py().get_type::<Error>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<estimator::AutoEncoder>()?;
+    m.add_class::<classical::IForest>()?;
+    m.add_class::<classical::LOF>()?;
+    m.add_class::<classical::OCSVM>()?;
+    m.add_class::<classical::KitNET>()?;
     m.add_class::<extract::Extraction>()?;
     m.add_class::<stream::Stream>()?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
