@@ -175,9 +175,9 @@ fn scores(
 
 /// A pyclass over [`Classical`] for detector `$name` of [`DETECTORS`].
 macro_rules! detector_class {
-    ($class:ident, $name:literal, $doc:literal) => {
+    ($class:ident, $py:literal, $name:literal, $doc:literal) => {
         #[doc = $doc]
-        #[pyclass(module = "floodwatch")]
+        #[pyclass(module = "floodwatch", name = $py)]
         pub(crate) struct $class(Classical);
 
         #[pymethods]
@@ -294,21 +294,25 @@ macro_rules! detector_class {
 
 detector_class!(
     IForest,
+    "IForest",
     "isolation_forest",
     "Isolation Forest (the library's, as `eval` fits it)."
 );
 detector_class!(
-    LOF,
+    Lof,
+    "LOF",
     "lof",
     "Local Outlier Factor (the library's, as `eval` fits it)."
 );
 detector_class!(
-    OCSVM,
+    Ocsvm,
+    "OCSVM",
     "ocsvm",
     "One-Class SVM (the library's, as `eval` fits it)."
 );
 detector_class!(
-    KitNET,
+    KitNet,
+    "KitNET",
     "kitnet",
     "KitNET, Kitsune's ensemble of autoencoders (as `eval` fits it)."
 );

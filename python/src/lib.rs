@@ -99,9 +99,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<estimator::AutoEncoder>()?;
     m.add_class::<classical::IForest>()?;
-    m.add_class::<classical::LOF>()?;
-    m.add_class::<classical::OCSVM>()?;
-    m.add_class::<classical::KitNET>()?;
+    m.add_class::<classical::Lof>()?;
+    m.add_class::<classical::Ocsvm>()?;
+    m.add_class::<classical::KitNet>()?;
     m.add_class::<extract::Extraction>()?;
     m.add_class::<stream::Stream>()?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
