@@ -56,8 +56,8 @@ impl Classical {
     ) -> PyResult<()> {
         let py = x.py();
         let labels = y.map(labels).transpose()?;
-        let table = with_table(x, |t| Ok(t.into_owned()))?;
-        let opts = self.params.options(table, labels)?;
+        let table = Arc::new(with_table(x, |t| Ok(t.into_owned()))?);
+        let opts = self.params.options(Arc::clone(&table), labels)?;
         let rule: ThresholdRule = self.params.rule_text().parse().map_err(to_py)?;
         let (fit, seed) = (self.fit, self.params.seed);
         let (bundle, model, threshold) = py
@@ -69,7 +69,7 @@ impl Classical {
             })
             .map_err(to_py)?;
         let bundle = Arc::new(bundle);
-        let train_scores = with_table(x, |t| scores(py, &bundle, model.as_ref(), &t))?;
+        let train_scores = scores(py, &bundle, model.as_ref(), &table)?;
         self.fitted = Some(Fitted {
             bundle,
             model,

@@ -117,13 +117,13 @@ impl AutoEncoder {
     ) -> PyResult<PyRefMut<'py, Self>> {
         let py = X.py();
         let labels = y.map(labels).transpose()?;
-        let table = with_table(X, |t| Ok(t.into_owned()))?;
-        let opts = slf.params.options(table, labels)?;
+        let table = Arc::new(with_table(X, |t| Ok(t.into_owned()))?);
+        let opts = slf.params.options(Arc::clone(&table), labels)?;
         let trained = py
             .detach(|| batch::train(&opts, &mut |_| {}))
             .map_err(to_py)?;
         let bundle = Arc::new(trained.bundle);
-        let train_scores = with_table(X, |t| detached_scores(py, &bundle, &t))?;
+        let train_scores = detached_scores(py, &bundle, &table)?;
         slf.fitted = Some(Fitted {
             bundle,
             train_scores: Some(train_scores),
@@ -403,7 +403,7 @@ impl Params {
     /// The library's options for training on `table` (with `labels`).
     pub(crate) fn options(
         &self,
-        table: Table<'static>,
+        table: Arc<Table<'static>>,
         labels: Option<Labels>,
     ) -> PyResult<TrainOptions> {
         let threshold: ThresholdRule = self.rule_text().parse().map_err(to_py)?;
@@ -428,7 +428,7 @@ impl Params {
         let labelled = labels.is_some();
         let frame = FrameTable {
             path: PathBuf::from(SOURCE),
-            table: Arc::new(table),
+            table,
             labels: labels.map(|l| (label_name.clone(), Arc::new(l.values))),
         };
         Ok(TrainOptions {

@@ -101,10 +101,16 @@ impl Extraction {
     /// Fills rows `from..` of `c` with the next packets, the GIL released;
     /// returns the rows filled in all, and warns when the capture ended.
     fn fill(&self, py: Python<'_>, c: &mut Chunk, from: usize) -> PyResult<usize> {
-        let mut r = self
-            .reading
-            .lock()
-            .map_err(|_| Error::new_err("an earlier read of this capture failed"))?;
+        // Never wait for the lock holding the GIL: its holder needs the GIL
+        // back to finish.
+        let mut r = self.reading.try_lock().map_err(|e| match e {
+            std::sync::TryLockError::WouldBlock => {
+                Error::new_err("this capture is being read by another thread")
+            }
+            std::sync::TryLockError::Poisoned(_) => {
+                Error::new_err("an earlier read of this capture failed")
+            }
+        })?;
         let d = self.names.len();
         let reading = &mut *r;
         let (x, index, time) = (

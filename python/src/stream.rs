@@ -111,7 +111,14 @@ impl Stream {
         X: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Vec<Bound<'py, PyAny>>)> {
         let py = X.py();
-        let mut columns = self.columns.lock().map_err(poisoned)?;
+        // Never wait for the lock holding the GIL: its holder needs the GIL
+        // back to finish.
+        let mut columns = self.columns.try_lock().map_err(|e| match e {
+            std::sync::TryLockError::WouldBlock => {
+                Error::new_err("this stream is being fed by another thread")
+            }
+            std::sync::TryLockError::Poisoned(_) => poisoned(()),
+        })?;
         let (names, rows, chunks) = with_table(X, |t| {
             let names = header(&self.bundle, &t);
             if let Some(c) = columns.as_ref().filter(|c| **c != names) {
