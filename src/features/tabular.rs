@@ -446,6 +446,9 @@ pub enum Cell<'a> {
     Missing,
 }
 
+/// The bits of `-0.0`.
+const NEG_ZERO: u64 = 1 << 63;
+
 impl Cell<'_> {
     /// The cell as CSV text would hold it: integers without a fraction,
     /// other numbers in their shortest round-trip form, nothing for a
@@ -453,7 +456,8 @@ impl Cell<'_> {
     pub fn write_text(self, out: &mut Vec<u8>) {
         match self {
             Cell::Number(v) if v.is_nan() => {}
-            Cell::Number(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+            // Not -0, whose sign "0" would lose.
+            Cell::Number(v) if v.fract() == 0.0 && v.abs() < 9.0e15 && v.to_bits() != NEG_ZERO => {
                 // Writing to a Vec cannot fail.
                 let _ = std::io::Write::write_fmt(out, format_args!("{}", v as i64));
             }
