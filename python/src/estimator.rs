@@ -425,6 +425,13 @@ impl Params {
                  column with label_column"
             )));
         }
+        if let Some(l) = labels.as_ref().filter(|l| l.values.len() != table.rows) {
+            return Err(Error::new_err(format!(
+                "y has {} labels, but X has {} rows",
+                l.values.len(),
+                table.rows
+            )));
+        }
         let labelled = labels.is_some();
         let frame = FrameTable {
             path: PathBuf::from(SOURCE),

@@ -45,6 +45,8 @@ def test_bad_options_and_files_give_the_clis_messages(tmp_path, cli_exe):
         floodwatch.AutoEncoder(scaling="zscore").fit(x)
     with pytest.raises(floodwatch.Error, match="need at least 2 to train"):
         floodwatch.AutoEncoder().fit(x[:5], np.ones(5))
+    with pytest.raises(floodwatch.Error, match="y has 3 labels, but X has 100 rows"):
+        floodwatch.AutoEncoder().fit(x, [0, 1, 0])
     with pytest.raises(floodwatch.Error, match="must be 2-D"):
         floodwatch.AutoEncoder().fit(x[:, 0])
     junk = tmp_path / "junk.fw"
