@@ -8,8 +8,8 @@
 //!   capture, straight into numpy arrays;
 //! - `IForest`, `LOF`, `OCSVM`, `KitNET` (`classical.rs`): the library's
 //!   other detectors, fitted as `floodwatch eval` fits them;
-//! - `Stream` (`stream.rs`): `watch --stdin --model` fed from Python, rows
-//!   in, scores and alerts out;
+//! - `Stream` (`stream.rs`): `watch --model` fed from Python, rows or
+//!   packets in, scores and alerts out;
 //! - `roc_auc`, `tsne`: the library's metric and embedding.
 //!
 //! Long calls release the GIL; every error is a `floodwatch.Error` with the
