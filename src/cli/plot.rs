@@ -64,6 +64,7 @@ impl ReadFlags {
             columns,
             skip_bad_rows: self.skip_bad_rows,
             captures: Vec::new(),
+            generated: Vec::new(),
         };
         Ok(eval::load_data(bundle, &input, self.max_rows, self.seed)?)
     }

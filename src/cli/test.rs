@@ -104,6 +104,7 @@ pub fn score(args: &Args, bundle: &Bundle, quiet: bool) -> anyhow::Result<Report
             columns,
             skip_bad_rows: args.skip_bad_rows,
             captures,
+            generated: Vec::new(),
         },
         out: args.out.clone(),
         batch_rows: args.batch_rows,

@@ -119,6 +119,7 @@ impl TrainFlags {
             columns,
             skip_bad_rows: self.skip_bad_rows,
             captures: Vec::new(),
+            generated: Vec::new(),
         })
     }
 

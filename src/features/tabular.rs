@@ -404,22 +404,120 @@ impl Encoder {
 
 /// A numeric field as `f32`, or the reason it is not one.
 fn numeric(row: &Row, col: usize, field: &[u8]) -> std::result::Result<f32, BadRow> {
+    number_value(field).map_err(|(reason, msg)| row.error(col, reason, msg))
+}
+
+/// A numeric field as `f32`, or why it is not one and what to say.
+fn number_value(field: &[u8]) -> std::result::Result<f32, (Reason, String)> {
     match parse_number(field) {
-        Number::Finite(v) if (v as f32).is_finite() => Ok(v as f32),
-        Number::Finite(v) => Err(row.error(col, Reason::NonFinite, format!("{v} overflows f32"))),
-        Number::Text => Err(row.error(
-            col,
+        Number::Finite(v) => finite_f32(v),
+        Number::Text => Err((
             Reason::NotNumeric,
             format!(
                 "'{}' is not a number (numeric at train time)",
                 String::from_utf8_lossy(field)
             ),
         )),
-        Number::NonFinite => Err(row.error(
-            col,
+        Number::NonFinite => Err((
             Reason::NonFinite,
             format!("{} is not a finite number", String::from_utf8_lossy(field)),
         )),
+    }
+}
+
+/// `v` as `f32` when it is finite there.
+fn finite_f32(v: f64) -> std::result::Result<f32, (Reason, String)> {
+    match v as f32 {
+        x if x.is_finite() => Ok(x),
+        _ if v.is_finite() => Err((Reason::NonFinite, format!("{v} overflows f32"))),
+        _ => Err((Reason::NonFinite, format!("{v} is not a finite number"))),
+    }
+}
+
+/// One cell of an in-memory table (a numpy array, a data frame): what a
+/// CSV field holds, already typed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    /// A number (a NaN is a missing value, as in pandas).
+    Number(f64),
+    /// Text, read as the same field of a CSV file would be.
+    Text(&'a str),
+    /// No value (None, or NaN): an empty field.
+    Missing,
+}
+
+/// The bits of `-0.0`.
+const NEG_ZERO: u64 = 1 << 63;
+
+impl Cell<'_> {
+    /// The cell as CSV text would hold it: integers without a fraction,
+    /// other numbers in their shortest round-trip form, nothing for a
+    /// missing value. A CSV reader parses it back to the same `f64`.
+    pub fn write_text(self, out: &mut Vec<u8>) {
+        match self {
+            Cell::Number(v) if v.is_nan() => {}
+            // Not -0, whose sign "0" would lose.
+            Cell::Number(v) if v.fract() == 0.0 && v.abs() < 9.0e15 && v.to_bits() != NEG_ZERO => {
+                // Writing to a Vec cannot fail.
+                let _ = std::io::Write::write_fmt(out, format_args!("{}", v as i64));
+            }
+            Cell::Number(v) => out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes()),
+            Cell::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Cell::Missing => {}
+        }
+    }
+}
+
+impl Encoder {
+    /// [`Encoder::encode`] for a row of typed cells: `cell(c)` is the cell
+    /// of header column `c` (the header given to [`Schema::bind`]). A cell
+    /// is encoded as its CSV text would be, so scores match `test`'s on
+    /// the same values to the bit; a missing cell of a column that had no
+    /// missing values at train time is an error. Errors name the column.
+    pub fn encode_cells<'c>(
+        &mut self,
+        cell: impl Fn(usize) -> Cell<'c>,
+        out: &mut [f32],
+    ) -> std::result::Result<(), String> {
+        let mut text = Vec::new();
+        for (ci, c) in self.cols.iter().enumerate() {
+            let value = cell(c.pos);
+            let missing = match value {
+                Cell::Number(v) => v.is_nan(),
+                Cell::Text(t) => is_missing(t.as_bytes()),
+                Cell::Missing => true,
+            };
+            let number = |value| match value {
+                Cell::Number(v) if !v.is_nan() => finite_f32(v).map_err(|(_, m)| m),
+                Cell::Text(t) => number_value(t.as_bytes()).map_err(|(_, m)| m),
+                _ => {
+                    Err("missing value (NaN or None), but the column had none at train time".into())
+                }
+            };
+            let fail = |m: String| format!("column '{}': {m}", self.names[ci]);
+            match (&c.lookup, c.fill) {
+                (None, None) => out[c.offset] = number(value).map_err(fail)?,
+                (None, Some(fill)) if missing => {
+                    (out[c.offset], out[c.offset + 1]) = (fill, 1.0);
+                    self.missing[ci] += 1;
+                }
+                (None, Some(_)) => {
+                    (out[c.offset], out[c.offset + 1]) = (number(value).map_err(fail)?, 0.0);
+                }
+                (Some(map), _) => {
+                    text.clear();
+                    value.write_text(&mut text);
+                    let slots = &mut out[c.offset..=c.offset + c.unknown_slot];
+                    slots.fill(0.0);
+                    let slot = map.get(text.trim_ascii()).copied().unwrap_or_else(|| {
+                        self.unknown[ci] += 1;
+                        c.unknown_slot
+                    });
+                    slots[slot] = 1.0;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -633,6 +731,51 @@ mod tests {
         enc.encode(&r, &mut out).unwrap();
         assert_eq!(out, [8.0, 0.0, 1.0, 0.0]);
         assert_eq!(enc.unknown_counts(), [("proto".to_string(), 1)]);
+    }
+
+    #[test]
+    fn typed_cells_encode_as_their_csv_text() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "n,m,kind\n1.5,1,tcp\n2,,7\n-3e-7,4,tcp\n";
+        let schema = learn(&mut source(&d, "t.csv", text));
+        let mut src = source(&d, "t.csv", text);
+        let mut enc = schema.bind(src.header(), Path::new("t.csv")).unwrap();
+        let mut typed = enc.clone();
+        let cells = [
+            [Cell::Number(1.5), Cell::Number(1.0), Cell::Text("tcp")],
+            [Cell::Number(2.0), Cell::Missing, Cell::Number(7.0)],
+            [Cell::Text(" -3e-7"), Cell::Number(4.0), Cell::Text("tcp ")],
+        ];
+        let (mut want, mut got) = (vec![0.0; schema.width()], vec![0.0; schema.width()]);
+        for row in &cells {
+            enc.encode(&src.next_row().unwrap().unwrap(), &mut want)
+                .unwrap();
+            typed.encode_cells(|c| row[c], &mut got).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{row:?}");
+        }
+        assert_eq!(typed.missing_counts(), enc.missing_counts());
+        let mut bad = |row: [Cell<'static>; 3]| typed.clone().encode_cells(|c| row[c], &mut got);
+        let e = bad([Cell::Text("x"), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert_eq!(e, "column 'n': 'x' is not a number (numeric at train time)");
+        let e = bad([Cell::Number(f64::NAN), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert!(e.starts_with("column 'n': missing value"), "{e}");
+        let e = bad([Cell::Number(1e300), Cell::Number(1.0), Cell::Missing]).unwrap_err();
+        assert!(
+            e.starts_with("column 'n': 1000") && e.ends_with(" overflows f32"),
+            "{e}"
+        );
+        let mut text = Vec::new();
+        for c in [
+            Cell::Number(7.0),
+            Cell::Number(0.1),
+            Cell::Number(f64::NAN),
+            Cell::Missing,
+        ] {
+            c.write_text(&mut text);
+            text.push(b'|');
+        }
+        assert_eq!(text, b"7|0.1|||");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::features::capture_table::{CaptureFeatures, CaptureTable, ID_COLUMNS};
 use crate::features::scale::ScalerParams;
 use crate::features::tabular::{Encoder, Identifier, IdentifierRule, Schema, SchemaBuilder};
-use crate::ingest::csv::{BadRow, CsvSource, Rejections, Row, TableInput};
+use crate::ingest::csv::{BadRow, CsvSource, GeneratedTable, Rejections, Row, TableInput};
 use crate::model::autoencoder::{AutoencoderParams, EpochReport};
 use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
@@ -53,6 +53,9 @@ pub struct Input {
     pub skip_bad_rows: bool,
     /// Captures read as tables of per-packet features, after the CSV files.
     pub captures: Vec<CaptureTable>,
+    /// Tables the caller writes on the fly (in-memory data, such as a
+    /// data frame from Python), after the captures.
+    pub generated: Vec<std::sync::Arc<dyn GeneratedTable>>,
 }
 
 /// A capture as a table input, its features extracted as it is read.
@@ -64,7 +67,8 @@ impl Input {
     pub(crate) fn open(&self) -> Result<CsvSource> {
         let csv = self.data.iter().cloned().map(TableInput::Csv);
         let captures = self.captures.iter().cloned().map(generated);
-        let inputs: Vec<TableInput> = csv.chain(captures).collect();
+        let tables = self.generated.iter().cloned().map(TableInput::Generated);
+        let inputs: Vec<TableInput> = csv.chain(captures).chain(tables).collect();
         CsvSource::open_inputs(&inputs, self.columns.as_deref())
     }
 
@@ -76,7 +80,12 @@ impl Input {
     /// Every input file, CSV files first.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         let captures = self.captures.iter().map(|c| c.path.as_path());
-        self.data.iter().map(PathBuf::as_path).chain(captures)
+        let tables = self.generated.iter().map(|g| g.path());
+        self.data
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(captures)
+            .chain(tables)
     }
 
     /// Rejects `bad` (counted) with `--skip-bad-rows`, else fails with it.
@@ -758,6 +767,53 @@ mod tests {
         let text = std::fs::read_to_string(out).unwrap();
         assert_eq!(text.lines().count(), 301);
         assert!(text.lines().nth(5).unwrap().contains(",attack,"));
+    }
+
+    /// A table written on the fly: the text of a file, through a pipe.
+    #[derive(Debug)]
+    struct Piped(PathBuf, String);
+
+    impl GeneratedTable for Piped {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+
+        fn start(
+            &self,
+        ) -> Result<(
+            std::io::PipeReader,
+            std::thread::JoinHandle<Result<Vec<String>>>,
+        )> {
+            let (r, mut w) = std::io::pipe().map_err(|e| Error::io(&self.0, e))?;
+            let text = self.1.clone();
+            let path = self.0.clone();
+            let h = std::thread::spawn(move || {
+                use std::io::Write;
+                w.write_all(text.as_bytes())
+                    .map(|()| Vec::new())
+                    .map_err(|e| Error::io(&path, e))
+            });
+            Ok((r, h))
+        }
+    }
+
+    #[test]
+    fn a_generated_table_trains_as_its_file_does() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let from_file = train(&options(data), &mut |_| {}).unwrap().bundle;
+        let piped = Piped(PathBuf::from("frame"), table());
+        let opts = TrainOptions {
+            input: Input {
+                generated: vec![std::sync::Arc::new(piped)],
+                ..Input::default()
+            },
+            ..options(PathBuf::new())
+        };
+        let generated = train(&opts, &mut |_| {}).unwrap().bundle;
+        assert_eq!(generated.autoencoder, from_file.autoencoder);
+        assert_eq!(generated.threshold.to_bits(), from_file.threshold.to_bits());
+        assert_eq!(generated.meta.data, ["frame"]);
     }
 
     #[test]
