@@ -540,6 +540,39 @@ fn dry_run_never_mitigate_and_home_net_announce_nothing() {
     }
 }
 
+/// `--flowspec-action rate-limit:N`: the router receives traffic-rate N
+/// instead of 0 (a fast replay; the monitor sees the announcement).
+#[test]
+#[ignore = "needs gobgpd; run by .ci/run"]
+fn flowspec_rate_limit_reaches_the_router() {
+    let Some(peers) = Peers::start() else {
+        return;
+    };
+    let f = fixture();
+    let monitor = peers.monitor();
+    let out = f
+        .watch(&peers, HOME, &["--mitigate", "flowspec"])
+        .args(["--flowspec-action", "rate-limit:125000"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("rate-limit 125000 bytes/s"), "{said}");
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = monitor.seen.lock().unwrap();
+    let rates: Vec<f64> = seen
+        .iter()
+        .filter(|p| p["withdrawal"] != true)
+        .flat_map(|p| p["attrs"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["type"] == 16)
+        .filter_map(|a| a["value"][0]["rate"].as_f64())
+        .collect();
+    assert!(
+        !rates.is_empty() && rates.iter().all(|&r| r == 125_000.0),
+        "{seen:?}"
+    );
+}
+
 /// SIGTERM in the middle of the flood: floodwatch exits cleanly and the
 /// route is withdrawn from the router.
 #[test]

@@ -19,7 +19,9 @@ use floodwatch::detect::dump::{DumpParams, Dumps};
 use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::homenet::HomeNet;
 use floodwatch::detect::metrics::{Metrics, MetricsServer};
-use floodwatch::detect::mitigate::{Bans, DryRun, GoBgp, Guard, Kind, Mitigator, StatsHandle};
+use floodwatch::detect::mitigate::{
+    Action, Bans, DryRun, GoBgp, Guard, Kind, Mitigator, StatsHandle,
+};
 use floodwatch::detect::saved::{self, Saved};
 use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, HookStats, JsonLines};
 use floodwatch::detect::stream::calibrate::parse_budget;
@@ -210,6 +212,14 @@ pub struct MitigateFlags {
     /// toward it (flowspec).
     #[arg(long, value_name = "blackhole|flowspec", requires = "home_net")]
     pub mitigate: Option<Kind>,
+    /// What FlowSpec rules do: discard, or rate-limit:BYTES_PER_SECOND.
+    #[arg(
+        long,
+        value_name = "ACTION",
+        default_value = "discard",
+        requires = "mitigate"
+    )]
+    pub flowspec_action: Action,
     /// Withdraw an announcement this long after its episode ends (`5m`,
     /// `90s`); a new episode before then keeps it.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
@@ -393,13 +403,15 @@ fn mitigator(args: &MitigateFlags, kind: Kind, home: HomeNet) -> anyhow::Result<
     );
     let cap = args.max_announcements;
     let started = if args.mitigate_dry_run {
-        Mitigator::start(guard, Bans::new(DryRun, kind, args.ban_time, cap), 1024)
+        let bans = Bans::new(DryRun, kind, args.ban_time, cap).action(args.flowspec_action);
+        Mitigator::start(guard, bans, 1024)
     } else {
         let gobgp = (args.next_hop.iter())
             .fold(GoBgp::new(&args.gobgp, args.gobgp_api), |g, &ip| {
                 g.next_hop(ip)
             });
-        Mitigator::start(guard, Bans::new(gobgp, kind, args.ban_time, cap), 1024)
+        let bans = Bans::new(gobgp, kind, args.ban_time, cap).action(args.flowspec_action);
+        Mitigator::start(guard, bans, 1024)
     };
     started.context("starting the mitigation thread")
 }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{Announcer, Kind, Match, Rule, BLACKHOLE};
+use super::{Action, Announcer, Kind, Match, Rule, BLACKHOLE};
 
 /// Default next hop of IPv4 blackhole routes: 192.0.2.1 (TEST-NET-1, RFC
 /// 5737), which routers taking remotely triggered blackholes route to a
@@ -85,7 +85,11 @@ impl GoBgp {
                 a.extend(["match".into(), "destination".into(), rule.prefix()]);
                 flowspec_match(&rule.matches, &mut a);
                 if add {
-                    a.extend(["then".into(), "discard".into()]);
+                    a.push("then".into());
+                    match rule.action {
+                        Action::Discard => a.push("discard".into()),
+                        Action::RateLimit(n) => a.extend(["rate-limit".into(), n.to_string()]),
+                    }
                 }
             }
         }
@@ -176,6 +180,7 @@ mod tests {
             kind,
             target: target.parse().unwrap(),
             matches: Match::protocol(proto),
+            action: Action::Discard,
         }
     }
 
@@ -229,6 +234,19 @@ mod tests {
             "global rib -a ipv4-flowspec add match destination 10.0.0.5/32 protocol 17 \
              destination-port ==80 source-port ==53 packet-length >=38 &<=1514 then discard"
         );
+    }
+
+    #[test]
+    fn a_rate_limit_replaces_discard() {
+        let mut r = rule(Kind::Flowspec, "10.0.0.5", Some(6));
+        r.action = Action::RateLimit(125_000);
+        let g = GoBgp::new("gobgp", None);
+        assert_eq!(
+            g.args(&r, true).join(" "),
+            "global rib -a ipv4-flowspec add match destination 10.0.0.5/32 protocol 6 \
+             then rate-limit 125000"
+        );
+        assert!(!g.args(&r, false).contains(&"rate-limit".to_string()));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use gobgp::{DryRun, GoBgp, NEXT_HOP_V4, NEXT_HOP_V6};
-pub use rule::{Kind, Match, Rule, BLACKHOLE, DOMINANT, LINK_SLACK};
+pub use rule::{Action, Kind, Match, Rule, BLACKHOLE, DOMINANT, LINK_SLACK};
 
 use super::alert::{Alert, Direction, Family, State, Timestamp};
 use super::homenet::HomeNet;
@@ -180,6 +180,7 @@ struct Ban {
 pub struct Bans<A> {
     announcer: A,
     kind: Kind,
+    action: Action,
     ban_time: Duration,
     cap: usize,
     active: HashMap<IpAddr, Ban>,
@@ -195,12 +196,19 @@ impl<A: Announcer> Bans<A> {
         Bans {
             announcer,
             kind,
+            action: Action::Discard,
             ban_time: ban_time.min(MAX_BAN_TIME),
             cap,
             active: HashMap::new(),
             clock: f64::NEG_INFINITY,
             counters: Arc::default(),
         }
+    }
+
+    /// What FlowSpec rules do. Default: discard.
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
     }
 
     /// Reads the counts.
@@ -249,6 +257,7 @@ impl<A: Announcer> Bans<A> {
             kind: self.kind,
             target: e.target,
             matches: e.matches,
+            action: self.action,
         };
         let at = Timestamp::from_secs(e.at);
         match self.announcer.announce(&rule) {

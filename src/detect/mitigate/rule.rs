@@ -97,6 +97,30 @@ impl Match {
     }
 }
 
+/// What a FlowSpec rule does to the traffic it matches (RFC 8955's
+/// traffic-rate action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Drop it all (traffic-rate 0).
+    #[default]
+    Discard,
+    /// Let through at most this many bytes per second.
+    RateLimit(u64),
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: write discard or rate-limit:BYTES_PER_SECOND");
+        match s.split_once(':') {
+            None if s == "discard" => Ok(Action::Discard),
+            Some(("rate-limit", n)) => n.parse().map(Action::RateLimit).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// One announcement: the rule for one victim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -106,6 +130,8 @@ pub struct Rule {
     pub target: IpAddr,
     /// What a FlowSpec rule matches besides the victim.
     pub matches: Match,
+    /// What a FlowSpec rule does.
+    pub action: Action,
 }
 
 impl Rule {
@@ -135,7 +161,10 @@ impl fmt::Display for Rule {
         if let Some((lo, hi)) = m.length {
             write!(f, " packet-length {lo}-{hi}")?;
         }
-        f.write_str(" discard")
+        match self.action {
+            Action::Discard => f.write_str(" discard"),
+            Action::RateLimit(n) => write!(f, " rate-limit {n} bytes/s"),
+        }
     }
 }
 
@@ -189,11 +218,22 @@ mod tests {
             kind: Kind::Flowspec,
             target: "10.0.0.5".parse().unwrap(),
             matches: m,
+            action: Action::Discard,
         };
         assert_eq!(
             rule.to_string(),
             "flowspec 10.0.0.5/32 protocol 17 source-port 53 packet-length 38-1514 discard"
         );
+    }
+
+    #[test]
+    fn actions_parse() {
+        assert_eq!("discard".parse(), Ok(Action::Discard));
+        assert_eq!("rate-limit:125000".parse(), Ok(Action::RateLimit(125_000)));
+        for bad in ["drop", "rate-limit:", "rate-limit:-1", "rate-limit"] {
+            let e = bad.parse::<Action>().unwrap_err();
+            assert!(e.contains("rate-limit:BYTES_PER_SECOND"), "{e}");
+        }
     }
 
     #[test]
