@@ -36,23 +36,6 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_floodwatch"))
 }
 
-/// Whether gobgpd is installed; under FLOODWATCH_REQUIRE_DATA (CI) its
-/// absence fails the test instead of skipping it.
-fn gobgpd_installed() -> bool {
-    let found = Command::new("gobgpd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
-            "FLOODWATCH_REQUIRE_DATA is set but gobgpd is not installed (apt-get install gobgpd)"
-        );
-        eprintln!("skipping: gobgpd is not installed (apt-get install gobgpd)");
-    }
-    found
-}
-
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -131,7 +114,7 @@ struct Peers {
 impl Peers {
     /// Started and established; `None` when gobgpd is missing.
     fn start() -> Option<Peers> {
-        if !gobgpd_installed() {
+        if !util::installed("gobgpd") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

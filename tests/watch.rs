@@ -176,23 +176,6 @@ fn pcap_source_scores_every_packet_and_alerts_once_per_target() {
     assert_eq!(hooked.len(), all.len());
 }
 
-/// Whether tshark is installed; under FLOODWATCH_REQUIRE_DATA (CI) its
-/// absence fails the test instead of skipping the check.
-fn tshark_installed() -> bool {
-    let found = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
-            "FLOODWATCH_REQUIRE_DATA is set but tshark is not installed (apt-get install tshark)"
-        );
-        eprintln!("not checked with tshark: it is not installed (apt-get install tshark)");
-    }
-    found
-}
-
 #[test]
 fn packet_dumps_hold_the_first_packets_to_the_victim() {
     use floodwatch::ingest::packets::{capture::PacketSource, Network};
@@ -237,7 +220,7 @@ fn packet_dumps_hold_the_first_packets_to_the_victim() {
         );
         assert!(p.timestamp.rem_euclid(86_400.0) >= opened - 1e-3);
     }
-    if tshark_installed() {
+    if util::installed("tshark") {
         let t = Command::new("tshark")
             .args(["-r"])
             .arg(&files[0])

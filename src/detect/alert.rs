@@ -1017,6 +1017,30 @@ fn sha1(msg: &[u8]) -> [u8; 20] {
     out
 }
 
+/// A UDP alert from `src` to `dst` at 7.5 s, for the sinks' tests.
+#[cfg(test)]
+pub(crate) fn udp_alert(state: State, family: Family, src: &str, dst: &str) -> Alert {
+    let flow = FlowContext {
+        src_ip: src.parse().unwrap(),
+        src_port: 1,
+        dest_ip: dst.parse().unwrap(),
+        dest_port: 53,
+        proto: Proto::Udp,
+        bytes: 60,
+        tcp_flags: 0,
+    };
+    let context = AlertContext {
+        state,
+        family,
+        direction: None,
+        score: 1.0,
+        threshold: 0.5,
+        top_features: vec![],
+        episode: EpisodeSummary::new(1.0, 3.0, 1_000, 60_000, 1.0, 1, None),
+    };
+    Alert::new(Timestamp::from_secs(7.5), &flow, "s", "c".into(), context)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

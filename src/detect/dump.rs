@@ -291,9 +291,7 @@ impl FrameTap for DumpTap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::alert::{
-        AlertContext, EpisodeSummary, Family, FlowContext, Proto, Timestamp,
-    };
+    use crate::detect::alert::{udp_alert, Family};
     use crate::ingest::packets::capture::{LinkType, PacketSource};
     use crate::ingest::packets::Transport;
 
@@ -302,25 +300,7 @@ mod tests {
     }
 
     fn alert(state: State, family: Family, src: &str, dst: &str) -> Alert {
-        let flow = FlowContext {
-            src_ip: ip(src),
-            src_port: 1,
-            dest_ip: ip(dst),
-            dest_port: 53,
-            proto: Proto::Udp,
-            bytes: 60,
-            tcp_flags: 0,
-        };
-        let context = AlertContext {
-            state,
-            family,
-            direction: None,
-            score: 1.0,
-            threshold: 0.5,
-            top_features: vec![],
-            episode: EpisodeSummary::new(1.0, 1.0, 1, 60, 1.0, 1, None),
-        };
-        Alert::new(Timestamp::from_secs(1.0), &flow, "s", "c".into(), context)
+        udp_alert(state, family, src, dst)
     }
 
     /// Shows the tap one raw-IP frame from `src` to `dst`.

@@ -89,6 +89,17 @@ impl Dense {
 }
 
 impl Dense {
+    /// This layer's operands on a transposed batch `xt` of `stride` lanes.
+    fn op_t<'a>(&'a self, xt: &'a [f32], stride: usize) -> LayerT<'a> {
+        LayerT {
+            xt,
+            stride,
+            w: &self.weights,
+            bias: &self.bias,
+            act: self.activation,
+        }
+    }
+
     /// [`Dense::forward`] of one row as a sum of scaled weight rows: streaming
     /// scores one record at a time, where sgemm's packing costs more than the
     /// product itself. The loop vectorises.
@@ -389,14 +400,7 @@ impl Network {
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let xt = if l == 0 { &ws.xt } else { &ws.ping };
             ws.pong.resize(layer.output * stride, 0.0);
-            let op = LayerT {
-                xt,
-                stride,
-                w: &layer.weights,
-                bias: &layer.bias,
-                act: layer.activation,
-            };
-            tiles.layer(&op, &mut ws.pong);
+            tiles.layer(&layer.op_t(xt, stride), &mut ws.pong);
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             if ws.keep == Some(l) {
                 ws.kept.clear();
@@ -426,14 +430,7 @@ impl Network {
             Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
             ws.pong.resize(n * stride, 0.0);
-            let op = LayerT {
-                xt,
-                stride,
-                w: &layer.weights,
-                bias: &layer.bias,
-                act: layer.activation,
-            };
-            tiles.layer(&op, &mut ws.pong);
+            tiles.layer(&layer.op_t(xt, stride), &mut ws.pong);
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
                 for (r, &v) in lanes[..rows].iter().enumerate() {
                     out[r * n + j] = v;

@@ -57,3 +57,21 @@ pub fn split_rows(src: &Path, train: &Path, test: &Path) {
     std::fs::write(train, a).unwrap();
     std::fs::write(test, b).unwrap();
 }
+
+/// Whether the program `name` runs (`name --version`); under
+/// FLOODWATCH_REQUIRE_DATA (CI) its absence fails the test instead of
+/// skipping the part that needs it.
+pub fn installed(name: &str) -> bool {
+    let found = Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FLOODWATCH_REQUIRE_DATA").is_none(),
+            "FLOODWATCH_REQUIRE_DATA is set but {name} is not installed (apt-get install {name})"
+        );
+        eprintln!("skipping what needs {name}: it is not installed (apt-get install {name})");
+    }
+    found
+}

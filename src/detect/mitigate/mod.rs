@@ -459,7 +459,7 @@ impl Drop for Mitigator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::alert::{AlertContext, EpisodeSummary, FlowContext, Proto};
+    use crate::detect::alert::udp_alert;
     use std::sync::mpsc::{Receiver, Sender};
     use std::sync::Mutex;
 
@@ -662,25 +662,7 @@ mod tests {
     }
 
     fn alert(family: Family, src: &str, dst: &str, home: &HomeNet) -> Alert {
-        let flow = FlowContext {
-            src_ip: ip(src),
-            src_port: 1,
-            dest_ip: ip(dst),
-            dest_port: 53,
-            proto: Proto::Udp,
-            bytes: 60,
-            tcp_flags: 0,
-        };
-        let context = AlertContext {
-            state: State::Start,
-            family,
-            direction: None,
-            score: 1.0,
-            threshold: 0.5,
-            top_features: vec![],
-            episode: EpisodeSummary::new(1.0, 3.0, 1_000, 60_000, 1.0, 1, None),
-        };
-        let mut a = Alert::new(Timestamp::from_secs(7.5), &flow, "s", "c".into(), context);
+        let mut a = udp_alert(State::Start, family, src, dst);
         a.apply_home_net(home);
         a
     }
