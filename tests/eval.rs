@@ -464,3 +464,40 @@ fn cicids2017_eval_of_all_detectors() {
         );
     }
 }
+
+/// `--seeds 2`: each detector's ROC-AUC for both seeds, their median and
+/// spread in the summary and the tables.
+#[test]
+fn eval_reports_the_spread_over_seeds() {
+    let d = tempfile::tempdir().unwrap();
+    let (train, test) = synth_pair(d.path());
+    let out = d.path().join("eval");
+    let mut args = vec![
+        "eval",
+        "--train",
+        s(&train),
+        "--test",
+        s(&test),
+        "--out",
+        s(&out),
+    ];
+    args.extend(["--tsne-points", "300", "--seeds", "2", "--seed", "7"]);
+    args.extend(IDS);
+    let summary = ok(&args);
+    assert!(
+        summary.contains("ROC-AUC over 2 seeds: median, spread"),
+        "{summary}"
+    );
+    let j = json(&out.join("eval.json"));
+    assert_eq!(j["seeds"], serde_json::json!([7, 8]));
+    for (name, m) in j["detectors"].as_object().unwrap() {
+        let by_seed = m["roc_auc_by_seed"].as_array().unwrap();
+        assert_eq!(by_seed.len(), 2, "{name}");
+        assert_eq!(
+            by_seed[0], m["roc_auc"],
+            "{name}: the first seed is the report's"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    assert!(md.contains("ROC-AUC over 2 seeds (median, spread)"), "{md}");
+}

@@ -40,6 +40,11 @@ pub struct Args {
     /// Also write every picture as SVG.
     #[arg(long)]
     pub svg: bool,
+    /// Run the whole evaluation with N seeds (--seed, --seed + 1, ...) and
+    /// report each detector's ROC-AUC median and spread; the pictures and
+    /// the other metrics are the first seed's.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seeds: u64,
     /// How to read the files and train (as `train`).
     #[command(flatten)]
     pub flags: TrainFlags,
@@ -53,11 +58,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         test: args.flags.input(&args.test)?,
         max_test_rows: args.max_test_rows,
     };
-    let e = eval::evaluate(&opts, &mut |step| {
+    let mut step = |step: &str| {
         if !quiet {
             eprintln!("[{:6.2} s] {step}", started.elapsed().as_secs_f64());
         }
-    })?;
+    };
+    let mut e = eval::evaluate(&opts, &mut step)?;
+    let seed = opts.train.seed;
+    let more: Vec<u64> = (1..args.seeds).map(|k| seed.wrapping_add(k)).collect();
+    if !more.is_empty() {
+        e.report.add_seeds(&opts, &more, &mut step)?;
+    }
     for note in &e.report.notes {
         eprintln!("floodwatch: note: {note}");
     }

@@ -220,6 +220,29 @@ pub struct DetectorMetrics {
     pub detection_rate: BTreeMap<String, f64>,
     /// Per attack class: ROC-AUC of that class against the normal rows.
     pub roc_auc_by_class: BTreeMap<String, f64>,
+    /// With `--seeds N`: the ROC-AUC of each seed's run, the report's own
+    /// seed first (see [`EvalReport::seeds`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roc_auc_by_seed: Vec<f64>,
+}
+
+impl DetectorMetrics {
+    /// Median and spread (max - min) of [`roc_auc_by_seed`](Self::roc_auc_by_seed),
+    /// when it holds more than one seed.
+    pub fn seed_spread(&self) -> Option<(f64, f64)> {
+        let mut v = self.roc_auc_by_seed.clone();
+        if v.len() < 2 {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some((median, v[n - 1] - v[0]))
+    }
 }
 
 /// Measures `run` against the truth of `data`.
@@ -254,6 +277,7 @@ pub fn measure(run: &DetectorRun, data: &Data) -> DetectorMetrics {
             .into_iter()
             .map(|(k, (h, n))| (k, h as f64 / n as f64))
             .collect(),
+        roc_auc_by_seed: Vec::new(),
     }
 }
 
@@ -317,6 +341,10 @@ pub struct EvalReport {
     /// What the user should know about how the data was used.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// With `--seeds N`: every seed run, the report's own first; each
+    /// detector's `roc_auc_by_seed` follows this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
 }
 
 impl EvalReport {
@@ -383,22 +411,60 @@ impl EvalReport {
             by_roc_auc,
             by_f1,
             notes: Vec::new(),
+            seeds: Vec::new(),
         }
+    }
+
+    /// Reruns the whole evaluation (sampling, training, every detector)
+    /// with each of `more` seeds and records every detector's ROC-AUC per
+    /// seed, so that the spread a seed makes is there to see.
+    pub fn add_seeds(
+        &mut self,
+        opts: &EvalOptions,
+        more: &[u64],
+        on_step: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        self.seeds = vec![opts.train.seed];
+        for m in self.detectors.values_mut() {
+            m.roc_auc_by_seed = m.roc_auc.into_iter().collect();
+        }
+        for &seed in more {
+            on_step(&format!("seed {seed}"));
+            let mut o = opts.clone();
+            o.train.seed = seed;
+            let e = evaluate(&o, &mut |_| {})?;
+            for (name, m) in &mut self.detectors {
+                if let Some(a) = e.report.detectors.get(name).and_then(|d| d.roc_auc) {
+                    m.roc_auc_by_seed.push(a);
+                }
+            }
+            self.seeds.push(seed);
+        }
+        Ok(())
     }
 
     /// The short terminal summary: the verdict, then each detector's
     /// ROC-AUC, F1 and false-positive rate, best ROC-AUC first.
     pub fn summary(&self) -> String {
         let mut out = format!("{}\n", self.verdict);
+        let seeds = self.seeds.len() > 1;
         out += &format!(
-            "{:<20} {:>8} {:>8} {:>8}\n",
+            "{:<20} {:>8} {:>8} {:>8}",
             "detector", "ROC-AUC", "F1", "FPR"
         );
+        if seeds {
+            out += &format!("   ROC-AUC over {} seeds: median, spread", self.seeds.len());
+        }
+        out.push('\n');
         let rest = self.order.iter().filter(|n| !self.by_roc_auc.contains(n));
         for name in self.by_roc_auc.iter().chain(rest) {
             let m = &self.detectors[name];
             let auc = m.roc_auc.map_or("-".into(), |a| format!("{a:.4}"));
-            out += &format!("{name:<20} {auc:>8} {:>8.4} {:>8.4}\n", m.f1, m.fpr);
+            out += &format!("{name:<20} {auc:>8} {:>8.4} {:>8.4}", m.f1, m.fpr);
+            if let Some((median, spread)) = m.seed_spread().filter(|_| seeds) {
+                out += &format!("   {median:.4}, {spread:.4}");
+            }
+            out.push('\n');
         }
         out
     }
@@ -430,6 +496,13 @@ impl EvalReport {
         ]
         .map(String::from)
         .to_vec();
+        let seeds = self.seeds.len() > 1;
+        if seeds {
+            header.push(format!(
+                "ROC-AUC over {} seeds (median, spread)",
+                self.seeds.len()
+            ));
+        }
         if timing {
             header.extend(["fit s".to_string(), "rows/s".to_string()]);
         }
@@ -449,6 +522,10 @@ impl EvalReport {
                     opt(m.tpr_at_fpr_0_01),
                     format!("{:.4}", m.fpr),
                 ];
+                if seeds {
+                    let spread = m.seed_spread();
+                    row.push(spread.map_or("-".into(), |(md, sp)| format!("{md:.4}, {sp:.4}")));
+                }
                 if timing {
                     row.push(format!("{:.2}", m.fit_seconds));
                     row.push(format!("{:.0}", m.score_rows_per_second));
