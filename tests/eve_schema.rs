@@ -11,7 +11,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use floodwatch::detect::alert::{
@@ -20,82 +20,7 @@ use floodwatch::detect::alert::{
 };
 use serde_json::Value;
 
-const SCHEMA: &str = "../shared/schemas/suricata-eve-schema.json";
-
-/// Validates JSON lines from stdin against the schema named by argv[1];
-/// prints each error and exits 1 if any (or if there was no line at all).
-const VALIDATE: &str = r#"
-import json, sys
-from jsonschema import Draft202012Validator
-schema = json.load(open(sys.argv[1]))
-Draft202012Validator.check_schema(schema)
-validator = Draft202012Validator(schema)
-lines = errors = 0
-for number, line in enumerate(sys.stdin, 1):
-    if not line.strip():
-        continue
-    lines += 1
-    for e in validator.iter_errors(json.loads(line)):
-        errors += 1
-        print(f"line {number}: /{'/'.join(map(str, e.absolute_path))}: {e.message}")
-print(f"{lines} lines, {errors} errors")
-sys.exit(1 if errors or not lines else 0)
-"#;
-
-/// Skips (printing why) or, with FLOODWATCH_REQUIRE_DATA=1, fails.
-fn skip(why: &str) -> Option<PathBuf> {
-    if std::env::var("FLOODWATCH_REQUIRE_DATA").as_deref() == Ok("1") {
-        panic!("FLOODWATCH_REQUIRE_DATA=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
-/// The schema, when it and the validator are there.
-fn schema() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA);
-    if !path.exists() {
-        return skip(&format!("{SCHEMA} not found"));
-    }
-    let probe = Command::new("python3")
-        .args(["-c", "import jsonschema"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => Some(path),
-        _ => skip("no python3 with the jsonschema package (pip install jsonschema)"),
-    }
-}
-
-/// Runs the validator on `lines`.
-fn run_validator(schema: &Path, lines: &str) -> Output {
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(VALIDATE)
-        .arg(schema)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// Asserts that every line of `lines` (at least one) is a valid EVE event.
-fn assert_valid(schema: &Path, what: &str, lines: &str) {
-    let out = run_validator(schema, lines);
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod util;
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -170,7 +95,9 @@ fn json_lines(alerts: &[Alert]) -> String {
 
 #[test]
 fn the_validator_rejects_what_suricata_would_not_write() {
-    let Some(schema) = schema() else { return };
+    let Some(schema) = util::eve_schema() else {
+        return;
+    };
     let good = direct_alerts()[0].to_json();
     let mut bad: Value = serde_json::from_str(&good).unwrap();
     bad["score"] = 1.0.into();
@@ -183,20 +110,22 @@ fn the_validator_rejects_what_suricata_would_not_write() {
         ("Z time", z_time),
         ("alert.episode", alert_extra),
     ] {
-        let out = run_validator(&schema, &format!("{v}\n"));
+        let out = util::run_eve_validator(&schema, &format!("{v}\n"));
         assert!(!out.status.success(), "{what} passed: {v}");
     }
-    assert_valid(&schema, "one good alert", &format!("{good}\n"));
+    util::assert_eve_valid(&schema, "one good alert", &format!("{good}\n"));
 }
 
 #[test]
 fn alerts_of_every_family_protocol_and_address_kind_validate() {
-    let Some(schema) = schema() else { return };
+    let Some(schema) = util::eve_schema() else {
+        return;
+    };
     let alerts = direct_alerts();
     assert_eq!(alerts.len(), 5 * 5 * 7 * 2);
     let text = json_lines(&alerts);
     assert!(!text.contains("0.0.0.0"), "unknown addresses are left out");
-    assert_valid(&schema, "direct alerts", &text);
+    util::assert_eve_valid(&schema, "direct alerts", &text);
 }
 
 fn bin() -> Command {
@@ -224,7 +153,7 @@ fn parse(text: &str) -> Vec<Value> {
 fn check_watch_alerts(schema: &Path, what: &str, text: &str) -> Vec<Value> {
     let alerts = parse(text);
     assert!(!alerts.is_empty(), "{what}: no alert");
-    assert_valid(schema, what, text);
+    util::assert_eve_valid(schema, what, text);
     let state = |a: &Value| a["alert"]["context"]["state"].as_str().unwrap().to_owned();
     let count = |s: &str| alerts.iter().filter(|a| state(a) == s).count();
     let (starts, ends, details) = (count("start"), count("end"), count("details"));
@@ -245,7 +174,9 @@ fn check_watch_alerts(schema: &Path, what: &str, text: &str) -> Vec<Value> {
 
 #[test]
 fn alerts_from_captures_validate() {
-    let Some(schema) = schema() else { return };
+    let Some(schema) = util::eve_schema() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("s.pcap");
     run_ok(
@@ -267,7 +198,7 @@ fn alerts_from_captures_validate() {
             vec!["--grace", "20000", "--threshold", "quantile:0.5"],
         ));
     } else {
-        skip("../shared/data/pcap/pkt.TCP.synflood.spoofed.pcap not found");
+        util::skip("../shared/data/pcap/pkt.TCP.synflood.spoofed.pcap not found");
     }
     for (pcap, flags) in captures {
         let file = dir.path().join("a.jsonl");
@@ -296,7 +227,9 @@ fn alerts_from_captures_validate() {
 
 #[test]
 fn alerts_from_table_rows_validate_and_leave_unknown_addresses_out() {
-    let Some(schema) = schema() else { return };
+    let Some(schema) = util::eve_schema() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("t.csv");
     run_ok(
@@ -402,8 +335,8 @@ fn home_net_sets_the_direction_of_alerts_and_hook_arguments() {
         let text = std::fs::read_to_string(&file).unwrap();
         let alerts = parse(&text);
         assert!(!alerts.is_empty(), "{home}: no alert");
-        if let Some(schema) = schema() {
-            assert_valid(&schema, home, &text);
+        if let Some(schema) = util::eve_schema() {
+            util::assert_eve_valid(&schema, home, &text);
         }
         for a in &alerts {
             assert_eq!(a["alert"]["context"]["direction"], want, "{home}: {a}");

@@ -14,6 +14,8 @@ use floodwatch::ingest::kafka::{create_topic, Publisher};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+mod util;
+
 const FW: &str = env!("CARGO_BIN_EXE_floodwatch");
 
 fn brokers() -> Option<String> {
@@ -294,6 +296,13 @@ fn two_instances_share_the_partitions_and_alerts_reach_the_alert_topic() {
     assert_eq!(got.len() as u64, written, "every alert reached the topic");
     let first: serde_json::Value = serde_json::from_slice(&got[0]).unwrap();
     assert!(first["dest_ip"].is_string(), "{first}");
+    if let Some(schema) = util::eve_schema() {
+        let lines: Vec<String> = got
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        util::assert_eve_valid(&schema, "alerts on Kafka", &lines.join("\n"));
+    }
 }
 
 #[test]

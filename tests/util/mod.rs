@@ -2,8 +2,9 @@
 //! the shared data (or saying why a test skips).
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Runs `floodwatch -q ARGS`.
 pub fn fw(args: &[&str]) -> Output {
@@ -74,4 +75,83 @@ pub fn installed(name: &str) -> bool {
         eprintln!("skipping what needs {name}: it is not installed (apt-get install {name})");
     }
     found
+}
+
+/// Suricata's eve.json schema in the shared data.
+pub const SCHEMA: &str = "../shared/schemas/suricata-eve-schema.json";
+
+/// Validates JSON lines from stdin against the schema named by argv[1];
+/// prints each error and exits 1 if any (or if there was no line at all).
+const VALIDATE: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+validator = Draft202012Validator(schema)
+lines = errors = 0
+for number, line in enumerate(sys.stdin, 1):
+    if not line.strip():
+        continue
+    lines += 1
+    for e in validator.iter_errors(json.loads(line)):
+        errors += 1
+        print(f"line {number}: /{'/'.join(map(str, e.absolute_path))}: {e.message}")
+print(f"{lines} lines, {errors} errors")
+sys.exit(1 if errors or not lines else 0)
+"#;
+
+/// Skips (printing why) or, with FLOODWATCH_REQUIRE_DATA=1, fails.
+pub fn skip(why: &str) -> Option<PathBuf> {
+    if std::env::var("FLOODWATCH_REQUIRE_DATA").as_deref() == Ok("1") {
+        panic!("FLOODWATCH_REQUIRE_DATA=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// Suricata's eve.json schema, when it and the validator (python3 with
+/// jsonschema) are there.
+pub fn eve_schema() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA);
+    if !path.exists() {
+        return skip(&format!("{SCHEMA} not found"));
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => Some(path),
+        _ => skip("no python3 with the jsonschema package (pip install jsonschema)"),
+    }
+}
+
+/// Runs the validator on `lines`.
+pub fn run_eve_validator(schema: &Path, lines: &str) -> Output {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(VALIDATE)
+        .arg(schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that every line of `lines` (at least one) is a valid EVE event.
+pub fn assert_eve_valid(schema: &Path, what: &str, lines: &str) {
+    let out = run_eve_validator(schema, lines);
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
