@@ -171,17 +171,22 @@ impl Table {
         }
     }
 
-    fn frame(&mut self, p: &PacketMeta, raw: &RawFrame<'_>) {
+    /// Writes `raw` to the dumps of its addresses; returns whether one of
+    /// them is now done (full, or cut short).
+    fn frame(&mut self, p: &PacketMeta, raw: &RawFrame<'_>) -> bool {
         let Network::Ip { src, dst } = p.network else {
-            return;
+            return false;
         };
+        let (src, dst) = (src.to_canonical(), dst.to_canonical());
         let limit = self.params.packets;
+        let mut finished = false;
         for d in self.dumps.iter_mut().filter(|d| !d.done) {
-            let ours = if d.source { src } else { dst };
-            if ours.to_canonical() == d.target {
+            if d.target == if d.source { src } else { dst } {
                 d.write(raw, limit, &mut self.stats);
+                finished |= d.done;
             }
         }
+        finished
     }
 
     fn close_all(&mut self) {
@@ -283,8 +288,9 @@ impl FrameTap for DumpTap {
             return;
         }
         let mut t = self.0.lock();
-        t.frame(packet, raw);
-        self.0.recount(&t);
+        if t.frame(packet, raw) {
+            self.0.recount(&t);
+        }
     }
 }
 

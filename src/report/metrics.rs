@@ -199,15 +199,27 @@ pub struct BinaryMetrics {
 /// Metrics of `scores` and thresholded `predicted` against `truth`.
 pub fn binary_metrics(scores: &[f32], predicted: &[bool], truth: &[bool]) -> BinaryMetrics {
     let c = Confusion::from_predictions(predicted, truth);
-    BinaryMetrics {
-        roc_auc: roc_auc(scores, truth),
-        pr_auc: pr_auc(scores, truth),
-        roc_auc_max_error: None,
-        precision: c.precision(),
-        recall: c.recall(),
-        f1: c.f1(),
-        accuracy: c.accuracy(),
-        confusion: c,
+    BinaryMetrics::new(roc_auc(scores, truth), pr_auc(scores, truth), None, c)
+}
+
+impl BinaryMetrics {
+    /// The areas, and the rates of the confusion matrix `c`.
+    fn new(
+        roc_auc: Option<f64>,
+        pr_auc: Option<f64>,
+        max_error: Option<f64>,
+        c: Confusion,
+    ) -> Self {
+        BinaryMetrics {
+            roc_auc,
+            pr_auc,
+            roc_auc_max_error: max_error,
+            precision: c.precision(),
+            recall: c.recall(),
+            f1: c.f1(),
+            accuracy: c.accuracy(),
+            confusion: c,
+        }
     }
 }
 
@@ -322,17 +334,12 @@ impl ScoreHistogram {
 
     /// The metrics, as [`binary_metrics`] gives them.
     pub fn metrics(&self) -> BinaryMetrics {
-        let c = self.confusion;
-        BinaryMetrics {
-            roc_auc: self.roc_auc(),
-            pr_auc: self.pr_auc(),
-            roc_auc_max_error: self.roc_auc_max_error(),
-            precision: c.precision(),
-            recall: c.recall(),
-            f1: c.f1(),
-            accuracy: c.accuracy(),
-            confusion: c,
-        }
+        BinaryMetrics::new(
+            self.roc_auc(),
+            self.pr_auc(),
+            self.roc_auc_max_error(),
+            self.confusion,
+        )
     }
 }
 

@@ -122,7 +122,7 @@ impl StreamScaler {
         let mut max = vec![f64::NEG_INFINITY; d];
         for r in rows {
             for ((v, lo), hi) in r.iter().zip(&mut min).zip(&mut max) {
-                let v = if log { signed_log1p(*v) } else { *v };
+                let v = Self::prepare(log, *v);
                 *lo = lo.min(v);
                 *hi = hi.max(v);
             }
@@ -155,12 +155,18 @@ impl StreamScaler {
     #[inline]
     fn apply(&self, x: &[f64], out: &mut [f32]) {
         for (((o, v), lo), s) in out.iter_mut().zip(x).zip(&self.min).zip(&self.inv_range) {
-            let v = if self.log {
-                f64::from(signed_log1p_f32(*v))
-            } else {
-                *v
-            };
-            *o = ((v - lo) * s) as f32;
+            *o = ((Self::prepare(self.log, *v) - lo) * s) as f32;
+        }
+    }
+
+    /// A value before min-max: its signed log1p when `log`. Fitting and
+    /// scaling share it, so the range is learnt on what is scaled.
+    #[inline(always)]
+    fn prepare(log: bool, v: f64) -> f64 {
+        if log {
+            f64::from(signed_log1p_f32(v))
+        } else {
+            v
         }
     }
 

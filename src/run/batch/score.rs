@@ -85,8 +85,10 @@ struct Pending {
     x: Vec<f32>,
     labels: Vec<Option<u32>>,
     records: Vec<ByteRecord>,
-    /// The model's scratch buffers, kept from batch to batch.
+    /// The autoencoder's and the latent classifier's scratch buffers,
+    /// kept from batch to batch.
     ws: Workspace,
+    classifier_ws: Workspace,
 }
 
 /// One worker: its encoder (for its unknown-value counts) and buffers.
@@ -108,6 +110,7 @@ impl<'a> Worker<'a> {
                 labels: Vec::new(),
                 records: Vec::new(),
                 ws: Workspace::default(),
+                classifier_ws: Workspace::default(),
             },
         }
     }
@@ -300,14 +303,14 @@ fn score(
         Some(c) => {
             let k = c.model.n_classes();
             let mut prob = vec![0.0; n * k];
-            let mut ws = Workspace::default();
+            let cws = &mut p.classifier_ws;
             bundle.autoencoder.score_batch_latent(
                 &x,
                 &mut p.ws,
                 &mut scores,
                 |zt, stride, first, rows| {
                     let out = &mut prob[first * k..(first + rows) * k];
-                    c.model.predict_proba_t(zt, stride, rows, &mut ws, out);
+                    c.model.predict_proba_t(zt, stride, rows, cws, out);
                 },
             );
             classes = (prob.chunks_exact(k))
