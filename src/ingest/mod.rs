@@ -2,6 +2,7 @@
 
 pub mod columns;
 pub mod csv;
+pub mod flows;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod lines;
