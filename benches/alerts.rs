@@ -48,6 +48,8 @@ fn stream(seed: u64) -> Vec<ScoredRecord<'static>> {
                     proto: Proto::Tcp,
                     bytes: 60,
                     tcp_flags: 0x02,
+                    packets: 1,
+                    exporter: None,
                 },
                 top_features: &TOP,
                 family: None,

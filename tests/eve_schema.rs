@@ -38,6 +38,7 @@ fn context(family: Family, state: State, score: f64) -> AlertContext {
             name: "syn_rate".into(),
             share: 0.75,
         }],
+        exporter: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))),
         episode: EpisodeSummary::new(100.0, 130.5, 5_000, 300_000, score, 42, end_reason),
     }
 }
@@ -78,6 +79,8 @@ fn direct_alerts() -> Vec<Alert> {
                         proto,
                         bytes: 60,
                         tcp_flags: 0,
+                        packets: 1,
+                        exporter: None,
                     };
                     let at = Timestamp::from_secs(1_764_082_791.123_456);
                     let ctx = context(family, state, score);

@@ -48,6 +48,8 @@ fn not_here(cmd: &str) -> Option<&'static str> {
         ("--kafka", "a Kafka broker (tests/kafka.rs, feature kafka)"),
         ("produce ", "a Kafka broker (tests/kafka.rs, feature kafka)"),
         ("--mitigate", "a BGP speaker (tests/bgp.rs)"),
+        ("--netflow", "a flow exporter (tests/flows.rs)"),
+        ("--flows", "a capture of flow exports (tests/flows.rs)"),
         ("watch ...", "a placeholder for other flags"),
         ("flow-exporter", "a placeholder program"),
     ]

@@ -7,6 +7,7 @@ mod demo;
 #[cfg(feature = "plot")]
 mod eval;
 mod extract;
+mod flow_flags;
 mod inspect;
 #[cfg(feature = "kafka")]
 mod kafka_flags;

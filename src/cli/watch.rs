@@ -69,11 +69,11 @@ const DROPPED: u8 = 5;
 #[derive(Debug, ClapArgs)]
 #[cfg_attr(
     not(feature = "kafka"),
-    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin"])))
+    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin", "netflow", "sflow"])))
 )]
 #[cfg_attr(
     feature = "kafka",
-    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin", "kafka_topic"])))
+    command(group(clap::ArgGroup::new("source").required(true).args(["pcap", "interface", "stdin", "netflow", "sflow", "kafka_topic"])))
 )]
 #[command(group(clap::ArgGroup::new("learn").required(true).args(["model", "grace"])))]
 pub struct Args {
@@ -193,6 +193,9 @@ pub struct Args {
     /// standard output, with --alerts to a file).
     #[arg(long, value_name = "FILE.csv")]
     pub scores: Option<PathBuf>,
+    /// Flow telemetry input (boxed: the command enum stays small).
+    #[command(flatten)]
+    pub flow: Box<super::flow_flags::FlowFlags>,
     /// Kafka consumer-group input (boxed: the command enum stays small).
     #[cfg(feature = "kafka")]
     #[command(flatten)]
@@ -445,6 +448,12 @@ fn kafka_alerts(_: &Args, topic: &str) -> anyhow::Result<(Box<dyn AlertSink>, Fl
 }
 
 fn source(args: &Args, io: &Io) -> anyhow::Result<Box<dyn RecordSource>> {
+    if args.flow.active() {
+        let pcap = args.pcap.as_deref();
+        return args
+            .flow
+            .source(pcap, args.layout(), args.table_capacity, io.quiet);
+    }
     packet_source(args, layout(args.layout(), args.table_capacity)?, io)
 }
 
@@ -561,7 +570,12 @@ fn packet_bundle(
             capture.layout
         );
     }
-    let src = packet_source(args, features, io)?;
+    let src = if args.flow.active() {
+        let pcap = args.pcap.as_deref();
+        (args.flow).source(pcap, &capture.layout, capture.table_capacity, io.quiet)?
+    } else {
+        packet_source(args, features, io)?
+    };
     Ok((src, bundle_side(bundle)))
 }
 
@@ -622,7 +636,7 @@ pub fn run(mut args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let dumps = dumps(&args)?;
     let model = args.model.as_deref().map(saved::load).transpose()?;
     args.layout = Some(resolve_layout(&args, model.as_ref())?);
-    let io = Io { stop, dumps };
+    let io = Io { stop, dumps, quiet };
     let chosen = choose(&args, model, &metrics, &io)?;
     execute(&args, chosen, metrics, io, server, quiet)
 }
@@ -631,6 +645,7 @@ pub fn run(mut args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
 struct Io {
     stop: Arc<AtomicBool>,
     dumps: Option<Dumps>,
+    quiet: bool,
 }
 
 /// `--dump-packets`: packet sources only.
@@ -638,7 +653,7 @@ fn dumps(args: &Args) -> anyhow::Result<Option<Dumps>> {
     let Some(dir) = &args.dump_packets else {
         return Ok(None);
     };
-    if args.pcap.is_none() && args.interface.is_none() {
+    if (args.pcap.is_none() && args.interface.is_none()) || args.flow.active() {
         bail!("--dump-packets writes captured packets: use it with --pcap or --interface");
     }
     let params = DumpParams {
@@ -750,6 +765,12 @@ fn execute(
     drop(server);
     for r in &summary.rejections {
         eprintln!("floodwatch: rejected: {r}");
+    }
+    if !quiet {
+        source
+            .notes()
+            .iter()
+            .for_each(|n| eprintln!("floodwatch: {n}"));
     }
     if !quiet {
         eprint!("{}", render(&summary));

@@ -39,7 +39,8 @@
 //! | `alert.context.threshold` | number | the anomaly threshold the scores are compared to |
 //! | `alert.context.top_features` | array | `{"name": string, "share": number}` of the peak-score record, largest share first; shares of the reconstruction error in [0, 1] |
 //! | `alert.context.episode.start`, `.last_seen` | string | times (as `timestamp`) of the first and last anomalous record of the episode |
-//! | `alert.context.episode.packets`, `.bytes` | number | anomalous records (packets, or table rows) of the episode since the vote fired, and their bytes (0 for table rows) |
+//! | `alert.context.exporter` | string | the flow exporter (router, switch) whose record was the episode's peak; flow telemetry only |
+//! | `alert.context.episode.packets`, `.bytes` | number | packets of the episode's anomalous records since the vote fired (one per packet or table row; a flow record's packets times its sampling rate), and their bytes (0 for table rows) |
 //! | `alert.context.episode.pps`, `.bps` | number | `packets` and `bytes` × 8 per second over the episode so far: divided by `last_seen - start`, at least 1 s (so a `start` event reports its single record as 1 pps) |
 //! | `alert.context.episode.peak_score` | number | highest score in the episode |
 //! | `alert.context.episode.sources` | number | estimated distinct source addresses (exact for a handful, about 9 % error beyond) |
@@ -75,6 +76,7 @@ use base64::Engine;
 use serde::{Serialize, Serializer};
 
 use super::homenet::HomeNet;
+use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 
 /// The transport protocol of a flow, named as Suricata names it.
@@ -153,6 +155,11 @@ pub struct FlowContext {
     pub bytes: u64,
     /// TCP flags byte (FIN=0x01 ... CWR=0x80; 0 for other protocols).
     pub tcp_flags: u8,
+    /// Packets the record stands for (1 for a packet or a table row; a
+    /// flow's packets times its sampling rate).
+    pub packets: u64,
+    /// The flow exporter that reported the record (flow telemetry only).
+    pub exporter: Option<IpAddr>,
 }
 
 impl FlowContext {
@@ -188,6 +195,33 @@ impl FlowContext {
             proto,
             bytes: u64::from(p.wire_len),
             tcp_flags,
+            packets: 1,
+            exporter: None,
+        }
+    }
+
+    /// The fields of a flow record: its packets and bytes scaled by its
+    /// sampling rate, its exporter named.
+    pub fn from_flow(r: &FlowRecord) -> Self {
+        let proto = match r.protocol {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            1 => Proto::Icmp,
+            58 => Proto::Icmpv6,
+            n => Proto::Other(n),
+        };
+        let ports = matches!(proto, Proto::Tcp | Proto::Udp);
+        let rate = u64::from(r.sampling_rate.max(1));
+        FlowContext {
+            src_ip: r.src,
+            src_port: if ports { r.src_port } else { 0 },
+            dest_ip: r.dst,
+            dest_port: if ports { r.dst_port } else { 0 },
+            proto,
+            bytes: r.bytes.saturating_mul(rate),
+            tcp_flags: if proto == Proto::Tcp { r.tcp_flags } else { 0 },
+            packets: r.packets.max(1).saturating_mul(rate),
+            exporter: Some(r.exporter),
         }
     }
 }
@@ -605,6 +639,9 @@ pub struct AlertContext {
     pub threshold: f64,
     /// Features of the peak record, largest share first.
     pub top_features: Vec<NamedShare>,
+    /// The flow exporter that reported the peak record (flow telemetry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<IpAddr>,
     /// The episode so far.
     pub episode: EpisodeSummary,
 }
@@ -1028,6 +1065,8 @@ pub(crate) fn udp_alert(state: State, family: Family, src: &str, dst: &str) -> A
         proto: Proto::Udp,
         bytes: 60,
         tcp_flags: 0,
+        packets: 1,
+        exporter: None,
     };
     let context = AlertContext {
         state,
@@ -1036,6 +1075,7 @@ pub(crate) fn udp_alert(state: State, family: Family, src: &str, dst: &str) -> A
         score: 1.0,
         threshold: 0.5,
         top_features: vec![],
+        exporter: None,
         episode: EpisodeSummary::new(1.0, 3.0, 1_000, 60_000, 1.0, 1, None),
     };
     Alert::new(Timestamp::from_secs(7.5), &flow, "s", "c".into(), context)
@@ -1204,6 +1244,7 @@ mod tests {
             score: 2.0,
             threshold: 1.0,
             top_features: vec![],
+            exporter: None,
             episode: EpisodeSummary::new(10.0, 10.5, 100, 6_000, 2.0, 3, None),
         }
     }
@@ -1217,6 +1258,8 @@ mod tests {
             proto,
             bytes: 60,
             tcp_flags: 0,
+            packets: 1,
+            exporter: None,
         }
     }
 

@@ -257,6 +257,7 @@ impl SourceSketch {
 struct Episode {
     start: f64,
     last_seen: f64,
+    records: u64,
     packets: u64,
     bytes: u64,
     peak_score: f64,
@@ -272,6 +273,7 @@ impl Episode {
         let mut ep = Episode {
             start: ts,
             last_seen: ts,
+            records: 0,
             packets: 0,
             bytes: 0,
             peak_score: f64::NEG_INFINITY,
@@ -289,12 +291,13 @@ impl Episode {
     /// outgrows the old one.
     fn add(&mut self, rec: &ScoredRecord<'_>, ts: f64, top_k: usize) {
         self.last_seen = self.last_seen.max(ts);
-        self.packets += 1;
+        self.records += 1;
+        self.packets = self.packets.saturating_add(rec.flow.packets);
         self.bytes = self.bytes.saturating_add(rec.flow.bytes);
         self.sources.add(&rec.flow.src_ip);
         self.fingerprint.add(&rec.flow);
         // The first record sets the peak even with a NaN score.
-        if rec.score > self.peak_score || self.packets == 1 {
+        if rec.score > self.peak_score || self.records == 1 {
             self.peak_score = rec.score;
             self.peak_flow = rec.flow;
             self.peak_top.clear();
@@ -439,7 +442,7 @@ impl EpisodeTracker {
     ) -> io::Result<()> {
         let n = self.params.details_after;
         match self.open.peek(key) {
-            Some(ep) if n > 0 && ep.packets == n.max(2) => {
+            Some(ep) if n > 0 && ep.records == n.max(2) => {
                 sink.alert(&self.alert(State::Details, ep, ts, score, None))
             }
             _ => Ok(()),
@@ -524,6 +527,7 @@ impl EpisodeTracker {
                     share: f.share,
                 })
                 .collect(),
+            exporter: ep.peak_flow.exporter,
             episode: EpisodeSummary::new(
                 ep.start,
                 ep.last_seen,
@@ -578,6 +582,8 @@ mod tests {
                 proto: Proto::Tcp,
                 bytes: 60,
                 tcp_flags: 0,
+                packets: 1,
+                exporter: None,
             },
             top_features: &[],
             family: None,

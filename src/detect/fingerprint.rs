@@ -53,13 +53,15 @@ impl Fingerprint {
             self.dst_ports.add(f.dest_port);
             self.src_ports.add(f.src_port);
         }
+        // A flow's packets count at their mean size.
+        let size = f.bytes / f.packets.max(1);
         self.size_min = if self.records == 1 {
-            f.bytes
+            size
         } else {
-            self.size_min.min(f.bytes)
+            self.size_min.min(size)
         };
-        self.size_max = self.size_max.max(f.bytes);
-        self.size_sum = self.size_sum.saturating_add(f.bytes);
+        self.size_max = self.size_max.max(size);
+        self.size_sum = self.size_sum.saturating_add(size);
         for (n, (_, bit)) in self.flags.iter_mut().zip(FLAGS) {
             *n += u64::from(f.tcp_flags & bit != 0);
         }
@@ -169,6 +171,8 @@ mod tests {
             proto,
             bytes,
             tcp_flags: flags,
+            packets: 1,
+            exporter: None,
         }
     }
 

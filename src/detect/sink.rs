@@ -386,6 +386,8 @@ mod tests {
             proto: Proto::Udp,
             bytes: 60,
             tcp_flags: 0,
+            packets: 1,
+            exporter: None,
         };
         let context = AlertContext {
             state: State::Start,
@@ -394,6 +396,7 @@ mod tests {
             score: 1.0,
             threshold: 0.5,
             top_features: vec![],
+            exporter: None,
             episode: EpisodeSummary::new(1.0, 3.0, 1_000, 60_000, 1.0, 1, None),
         };
         Alert::new(Timestamp::from_secs(1.0), &flow, "s", "c".into(), context)

@@ -14,6 +14,7 @@
 
 pub mod calibrate;
 pub mod drift;
+pub mod flows;
 pub mod grace;
 pub mod scorer;
 pub mod scores;
@@ -1086,6 +1087,8 @@ mod tests {
                     proto: Proto::Tcp,
                     bytes: 60,
                     tcp_flags: 0,
+                    packets: 1,
+                    exporter: None,
                 },
                 arrived: Instant::now(),
             })

@@ -8,10 +8,14 @@
 //! ([`stream_table`], `pair_table`, `channel_table`); the layouts are
 //! [`kitsune`] (faithful and corrected, 100 features) and [`nbaiot`] (115),
 //! chosen with [`combined::Layout`].
+//!
+//! Flow records (NetFlow, IPFIX, sFlow) feed the `victim` layout with
+//! weights; [`flow`] says how a flow counts.
 
 pub mod capture_table;
 pub(crate) mod channel_table;
 pub mod combined;
+pub mod flow;
 pub mod incstat;
 pub mod kitsune;
 pub mod nbaiot;

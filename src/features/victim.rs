@@ -76,6 +76,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::packet::{FeatureExtractor, FeatureGroup, Side};
 use crate::features::stream_table::TableStats;
+use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 use crate::{Error, Result};
 
@@ -207,10 +208,14 @@ struct Host {
     recent: Recent,
 }
 
-/// What one packet adds to the host at its destination.
+/// What one record (a packet, or a flow record) adds to the host at its
+/// destination.
 #[derive(Debug, Clone, Copy)]
 struct Received {
+    /// Packets and bytes the record stands for.
+    packets: f64,
     size: f64,
+    /// SYN segments among them.
     syn: f64,
     /// 1 for an answer to one of the host's SYNs (SYN-ACK, RST, ICMP error).
     answer: f64,
@@ -218,13 +223,51 @@ struct Received {
     src: u64,
 }
 
-/// What one packet adds to the host at its source.
+/// What one record adds to the host at its source.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     answer: bool,
+    /// 1 when the record is a SYN nothing has answered yet.
     syn: f64,
     dst: u64,
     service: u64,
+}
+
+/// How a record's counts spread over each window: 1 for a packet; for a
+/// flow, what its packets spread evenly over its interval leave at its end
+/// (`packets`), and what its first packet leaves (`first`: changes and new
+/// peers happen there), each times `flows`, the flows a sampled record
+/// stands for.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    packets: [f64; LANES],
+    first: [f64; LANES],
+    flows: f64,
+}
+
+impl Spread {
+    const PACKET: Spread = Spread {
+        packets: [1.0; LANES],
+        first: [1.0; LANES],
+        flows: 1.0,
+    };
+
+    /// A record spanning `d` seconds that stands for `flows` flows.
+    fn over(d: f64, flows: f64) -> Self {
+        let d = if d.is_finite() { d.max(0.0) } else { 0.0 };
+        let mut s = Spread {
+            flows,
+            ..Spread::PACKET
+        };
+        for (l, lambda) in LAMBDAS.iter().enumerate() {
+            let x = lambda * d;
+            if x > 1e-9 {
+                s.first[l] = (-x).exp2();
+                s.packets[l] = (1.0 - s.first[l]) / (x * std::f64::consts::LN_2);
+            }
+        }
+        s
+    }
 }
 
 impl Host {
@@ -274,21 +317,23 @@ impl Host {
     }
 
     #[inline]
-    fn receive(&mut self, r: &Received, floor: &[f64; LANES], out: &mut [f64]) {
-        let port_change = f64::from(u8::from(changed(&mut self.last_dports, r.dport)));
-        let src_change = f64::from(u8::from(changed(&mut self.last_srcs, r.src)));
-        for ((lane, o), floor) in self
+    fn receive(&mut self, r: &Received, w: &Spread, floor: &[f64; LANES], out: &mut [f64]) {
+        let port_change = f64::from(u8::from(changed(&mut self.last_dports, r.dport))) * w.flows;
+        let src_change = f64::from(u8::from(changed(&mut self.last_srcs, r.src))) * w.flows;
+        for (l, ((lane, o), floor)) in self
             .lanes
             .iter_mut()
             .zip(out.chunks_exact_mut(DST_PER_LANE))
             .zip(floor)
+            .enumerate()
         {
-            lane.w_in += 1.0;
-            lane.size += r.size;
-            lane.syn_in += r.syn;
-            lane.port_change += port_change;
-            lane.src_change += src_change;
-            lane.unanswered = (lane.unanswered - r.answer).max(0.0);
+            let (spread, first) = (w.packets[l], w.first[l]);
+            lane.w_in += r.packets * spread;
+            lane.size += r.size * spread;
+            lane.syn_in += r.syn * spread;
+            lane.port_change += port_change * first;
+            lane.src_change += src_change * first;
+            lane.unanswered = (lane.unanswered - r.answer * w.flows).max(0.0);
             let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.port_change / life,
@@ -300,22 +345,24 @@ impl Host {
     }
 
     #[inline]
-    fn send(&mut self, s: &Sent, t: f64, floor: &[f64; LANES], out: &mut [f64]) {
+    fn send(&mut self, s: &Sent, w: &Spread, t: f64, floor: &[f64; LANES], out: &mut [f64]) {
         self.recent.age(t);
         let (mut new_dst, mut new_service) = (0.0, 0.0);
         if !s.answer {
-            new_dst = f64::from(u8::from(self.recent.insert(s.dst)));
-            new_service = f64::from(u8::from(self.recent.insert(s.service)));
+            new_dst = f64::from(u8::from(self.recent.insert(s.dst))) * w.flows;
+            new_service = f64::from(u8::from(self.recent.insert(s.service))) * w.flows;
         }
-        for ((lane, o), floor) in self
+        for (l, ((lane, o), floor)) in self
             .lanes
             .iter_mut()
             .zip(out.chunks_exact_mut(SRC_PER_LANE))
             .zip(floor)
+            .enumerate()
         {
+            let first = w.first[l];
             lane.unanswered += s.syn * new_service;
-            lane.new_dst += new_dst;
-            lane.new_service += new_service;
+            lane.new_dst += new_dst * first;
+            lane.new_service += new_service * first;
             let life = lane.life.max(*floor);
             o.copy_from_slice(&[
                 lane.new_dst / life,
@@ -324,6 +371,12 @@ impl Host {
             ]);
         }
     }
+}
+
+/// The hash of a host's service `port`.
+#[inline]
+fn service(host: u64, port: u16) -> u64 {
+    host ^ (u64::from(port) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Whether `v` is neither of the last two distinct values, which it
@@ -406,6 +459,7 @@ impl Victim {
         };
         let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
         let received = Received {
+            packets: 1.0,
             size: f64::from(p.wire_len),
             syn,
             answer: f64::from(u8::from(answer)),
@@ -413,14 +467,49 @@ impl Victim {
             src: src_h,
         };
         let floor = self.min_life;
-        self.host(dst, t).receive(&received, &floor, dst_out);
+        let one = &Spread::PACKET;
+        self.host(dst, t).receive(&received, one, &floor, dst_out);
         let sent = Sent {
             answer,
             syn,
             dst: dst_h,
-            service: dst_h ^ (u64::from(dport) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            service: service(dst_h, dport),
         };
-        self.host(src, t).send(&sent, t, &floor, src_out);
+        self.host(src, t).send(&sent, one, t, &floor, src_out);
+    }
+
+    /// Updates the statistics with flow record `r` and writes its features;
+    /// see [`flow`](super::flow) for how a flow counts.
+    ///
+    /// # Panics
+    /// If `out.len()` is not [`N_FEATURES`] (a caller bug).
+    pub fn update_flow(&mut self, r: &FlowRecord, out: &mut [f64]) {
+        assert_eq!(out.len(), N_FEATURES, "output slice length");
+        let t = r.end;
+        let (dst, src) = (Target::Ip(r.dst), Target::Ip(r.src));
+        let (dst_h, src_h) = (dst.hash(), src.hash());
+        let c = super::flow::Counts::of(r);
+        let spread = Spread::over(r.end - r.start, c.flows);
+        let dport = if c.ports { r.dst_port } else { 0 };
+        let received = Received {
+            packets: c.packets,
+            size: c.bytes,
+            syn: c.syns,
+            answer: f64::from(u8::from(c.answer)),
+            dport,
+            src: src_h,
+        };
+        let floor = self.min_life;
+        let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
+        self.host(dst, t)
+            .receive(&received, &spread, &floor, dst_out);
+        let sent = Sent {
+            answer: c.answer,
+            syn: f64::from(u8::from(c.probe)),
+            dst: dst_h,
+            service: service(dst_h, dport),
+        };
+        self.host(src, t).send(&sent, &spread, t, &floor, src_out);
     }
 
     /// The host `key`, faded to `t` (created if new).
@@ -551,6 +640,62 @@ mod tests {
 
     fn pkt(t: f64, dst: u8, flags: u8, len: u32) -> PacketMeta {
         pkt_from(t, 1, dst, flags, len, 80)
+    }
+
+    fn flow_rec(t: (f64, f64), src: u8, flags: u8, packets: u64, dport: u16) -> FlowRecord {
+        FlowRecord {
+            exporter: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            domain: 0,
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, src)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)),
+            src_port: 1,
+            dst_port: dport,
+            protocol: 6,
+            tcp_flags: flags,
+            packets,
+            bytes: packets * 60,
+            start: t.0,
+            end: t.1,
+            sampling_rate: 1,
+        }
+    }
+
+    /// A flood of one-packet flows gives the features of its packets.
+    #[test]
+    fn one_packet_flows_give_the_features_of_their_packets() {
+        let (mut a, mut b) = (Victim::new(64).unwrap(), Victim::new(64).unwrap());
+        let (mut fa, mut fb) = (vec![0.0; N_FEATURES], vec![0.0; N_FEATURES]);
+        for i in 0..500u16 {
+            let t = 10.0 + f64::from(i) * 0.002;
+            let src = (i % 200) as u8 + 20;
+            a.update(&pkt_from(t, src, 9, 0x02, 60, 80 + i % 7), &mut fa);
+            b.update_flow(&flow_rec((t, t), src, 0x02, 1, 80 + i % 7), &mut fb);
+        }
+        assert_eq!(fa, fb);
+    }
+
+    /// A flow's packets spread over its interval give what the windows
+    /// would hold had they seen the packets one by one.
+    #[test]
+    fn a_long_flow_counts_as_its_packets_spread_over_its_interval() {
+        let (mut a, mut b) = (Victim::new(64).unwrap(), Victim::new(64).unwrap());
+        let (mut fa, mut fb) = (vec![0.0; N_FEATURES], vec![0.0; N_FEATURES]);
+        // Warm both up identically, then 1,000 SYNs over one second.
+        for v in [&mut a, &mut b] {
+            v.update(&pkt_from(0.0, 3, 9, 0x10, 60, 80), &mut fa);
+        }
+        for k in 0..1_000 {
+            let t = 5.0 + f64::from(k + 1) / 1_000.0;
+            a.update(&pkt_from(t, 3, 9, 0x02, 60, 80), &mut fa);
+        }
+        b.update_flow(&flow_rec((5.0, 6.0), 3, 0x02, 1_000, 80), &mut fb);
+        for lambda in ["5", "1", "0.1", "0.01"] {
+            let c = col(&a, &format!("dst_L{lambda}_syns"));
+            let rel = (fb[c] / fa[c] - 1.0).abs();
+            assert!(rel < 0.01, "L{lambda}: flow {} packets {}", fb[c], fa[c]);
+            let m = col(&a, &format!("dst_L{lambda}_size_mean"));
+            assert!((fb[m] - fa[m]).abs() < 1e-6);
+        }
     }
 
     fn col(v: &Victim, name: &str) -> usize {

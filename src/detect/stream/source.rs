@@ -88,6 +88,11 @@ pub trait RecordSource {
     fn restore(&mut self, _state: &serde_json::Value) -> crate::Result<()> {
         Err(Error::Data("this source keeps no feature tables".into()))
     }
+
+    /// What the reader has to say at the end (per-exporter counts).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a packet feed has.

@@ -92,6 +92,8 @@ impl ContextColumns {
             proto,
             bytes: 0,
             tcp_flags: 0,
+            packets: 1,
+            exporter: None,
         };
         (time, flow)
     }

@@ -7,22 +7,14 @@ use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 
+use std::time::Instant;
+
+use super::{Accept, Arrival, Datagram, DatagramSource};
 use crate::ingest::packets::capture::CaptureReader;
 use crate::ingest::packets::frame::{CaptureError, LinkType, RawFrame};
 use crate::ingest::packets::wire::{
     checksum_add, checksum_finish, ethernet, ipv4, ipv6, null, sll, udp,
 };
-
-/// One export datagram out of a capture.
-#[derive(Debug, Clone, Copy)]
-pub struct Datagram<'a> {
-    /// The exporter: the UDP source.
-    pub exporter: SocketAddr,
-    /// Capture time, seconds since the Unix epoch.
-    pub at: f64,
-    /// The UDP payload.
-    pub payload: &'a [u8],
-}
 
 /// The UDP datagrams of a capture; frames that are not unfragmented UDP
 /// over IPv4/IPv6 are counted in [`skipped`](Self::skipped).
@@ -72,8 +64,10 @@ impl<R: Read> ExportCapture<R> {
             match found {
                 Some((exporter, at, range)) => {
                     return Some(Datagram {
+                        accept: Accept::Any,
                         exporter,
                         at,
+                        arrived: Instant::now(),
                         payload: &self.buf[range],
                     })
                 }
@@ -90,6 +84,19 @@ impl<R: Read> ExportCapture<R> {
     /// The damage that ended the capture early, if any.
     pub fn damage(&self) -> Option<&CaptureError> {
         self.damage.as_ref()
+    }
+}
+
+impl<R: Read> DatagramSource for ExportCapture<R> {
+    fn next_datagram(&mut self) -> Arrival<'_> {
+        match ExportCapture::next_datagram(self) {
+            Some(d) => Arrival::Datagram(d),
+            None => Arrival::End,
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
     }
 }
 

@@ -26,6 +26,7 @@ mod sflow;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 pub use counters::{ExporterStats, FlowCounters, Rejection};
 
@@ -120,6 +121,47 @@ impl Default for FlowConfig {
     }
 }
 
+/// One export datagram, from a capture or a socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// What its socket accepts ([`Accept::Any`] from a capture).
+    pub accept: Accept,
+    /// The exporter: the UDP source.
+    pub exporter: SocketAddr,
+    /// Capture or receipt time, seconds since the Unix epoch.
+    pub at: f64,
+    /// When it reached floodwatch (latency is measured from here).
+    pub arrived: Instant,
+    /// The UDP payload.
+    pub payload: &'a [u8],
+}
+
+/// What a [`DatagramSource`] has.
+#[derive(Debug)]
+pub enum Arrival<'a> {
+    /// A datagram.
+    Datagram(Datagram<'a>),
+    /// Nothing yet (a socket): ask again.
+    Idle,
+    /// No more datagrams.
+    End,
+}
+
+/// Export datagrams, one at a time: [`capture::ExportCapture`] or
+/// [`udp::Collector`].
+pub trait DatagramSource {
+    /// The next datagram.
+    fn next_datagram(&mut self) -> Arrival<'_>;
+    /// Frames that held no datagram (captures).
+    fn skipped(&self) -> u64 {
+        0
+    }
+    /// Datagrams lost before floodwatch read them (full socket buffers).
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
+
 /// Which protocols a decoder accepts (a `--netflow` socket refuses sFlow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
@@ -162,10 +204,23 @@ impl FlowDecoder {
         at: f64,
         out: &mut Vec<FlowRecord>,
     ) -> usize {
+        self.decode_as(self.accept, datagram, exporter, at, out)
+    }
+
+    /// [`decode`](Self::decode), accepting what `accept` says (the socket
+    /// the datagram came in on) instead of the decoder's own rule.
+    pub fn decode_as(
+        &mut self,
+        accept: Accept,
+        datagram: &[u8],
+        exporter: SocketAddr,
+        at: f64,
+        out: &mut Vec<FlowRecord>,
+    ) -> usize {
         let before = out.len();
         let kind = Kind::of(datagram);
         let stats = self.counters.datagram(exporter.ip());
-        match (kind, self.accept) {
+        match (kind, accept) {
             (Kind::Netflow, Accept::Netflow | Accept::Any) => {
                 self.netflow.decode(datagram, exporter, out, stats)
             }

@@ -9,7 +9,10 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::Accept;
+use super::{Accept, Arrival, Datagram, DatagramSource};
+
+/// How long [`DatagramSource::next_datagram`] waits before it says idle.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// Receive buffer asked of the kernel per socket (it may grant less:
 /// `net.core.rmem_max`).
@@ -17,21 +20,6 @@ pub const RECV_BUFFER: usize = 32 << 20;
 
 /// Largest datagram read (UDP's maximum payload).
 const MAX_DATAGRAM: usize = 65_535;
-
-/// A received datagram: which socket (what it accepts), from whom, when.
-#[derive(Debug, Clone, Copy)]
-pub struct Received<'a> {
-    /// What the socket that received it accepts.
-    pub accept: Accept,
-    /// The sender.
-    pub exporter: SocketAddr,
-    /// Wall-clock time of receipt, seconds since the Unix epoch.
-    pub at: f64,
-    /// When it was read (latency is measured from here).
-    pub arrived: Instant,
-    /// The payload.
-    pub payload: &'a [u8],
-}
 
 /// UDP sockets bound for flow export, read in turn.
 #[derive(Debug)]
@@ -71,8 +59,9 @@ impl Collector {
     }
 
     /// The next datagram of any socket, waiting at most `wait`.
-    pub fn recv(&mut self, wait: Duration) -> Option<Received<'_>> {
+    pub fn recv(&mut self, wait: Duration) -> Option<Datagram<'_>> {
         let deadline = Instant::now() + wait;
+        self.refresh_drops();
         loop {
             let n = self.sockets.len();
             for k in 0..n {
@@ -80,7 +69,7 @@ impl Collector {
                 let (s, accept, _) = &self.sockets[i];
                 if let Ok((len, from)) = s.recv_from(&mut self.buf) {
                     self.next = (i + 1) % n;
-                    return Some(Received {
+                    return Some(Datagram {
                         accept: *accept,
                         exporter: from,
                         at: wall_clock(),
@@ -97,14 +86,30 @@ impl Collector {
     }
 
     /// Datagrams the kernel dropped on these sockets (full receive
-    /// buffers), read from `/proc/net/udp` and `/proc/net/udp6` at most
-    /// once a second.
-    pub fn kernel_drops(&mut self) -> u64 {
+    /// buffers), as last read from `/proc/net/udp` and `/proc/net/udp6`
+    /// (at most once a second, when a datagram is asked for).
+    pub fn kernel_drops(&self) -> u64 {
+        self.drops.1
+    }
+
+    fn refresh_drops(&mut self) {
         if self.drops.0.elapsed() >= Duration::from_secs(1) {
             let inodes: Vec<u64> = self.sockets.iter().map(|s| s.2).collect();
             self.drops = (Instant::now(), proc_drops(&inodes));
         }
-        self.drops.1
+    }
+}
+
+impl DatagramSource for Collector {
+    fn next_datagram(&mut self) -> Arrival<'_> {
+        match self.recv(IDLE_WAIT) {
+            Some(d) => Arrival::Datagram(d),
+            None => Arrival::Idle,
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.kernel_drops()
     }
 }
 
@@ -147,21 +152,27 @@ fn drops_in(table: &str, inodes: &[u64]) -> u64 {
         .sum()
 }
 
-/// Asks for a [`RECV_BUFFER`]-byte receive buffer (best effort: the kernel
-/// caps it at `net.core.rmem_max`).
+/// Asks for a [`RECV_BUFFER`]-byte receive buffer: beyond
+/// `net.core.rmem_max` when the process may (`SO_RCVBUFFORCE`, with
+/// CAP_NET_ADMIN), else up to it.
 fn grow_buffer(s: &UdpSocket) {
     use std::os::fd::AsRawFd;
     let size = RECV_BUFFER as libc::c_int;
-    // SAFETY: a valid socket descriptor, an int option and its exact size.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+    let set = |option| {
+        // SAFETY: a valid socket descriptor, an int option and its exact size.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    if set(libc::SO_RCVBUFFORCE) != 0 {
+        set(libc::SO_RCVBUF);
     }
 }
 
