@@ -2,7 +2,7 @@
 //! decoded into flow records, each fed to the `victim` layout with weights
 //! ([`crate::features::flow`] says how a flow counts).
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -34,32 +34,17 @@ impl Default for Reorder {
     }
 }
 
-/// A held record, earliest end first.
-#[derive(Debug)]
-struct Held {
-    end: f64,
-    seq: u64,
-    arrived: Instant,
-    record: FlowRecord,
-}
+/// A held record's place in the heap: its end time (ordered bits), the
+/// order it came in (ties), and its slot in the slab.
+type Key = Reverse<(u64, u32, u32)>;
 
-impl PartialEq for Held {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.end.total_cmp(&o.end).then(self.seq.cmp(&o.seq))
+/// The bits of `t`, ordered as `t` is (`f64::total_cmp`).
+fn ordered(t: f64) -> u64 {
+    let b = t.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
     }
 }
 
@@ -72,11 +57,14 @@ pub struct FlowRecords<S> {
     features: Victim,
     reorder: Reorder,
     buf: Vec<FlowRecord>,
-    held: BinaryHeap<Reverse<Held>>,
+    held: BinaryHeap<Key>,
+    /// The held records, by slot, and the free slots.
+    slab: Vec<(FlowRecord, Instant)>,
+    free: Vec<u32>,
     newest: f64,
     /// The input paused or ended: release everything held.
     draining: bool,
-    seq: u64,
+    seq: u32,
     index: u64,
 }
 
@@ -92,6 +80,8 @@ impl<S: DatagramSource> FlowRecords<S> {
             reorder: Reorder::default(),
             buf: Vec::with_capacity(64),
             held: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             newest: f64::NEG_INFINITY,
             draining: false,
             seq: 0,
@@ -115,14 +105,20 @@ impl<S: DatagramSource> FlowRecords<S> {
         &self.source
     }
 
-    /// The earliest held record, if it may go: the input paused or ended,
-    /// the hold is full, or a record ending `hold` seconds later came.
-    fn release(&mut self) -> Option<Held> {
-        let Reverse(first) = self.held.peek()?;
+    /// The earliest held record and its arrival, if it may go: the input
+    /// paused or ended, the hold is full, or a record ending `hold`
+    /// seconds later came.
+    fn release(&mut self) -> Option<(FlowRecord, Instant)> {
+        let Reverse((end, _, _)) = *self.held.peek()?;
         let due = self.draining
             || self.held.len() > self.reorder.capacity
-            || first.end <= self.newest - self.reorder.hold;
-        due.then(|| self.held.pop().map(|Reverse(h)| h)).flatten()
+            || end <= ordered(self.newest - self.reorder.hold);
+        if !due {
+            return None;
+        }
+        let Reverse((_, _, slot)) = self.held.pop()?;
+        self.free.push(slot);
+        Some(self.slab[slot as usize])
     }
 
     /// Decodes the next datagram into the hold; `Some` when the source has
@@ -144,16 +140,20 @@ impl<S: DatagramSource> FlowRecords<S> {
             .decode_as(accept, d.payload, exporter, at, &mut self.buf);
         self.draining = false;
         for &record in &self.buf {
-            self.seq += 1;
+            self.seq = self.seq.wrapping_add(1);
             self.newest = self.newest.max(record.end);
-            let end = record.end;
-            let seq = self.seq;
-            self.held.push(Reverse(Held {
-                end,
-                seq,
-                arrived,
-                record,
-            }));
+            let slot = match self.free.pop() {
+                Some(slot) => {
+                    self.slab[slot as usize] = (record, arrived);
+                    slot
+                }
+                None => {
+                    self.slab.push((record, arrived));
+                    (self.slab.len() - 1) as u32
+                }
+            };
+            self.held
+                .push(Reverse((ordered(record.end), self.seq, slot)));
         }
         None
     }
@@ -165,7 +165,7 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
     }
 
     fn next(&mut self, out: &mut [f64]) -> Next {
-        let h = loop {
+        let (record, arrived) = loop {
             if let Some(h) = self.release() {
                 break h;
             }
@@ -177,12 +177,12 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
             }
         };
         self.index += 1;
-        self.features.update_flow(&h.record, out);
+        self.features.update_flow(&record, out);
         Next::Record(RecordInfo {
             index: self.index,
-            timestamp: h.end,
-            flow: FlowContext::from_flow(&h.record),
-            arrived: h.arrived,
+            timestamp: record.end,
+            flow: FlowContext::from_flow(&record),
+            arrived,
         })
     }
 

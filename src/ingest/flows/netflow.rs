@@ -320,6 +320,15 @@ fn num(v: &FieldValue) -> Option<u64> {
     }
 }
 
+/// Seconds from the NTP epoch (1900) to the Unix epoch.
+const NTP_UNIX_MS: u64 = 2_208_988_800_000;
+
+/// Unix ms of a microsecond or nanosecond time: NTP timestamps count from
+/// 1900 (RFC 7011, 6.1.9-10).
+fn ntp_ms(v: &FieldValue) -> Option<u64> {
+    num(v).map(|ms| ms.saturating_sub(NTP_UNIX_MS))
+}
+
 fn ip(v: &FieldValue) -> Option<IpAddr> {
     IpAddr::try_from(v).ok()
 }
@@ -340,6 +349,12 @@ impl Acc {
             V9Field::OutBytes => self.bytes = self.bytes.or(num(v)),
             V9Field::FirstSwitched => self.up[0] = num(v),
             V9Field::LastSwitched => self.up[1] = num(v),
+            V9Field::FlowStartSeconds | V9Field::FlowStartMilliseconds => self.abs[0] = num(v),
+            V9Field::FlowEndSeconds | V9Field::FlowEndMilliseconds => self.abs[1] = num(v),
+            V9Field::FlowStartMicroseconds | V9Field::FlowStartNanoseconds => {
+                self.abs[0] = ntp_ms(v)
+            }
+            V9Field::FlowEndMicroseconds | V9Field::FlowEndNanoseconds => self.abs[1] = ntp_ms(v),
             V9Field::SamplingInterval | V9Field::FlowSamplerRandomInterval => {
                 self.interval = num(v)
             }
@@ -364,12 +379,10 @@ impl Acc {
             F::OctetTotalCount => self.bytes = self.bytes.or(num(v)),
             F::FlowStartSysUpTime => self.up[0] = num(v),
             F::FlowEndSysUpTime => self.up[1] = num(v),
-            F::FlowStartSeconds | F::FlowStartMilliseconds | F::FlowStartMicroseconds => {
-                self.abs[0] = num(v)
-            }
-            F::FlowEndSeconds | F::FlowEndMilliseconds | F::FlowEndMicroseconds => {
-                self.abs[1] = num(v)
-            }
+            F::FlowStartSeconds | F::FlowStartMilliseconds => self.abs[0] = num(v),
+            F::FlowEndSeconds | F::FlowEndMilliseconds => self.abs[1] = num(v),
+            F::FlowStartMicroseconds | F::FlowStartNanoseconds => self.abs[0] = ntp_ms(v),
+            F::FlowEndMicroseconds | F::FlowEndNanoseconds => self.abs[1] = ntp_ms(v),
             F::SystemInitTimeMilliseconds => self.init_ms = num(v),
             F::SamplingInterval | F::SamplerRandomInterval | F::SamplingPacketInterval => {
                 self.interval = num(v)
