@@ -1,9 +1,10 @@
 //! The flow decoders (NetFlow v5/v7/v9, IPFIX, sFlow v5) on a sequence of
 //! datagrams from two exporters, so templates carry over between datagrams.
 //!
-//! Input: one byte choosing the bounds (bit 0: tight ones), then frames of
-//! `[h: u8][len: u16 BE][len bytes]` (the last one may be short). `h` bit 0
-//! picks the exporter, bit 1 its source port, the rest the receive time.
+//! Input: one byte choosing the bounds (bit 0: one exporter, two templates),
+//! then frames of `[h: u8][len: u16 BE][len bytes]` (the last one may be
+//! short). `h` bit 0 picks the exporter, bit 1 its source port, the rest the
+//! receive time.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         FlowConfig {
             max_exporters: 1,
             max_templates: 2,
-            max_fields: 8,
+            max_fields: 16,
             max_samples: 4,
         }
     } else {
