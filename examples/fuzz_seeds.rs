@@ -2,12 +2,14 @@
 //!
 //! Small files only: the first records of the shared captures and tables
 //! (when `../shared` is there), generated captures and tables, a pcapng
-//! capture, a tiny model bundle and KitNET states in every phase.
+//! capture, a tiny model bundle, KitNET states in every phase and
+//! sequences of flow export datagrams.
 
 use std::path::{Path, PathBuf};
 
 use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::tabular::{Column, ColumnKind, Schema};
+use floodwatch::ingest::flows::build;
 use floodwatch::ingest::packets::capture::CaptureReader;
 use floodwatch::ingest::packets::synth::{self, SynthConfig};
 use floodwatch::ingest::synth::SynthParams;
@@ -73,6 +75,9 @@ fn main() -> anyhow::Result<()> {
     )?;
     for (name, json) in kitnet_states()? {
         put(&out, "kitnet", &name, &json)?;
+    }
+    for (name, bytes) in flow_sequences() {
+        put(&out, "flows", &name, &bytes)?;
     }
     eprintln!("seeds written under {}", out.display());
     Ok(())
@@ -288,4 +293,64 @@ fn kitnet_states() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         }
     }
     Ok(out)
+}
+
+/// Datagram sequences in the flows target's framing: a bounds byte, then
+/// `[exporter/port/time byte][u16 BE length][datagram]` each.
+fn flow_sequences() -> Vec<(String, Vec<u8>)> {
+    use build::*;
+    let frame = |sel: u8, dgrams: &[(u8, Vec<u8>)]| {
+        let mut s = vec![sel];
+        for (h, d) in dgrams {
+            s.push(*h);
+            s.extend_from_slice(&(d.len() as u16).to_be_bytes());
+            s.extend_from_slice(d);
+        }
+        s
+    };
+    let flows: Vec<_> = (1..=4).map(|i| flow(i, u32::from(i))).collect();
+    let mut swapped = V9_FIELDS;
+    swapped.swap(0, 1);
+    let v9_data = v9(0, &[v9_data_set(256, &flows)]);
+    let v9_seq = vec![
+        (0, v9(0, &[v9_template_set(256, &V9_FIELDS)])),
+        (0, v9_data.clone()),
+        (1, v9_data.clone()),
+        (1, v9(0, &[v9_template_set(256, &swapped)])),
+        (1, v9_data.clone()),
+        (2, v9_data.clone()),
+        (0, v9(7, &[v9_data_set(256, &flows)])),
+    ];
+    let mut sets = vec![ipfix_template()];
+    sets.extend(ipfix_sampling(100));
+    sets.push(ipfix_data(&flows));
+    let ipfix_seq = vec![
+        (4, ipfix(3, &sets)),
+        (4, ipfix(3, &[ipfix_data(&flows)])),
+        (5, ipfix(3, &[ipfix_data(&flows)])),
+        (5, ipfix(4, &[ipfix_template()])),
+        (5, ipfix(4, &[ipfix_data(&flows)])),
+    ];
+    let v5_seq = vec![(0, v5(&flows, 0)), (1, v5(&flows, 0x4000 | 100))];
+    let sflow_seq = vec![
+        (8, sflow(&flows, 100, None)),
+        (9, sflow(&flows, 1, None)),
+        (8, sflow(&flows, 10, Some(1_000))),
+    ];
+    let mixed: Vec<_> = [&v9_seq, &ipfix_seq, &v5_seq, &sflow_seq]
+        .into_iter()
+        .flat_map(|s| s.iter().cloned())
+        .collect();
+    let mut out = Vec::new();
+    for (name, seq) in [
+        ("v9", &v9_seq),
+        ("ipfix", &ipfix_seq),
+        ("v5", &v5_seq),
+        ("sflow", &sflow_seq),
+        ("mixed", &mixed),
+    ] {
+        out.push((format!("{name}.bin"), frame(0, seq)));
+        out.push((format!("{name}-tight.bin"), frame(1, seq)));
+    }
+    out
 }

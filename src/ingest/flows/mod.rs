@@ -19,6 +19,8 @@
 //! Where the datagrams come from: [`capture`] reads them out of a capture of
 //! export traffic (deterministic replays), [`udp`] receives them live.
 
+#[doc(hidden)]
+pub mod build;
 pub mod capture;
 mod counters;
 mod netflow;
