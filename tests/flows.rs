@@ -699,3 +699,74 @@ fn floods_exported_as_sampled_sflow_are_alerted_within_five_seconds() {
         );
     }
 }
+
+/// `train --pcap EXPORT --flows` learns from the benign Mirai capture's
+/// NetFlow; `test` and `watch --model` read the flood-spliced export with
+/// it (nearly all flood records flagged, the victim alerted), and a packet
+/// capture given to a flow model is refused with what to do.
+#[test]
+fn a_table_model_trained_on_flows_scores_flows() {
+    let Some(base) = util::shared("data/pcap/mirai_first2000.pcap") else {
+        return;
+    };
+    if !have("softflowd", &["-h"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let benign = dir.path().join("benign.pcap");
+    softflowd_export(&base, "9", &["-A", "milli"], dir.path(), &benign);
+    let (spliced, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
+    let status = bin()
+        .args(["-q", "splice", "--at", "72", "--base"])
+        .arg(&base)
+        .arg("--insert")
+        .arg(base.with_file_name("pkt.TCP.synflood.spoofed.pcap"))
+        .arg("--out")
+        .arg(&spliced)
+        .arg("--labels")
+        .arg(&labels)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let export = dir.path().join("export.pcap");
+    softflowd_export(&spliced, "9", &["-A", "milli"], dir.path(), &export);
+    let totals = floodwatch_totals(&export);
+    let (flood, all) = (
+        totals["10.10.10.10"].0,
+        totals.values().map(|t| t.0).sum::<u64>(),
+    );
+    let model = dir.path().join("m.fw");
+    let b = benign.to_str().unwrap();
+    util::ok(&[
+        "train",
+        "--pcap",
+        b,
+        "--flows",
+        "--seed",
+        "1",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let e = export.to_str().unwrap();
+    let m = model.to_str().unwrap();
+    let out = util::ok(&[
+        "test", "--pcap", e, "--flows", "--model", m, "--report", "-",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
+    let anomalies = report["anomalies"].as_u64().unwrap();
+    eprintln!("{anomalies} of {all} records flagged; the flood has {flood}");
+    assert_eq!(report["rows"].as_u64(), Some(all));
+    assert!(anomalies >= flood * 9 / 10 && anomalies <= flood + (all - flood) / 10);
+    let alert_file = dir.path().join("a.jsonl");
+    let a = alert_file.to_str().unwrap();
+    util::ok(&["watch", "--pcap", e, "--flows", "--model", m, "--alerts", a]);
+    assert!(alerts(&alert_file)
+        .iter()
+        .any(|x| x["alert"]["target"]["ip"] == "10.10.10.10"));
+    let refused = util::fw(&["test", "--pcap", spliced.to_str().unwrap(), "--model", m]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("add --flows"),
+        "{why}"
+    );
+}

@@ -20,6 +20,10 @@ pub struct CaptureFlags {
     /// packet is normal for `train` and unlabelled for `test`.
     #[arg(long, value_name = "FILE", num_args = 1.., requires = "pcap")]
     pub labels: Vec<PathBuf>,
+    /// The captures hold flow export datagrams (NetFlow, IPFIX, sFlow over
+    /// UDP): one row per flow record, in the `victim` layout.
+    #[arg(long, requires = "pcap", conflicts_with = "labels")]
+    pub flows: bool,
 }
 
 impl CaptureFlags {
@@ -30,6 +34,13 @@ impl CaptureFlags {
         features: &CaptureFeatures,
         label_all: Option<&str>,
     ) -> anyhow::Result<Vec<CaptureTable>> {
+        if self.flows != features.flows && !self.pcap.is_empty() {
+            let (model, given) = match features.flows {
+                true => ("flow records", "packets: add --flows"),
+                false => ("packets", "flow records: drop --flows"),
+            };
+            anyhow::bail!("the model reads {model}, but these captures are read as {given}");
+        }
         Ok(self
             .captures()?
             .into_iter()

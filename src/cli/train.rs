@@ -99,6 +99,7 @@ impl Args {
         let features = CaptureFeatures {
             layout: self.layout.to_string(),
             table_capacity: self.table_capacity,
+            flows: self.captures.flows,
         };
         let label_all = opts.normal_labels.first().map(String::as_str);
         opts.input.captures = self.captures.tables(&features, label_all)?;

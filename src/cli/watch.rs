@@ -570,6 +570,19 @@ fn packet_bundle(
             capture.layout
         );
     }
+    if args.flow.active() != capture.flows {
+        let (trained, given) = match capture.flows {
+            true => (
+                "flow records",
+                "give --netflow, --sflow or --pcap FILE --flows",
+            ),
+            false => ("packets", "give a capture or an interface"),
+        };
+        bail!(
+            "{}: this bundle was trained on {trained}: {given}",
+            path.display()
+        );
+    }
     let src = if args.flow.active() {
         let pcap = args.pcap.as_deref();
         (args.flow).source(pcap, &capture.layout, capture.table_capacity, io.quiet)?

@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::combined::PacketLayout;
 use super::packet::FeatureExtractor;
 use super::stream_table::{TableConfig, TableStats};
+use super::victim::Victim;
 use crate::ingest::csv::GeneratedTable;
+use crate::ingest::flows::capture::ExportCapture;
+use crate::ingest::flows::{Accept, FlowConfig, FlowDecoder};
 use crate::ingest::packets::capture::PacketSource;
 use crate::{Error, Result};
 
@@ -32,6 +35,10 @@ pub struct CaptureFeatures {
     pub layout: String,
     /// Most entries per stream table.
     pub table_capacity: usize,
+    /// The captures hold flow export datagrams (NetFlow, IPFIX, sFlow): one
+    /// row per flow record, in the `victim` layout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flows: bool,
 }
 
 impl CaptureFeatures {
@@ -104,6 +111,9 @@ impl CaptureTable {
         then: fn(CaptureSummary) -> T,
     ) -> Result<(std::io::PipeReader, JoinHandle<Result<T>>)> {
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io(&self.path, e))?;
+        if self.features.flows {
+            return self.spawn_flows(reader, writer, then);
+        }
         let mut extractor = self.features.extractor()?;
         let source = PacketSource::open(&self.path)?;
         let labels = self.labels.as_deref().map(LabelFile::open).transpose()?;
@@ -115,6 +125,72 @@ impl CaptureTable {
                 .map(then)
         });
         Ok((reader, handle))
+    }
+
+    /// [`spawn_then`](Self::spawn_then) for a capture of flow exports.
+    fn spawn_flows<T: Send + 'static>(
+        &self,
+        reader: std::io::PipeReader,
+        writer: std::io::PipeWriter,
+        then: fn(CaptureSummary) -> T,
+    ) -> Result<(std::io::PipeReader, JoinHandle<Result<T>>)> {
+        if self.features.layout != PacketLayout::DEFAULT || self.labels.is_some() {
+            return Err(Error::Data(format!(
+                "{}: flow records are read in the `{}` layout, without a labels file",
+                self.path.display(),
+                PacketLayout::DEFAULT
+            )));
+        }
+        let victim = Victim::new(self.features.table_capacity)?;
+        let capture = ExportCapture::open(&self.path)?;
+        let table = self.clone();
+        let handle = std::thread::spawn(move || {
+            let mut w = BufWriter::with_capacity(1 << 16, writer);
+            table.write_flows(victim, capture, &mut w).map(then)
+        });
+        Ok((reader, handle))
+    }
+
+    /// One row per flow record of `capture`.
+    fn write_flows(
+        &self,
+        mut x: Victim,
+        mut capture: ExportCapture,
+        w: &mut impl Write,
+    ) -> Result<CaptureSummary> {
+        let io = |e| Error::io(&self.path, e);
+        write_header(w, x.names(), self.label_all.is_some()).map_err(io)?;
+        let mut decoder = FlowDecoder::new(Accept::Any, FlowConfig::default())?;
+        let (mut out, mut records) = (vec![0.0; x.names().len()], Vec::new());
+        let mut fmt = ryu::Buffer::new();
+        let mut n = 0;
+        while let Some(d) = capture.next_datagram() {
+            records.clear();
+            decoder.decode(d.payload, d.exporter, d.at, &mut records);
+            for r in &records {
+                n += 1;
+                x.update_flow(r, &mut out);
+                write_row(w, &mut fmt, n, r.end, &out).map_err(io)?;
+                if let Some(label) = &self.label_all {
+                    write!(w, ",{label}").map_err(io)?;
+                }
+                w.write_all(b"\n").map_err(io)?;
+            }
+        }
+        w.flush().map_err(io)?;
+        let mut skipped: Vec<String> = (decoder.counters().exporters())
+            .filter(|(_, s)| s.rejected_total() > 0)
+            .map(|(ip, s)| format!("exporter {ip}: {s}"))
+            .collect();
+        if capture.skipped() > 0 {
+            skipped.push(format!("{} frames held no UDP datagram", capture.skipped()));
+        }
+        Ok(CaptureSummary {
+            packets: n,
+            skipped,
+            damage: capture.damage().map(|d| d.to_string()),
+            tables: x.table_stats(),
+        })
     }
 
     fn write(
@@ -296,6 +372,7 @@ mod tests {
             features: CaptureFeatures {
                 layout: "kitsune-corrected".into(),
                 table_capacity: 1000,
+                flows: false,
             },
         }
     }

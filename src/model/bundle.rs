@@ -248,6 +248,7 @@ mod tests {
             capture: Some(CaptureFeatures {
                 layout: "nbaiot".into(),
                 table_capacity: 7,
+                flows: false,
             }),
         }
     }

@@ -88,7 +88,11 @@ impl Netflow {
             }
         }
         if let Some(e) = &result.error {
-            stats.reject(rejection(e));
+            let why = match rejection(e) {
+                Rejection::Malformed if has_template_set(datagram) => Rejection::BadTemplate,
+                why => why,
+            };
+            stats.reject(why);
         }
     }
 
@@ -193,6 +197,28 @@ fn rejection(e: &NetflowError) -> Rejection {
         }
         _ => Rejection::Malformed,
     }
+}
+
+/// Whether a NetFlow v9 or IPFIX datagram holds a (options) template set:
+/// a parse error in it is then most likely the template's.
+fn has_template_set(d: &[u8]) -> bool {
+    let (header, templates): (usize, [u16; 2]) = match d.get(..2) {
+        Some([0, 9]) => (20, [0, 1]),
+        Some([0, 10]) => (16, [2, 3]),
+        _ => return false,
+    };
+    let mut at = header;
+    while let Some(set) = d.get(at..at + 4) {
+        let id = u16::from_be_bytes([set[0], set[1]]);
+        if templates.contains(&id) {
+            return true;
+        }
+        match usize::from(u16::from_be_bytes([set[2], set[3]])) {
+            len if len >= 4 => at += len,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// A record with addresses is kept; one without is counted.
