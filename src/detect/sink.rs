@@ -183,7 +183,9 @@ pub struct CommandHook {
     command: String,
     max_running: usize,
     finish_timeout: Duration,
-    running: Vec<Child>,
+    /// Commands running, each with whether it already counted as failed
+    /// (its alert could not be written).
+    running: Vec<(Child, bool)>,
     stats: HookStats,
     /// The final counts, for whoever reports them after the run.
     done: Arc<Mutex<HookStats>>,
@@ -229,19 +231,21 @@ impl CommandHook {
     /// Forgets the commands that exited, counting failures.
     fn reap(&mut self) {
         let stats = &mut self.stats;
-        self.running.retain_mut(|child| match child.try_wait() {
-            Ok(Some(status)) => {
-                if !status.success() {
-                    stats.failed += 1;
+        // A command fails once, however many ways.
+        self.running
+            .retain_mut(|(child, failed)| match child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() && !*failed {
+                        stats.failed += 1;
+                    }
+                    false
                 }
-                false
-            }
-            Ok(None) => true,
-            Err(_) => {
-                stats.failed += 1;
-                false
-            }
-        });
+                Ok(None) => true,
+                Err(_) => {
+                    stats.failed += u64::from(!*failed);
+                    false
+                }
+            });
     }
 
     fn spawn(&self, alert: &Alert) -> io::Result<Child> {
@@ -342,7 +346,7 @@ impl AlertSink for CommandHook {
         if !fed {
             self.stats.failed += 1;
         }
-        self.running.push(child);
+        self.running.push((child, !fed));
         Ok(())
     }
 
@@ -355,8 +359,8 @@ impl AlertSink for CommandHook {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        for mut child in self.running.drain(..) {
-            self.stats.failed += 1;
+        for (mut child, failed) in self.running.drain(..) {
+            self.stats.failed += u64::from(!failed);
             kill_group(&child);
             // Already gone if kill fails; wait reaps it either way.
             let _ = child.kill();
@@ -435,6 +439,18 @@ mod tests {
         let mut pair = vec![&mut ok];
         pair.alert(&alert()).unwrap();
         assert_eq!(ok.written(), 1);
+    }
+
+    /// A command that exits without reading fails once, whether or not its
+    /// alert could still be written when it was gone.
+    #[test]
+    fn a_command_fails_once_however_it_fails() {
+        let mut h = CommandHook::new("exit 3").max_running(64);
+        for _ in 0..20 {
+            h.alert(&alert()).unwrap();
+        }
+        h.finish().unwrap();
+        assert_eq!((h.stats().spawned, h.stats().failed), (20, 20));
     }
 
     #[test]
