@@ -375,6 +375,37 @@ fn attack_targets(flood: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Splices `flood` into `base` at `at` seconds; the capture and its labels.
+fn splice(base: &Path, flood: &Path, at: u32, dir: &Path) -> (PathBuf, PathBuf) {
+    let (spliced, labels) = (dir.join("s.pcap"), dir.join("s.csv"));
+    let status = bin()
+        .args(["-q", "splice", "--at", &at.to_string(), "--base"])
+        .arg(base)
+        .arg("--insert")
+        .arg(flood)
+        .arg("--out")
+        .arg(&spliced)
+        .arg("--labels")
+        .arg(&labels)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (spliced, labels)
+}
+
+/// The episode start time and target of each `start` alert.
+fn episode_starts(alerts: &[serde_json::Value]) -> Vec<(f64, String)> {
+    alerts
+        .iter()
+        .filter(|a| a["alert"]["context"]["state"] == "start")
+        .map(|a| {
+            let ep = &a["alert"]["context"]["episode"];
+            let target = a["alert"]["target"]["ip"].as_str().unwrap_or("");
+            (epoch(ep["start"].as_str().unwrap()), target.to_owned())
+        })
+        .collect()
+}
+
 /// Alerts of a JSON-lines file.
 fn alerts(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -413,19 +444,7 @@ fn floods_exported_as_netflow_are_alerted_within_five_seconds() {
         "CIC-DDoS-2019-SynFlood.pcap",
         "amp.TCP.reflection.SYNACK.pcap",
     ] {
-        let (spliced, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
-        let status = bin()
-            .args(["-q", "splice", "--at", "72", "--base"])
-            .arg(&base)
-            .arg("--insert")
-            .arg(shared.join(flood))
-            .arg("--out")
-            .arg(&spliced)
-            .arg("--labels")
-            .arg(&labels)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let (spliced, labels) = splice(&base, &shared.join(flood), 72, dir.path());
         let at = onset(&labels, &spliced);
         let targets = attack_targets(&shared.join(flood));
         let export = dir.path().join("export.pcap");
@@ -444,15 +463,7 @@ fn floods_exported_as_netflow_are_alerted_within_five_seconds() {
             assert!(out.status.success(), "{stderr}");
             assert!(stderr.contains("exporter 127.0.0.1: "), "{stderr}");
             let all = alerts(&alert_file);
-            let starts: Vec<(f64, String)> = all
-                .iter()
-                .filter(|a| a["alert"]["context"]["state"] == "start")
-                .map(|a| {
-                    let ep = &a["alert"]["context"]["episode"];
-                    let target = a["alert"]["target"]["ip"].as_str().unwrap_or("");
-                    (epoch(ep["start"].as_str().unwrap()), target.to_owned())
-                })
-                .collect();
+            let starts = episode_starts(&all);
             let victim: Vec<f64> = starts
                 .iter()
                 .filter(|s| targets.contains(&s.1))
@@ -492,20 +503,8 @@ fn a_live_collector_scores_every_record_of_a_replayed_export() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (spliced, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
     let flood = base.with_file_name("pkt.TCP.synflood.spoofed.pcap");
-    let status = bin()
-        .args(["-q", "splice", "--at", "72", "--base"])
-        .arg(&base)
-        .arg("--insert")
-        .arg(&flood)
-        .arg("--out")
-        .arg(&spliced)
-        .arg("--labels")
-        .arg(&labels)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (spliced, _) = splice(&base, &flood, 72, dir.path());
     let export = dir.path().join("export.pcap");
     let datagrams = softflowd_export(&spliced, "9", &[], dir.path(), &export);
     let records: u64 = floodwatch_totals(&export).values().map(|t| t.0).sum();
@@ -645,19 +644,7 @@ fn floods_exported_as_sampled_sflow_are_alerted_within_five_seconds() {
         "pkt.TCP.synflood.spoofed.pcap",
         "CIC-DDoS-2019-SynFlood.pcap",
     ] {
-        let (spliced, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
-        let status = bin()
-            .args(["-q", "splice", "--at", "150", "--base"])
-            .arg(&base)
-            .arg("--insert")
-            .arg(shared.join(flood))
-            .arg("--out")
-            .arg(&spliced)
-            .arg("--labels")
-            .arg(&labels)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let (spliced, labels) = splice(&base, &shared.join(flood), 150, dir.path());
         let at = onset(&labels, &spliced);
         let targets = attack_targets(&shared.join(flood));
         let export = dir.path().join("export.pcap");
@@ -673,15 +660,7 @@ fn floods_exported_as_sampled_sflow_are_alerted_within_five_seconds() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        let starts: Vec<(f64, String)> = alerts(&alert_file)
-            .iter()
-            .filter(|a| a["alert"]["context"]["state"] == "start")
-            .map(|a| {
-                let ep = &a["alert"]["context"]["episode"];
-                let target = a["alert"]["target"]["ip"].as_str().unwrap_or("");
-                (epoch(ep["start"].as_str().unwrap()), target.to_owned())
-            })
-            .collect();
+        let starts = episode_starts(&alerts(&alert_file));
         let first = starts
             .iter()
             .filter(|s| targets.contains(&s.1))
@@ -715,19 +694,12 @@ fn a_table_model_trained_on_flows_scores_flows() {
     let dir = tempfile::tempdir().unwrap();
     let benign = dir.path().join("benign.pcap");
     softflowd_export(&base, "9", &["-A", "milli"], dir.path(), &benign);
-    let (spliced, labels) = (dir.path().join("s.pcap"), dir.path().join("s.csv"));
-    let status = bin()
-        .args(["-q", "splice", "--at", "72", "--base"])
-        .arg(&base)
-        .arg("--insert")
-        .arg(base.with_file_name("pkt.TCP.synflood.spoofed.pcap"))
-        .arg("--out")
-        .arg(&spliced)
-        .arg("--labels")
-        .arg(&labels)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (spliced, _) = splice(
+        &base,
+        &base.with_file_name("pkt.TCP.synflood.spoofed.pcap"),
+        72,
+        dir.path(),
+    );
     let export = dir.path().join("export.pcap");
     softflowd_export(&spliced, "9", &["-A", "milli"], dir.path(), &export);
     let totals = floodwatch_totals(&export);

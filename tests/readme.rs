@@ -166,7 +166,8 @@ fn every_readme_command_runs() {
     );
     // A parser that lost the blocks would pass vacuously.
     assert!(ran >= 20, "only {ran} README commands ran");
-    assert!(skipped.len() <= 8, "{skipped:#?}");
+    // Live interfaces, brokers, exporters: each kind tested on its own.
+    assert!(skipped.len() <= 10, "{skipped:#?}");
 }
 
 #[test]
