@@ -803,22 +803,34 @@ fn execute(
             eprintln!("floodwatch: {h}");
         }
     }
-    Ok(drop_outcome(&summary, args.fail_on_drop))
+    Ok(drop_outcome(
+        &summary,
+        args.fail_on_drop,
+        args.flow.active(),
+    ))
 }
 
 /// Says how much a run dropped (even with -q: records were lost), and
 /// fails with [`DROPPED`] under `--fail-on-drop`.
-fn drop_outcome(s: &Summary, fail_on_drop: bool) -> ExitCode {
+fn drop_outcome(s: &Summary, fail_on_drop: bool, flows: bool) -> ExitCode {
     if s.dropped == 0 {
         return ExitCode::SUCCESS;
     }
-    let offered = s.records + s.rejected + s.dropped;
-    eprintln!(
-        "floodwatch: dropped {} of {offered} records ({:.2} %): a full queue under \
-         --when-full drop, or lines too long",
-        s.dropped,
-        100.0 * s.dropped as f64 / offered as f64,
-    );
+    if flows {
+        eprintln!(
+            "floodwatch: the kernel dropped {} flow datagrams on full socket buffers: \
+             they came faster than they were scored ({} records scored)",
+            s.dropped, s.records
+        );
+    } else {
+        let offered = s.records + s.rejected + s.dropped;
+        eprintln!(
+            "floodwatch: dropped {} of {offered} records ({:.2} %): a full queue under \
+             --when-full drop, or lines too long",
+            s.dropped,
+            100.0 * s.dropped as f64 / offered as f64,
+        );
+    }
     if fail_on_drop {
         ExitCode::from(DROPPED)
     } else {

@@ -28,7 +28,46 @@ pub(super) struct Netflow {
     parser: AutoScopedParser,
     /// Sampling rate announced by each exporter and domain's options data.
     rates: LruCache<(SocketAddr, u32), u32>,
+    /// NetFlow v9 boot time of each exporter and domain (see [`Boot`]).
+    boots: LruCache<(SocketAddr, u32), Boot>,
     evicted: Arc<AtomicU64>,
+}
+
+/// An exporter's boot time, Unix ms. A v9 header gives the export time in
+/// whole seconds with the uptime in ms, so `export - uptime` falls up to a
+/// second before the boot; the latest such estimate since the uptime last
+/// went back (a reboot) is the closest.
+#[derive(Debug, Clone, Copy)]
+struct Boot {
+    ms: i64,
+    uptime: u32,
+}
+
+impl Boot {
+    /// The boot time after a header saying `unix_secs` at `uptime` ms.
+    fn update(known: Option<&mut Boot>, unix_secs: u32, uptime: u32) -> Boot {
+        let estimate = i64::from(unix_secs) * 1000 - i64::from(uptime);
+        let fresh = Boot {
+            ms: estimate,
+            uptime,
+        };
+        match known {
+            // Within a second of the known boot, uptime going on: the same
+            // boot.
+            Some(b) if uptime >= b.uptime && (estimate - b.ms).abs() < 1_000 => {
+                *b = Boot {
+                    ms: b.ms.max(estimate),
+                    uptime,
+                };
+                *b
+            }
+            Some(b) => {
+                *b = fresh;
+                fresh
+            }
+            None => fresh,
+        }
+    }
 }
 
 impl std::fmt::Debug for Netflow {
@@ -62,6 +101,7 @@ impl Netflow {
         Ok(Netflow {
             parser,
             rates: LruCache::new(cap),
+            boots: LruCache::new(cap),
             evicted,
         })
     }
@@ -104,11 +144,13 @@ impl Netflow {
         s: &mut ExporterStats,
     ) {
         let h = &p.header;
+        let key = (exporter, h.source_id);
+        let boot = Boot::update(self.boots.get_mut(&key), h.unix_secs, h.sys_up_time);
+        self.boots.put(key, boot);
         let clock = Clock {
-            boot_ms: i64::from(h.unix_secs) * 1000 - i64::from(h.sys_up_time),
+            boot_ms: boot.ms,
             export_ms: i64::from(h.unix_secs) * 1000,
         };
-        let key = (exporter, h.source_id);
         for set in &p.flowsets {
             match &set.body {
                 V9Body::Data(d) => {

@@ -246,3 +246,37 @@ fn the_exporter_table_is_bounded() {
     assert_eq!(c.forgotten().datagrams, 6);
     assert_eq!((c.total().datagrams, c.total().records), (10, 10));
 }
+
+/// A v9 datagram of `flows` whose header says `unix_secs` at `uptime` ms.
+fn v9_at(unix_secs: u32, uptime: u32, flows: &[Flow]) -> Vec<u8> {
+    let mut d = v9(0, &[v9_data_set(256, flows)]);
+    d[4..8].copy_from_slice(&uptime.to_be_bytes());
+    d[8..12].copy_from_slice(&unix_secs.to_be_bytes());
+    d
+}
+
+/// v9 headers carry whole seconds: the boot time is the latest estimate
+/// since the last reboot, so flow times stop jittering by up to a second.
+#[test]
+fn netflow_v9_times_come_from_the_latest_boot_estimate() {
+    let mut d = decoder();
+    decode(&mut d, &v9(0, &[v9_template_set(256, &V9_FIELDS)]), A);
+    // Booted at 990.0 s: exported at 1000.3 s, then at 1001.9 s.
+    let first = decode(&mut d, &v9_at(1_000, 10_300, &[flow(1, 1)]), A);
+    let second = decode(&mut d, &v9_at(1_001, 11_900, &[flow(1, 1)]), A);
+    // First switched 9,000 ms after boot: 999.0 s; 0.3 s early, then still
+    // 0.3 s early (not 0.9 s).
+    assert!((first[0].start - 998.7).abs() < 1e-9, "{}", first[0].start);
+    assert!(
+        (second[0].start - 998.7).abs() < 1e-9,
+        "{}",
+        second[0].start
+    );
+    // A reboot (uptime back to 0.5 s at 2000.5 s) starts anew.
+    let rebooted = decode(&mut d, &v9_at(2_000, 500, &[flow(1, 1)]), A);
+    assert!(
+        (rebooted[0].start - 2_008.5).abs() < 1e-9,
+        "{}",
+        rebooted[0].start
+    );
+}
