@@ -11,6 +11,7 @@ use super::source::{Next, RecordInfo, RecordSource, TableUsage};
 use crate::detect::alert::FlowContext;
 use crate::features::packet::FeatureExtractor;
 use crate::features::victim::Victim;
+use crate::ingest::flows::udp::allowed;
 use crate::ingest::flows::{Arrival, DatagramSource, FlowDecoder, FlowRecord};
 
 /// How records are put back in time order: exporters send a flow when it
@@ -95,16 +96,6 @@ impl<S: DatagramSource> FlowRecords<S> {
         self
     }
 
-    /// The decoder (its per-exporter counts).
-    pub fn decoder(&self) -> &FlowDecoder {
-        &self.decoder
-    }
-
-    /// The datagram source.
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
     /// The earliest held record and its arrival, if it may go: the input
     /// paused or ended, the hold is full, or a record ending `hold`
     /// seconds later came.
@@ -130,7 +121,7 @@ impl<S: DatagramSource> FlowRecords<S> {
             Arrival::End => return Some(Next::End),
         };
         let ip = d.exporter.ip();
-        if !self.allow.is_empty() && !self.allow.contains(&ip) {
+        if !allowed(&self.allow, ip) {
             self.decoder.refuse(ip);
             return None;
         }
@@ -224,5 +215,113 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
             notes.push(format!("{evicted} templates evicted from full caches"));
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::flows::build::{flow, v5};
+    use crate::ingest::flows::{Accept, Datagram, FlowConfig};
+    use std::net::SocketAddr;
+
+    /// NetFlow v5 datagrams of one flow each, ending at the given seconds,
+    /// with a pause after the `pause_after`-th.
+    struct Exports {
+        datagrams: Vec<Vec<u8>>,
+        next: usize,
+        pause_after: usize,
+        paused: bool,
+    }
+
+    impl DatagramSource for Exports {
+        fn next_datagram(&mut self) -> Arrival<'_> {
+            if self.next == self.pause_after && !self.paused {
+                self.paused = true;
+                return Arrival::Idle;
+            }
+            let Some(payload) = self.datagrams.get(self.next) else {
+                return Arrival::End;
+            };
+            self.next += 1;
+            Arrival::Datagram(Datagram {
+                accept: Accept::Any,
+                exporter: SocketAddr::from(([192, 0, 2, 1], 2055)),
+                at: 0.0,
+                arrived: Instant::now(),
+                payload,
+            })
+        }
+    }
+
+    /// `ends`, as a source of v5 datagrams (the header's export time set).
+    fn exports(ends: &[u32], pause_after: usize) -> Exports {
+        let datagrams = ends
+            .iter()
+            .map(|&t| {
+                let mut d = v5(&[flow(1, 1)], 0);
+                d[8..12].copy_from_slice(&t.to_be_bytes());
+                d
+            })
+            .collect();
+        Exports {
+            datagrams,
+            next: 0,
+            pause_after,
+            paused: false,
+        }
+    }
+
+    /// The record times in the order `src` gives them, `Idle` as -1 (a
+    /// pause with nothing held).
+    fn order(src: &mut dyn RecordSource) -> Vec<f64> {
+        let mut out = vec![0.0; src.names().len()];
+        let mut got = Vec::new();
+        loop {
+            match src.next(&mut out) {
+                Next::Record(r) => got.push(r.timestamp),
+                Next::Idle => got.push(-1.0),
+                Next::End => return got,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn records(ends: &[u32], pause_after: usize, hold: f64) -> Vec<f64> {
+        let decoder = FlowDecoder::new(Accept::Any, FlowConfig::default()).unwrap();
+        let victim = Victim::new(16).unwrap();
+        let mut src = FlowRecords::new(exports(ends, pause_after), decoder, vec![], victim)
+            .reorder(Reorder {
+                hold,
+                capacity: 1_000,
+            });
+        order(&mut src)
+    }
+
+    #[test]
+    fn records_are_scored_in_end_time_order_once_a_later_one_came() {
+        // 13 comes in: 5, 3 and 4 may go (ending a second or more before).
+        let got = records(&[5, 3, 4, 13, 12, 20], usize::MAX, 1.0);
+        assert_eq!(got, vec![3.0, 4.0, 5.0, 12.0, 13.0, 20.0]);
+    }
+
+    #[test]
+    fn a_pause_releases_what_is_held_and_no_hold_keeps_arrival_order() {
+        // The pause after 5 and 3 lets both go, in order, before 4 comes.
+        let got = records(&[5, 3, 4, 13], 2, 1.0);
+        assert_eq!(got, vec![3.0, 5.0, 4.0, 13.0]);
+        assert_eq!(records(&[5, 3, 4], usize::MAX, 0.0), vec![5.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn a_full_hold_releases_the_earliest_at_once() {
+        let decoder = FlowDecoder::new(Accept::Any, FlowConfig::default()).unwrap();
+        let victim = Victim::new(16).unwrap();
+        let mut src = FlowRecords::new(exports(&[9, 8, 7, 6], usize::MAX), decoder, vec![], victim)
+            .reorder(Reorder {
+                hold: 100.0,
+                capacity: 2,
+            });
+        assert_eq!(order(&mut src), vec![7.0, 6.0, 8.0, 9.0]);
     }
 }

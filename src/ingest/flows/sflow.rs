@@ -100,29 +100,34 @@ fn flow(records: &[SflowRecord], base: FlowRecord) -> Option<FlowRecord> {
     });
     from_header.or_else(|| {
         records.iter().find_map(|r| match r {
-            SflowRecord::SampledIpv4(s) => Some(FlowRecord {
-                src: IpAddr::V4(s.src_ip),
-                dst: IpAddr::V4(s.dst_ip),
-                src_port: s.src_port as u16,
-                dst_port: s.dst_port as u16,
-                protocol: s.protocol as u8,
-                tcp_flags: s.tcp_flags as u8,
-                bytes: u64::from(s.length),
-                ..base
-            }),
-            SflowRecord::SampledIpv6(s) => Some(FlowRecord {
-                src: IpAddr::V6(s.src_ip),
-                dst: IpAddr::V6(s.dst_ip),
-                src_port: s.src_port as u16,
-                dst_port: s.dst_port as u16,
-                protocol: s.protocol as u8,
-                tcp_flags: s.tcp_flags as u8,
-                bytes: u64::from(s.length),
-                ..base
-            }),
+            SflowRecord::SampledIpv4(s) => Some(sampled(
+                (IpAddr::V4(s.src_ip), IpAddr::V4(s.dst_ip)),
+                [s.src_port, s.dst_port, s.protocol, s.tcp_flags, s.length],
+                base,
+            )),
+            SflowRecord::SampledIpv6(s) => Some(sampled(
+                (IpAddr::V6(s.src_ip), IpAddr::V6(s.dst_ip)),
+                [s.src_port, s.dst_port, s.protocol, s.tcp_flags, s.length],
+                base,
+            )),
             _ => None,
         })
     })
+}
+
+/// A sampled IPv4 or IPv6 record: its addresses, then source and
+/// destination ports, protocol, TCP flags and length.
+fn sampled((src, dst): (IpAddr, IpAddr), f: [u32; 5], base: FlowRecord) -> FlowRecord {
+    FlowRecord {
+        src,
+        dst,
+        src_port: f[0] as u16,
+        dst_port: f[1] as u16,
+        protocol: f[2] as u8,
+        tcp_flags: f[3] as u8,
+        bytes: u64::from(f[4]),
+        ..base
+    }
 }
 
 /// A raw packet header through floodwatch's decoder; `None` when it holds
