@@ -593,7 +593,7 @@ fn sflow_samples_scale_by_their_sampling_rate() {
         let victim: f64 = recs
             .iter()
             .filter(|r| r.dst.to_string() == "10.10.10.10")
-            .map(FlowRecord::scaled_packets)
+            .map(|r| r.scaled_packets() as f64)
             .sum();
         eprintln!(
             "1:{rate}: {datagrams} datagrams, {} samples, {victim} packets",

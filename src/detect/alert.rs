@@ -211,16 +211,15 @@ impl FlowContext {
             n => Proto::Other(n),
         };
         let ports = matches!(proto, Proto::Tcp | Proto::Udp);
-        let rate = u64::from(r.sampling_rate.max(1));
         FlowContext {
             src_ip: r.src,
             src_port: if ports { r.src_port } else { 0 },
             dest_ip: r.dst,
             dest_port: if ports { r.dst_port } else { 0 },
             proto,
-            bytes: r.bytes.saturating_mul(rate),
+            bytes: r.scaled_bytes(),
             tcp_flags: if proto == Proto::Tcp { r.tcp_flags } else { 0 },
-            packets: r.packets.max(1).saturating_mul(rate),
+            packets: r.scaled_packets(),
             exporter: Some(r.exporter),
         }
     }

@@ -59,11 +59,11 @@ pub(crate) struct Counts {
 
 impl Counts {
     pub(crate) fn of(r: &FlowRecord) -> Self {
-        let rate = f64::from(r.sampling_rate.max(1));
-        let packets = r.packets.max(1) as f64 * rate;
+        let rate = r.rate() as f64;
+        let packets = r.scaled_packets() as f64;
         let mut c = Counts {
             packets,
-            bytes: r.bytes as f64 * rate,
+            bytes: r.scaled_bytes() as f64,
             syns: 0.0,
             flows: rate,
             answer: false,

@@ -86,14 +86,20 @@ impl FlowRecord {
         }
     }
 
-    /// Packets the record stands for: its packets times the sampling rate.
-    pub fn scaled_packets(&self) -> f64 {
-        self.packets as f64 * f64::from(self.sampling_rate.max(1))
+    /// The sampling rate (at least 1).
+    pub fn rate(&self) -> u64 {
+        u64::from(self.sampling_rate.max(1))
+    }
+
+    /// Packets the record stands for: its packets (at least 1) times the
+    /// sampling rate.
+    pub fn scaled_packets(&self) -> u64 {
+        self.packets.max(1).saturating_mul(self.rate())
     }
 
     /// Bytes the record stands for: its bytes times the sampling rate.
-    pub fn scaled_bytes(&self) -> f64 {
-        self.bytes as f64 * f64::from(self.sampling_rate.max(1))
+    pub fn scaled_bytes(&self) -> u64 {
+        self.bytes.saturating_mul(self.rate())
     }
 }
 

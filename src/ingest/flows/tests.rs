@@ -41,7 +41,7 @@ fn netflow_v5_records_carry_addresses_counts_times_and_sampling() {
     assert_eq!((r.packets, r.bytes, r.sampling_rate), (3, 180, 100));
     // Boot at 1,000,000 s - 10 s; first at uptime 9 s, last at 10 s.
     assert_eq!((r.start, r.end), (999_999.0, 1_000_000.0));
-    assert_eq!(r.scaled_packets(), 300.0);
+    assert_eq!(r.scaled_packets(), 300);
     assert_eq!(stats(&d, A).records, 2);
 }
 
