@@ -209,7 +209,8 @@ macro_rules! detector_class {
                     drop,
                     keep,
                     // Only the schema and scaler of `train` are used.
-                    epochs: 1,
+                    epochs: Some(1),
+                    networks: Some(1),
                     ..Params::default()
                 };
                 Classical::new($name, params).map($class)

@@ -35,7 +35,8 @@ pub(crate) struct AutoEncoder {
 /// `train`'s options, as the estimators take them.
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
-    pub(crate) epochs: usize,
+    pub(crate) epochs: Option<usize>,
+    pub(crate) networks: Option<usize>,
     pub(crate) batch_size: usize,
     pub(crate) learning_rate: f32,
     pub(crate) rows: usize,
@@ -61,13 +62,14 @@ struct Fitted {
 #[pymethods]
 impl AutoEncoder {
     #[new]
-    #[pyo3(signature = (*, epochs=10, batch_size=256, learning_rate=1e-3, rows=8000,
+    #[pyo3(signature = (*, epochs=None, networks=None, batch_size=256, learning_rate=1e-3, rows=8000,
         attack_rows=8000, seed=42, contamination=None, threshold="fpr:0.01".to_string(),
         scaling="log-minmax".to_string(), normal_label=None, label_column=None,
         drop=Vec::new(), keep=Vec::new(), max_distinct_share=0.5))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        epochs: usize,
+        epochs: Option<usize>,
+        networks: Option<usize>,
         batch_size: usize,
         learning_rate: f32,
         rows: usize,
@@ -85,6 +87,7 @@ impl AutoEncoder {
         AutoEncoder {
             params: Params {
                 epochs,
+                networks,
                 batch_size,
                 learning_rate,
                 rows,
@@ -272,6 +275,7 @@ impl AutoEncoder {
         let p = &self.params;
         let d = pyo3::types::PyDict::new(py);
         d.set_item("epochs", p.epochs)?;
+        d.set_item("networks", p.networks)?;
         d.set_item("batch_size", p.batch_size)?;
         d.set_item("learning_rate", p.learning_rate)?;
         d.set_item("rows", p.rows)?;
@@ -299,8 +303,9 @@ impl AutoEncoder {
             None => "not fitted".into(),
         };
         format!(
-            "AutoEncoder(epochs={}, seed={}, threshold={:?}) [{state}]",
+            "AutoEncoder(epochs={:?}, networks={:?}, seed={}, threshold={:?}) [{state}]",
             p.epochs,
+            p.networks,
             p.seed,
             p.rule_text()
         )
@@ -312,7 +317,8 @@ impl AutoEncoder {
     pub(crate) fn loaded(bundle: Bundle) -> Self {
         let m = &bundle.meta;
         let params = Params {
-            epochs: m.epochs,
+            epochs: Some(m.epochs),
+            networks: Some(m.networks),
             batch_size: m.batch_size,
             learning_rate: m.learning_rate,
             rows: m.train_rows + m.holdout_rows,
@@ -373,7 +379,8 @@ impl Default for Params {
     /// `train`'s defaults.
     fn default() -> Self {
         Params {
-            epochs: 10,
+            epochs: None,
+            networks: None,
             batch_size: 256,
             learning_rate: 1e-3,
             rows: 8000,
@@ -453,6 +460,7 @@ impl Params {
             rows: self.rows,
             attack_rows: self.attack_rows,
             epochs: self.epochs,
+            networks: self.networks,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             seed: self.seed,

@@ -2,7 +2,7 @@
 //!
 //! Generates (deterministically, in a temporary directory) a table of 40
 //! numeric columns driven by 5 hidden factors plus noise, labelled `normal`,
-//! then times `train` (8,000 rows, 10 epochs, through the library exactly as
+//! then times `train` (8,000 rows, the default epochs and networks, through the library exactly as
 //! the command does, bundle saved included) and `test` (scoring a large CSV,
 //! with and without writing predictions).
 
@@ -118,7 +118,8 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
     let rows = args.score_rows as f64;
     Ok(serde_json::json!({
         "train": {
-            "rows_sampled": 8000, "columns": COLS, "features": bundle.schema.width(), "epochs": 10,
+            "rows_sampled": 8000, "columns": COLS, "features": bundle.schema.width(),
+            "epochs": bundle.meta.epochs, "networks": bundle.meta.networks,
             "median_s": median(train_s.clone()), "runs_s": train_s,
         },
         "score": {

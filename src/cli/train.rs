@@ -63,9 +63,14 @@ pub struct TrainFlags {
     /// is an identifier (left out).
     #[arg(long, value_name = "SHARE", default_value_t = IdentifierRule::default().max_distinct_share)]
     pub max_distinct_share: f64,
-    /// Autoencoder epochs.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Autoencoder epochs [default: 30; 10 under 1,000 training rows].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Autoencoder networks trained from consecutive seeds, their scores
+    /// averaged [default: 1; ceil(1000 / rows) up to 5 under 1,000
+    /// training rows].
+    #[arg(long, value_name = "N")]
+    pub networks: Option<usize>,
     /// Mini-batch size.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -142,6 +147,7 @@ impl TrainFlags {
             rows: self.rows,
             attack_rows: self.attack_rows,
             epochs: self.epochs,
+            networks: self.networks,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             seed: self.seed,
@@ -155,8 +161,9 @@ impl TrainFlags {
 /// Trains and saves the bundle.
 pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     let opts = args.options()?;
-    let bar = super::progress_bar(opts.epochs as u64, "epochs", quiet);
+    let bar = super::progress_bar(0, "epochs", quiet);
     let trained = batch::train(&opts, &mut |e| {
+        bar.set_length(e.epochs as u64);
         let val = e.val_loss.map_or(String::new(), |v| format!(" val {v:.5}"));
         bar.set_message(format!("loss {:.5}{val}", e.loss));
         bar.inc(1);
@@ -176,7 +183,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.train_rows,
             m.holdout_rows
         );
-        if let Some(w) = calibration_warning(&b.threshold_rule, m.holdout_rows) {
+        // Cross-fitted networks calibrate on every sampled row.
+        let calibration_rows = match m.networks {
+            1 => m.holdout_rows,
+            _ => m.train_rows + m.holdout_rows,
+        };
+        if let Some(w) = calibration_warning(&b.threshold_rule, calibration_rows) {
             eprintln!("warning: {w}");
         }
         eprintln!(
@@ -186,6 +198,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.epochs,
             m.history.loss.last().copied().unwrap_or(f32::NAN)
         );
+        if m.networks > 1 {
+            eprintln!(
+                "{} networks (seeds {} to {}) cross-fitted on {} folds of the {} rows, their \
+                 scores averaged: fewer than 1,000 training rows leave one to chance (--networks N)",
+                m.networks,
+                m.seed,
+                m.seed + m.networks as u64 - 1,
+                m.networks,
+                calibration_rows
+            );
+        }
         if let Some(line) = imputed_line(&b.schema) {
             eprintln!("{line}");
         }
@@ -279,7 +302,7 @@ mod tests {
         assert_eq!(o.drop, ["id"]);
         assert_eq!(o.threshold, ThresholdRule::Quantile(0.9));
         assert!(!o.scaling.log);
-        assert_eq!(o.epochs, 3);
+        assert_eq!(o.epochs, Some(3));
         let w = Wrap::try_parse_from(["t", "--data", "a.csv", "--model", "m.fw"]).unwrap();
         assert_eq!(w.args.options().unwrap().normal_labels, ["normal"]);
         assert!(

@@ -211,7 +211,7 @@ mod tests {
                 data: vec![data],
                 ..Input::default()
             },
-            epochs: 2,
+            epochs: Some(2),
             ..TrainOptions::default()
         };
         train(&opts, &mut |_| {}).unwrap().bundle

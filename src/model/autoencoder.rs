@@ -3,6 +3,13 @@
 //! normal rows only. Its score is the mean squared reconstruction error; its
 //! latent representation is the output of the 50-unit tanh layer.
 //!
+//! [`Autoencoder::weigh_errors`] makes the score relative: each feature's
+//! squared error divided by its mean on held-back normal rows (plus a floor
+//! of [`ERROR_FLOOR`] times their mean over features), so that a feature the
+//! network reconstructs well counts as much as a noisy one. An autoencoder
+//! may hold several networks cross-fitted on folds of the rows
+//! ([`AutoencoderParams::fit_folds`]); its score is then their mean.
+//!
 //! The output layer is linear (the issue leaves it open): inputs are scaled to
 //! [0, 1] but test rows may fall outside, and a linear output reports that
 //! distance instead of clipping it away.
@@ -17,6 +24,10 @@ use crate::{Error, Matrix, Result};
 
 /// Index of the latent layer (the encoder's output) in the network.
 const LATENT_LAYER: usize = 2;
+/// Share of the mean feature error added to each feature's own before
+/// dividing by it: a feature reconstructed almost exactly on normal rows
+/// cannot weigh more than ten times the average one.
+pub const ERROR_FLOOR: f32 = 0.1;
 /// Rows per forward pass when scoring: a layer's transposed outputs (at most
 /// 100 x 256 floats) stay in L2 (128 measured as fast, 512 slower).
 const SCORE_CHUNK: usize = 256;
@@ -181,6 +192,8 @@ impl AutoencoderParams {
         ];
         let mut model = Autoencoder {
             net: Network::new(&[d, h1, h2, h3, h4, d], &acts, &mut rng),
+            error_weights: Vec::new(),
+            more: Vec::new(),
         };
         let mut trainer = Trainer::new(&model.net, self);
         let mut history = TrainHistory::default();
@@ -199,6 +212,50 @@ impl AutoencoderParams {
             });
         }
         Ok((model, history))
+    }
+
+    /// Cross-fitted ensemble: `rows` (normal, shuffled) split into `folds`
+    /// folds (row `i` in fold `i % folds`); network `f`, seeded `seed + f`,
+    /// trains on the other folds and has its errors weighed on fold `f`
+    /// ([`Autoencoder::weigh_errors`]). Every row thus trains some networks
+    /// and calibrates one. Returns the ensemble (its score the mean of the
+    /// networks'), the first network's history (the only one reported to
+    /// `on_epoch`) and each row's score by the network that did not train
+    /// on it, to calibrate a threshold on.
+    pub fn fit_folds(
+        &self,
+        rows: &Matrix,
+        folds: usize,
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<(Autoencoder, TrainHistory, Vec<f32>)> {
+        if folds < 2 || rows.rows() < folds {
+            return Err(Error::Model(format!(
+                "cross-fitting needs at least 2 folds and a row per fold, not {folds} folds of {} rows",
+                rows.rows()
+            )));
+        }
+        let mut out: Option<(Autoencoder, TrainHistory)> = None;
+        let mut held_scores = vec![0.0; rows.rows()];
+        for f in 0..folds {
+            let (held, rest): (Vec<usize>, Vec<usize>) =
+                (0..rows.rows()).partition(|i| i % folds == f);
+            let (train, hold) = (rows.select_rows(&rest), rows.select_rows(&held));
+            let params = self.clone().seed(self.seed.wrapping_add(f as u64));
+            let (mut ae, history) = match f {
+                0 => params.fit(&train, Some(&hold), on_epoch)?,
+                _ => params.fit(&train, None, &mut |_| {})?,
+            };
+            ae.weigh_errors(&hold);
+            let mut s = vec![0.0; hold.rows()];
+            ae.score_batch(&hold, &mut s);
+            held.iter().zip(s).for_each(|(&i, v)| held_scores[i] = v);
+            match &mut out {
+                Some((first, _)) => first.more.push(ae),
+                None => out = Some((ae, history)),
+            }
+        }
+        let (ae, history) = out.expect("at least two folds");
+        Ok((ae, history, held_scores))
     }
 }
 
@@ -263,6 +320,12 @@ impl Trainer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Autoencoder {
     net: Network,
+    /// Weight of each feature's squared error (empty: `1/d` each, the mean).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    error_weights: Vec<f32>,
+    /// Networks trained from other seeds; the score is the mean over all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more: Vec<Autoencoder>,
 }
 
 impl Autoencoder {
@@ -275,10 +338,57 @@ impl Autoencoder {
     /// whose output is as wide as the input.
     pub fn check_shapes(&self) -> std::result::Result<(), String> {
         self.net.check_shapes(5)?;
-        if self.net.width(4) != self.input_dim() {
+        let d = self.input_dim();
+        if self.net.width(4) != d {
             return Err("autoencoder output and input widths differ".into());
         }
+        if !self.error_weights.is_empty() && self.error_weights.len() != d {
+            return Err(format!(
+                "autoencoder has {} error weights for {d} features",
+                self.error_weights.len()
+            ));
+        }
+        for m in &self.more {
+            m.check_shapes()?;
+            if m.widths() != self.widths() || !m.more.is_empty() {
+                return Err("autoencoder networks differ in shape".into());
+            }
+        }
         Ok(())
+    }
+
+    /// Networks whose scores are averaged (1 without an ensemble).
+    pub fn networks(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Weighs each feature's squared error of the first network by the
+    /// inverse of its mean on `hold` (normal rows it did not train on) plus
+    /// [`ERROR_FLOOR`] times their mean over features: the score becomes
+    /// the error relative to normal (about 1 on normal rows). Rows of
+    /// another width, or errors all zero, leave the plain mean.
+    pub fn weigh_errors(&mut self, hold: &Matrix) {
+        let d = self.input_dim();
+        if hold.rows() == 0 || hold.cols() != d {
+            return;
+        }
+        self.error_weights.clear();
+        let mut sum = vec![0.0f64; d];
+        let mut ws = Workspace::default();
+        for r in hold.iter_rows() {
+            let recon = self.net.predict(r, 1, self.net.depth(), &mut ws);
+            for ((s, a), b) in sum.iter_mut().zip(r).zip(recon) {
+                *s += f64::from((a - b) * (a - b));
+            }
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / hold.rows() as f64).collect();
+        let floor = f64::from(ERROR_FLOOR) * mean.iter().sum::<f64>() / d as f64;
+        if floor > 0.0 && floor.is_finite() {
+            let w = mean
+                .iter()
+                .map(|&m| (1.0 / (d as f64 * (m + floor))) as f32);
+            self.error_weights = w.collect();
+        }
     }
 
     /// Widths from the input through every layer (`d, 100, 50, 50, 100, d`).
@@ -353,28 +463,60 @@ impl Autoencoder {
             .enumerate()
         {
             let rows = out.len();
-            let stride = self
-                .net
-                .mean_squared_errors_keeping(chunk, rows, LATENT_LAYER, ws, out);
+            let stride = self.net.mean_squared_errors_keeping(
+                chunk,
+                rows,
+                LATENT_LAYER,
+                &self.error_weights,
+                ws,
+                out,
+            );
             latent(ws.kept(), stride, i * SCORE_CHUNK, rows);
+            self.add_members(chunk, rows, ws, out);
         }
     }
 
+    /// Scores of at most [`SCORE_CHUNK`] rows.
     fn score_rows(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
-        self.net.mean_squared_errors(x, rows, ws, out);
+        self.net
+            .mean_squared_errors(x, rows, &self.error_weights, ws, out);
+        self.add_members(x, rows, ws, out);
     }
 
-    /// Per-feature squared reconstruction error of one row (their mean is
-    /// the score): the basis of explanations.
+    /// Turns the first network's scores in `out` into the mean over all
+    /// networks (at most [`SCORE_CHUNK`] rows).
+    fn add_members(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
+        if self.more.is_empty() {
+            return;
+        }
+        let mut part = [0.0f32; SCORE_CHUNK];
+        for m in &self.more {
+            m.net
+                .mean_squared_errors(x, rows, &m.error_weights, ws, &mut part);
+            out.iter_mut().zip(&part).for_each(|(o, p)| *o += p);
+        }
+        let n = self.networks() as f32;
+        out[..rows].iter_mut().for_each(|o| *o /= n);
+    }
+
+    /// Per-feature reconstruction error of one row, weighed as the score
+    /// weighs it (their mean is the score, up to rounding): the basis of
+    /// explanations.
     pub fn feature_errors(&self, x: &[f32], out: &mut [f32]) {
         self.feature_errors_with(x, &mut Workspace::default(), out);
     }
 
     /// [`Autoencoder::feature_errors`] reusing the caller's buffers.
     pub fn feature_errors_with(&self, x: &[f32], ws: &mut Workspace, out: &mut [f32]) {
-        let recon = self.net.predict(x, 1, self.net.depth(), ws);
-        for ((o, a), b) in out.iter_mut().zip(x).zip(recon) {
-            *o = (a - b) * (a - b);
+        let d = self.input_dim();
+        let n = self.networks() as f32;
+        out[..d].fill(0.0);
+        for m in std::iter::once(self).chain(&self.more) {
+            let recon = m.net.predict(x, 1, m.net.depth(), ws);
+            for (j, ((o, a), b)) in out.iter_mut().zip(x).zip(recon).enumerate() {
+                let w = m.error_weights.get(j).map_or(1.0, |w| w * d as f32);
+                *o += w * (a - b) * (a - b) / n;
+            }
         }
     }
 
@@ -496,6 +638,83 @@ mod tests {
                 assert_eq!(p, prob_t[r * 3..r * 3 + 3], "row {r}");
             }
         }
+    }
+
+    #[test]
+    fn weighed_errors_make_the_score_relative_to_normal() {
+        let (train, hold) = (manifold(600, 7), manifold(300, 8));
+        let (mut ae, _) = small().epochs(10).fit(&train, None, &mut |_| {}).unwrap();
+        let plain = ae.clone();
+        ae.weigh_errors(&hold);
+        assert_eq!(ae.error_weights.len(), 8);
+        let mean = |a: &Autoencoder| {
+            let mut s = vec![0.0; hold.rows()];
+            a.score_batch(&hold, &mut s);
+            s.iter().map(|&v| f64::from(v)).sum::<f64>() / s.len() as f64
+        };
+        // Each feature's weighed error averages 1 / (1 + floor share of it).
+        let m = mean(&ae);
+        assert!(m > 0.5 && m < 1.0, "mean weighed score {m}");
+        assert!(mean(&plain) < 0.1);
+        // Per-feature errors are weighed the same way, their mean the score.
+        let outlier = [0.9, 0.1, 0.9, 0.9, 0.9, 0.0, 0.9, 0.1];
+        let mut fe = [0.0; 8];
+        ae.feature_errors(&outlier, &mut fe);
+        let score = ae.score(&outlier);
+        assert!((fe.iter().sum::<f32>() / 8.0 - score).abs() < 1e-4 * score);
+        // The row path and the tiled batch path agree.
+        let mut s = vec![0.0; hold.rows()];
+        ae.score_batch(&hold, &mut s);
+        assert!((ae.score(hold.row(9)) - s[9]).abs() <= 1e-6 * s[9].max(1.0));
+        // A saved model without weights still reads, as the plain mean.
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("error_weights") && !json.contains("more"));
+        let mut bad = ae.clone();
+        bad.error_weights.pop();
+        assert!(bad.check_shapes().unwrap_err().contains("error weights"));
+    }
+
+    #[test]
+    fn cross_fitted_networks_average_and_score_the_rows_they_left_out() {
+        let rows = manifold(250, 9);
+        let p = small().epochs(4);
+        let (ae, hist, held) = p.fit_folds(&rows, 5, &mut |_| {}).unwrap();
+        assert_eq!((ae.networks(), held.len(), hist.loss.len()), (5, 250, 4));
+        ae.check_shapes().unwrap();
+        // Row 7 is in fold 2: network 2 left it out and scored it.
+        let net2 = &ae.more[1];
+        assert_eq!(held[7].to_bits(), net2.score(rows.row(7)).to_bits());
+        // The ensemble's score is the mean of its networks'.
+        let x = rows.row(3);
+        let mean = std::iter::once(&ae)
+            .chain(&ae.more)
+            .map(|m| {
+                Autoencoder {
+                    more: Vec::new(),
+                    ..m.clone()
+                }
+                .score(x)
+            })
+            .sum::<f32>()
+            / 5.0;
+        assert!((ae.score(x) - mean).abs() <= 1e-6 * mean);
+        let mut batch = vec![0.0; rows.rows()];
+        ae.score_batch(&rows, &mut batch);
+        assert!((batch[3] - ae.score(x)).abs() <= 1e-6 * mean);
+        let mut with_latent = vec![0.0; rows.rows()];
+        ae.score_batch_latent(
+            &rows,
+            &mut Workspace::default(),
+            &mut with_latent,
+            |_, _, _, _| {},
+        );
+        assert_eq!(with_latent, batch);
+        let (again, _, _) = p.fit_folds(&rows, 5, &mut |_| {}).unwrap();
+        assert_eq!(again, ae);
+        let json = serde_json::to_string(&ae).unwrap();
+        assert_eq!(serde_json::from_str::<Autoencoder>(&json).unwrap(), ae);
+        assert!(p.fit_folds(&rows, 1, &mut |_| {}).is_err());
+        assert!(p.fit_folds(&manifold(3, 1), 5, &mut |_| {}).is_err());
     }
 
     #[test]

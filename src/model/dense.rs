@@ -264,6 +264,9 @@ impl Network {
     /// into `out[..rows]`, by the inference kernels. Where the CPU runs the
     /// tiled kernels, a record gives the same bits alone as in a batch.
     ///
+    /// With weights `w` (one per feature; empty: none), the weighted sum
+    /// of squared differences instead of their mean.
+    ///
     /// # Panics
     /// If `x` or `out` is shorter than `rows` rows, or the output and input
     /// widths differ.
@@ -271,10 +274,11 @@ impl Network {
         &self,
         x: &[f32],
         rows: usize,
+        w: &[f32],
         ws: &mut Workspace,
         out: &mut [f32],
     ) {
-        self.mean_squared_errors_at(Level::detect(), x, rows, ws, out);
+        self.mean_squared_errors_at(Level::detect(), x, rows, w, ws, out);
     }
 
     fn mean_squared_errors_at(
@@ -282,6 +286,7 @@ impl Network {
         level: Level,
         x: &[f32],
         rows: usize,
+        w: &[f32],
         ws: &mut Workspace,
         out: &mut [f32],
     ) {
@@ -290,17 +295,12 @@ impl Network {
         let out = &mut out[..rows];
         if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
             let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
-            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, out);
+            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, w, out);
             return;
         }
         let recon = self.predict_at(level, x, rows, self.depth(), ws);
         for ((row, r), s) in x.chunks_exact(d).zip(recon.chunks_exact(d)).zip(out) {
-            // Feature order from 0, as `kernel::mse_t`.
-            let sum = row.iter().zip(r).fold(0.0f32, |acc, (a, b)| {
-                let e = a - b;
-                acc + e * e
-            });
-            *s = sum / d as f32;
+            *s = squared_error(row, r, w);
         }
     }
 
@@ -464,6 +464,7 @@ impl Network {
         x: &[f32],
         rows: usize,
         keep: usize,
+        w: &[f32],
         ws: &mut Workspace,
         out: &mut [f32],
     ) -> usize {
@@ -473,10 +474,10 @@ impl Network {
             ws.keep = Some(keep);
             let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
             ws.keep = None;
-            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, &mut out[..rows]);
+            kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, w, &mut out[..rows]);
             return stride;
         }
-        self.mean_squared_errors_at(level, x, rows, ws, out);
+        self.mean_squared_errors_at(level, x, rows, w, ws, out);
         let width = self.width(keep);
         let z = self.predict_at(level, x, rows, keep + 1, ws).to_vec();
         kernel::transpose_into(&z, rows, width, rows, &mut ws.kept);
@@ -617,6 +618,16 @@ impl Adam {
     }
 }
 
+/// Mean squared difference of a row and its reconstruction, or with
+/// weights `w` their weighted sum; in feature order, as `kernel::mse_t`.
+fn squared_error(row: &[f32], recon: &[f32], w: &[f32]) -> f32 {
+    let e2 = row.iter().zip(recon).map(|(a, b)| (a - b) * (a - b));
+    if w.is_empty() {
+        return e2.fold(0.0f32, |acc, e| acc + e) / row.len() as f32;
+    }
+    e2.zip(w).fold(0.0f32, |acc, (e, &wj)| acc + wj * e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,7 +737,7 @@ mod tests {
                         }
                     }
                     let mut mse = vec![0.0; rows];
-                    net.mean_squared_errors_at(level, &x, rows, &mut ws, &mut mse);
+                    net.mean_squared_errors_at(level, &x, rows, &[], &mut ws, &mut mse);
                     for ((s, row), r) in mse.iter().zip(x.chunks(d)).zip(want.chunks(d)) {
                         let e: f32 = row
                             .iter()
@@ -750,11 +761,11 @@ mod tests {
         for level in Level::supported() {
             let mut ws = Workspace::default();
             let mut batch = vec![0.0; 50];
-            net.mean_squared_errors_at(level, &x, 50, &mut ws, &mut batch);
+            net.mean_squared_errors_at(level, &x, 50, &[], &mut ws, &mut batch);
             let recon = net.predict_at(level, &x, 50, net.depth(), &mut ws).to_vec();
             for (r, row) in x.chunks(21).enumerate().step_by(7) {
                 let mut one = [0.0];
-                net.mean_squared_errors_at(level, row, 1, &mut ws, &mut one);
+                net.mean_squared_errors_at(level, row, 1, &[], &mut ws, &mut one);
                 let alone = net.predict_at(level, row, 1, net.depth(), &mut ws);
                 if Tiles::new(level).is_some() {
                     assert_eq!(one[0].to_bits(), batch[r].to_bits(), "{level:?} row {r}");

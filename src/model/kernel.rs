@@ -191,21 +191,32 @@ pub(super) fn transpose_into(
 }
 
 /// `out[r] = mean_j (a[j][r] - b[j][r])^2` over the `d` first rows of two
-/// transposed batches, summed in feature order.
+/// transposed batches, summed in feature order; with `w` (one weight per
+/// feature), `out[r] = sum_j w[j] (a[j][r] - b[j][r])^2` instead.
 #[inline(always)]
-fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) {
+fn mse_t_body(a: &[f32], b: &[f32], d: usize, stride: usize, w: &[f32], out: &mut [f32]) {
     out.fill(0.0);
-    for (aj, bj) in a.chunks_exact(stride).zip(b.chunks_exact(stride)).take(d) {
+    let features = a.chunks_exact(stride).zip(b.chunks_exact(stride)).take(d);
+    if w.is_empty() {
+        for (aj, bj) in features {
+            for ((s, x), y) in out.iter_mut().zip(aj).zip(bj) {
+                let e = x - y;
+                *s += e * e;
+            }
+        }
+        out.iter_mut().for_each(|s| *s /= d as f32);
+        return;
+    }
+    for ((aj, bj), &wj) in features.zip(w) {
         for ((s, x), y) in out.iter_mut().zip(aj).zip(bj) {
             let e = x - y;
-            *s += e * e;
+            *s += wj * (e * e);
         }
     }
-    out.iter_mut().for_each(|s| *s /= d as f32);
 }
 
 multiversion! {
-    pub(super) fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, out: &mut [f32]) = mse_t_body;
+    pub(super) fn mse_t(a: &[f32], b: &[f32], d: usize, stride: usize, w: &[f32], out: &mut [f32]) = mse_t_body;
 }
 
 /// `out = bias + x w` for one record, `w` stored `x.len() x bias.len()`,
@@ -632,7 +643,7 @@ mod tests {
                 .map(|_| rng.random_range(-1.0..1.0))
                 .collect();
             let mut want = vec![0.0; stride];
-            mse_t(Level::Portable, &a, &b, d, stride, &mut want);
+            mse_t(Level::Portable, &a, &b, d, stride, &[], &mut want);
             // Lane r is the mean over features, in feature order.
             let r = 5 % stride;
             let sum = (0..d).fold(0.0f32, |s, j| {
@@ -642,8 +653,21 @@ mod tests {
             assert_eq!(want[r].to_bits(), (sum / d as f32).to_bits());
             for level in Level::supported() {
                 let mut got = vec![0.0; stride];
-                mse_t(level, &a, &b, d, stride, &mut got);
+                mse_t(level, &a, &b, d, stride, &[], &mut got);
                 assert!(same_bits(&got, &want), "{level:?} d {d}");
+            }
+            // Weighted: the sum of weight times squared error, in feature order.
+            let w: Vec<f32> = (0..d).map(|j| 0.5 + j as f32).collect();
+            mse_t(Level::Portable, &a, &b, d, stride, &w, &mut want);
+            let sum = (0..d).fold(0.0f32, |s, j| {
+                let e = a[j * stride + r] - b[j * stride + r];
+                s + w[j] * (e * e)
+            });
+            assert_eq!(want[r].to_bits(), sum.to_bits());
+            for level in Level::supported() {
+                let mut got = vec![0.0; stride];
+                mse_t(level, &a, &b, d, stride, &w, &mut got);
+                assert!(same_bits(&got, &want), "weighted {level:?} d {d}");
             }
         }
     }

@@ -1109,7 +1109,7 @@ mod tests {
                     data: vec![write(dir, "train.csv", &table(600, 0))],
                     ..Input::default()
                 },
-                epochs: 20,
+                epochs: Some(20),
                 batch_size: 32,
                 learning_rate: 0.01,
                 ..TrainOptions::default()

@@ -715,7 +715,7 @@ mod tests {
                 ..Input::default()
             },
             rows: 200,
-            epochs: 1,
+            epochs: Some(1),
             ..TrainOptions::default()
         };
         (train(&opts, &mut |_| {}).unwrap().bundle, data)
