@@ -10,7 +10,7 @@
 //! empty field (a missing value). Other columns are refused by name.
 
 use std::fs::File;
-use std::io::{BufWriter, PipeReader, Write};
+use std::io::{PipeReader, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -26,6 +26,8 @@ use crate::{Error, Result};
 
 /// Rows decoded per column before they are written out.
 const BATCH: usize = 4096;
+/// Bytes of CSV text gathered before they go into the pipe.
+const FLUSH_BYTES: usize = 1 << 16;
 
 /// A `.parquet` input: validated when started, then read by its thread.
 #[derive(Debug)]
@@ -129,27 +131,30 @@ impl Table {
     }
 
     /// Writes the header and every row as CSV into `out`.
-    fn write_csv(&self, out: impl Write) -> Result<()> {
-        let path = &self.path;
-        let mut w = csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, out));
-        let csv_error = |e: csv::Error| match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::io(path, io),
-            other => Error::Data(format!("{}: {other:?}", path.display())),
-        };
-        w.write_record(&self.names).map_err(csv_error)?;
-        let mut field = Field::default();
-        for g in 0..self.reader.num_row_groups() {
-            self.write_group(g, &mut w, &mut field)?;
+    fn write_csv(&self, mut out: impl Write) -> Result<()> {
+        let width = self.names.len();
+        let mut text = Vec::with_capacity(2 * FLUSH_BYTES);
+        for (c, name) in self.names.iter().enumerate() {
+            if c > 0 {
+                text.push(b',');
+            }
+            push_text(&mut text, name.as_bytes(), width);
         }
-        w.flush().map_err(|e| Error::io(path, e))
+        text.push(b'\n');
+        let mut fmt = ryu::Buffer::new();
+        for g in 0..self.reader.num_row_groups() {
+            self.write_group(g, &mut out, &mut text, &mut fmt)?;
+        }
+        out.write_all(&text).map_err(|e| Error::io(&self.path, e))
     }
 
-    /// Writes the rows of row group `g`, a batch at a time.
-    fn write_group<W: Write>(
+    /// Writes the rows of row group `g`, a batch at a time, through `text`.
+    fn write_group(
         &self,
         g: usize,
-        w: &mut csv::Writer<W>,
-        field: &mut Field,
+        out: &mut impl Write,
+        text: &mut Vec<u8>,
+        fmt: &mut ryu::Buffer,
     ) -> Result<()> {
         let at = |c: usize, e: String| {
             Error::Data(format!(
@@ -163,7 +168,8 @@ impl Table {
             .get_row_group(g)
             .map_err(|e| at(0, e.to_string()))?;
         let rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
-        let mut columns = (0..self.names.len())
+        let width = self.names.len();
+        let mut columns = (0..width)
             .map(|c| {
                 let reader = group
                     .get_column_reader(c)
@@ -184,17 +190,40 @@ impl Table {
             }
             for _ in 0..want {
                 for (c, column) in columns.iter_mut().enumerate() {
-                    column.next_field(field).map_err(|e| at(c, e))?;
-                    w.write_field(&field.bytes)
-                        .map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))?;
+                    if c > 0 {
+                        text.push(b',');
+                    }
+                    column.push_field(text, fmt, width).map_err(|e| at(c, e))?;
                 }
-                w.write_record(None::<&[u8]>)
-                    .map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))?;
+                text.push(b'\n');
+                if text.len() >= FLUSH_BYTES {
+                    out.write_all(text).map_err(|e| Error::io(&self.path, e))?;
+                    text.clear();
+                }
             }
             done += want;
         }
         Ok(())
     }
+}
+
+/// Appends a text field, quoted where CSV needs it: a separator, quote or
+/// line end inside, or a lone empty field (else its line reads as blank).
+fn push_text(out: &mut Vec<u8>, field: &[u8], width: usize) {
+    let special = |b: &u8| matches!(b, b',' | b'"' | b'\n' | b'\r');
+    let quote = field.iter().any(special) || field.is_empty() && width == 1;
+    if !quote {
+        out.extend_from_slice(field);
+        return;
+    }
+    out.push(b'"');
+    for &b in field {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// The [`Kind`] of a column, or what it is when it cannot be read.
@@ -219,13 +248,6 @@ fn kind(c: &ColumnDescriptor) -> std::result::Result<Kind, String> {
         Physical::BYTE_ARRAY => Kind::Text,
         other => return Err(format!("of type {other}")),
     })
-}
-
-/// One field's text, with the formatter of numbers.
-#[derive(Default)]
-struct Field {
-    bytes: Vec<u8>,
-    fmt: ryu::Buffer,
 }
 
 /// A column's decoded values of the current batch.
@@ -287,12 +309,18 @@ impl Column {
         }
     }
 
-    /// The next row's field of the batch: its text, empty for a null.
-    fn next_field(&mut self, f: &mut Field) -> std::result::Result<(), String> {
-        f.bytes.clear();
+    /// Appends the next row's field of the batch: its text, nothing for a
+    /// null (a missing value).
+    fn push_field(
+        &mut self,
+        text: &mut Vec<u8>,
+        fmt: &mut ryu::Buffer,
+        width: usize,
+    ) -> std::result::Result<(), String> {
         let row = self.row;
         self.row += 1;
         if self.nullable && self.levels.get(row).is_some_and(|&l| l == 0) {
+            push_text(text, b"", width);
             return Ok(());
         }
         let i = self.value;
@@ -301,27 +329,23 @@ impl Column {
         match (&self.values, self.kind) {
             (Values::Double(v), _) => {
                 let x = v.get(i).ok_or_else(short)?;
-                f.bytes.extend_from_slice(f.fmt.format(*x).as_bytes());
+                text.extend_from_slice(fmt.format(*x).as_bytes());
             }
             (Values::Float(v), _) => {
                 let x = v.get(i).ok_or_else(short)?;
-                f.bytes.extend_from_slice(f.fmt.format(*x).as_bytes());
+                text.extend_from_slice(fmt.format(*x).as_bytes());
             }
             (Values::Int32(v), Kind::Int32 { unsigned }) => {
                 let x = *v.get(i).ok_or_else(short)?;
-                integer(
-                    &mut f.bytes,
-                    i64::from(x),
-                    unsigned.then_some(x as u32 as u64),
-                );
+                integer(text, i64::from(x), unsigned.then_some(x as u32 as u64));
             }
             (Values::Int64(v), Kind::Int64 { unsigned }) => {
                 let x = *v.get(i).ok_or_else(short)?;
-                integer(&mut f.bytes, x, unsigned.then_some(x as u64));
+                integer(text, x, unsigned.then_some(x as u64));
             }
             (Values::Text(v), _) => {
                 let x = v.get(i).ok_or_else(short)?;
-                f.bytes.extend_from_slice(x.data());
+                push_text(text, x.data(), width);
             }
             _ => return Err("values of another type".into()),
         }
@@ -437,6 +461,18 @@ mod tests {
         let want = |i: &str| [i, "0.1", "NaN", "normal"].map(String::from).to_vec();
         let null = |i: &str| [i, "-2.5e-300", "", "a, \"b\""].map(String::from).to_vec();
         assert_eq!(rows, [want("0"), null("1"), want("2"), null("3")]);
+    }
+
+    #[test]
+    fn a_null_in_a_single_column_is_a_row_still() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("one.parquet");
+        write(&p, "message m { optional double v; }", 1, |_, _, col| {
+            let v = col.typed::<DoubleType>();
+            v.write_batch(&[3.0], Some(&[0, 1]), None).unwrap();
+        });
+        let (_, rows) = read(&p).unwrap();
+        assert_eq!(rows, [[""], ["3.0"]]);
     }
 
     #[test]
