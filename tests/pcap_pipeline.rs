@@ -171,9 +171,219 @@ fn extract_writes_the_same_features_as_npy() {
     }
     let err = floodwatch(
         &[
-            "extract", "--pcap", "a.pcap", "--out", "f.x", "--format", "parquet",
+            "extract", "--pcap", "a.pcap", "--out", "f.x", "--format", "feather",
         ],
         d,
     );
     assert!(!err.status.success());
+}
+
+/// Without the `parquet` feature, Parquet output and input are refused
+/// with how to rebuild.
+#[cfg(not(feature = "parquet"))]
+#[test]
+fn parquet_without_the_feature_says_how_to_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth(d, "a", "3");
+    std::fs::write(d.join("t.parquet"), "PAR1").unwrap();
+    for args in [
+        &[
+            "extract", "--pcap", "a.pcap", "--out", "f.x", "--format", "parquet",
+        ][..],
+        &["extract", "--pcap", "a.pcap", "--out", "f.parquet"],
+        &["train", "--data", "t.parquet", "--model", "m.fw"],
+    ] {
+        let out = floodwatch(args, d);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("--features parquet"), "{args:?}: {err}");
+    }
+    assert!(!d.join("f.parquet").exists() && !d.join("f.x").exists());
+}
+
+/// Every column of a Parquet file as `f64` bits (integers converted), and
+/// the names and physical types of its columns.
+#[cfg(feature = "parquet")]
+fn parquet_columns(path: &Path) -> (Vec<(String, String)>, Vec<Vec<u64>>) {
+    use parquet::column::reader::ColumnReader;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let schema = file.metadata().file_metadata().schema_descr();
+    let names = (schema.columns().iter())
+        .map(|c| (c.name().to_owned(), c.physical_type().to_string()))
+        .collect::<Vec<_>>();
+    let mut columns = vec![Vec::new(); names.len()];
+    for g in 0..file.num_row_groups() {
+        let group = file.get_row_group(g).unwrap();
+        let n = group.metadata().num_rows() as usize;
+        for (c, out) in columns.iter_mut().enumerate() {
+            match group.get_column_reader(c).unwrap() {
+                ColumnReader::Int64ColumnReader(mut r) => {
+                    let mut v = Vec::new();
+                    assert_eq!(r.read_records(n, None, None, &mut v).unwrap().0, n);
+                    out.extend(v.iter().map(|&i| (i as f64).to_bits()));
+                }
+                ColumnReader::DoubleColumnReader(mut r) => {
+                    let mut v = Vec::new();
+                    assert_eq!(r.read_records(n, None, None, &mut v).unwrap().0, n);
+                    out.extend(v.iter().map(|x| x.to_bits()));
+                }
+                _ => panic!("{path:?}: column {c} is neither INT64 nor DOUBLE"),
+            }
+        }
+    }
+    (names, columns)
+}
+
+/// The Parquet table of `extract` holds the CSV's columns and values to the
+/// bit: `packet_index` as INT64, the rest as DOUBLE.
+#[cfg(feature = "parquet")]
+#[test]
+fn extract_writes_the_same_features_as_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth(d, "a", "3");
+    for layout in ["victim", "kitsune-corrected", "nbaiot"] {
+        for out in ["f.csv", "f.parquet"] {
+            ok(
+                &[
+                    "-q", "extract", "--pcap", "a.pcap", "--layout", layout, "--out", out,
+                ],
+                d,
+            );
+        }
+        let csv = std::fs::read_to_string(d.join("f.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let (names, columns) = parquet_columns(&d.join("f.parquet"));
+        let want: Vec<(String, String)> = (header.iter().enumerate())
+            .map(|(i, h)| {
+                (
+                    h.to_string(),
+                    if i == 0 { "INT64" } else { "DOUBLE" }.into(),
+                )
+            })
+            .collect();
+        assert_eq!(names, want, "{layout}");
+        let rows = csv.lines().count() - 1;
+        assert_eq!(rows, 10_000, "{layout}");
+        assert!(columns.iter().all(|c| c.len() == rows), "{layout}");
+        for (r, line) in lines.enumerate() {
+            for (c, v) in line.split(',').enumerate() {
+                let want: f64 = v.parse().unwrap();
+                let got = f64::from_bits(columns[c][r]);
+                let same = want.to_bits() == got.to_bits() || want.is_nan() && got.is_nan();
+                assert!(
+                    same,
+                    "{layout}: row {r}, column {}: {want} vs {got}",
+                    header[c]
+                );
+            }
+        }
+    }
+    // --format wins over the extension.
+    ok(
+        &[
+            "-q", "extract", "--pcap", "a.pcap", "--out", "g.bin", "--format", "parquet",
+        ],
+        d,
+    );
+    assert_eq!(&std::fs::read(d.join("g.bin")).unwrap()[..4], b"PAR1");
+}
+
+/// `train` and `test` read the Parquet table of a capture as its CSV: the
+/// same reports and predictions, whichever trained the model and whichever
+/// is scored.
+#[cfg(feature = "parquet")]
+#[test]
+fn train_and_test_on_parquet_as_on_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth(d, "a", "5");
+    for out in ["f.csv", "f.parquet"] {
+        ok(
+            &[
+                "-q", "extract", "--pcap", "a.pcap", "--layout", "nbaiot", "--out", out,
+            ],
+            d,
+        );
+    }
+    let mut results = Vec::new();
+    for model in ["f.csv", "f.parquet"] {
+        let fw = format!("{model}.fw");
+        ok(
+            &[
+                "-q", "train", "--data", model, "--model", &fw, "--epochs", "3",
+            ],
+            d,
+        );
+        for data in ["f.csv", "f.parquet"] {
+            ok(
+                &[
+                    "-q", "test", "--data", data, "--model", &fw, "--report", "r.json", "--out",
+                    "p.csv",
+                ],
+                d,
+            );
+            let report = std::fs::read_to_string(d.join("r.json")).unwrap();
+            let predictions = std::fs::read_to_string(d.join("p.csv")).unwrap();
+            assert_eq!(predictions.lines().count(), 10_001, "{model} on {data}");
+            results.push((model, data, report, predictions));
+        }
+    }
+    let (_, _, report, predictions) = &results[0];
+    assert!(report.contains("\"rows\": 10000"), "{report}");
+    for (model, data, r, p) in &results[1..] {
+        assert_eq!(r, report, "model from {model} on {data}");
+        assert!(
+            p == predictions,
+            "model from {model} on {data}: predictions differ"
+        );
+    }
+}
+
+/// A text column where the model expects numbers is refused, naming the
+/// file and the column, as in a CSV file.
+#[cfg(feature = "parquet")]
+#[test]
+fn a_parquet_text_column_where_numbers_are_expected_is_named() {
+    use parquet::data_type::{ByteArrayType, DoubleType};
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut t = String::from("x,y\n");
+    for i in 0..50 {
+        t += &format!("{},{}\n", i % 7, i % 5);
+    }
+    std::fs::write(d.join("t.csv"), t).unwrap();
+    ok(
+        &[
+            "-q", "train", "--data", "t.csv", "--model", "m.fw", "--epochs", "1",
+        ],
+        d,
+    );
+    let message = "message m { required double x; required binary y (UTF8); }";
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(message).unwrap());
+    let file = std::fs::File::create(d.join("s.parquet")).unwrap();
+    let mut w = SerializedFileWriter::new(file, schema, Default::default()).unwrap();
+    let mut group = w.next_row_group().unwrap();
+    let mut x = group.next_column().unwrap().unwrap();
+    x.typed::<DoubleType>()
+        .write_batch(&[1.0, 2.0], None, None)
+        .unwrap();
+    x.close().unwrap();
+    let mut y = group.next_column().unwrap().unwrap();
+    let text = ["3".into(), "three".into()];
+    y.typed::<ByteArrayType>()
+        .write_batch(&text, None, None)
+        .unwrap();
+    y.close().unwrap();
+    group.close().unwrap();
+    w.close().unwrap();
+    let out = floodwatch(&["test", "--data", "s.parquet", "--model", "m.fw"], d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("s.parquet:3: column 'y'"), "{err}");
 }

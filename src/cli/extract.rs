@@ -1,5 +1,5 @@
-//! `floodwatch extract`: per-packet features of a capture, as CSV or as a
-//! NumPy `.npy` matrix.
+//! `floodwatch extract`: per-packet features of a capture, as CSV, as a
+//! NumPy `.npy` matrix or as a Parquet table (feature `parquet`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,9 +24,11 @@ pub struct Args {
     /// The file to write: `packet_index`, `timestamp`, then the features.
     #[arg(long, value_name = "FEATURES.csv")]
     pub out: PathBuf,
-    /// csv, or npy (a float64 matrix numpy.load reads as it is, its column
-    /// names in OUT.columns); by default npy when OUT ends in .npy.
-    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "npy"])]
+    /// csv, npy (a float64 matrix numpy.load reads as it is, its column
+    /// names in OUT.columns) or parquet (the CSV's columns, packet_index as
+    /// int64, the rest float64; needs the `parquet` feature); by default
+    /// from OUT's extension (.npy, .parquet), else csv.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "npy", "parquet"])]
     pub format: Option<String>,
     /// Feature layout: victim, floodwatch, kitsune, kitsune-corrected or
     /// nbaiot (the same names and default as `train --pcap` and `watch`).
@@ -49,19 +51,19 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         capacity: args.table_capacity,
         ..TableConfig::default()
     };
+    let format = Format::of(&args)?;
     let mut extractor = args.layout.extractor(config)?;
     let mut source = PacketSource::open(&args.pcap)?;
     // Temporary file renamed into place once complete.
     let mut w = floodwatch::util::AtomicFile::create(&args.out)?;
-    let npy = match args.format.as_deref() {
-        Some(f) => f == "npy",
-        None => args.out.extension().is_some_and(|e| e == "npy"),
-    };
-    let written = if npy {
-        write_columns(&args.out, extractor.names())?;
-        write_npy(&mut *extractor, &mut source, &mut w)
-    } else {
-        write_features(&mut *extractor, &mut source, &mut w)
+    let written = match format {
+        Format::Csv => write_features(&mut *extractor, &mut source, &mut w),
+        Format::Npy => {
+            write_columns(&args.out, extractor.names())?;
+            write_npy(&mut *extractor, &mut source, &mut w)
+        }
+        #[cfg(feature = "parquet")]
+        Format::Parquet => write_parquet(&mut *extractor, &mut source, &mut w),
     };
     let packets = written
         .and_then(|n| w.flush().map(|()| n))
@@ -90,6 +92,34 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `extract` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Npy,
+    #[cfg(feature = "parquet")]
+    Parquet,
+}
+
+impl Format {
+    /// `--format`, else by the extension of `--out`; Parquet needs the feature.
+    fn of(args: &Args) -> anyhow::Result<Self> {
+        let ext = args.out.extension().and_then(|e| e.to_str());
+        match args.format.as_deref().or(ext) {
+            Some("npy") => Ok(Format::Npy),
+            #[cfg(feature = "parquet")]
+            Some("parquet") => Ok(Format::Parquet),
+            #[cfg(not(feature = "parquet"))]
+            Some("parquet") => anyhow::bail!(
+                "{}: Parquet output, but {}",
+                args.out.display(),
+                floodwatch::ingest::parquet::NO_PARQUET
+            ),
+            _ => Ok(Format::Csv),
+        }
+    }
 }
 
 /// Writes the header and one row per packet; returns the number of packets.
@@ -129,6 +159,32 @@ fn write_npy<R: std::io::Read, W: Write + std::io::Seek>(
     }
     let rows = npy.rows();
     npy.finish()?;
+    Ok(rows)
+}
+
+/// The CSV's columns as a Parquet table: `packet_index` as `INT64`,
+/// `timestamp` and the features as `DOUBLE`; returns the number of packets.
+#[cfg(feature = "parquet")]
+fn write_parquet<R: std::io::Read, W: Write + Send>(
+    x: &mut dyn FeatureExtractor,
+    source: &mut PacketSource<R>,
+    w: W,
+) -> std::io::Result<u64> {
+    use floodwatch::features::capture_table::ID_COLUMNS;
+    let [index, timestamp] = ID_COLUMNS;
+    let names: Vec<String> = std::iter::once(timestamp)
+        .chain(x.names().iter().map(String::as_str))
+        .map(str::to_owned)
+        .collect();
+    let mut out = floodwatch::features::parquet::ParquetWriter::new(w, index, &names)?;
+    let mut row = vec![0.0; names.len()];
+    while let Some(p) = source.next_packet() {
+        x.update(&p, &mut row[1..]);
+        row[0] = p.timestamp;
+        out.write_row(p.index as i64, &row)?;
+    }
+    let rows = out.rows();
+    out.finish()?;
     Ok(rows)
 }
 

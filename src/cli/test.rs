@@ -18,7 +18,8 @@ use super::capture_flags::CaptureFlags;
 /// with labels, report how well it does.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// CSV files to score (columns matched to the model's by name).
+    /// CSV files to score (columns matched to the model's by name); files
+    /// ending in .parquet are read as Parquet tables (feature `parquet`).
     #[arg(long, required_unless_present = "pcap", num_args = 1..)]
     pub data: Vec<PathBuf>,
     #[command(flatten)]

@@ -22,6 +22,8 @@ pub mod nbaiot;
 pub mod npy;
 pub mod packet;
 pub(crate) mod pair_table;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod pow2;
 pub mod scale;
 pub mod stream_table;

@@ -7,5 +7,6 @@ pub mod flows;
 pub mod kafka;
 pub mod lines;
 pub mod packets;
+pub mod parquet;
 pub mod queue;
 pub mod synth;

@@ -28,6 +28,7 @@ use crate::features::capture_table::{CaptureFeatures, CaptureTable, ID_COLUMNS};
 use crate::features::scale::ScalerParams;
 use crate::features::tabular::{Encoder, Identifier, IdentifierRule, Schema, SchemaBuilder};
 use crate::ingest::csv::{BadRow, CsvSource, GeneratedTable, Rejections, Row, TableInput};
+use crate::ingest::parquet::table_input;
 use crate::model::autoencoder::{Autoencoder, AutoencoderParams, EpochReport, TrainHistory};
 use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
@@ -45,7 +46,7 @@ const MAX_LABELS: usize = 1000;
 /// Where the input is and how to read it.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
-    /// The CSV files.
+    /// The CSV files (Parquet files too, by their extension).
     pub data: Vec<PathBuf>,
     /// Column names for header-less files.
     pub columns: Option<Vec<String>>,
@@ -65,11 +66,19 @@ fn generated(c: CaptureTable) -> TableInput {
 
 impl Input {
     pub(crate) fn open(&self) -> Result<CsvSource> {
-        let csv = self.data.iter().cloned().map(TableInput::Csv);
-        let captures = self.captures.iter().cloned().map(generated);
         let tables = self.generated.iter().cloned().map(TableInput::Generated);
-        let inputs: Vec<TableInput> = csv.chain(captures).chain(tables).collect();
+        let mut inputs = self.files()?;
+        inputs.extend(tables);
         CsvSource::open_inputs(&inputs, self.columns.as_deref())
+    }
+
+    /// The files (CSV or Parquet, by extension), then the captures.
+    pub(crate) fn files(&self) -> Result<Vec<TableInput>> {
+        let captures = self.captures.iter().cloned().map(generated);
+        let files = self.data.iter().map(|p| table_input(p));
+        files
+            .collect::<Result<Vec<_>>>()
+            .map(|f| f.into_iter().chain(captures).collect())
     }
 
     /// The first input file (named in errors about the header).

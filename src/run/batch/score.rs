@@ -18,7 +18,7 @@ use csv::ByteRecord;
 use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
 use crate::features::tabular::{Encoder, LinePlan};
 use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Record};
-use crate::ingest::csv::{field_text, BadRow, Rejections, Row, TableInput};
+use crate::ingest::csv::{field_text, BadRow, Rejections, Row};
 use crate::model::bundle::{is_normal, Bundle};
 use crate::model::dense::Workspace;
 use crate::report::classification::{ClassTally, ClassificationReport};
@@ -472,9 +472,7 @@ pub fn test(
     opts: &TestOptions,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
-    let csv = opts.input.data.iter().cloned().map(TableInput::Csv);
-    let captures = opts.input.captures.iter().cloned().map(super::generated);
-    let inputs: Vec<TableInput> = csv.chain(captures).collect();
+    let inputs = opts.input.files()?;
     let reader = BlockReader::open(&inputs, opts.input.columns.as_deref())?;
     let header = reader.header().to_vec();
     let files = reader.files().to_vec();
@@ -696,6 +694,7 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::csv::TableInput;
     use crate::run::batch::{train, TrainOptions};
     use std::time::Duration;
 
