@@ -448,39 +448,24 @@ fn nsl_kdd_reconstruction_auc() {
     let Some(dir) = shared("data/nsl-kdd") else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (model, report) = (d.path().join("nsl.fw"), d.path().join("r.json"));
     let cols = dir.join("columns.txt");
-    let mut aucs = Vec::new();
-    for seed in ["42", "43", "44"] {
-        ok(&[
-            "train",
+    let (train, test) = (
+        dir.join("KDDTrain+_20Percent.txt"),
+        dir.join("KDDTest+.txt"),
+    );
+    let mut aucs = aucs_per_seed(
+        &[
             "--data",
-            s(&dir.join("KDDTrain+_20Percent.txt")),
+            s(&train),
             "--columns",
             s(&cols),
             "--drop",
             "difficulty",
-            "--model",
-            s(&model),
-            "--seed",
-            seed,
-        ]);
-        ok(&[
-            "test",
-            "--data",
-            s(&dir.join("KDDTest+.txt")),
-            "--columns",
-            s(&cols),
-            "--model",
-            s(&model),
-            "--report",
-            s(&report),
-        ]);
-        let r = json(&report);
-        assert_eq!(r["rows"], 22544);
-        aucs.push(r["reconstruction"]["roc_auc"].as_f64().unwrap());
-    }
+        ],
+        &["--data", s(&test), "--columns", s(&cols)],
+        &["42", "43", "44"],
+        22544,
+    );
     aucs.sort_by(f64::total_cmp);
     eprintln!("NSL-KDD reconstruction ROC-AUC over seeds 42-44: {aucs:?}");
     assert!(aucs[1] >= 0.966, "NSL-KDD median ROC-AUC {aucs:?}");
@@ -570,30 +555,32 @@ fn nbaiot_benign_vs_attacks_auc() {
     };
     let d = tempfile::tempdir().unwrap();
     let (train, test) = nbaiot_split(&dir, d.path());
-    let (model, report) = (d.path().join("nb.fw"), d.path().join("r.json"));
-    for seed in ["1", "2", "3"] {
-        ok(&[
-            "train",
-            "--data",
-            s(&train),
-            "--model",
-            s(&model),
-            "--seed",
-            seed,
-        ]);
-        ok(&[
-            "test",
-            "--data",
-            s(&test),
-            "--model",
-            s(&model),
-            "--report",
-            s(&report),
-        ]);
-        let r = json(&report);
-        assert_eq!(r["rows"], 1046);
-        let auc = r["reconstruction"]["roc_auc"].as_f64().unwrap();
+    let seeds = ["1", "2", "3"];
+    let aucs = aucs_per_seed(&["--data", s(&train)], &["--data", s(&test)], &seeds, 1046);
+    for (seed, auc) in seeds.iter().zip(aucs) {
         eprintln!("N-BaIoT seed {seed}: ROC-AUC {auc:.4}");
         assert!(auc >= 0.96, "N-BaIoT seed {seed}: ROC-AUC {auc}");
     }
+}
+
+/// `train` with `train_args` and each seed, then `test` with `test_args`:
+/// the reconstruction ROC-AUC of each seed, after checking the rows scored.
+fn aucs_per_seed(train_args: &[&str], test_args: &[&str], seeds: &[&str], rows: u64) -> Vec<f64> {
+    let d = tempfile::tempdir().unwrap();
+    let (model, report) = (d.path().join("m.fw"), d.path().join("r.json"));
+    let mut aucs = Vec::new();
+    for &seed in seeds {
+        let mut train = vec!["train"];
+        train.extend(train_args);
+        train.extend(["--model", s(&model), "--seed", seed]);
+        ok(&train);
+        let mut test = vec!["test"];
+        test.extend(test_args);
+        test.extend(["--model", s(&model), "--report", s(&report)]);
+        ok(&test);
+        let r = json(&report);
+        assert_eq!(r["rows"], rows);
+        aucs.push(r["reconstruction"]["roc_auc"].as_f64().unwrap());
+    }
+    aucs
 }
