@@ -42,8 +42,8 @@ pub struct Args {
     pub svg: bool,
     /// Run the whole evaluation with N seeds (--seed, --seed + 1, ...) and
     /// report each detector's ROC-AUC median and spread; the pictures and
-    /// the other metrics are the first seed's.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// the other metrics are the first seed's (1: one run, no spread).
+    #[arg(long, value_name = "N", default_value_t = 3)]
     pub seeds: u64,
     /// How to read the files and train (as `train`).
     #[command(flatten)]
