@@ -26,7 +26,7 @@ use crate::{Error, Matrix, Result};
 const LATENT_LAYER: usize = 2;
 /// Share of the mean feature error added to each feature's own before
 /// dividing by it: a feature reconstructed almost exactly on normal rows
-/// cannot weigh more than ten times the average one.
+/// weighs at most about ten times the average one.
 pub const ERROR_FLOOR: f32 = 0.1;
 /// Rows per forward pass when scoring: a layer's transposed outputs (at most
 /// 100 x 256 floats) stay in L2 (128 measured as fast, 512 slower).
@@ -323,7 +323,8 @@ pub struct Autoencoder {
     /// Weight of each feature's squared error (empty: `1/d` each, the mean).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     error_weights: Vec<f32>,
-    /// Networks trained from other seeds; the score is the mean over all.
+    /// Networks cross-fitted on other folds and seeds; the score is the
+    /// mean over all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     more: Vec<Autoencoder>,
 }
