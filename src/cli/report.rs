@@ -65,10 +65,16 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     picture(&mut page, &scene, Kind::Classes)?;
     page.section("Training");
     let m = &bundle.meta;
-    page.paragraph(&format!(
-        "{} normal rows trained the autoencoder for {} epochs (batch {}, learning rate {}); {} more were held back for the threshold.",
-        m.train_rows, m.epochs, m.batch_size, m.learning_rate, m.holdout_rows
-    ));
+    page.paragraph(&match m.networks {
+        1 => format!(
+            "{} normal rows trained the autoencoder for {} epochs (batch {}, learning rate {}); {} more were held back for the threshold.",
+            m.train_rows, m.epochs, m.batch_size, m.learning_rate, m.holdout_rows
+        ),
+        n => format!(
+            "{n} autoencoder networks were cross-fitted on {n} folds of {} normal rows, {} epochs each (batch {}, learning rate {}); each row's score by the network that left it out set the threshold.",
+            m.train_rows + m.holdout_rows, m.epochs, m.batch_size, m.learning_rate
+        ),
+    });
     picture(&mut page, &scene, Kind::Loss)?;
     page.section("Threshold");
     let normal = data.normal_rows();
