@@ -146,6 +146,7 @@ fn mixed_traffic(n: usize, bursty: bool) -> Vec<PacketMeta> {
                 dst_mac: mac(dst),
                 network,
                 transport,
+                fragment: None,
             }
         })
         .collect()
@@ -317,6 +318,7 @@ fn flood(n: u64, cap: usize) {
                 dst_port: 80,
                 flags: 0x02,
             },
+            fragment: None,
         };
         x.update(&p, &mut out);
     }

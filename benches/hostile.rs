@@ -121,5 +121,6 @@ fn packet(scenario: &str, i: u64, r: u64) -> PacketMeta {
             dst: IpAddr::V4(Ipv4Addr::from(dst)),
         },
         transport,
+        fragment: None,
     }
 }

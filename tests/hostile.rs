@@ -35,6 +35,7 @@ fn packet(i: u64, t: f64, src: u32, transport: Transport) -> PacketMeta {
             dst: IpAddr::V4(VICTIM),
         },
         transport,
+        fragment: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn packet(t: f64, src: Ipv4Addr, dst: Ipv4Addr, len: u32, transport: Transport) 
             dst: IpAddr::V4(dst),
         },
         transport,
+        fragment: None,
     }
 }
 

@@ -178,11 +178,18 @@ fn check_extract(capture: &str) {
         eprintln!("skipping: ../shared/data/pcap/{capture} not found");
         return;
     }
+    compare_extract(&pcap, &dir.join(format!("{capture}.features.csv.gz")));
+}
+
+/// `floodwatch extract --layout kitsune` on `pcap` against Kitsune-py's
+/// features in `gold`: every value within [`within`].
+fn compare_extract(pcap: &Path, gold: &Path) {
+    let capture = pcap.display();
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("features.csv");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_floodwatch"))
         .args(["--quiet", "extract", "--layout", "kitsune", "--pcap"])
-        .arg(&pcap)
+        .arg(pcap)
         .arg("--out")
         .arg(&out)
         .status()
@@ -190,7 +197,7 @@ fn check_extract(capture: &str) {
     assert!(status.success(), "extract failed: {status}");
     let ours = std::fs::read_to_string(&out).expect("features written");
     let ours: Vec<&str> = ours.lines().collect();
-    let gold = gz_lines(&dir.join(format!("{capture}.features.csv.gz")));
+    let gold = gz_lines(gold);
     assert_eq!(ours.len(), gold.len(), "{capture}: row counts");
     let header: Vec<String> = ["packet_index".to_string(), "timestamp".to_string()]
         .into_iter()
@@ -235,6 +242,18 @@ fn extract_mirai_first2000_matches_kitsune_py() {
 #[test]
 fn extract_spoofed_synflood_matches_kitsune_py() {
     check_extract("pkt.TCP.synflood.spoofed.pcap");
+}
+
+/// Fragmented UDP answers, some sent last fragment first
+/// (`tests/data/ip_fragments.py`), against Kitsune-py's features: the
+/// ports go to the fragment that completes each datagram.
+#[test]
+fn extract_ip_fragments_matches_kitsune_py() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    compare_extract(
+        &data.join("ip_fragments.pcap"),
+        &data.join("ip_fragments.pcap.features.csv.gz"),
+    );
 }
 
 #[test]

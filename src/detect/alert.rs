@@ -1132,6 +1132,7 @@ mod tests {
             dst_mac: [0; 6],
             network,
             transport,
+            fragment: None,
         }
     }
 

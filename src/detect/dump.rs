@@ -322,6 +322,7 @@ mod tests {
                 dst: ip(dst),
             },
             transport: Transport::Other(253),
+            fragment: None,
         };
         let data = [n; 28];
         let raw = RawFrame {

@@ -1292,6 +1292,7 @@ mod tests {
                     dst_mac: [0; 6],
                     network: Network::None,
                     transport: Transport::None,
+                    fragment: None,
                 };
                 tx.push((p, Instant::now()));
             }

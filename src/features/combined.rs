@@ -286,6 +286,7 @@ mod tests {
                 dst_port: 80,
                 flags: 0x02,
             },
+            fragment: None,
         }
     }
 

@@ -22,6 +22,9 @@
 //!
 //! Reproduces Kitsune-py's outputs (checked against its own outputs in
 //! `tests/kitsune_golden.rs`) and its column names, including:
+//! - a fragmented IPv4 datagram's ports go to the fragment that completes
+//!   it, none to the others, as tshark's reassembly gives them
+//!   ([`reassembly`](super::reassembly));
 //! - key parts are joined as text with no separator, so distinct streams can
 //!   share a key (`192.168.2.1` + port `53` is stream `192.168.2.153` with
 //!   no port; ARP socket streams and non-IP streams of a MAC coincide);
@@ -67,6 +70,7 @@ use crate::features::packet::{
     SERVICE_LEN,
 };
 use crate::features::pair_table::{CovUpdates, Table2D};
+use crate::features::reassembly::Reassembly;
 use crate::features::stream_table::{Key, Table, TableConfig, TableStats};
 use crate::ingest::packets::PacketMeta;
 
@@ -405,6 +409,8 @@ const HP_KEY: usize = IP_TEXT + PROTO_TEXT;
 #[derive(Debug)]
 pub struct Kitsune {
     engine: AfterImage<Key<MI_KEY>, Key<IP_TEXT>, Key<JIT_KEY>, Key<HP_KEY>>,
+    /// Which IPv4 fragment carries its datagram's ports, as tshark says.
+    reassembly: Reassembly,
     names: Vec<String>,
 }
 
@@ -413,6 +419,7 @@ impl Kitsune {
     pub fn new(config: TableConfig) -> Result<Self> {
         Ok(Kitsune {
             engine: AfterImage::new(config, CovUpdates::Kitsune)?,
+            reassembly: Reassembly::new(config.capacity),
             names: kitsune_names(),
         })
     }
@@ -449,11 +456,14 @@ impl FeatureExtractor for Kitsune {
     }
 
     fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
-        self.update_inputs(&KitsuneInputs::from_packet(p), out);
+        let p = self.reassembly.view(p);
+        self.update_inputs(&KitsuneInputs::from_packet(&p), out);
     }
 
     fn table_stats(&self) -> Vec<TableStats> {
-        self.engine.stats()
+        let mut stats = self.engine.stats();
+        stats.push(self.reassembly.stats());
+        stats
     }
 }
 
@@ -753,7 +763,12 @@ mod tests {
         }
         assert!(out.iter().all(|v| v.is_finite()));
         for x in [&faithful as &dyn FeatureExtractor, &corrected] {
-            let tables = x.table_stats();
+            // The faithful layout's fragment table sees no fragments here.
+            let tables: Vec<_> = x
+                .table_stats()
+                .into_iter()
+                .filter(|t| t.name != "IP.fragments")
+                .collect();
             assert_eq!(tables.len(), 6);
             for t in &tables {
                 assert!(t.len <= cap, "{t:?}");

@@ -25,6 +25,7 @@ pub(crate) mod pair_table;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod pow2;
+pub mod reassembly;
 pub mod scale;
 pub mod stream_table;
 pub mod tabular;

@@ -208,6 +208,7 @@ pub(crate) mod tests {
             dst_mac: [0xff; 6],
             network,
             transport,
+            fragment: None,
         }
     }
 

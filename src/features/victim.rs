@@ -635,6 +635,7 @@ mod tests {
                 dst_port: dport,
                 flags,
             },
+            fragment: None,
         }
     }
 

@@ -298,6 +298,7 @@ mod tests {
             dst_mac: [0; 6],
             network: Network::None,
             transport: Transport::None,
+            fragment: None,
         }
     }
 

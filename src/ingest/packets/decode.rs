@@ -14,7 +14,7 @@ use super::frame::{LinkType, RawFrame};
 use super::wire::ethernet::{self, ethertype};
 use super::wire::ipv4::{self, protocol};
 use super::wire::{arp, gre, icmp, ipv6, null, sll, tcp, udp};
-use super::{Network, PacketMeta, Transport};
+use super::{Fragment, Network, PacketMeta, Transport};
 
 /// More stacked VLAN tags than this is not a real frame.
 const MAX_VLAN_TAGS: usize = 8;
@@ -149,6 +149,7 @@ pub fn decode_checked(raw: &RawFrame<'_>) -> (PacketMeta, Option<Malformed>) {
             dst_mac: [0; 6],
             network: Network::None,
             transport: Transport::None,
+            fragment: None,
         },
         bad: None,
         tunnelled: false,
@@ -255,6 +256,15 @@ impl Decoder {
             src: IpAddr::V4(p.src()),
             dst: IpAddr::V4(p.dst()),
         };
+        if p.is_fragment() {
+            self.meta.fragment = Some(Fragment {
+                id: p.ident(),
+                protocol: p.protocol(),
+                offset: 8 * u32::from(p.frag_offset()),
+                len: u32::from(p.total_len()).saturating_sub(p.header_len() as u32),
+                more: p.more_frags(),
+            });
+        }
         // Only the first fragment carries the transport header.
         if p.frag_offset() != 0 {
             self.meta.transport = Transport::Other(p.protocol());
@@ -698,6 +708,14 @@ mod tests {
         let (m, bad) = frame(LinkType::RAW, &later);
         assert_eq!(bad, None);
         assert_eq!(m.transport, Transport::Other(17));
+        // Where each sits: offsets in bytes, payload from the total length.
+        let at = |b: &[u8]| frame(LinkType::RAW, b).0.fragment.unwrap();
+        let (f, l) = (at(&first), at(&later));
+        assert_eq!((f.offset, f.len, f.more, f.protocol), (0, 16, true, 17));
+        assert_eq!((l.offset, l.len, l.more), (16, 16, false));
+        assert_eq!(f.id, l.id);
+        let whole = ipv4(17, A, B, &udp(1000, 2000, &[0; 8]));
+        assert_eq!(frame(LinkType::RAW, &whole).0.fragment, None);
     }
 
     #[test]

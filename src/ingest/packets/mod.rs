@@ -74,6 +74,24 @@ pub struct PacketMeta {
     pub network: Network,
     /// Transport layer.
     pub transport: Transport,
+    /// Where an IPv4 fragment sits in its datagram (`None` for whole
+    /// datagrams, and for IPv6).
+    pub fragment: Option<Fragment>,
+}
+
+/// An IPv4 fragment's place in its datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// The datagram's identification field.
+    pub id: u16,
+    /// The datagram's IP protocol.
+    pub protocol: u8,
+    /// Offset of this fragment's payload in the datagram, in bytes.
+    pub offset: u32,
+    /// Payload bytes of this fragment (from the IP total length).
+    pub len: u32,
+    /// Whether more fragments follow (false on the last).
+    pub more: bool,
 }
 
 pub mod capture;

@@ -7,6 +7,7 @@ use super::{be16, ipv4_at, Error, Result};
 mod field {
     pub(super) const VER_IHL: usize = 0;
     pub(super) const TOTAL_LEN: usize = 2;
+    pub(super) const IDENT: usize = 4;
     pub(super) const FLAGS_FRAG: usize = 6;
     pub(super) const TTL: usize = 8;
     pub(super) const PROTOCOL: usize = 9;
@@ -71,6 +72,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The total length field.
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::TOTAL_LEN)
+    }
+
+    /// The identification field (shared by a datagram's fragments).
+    pub fn ident(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::IDENT)
     }
 
     /// Fragment offset in 8-byte units.
