@@ -263,7 +263,6 @@ fn tiny_bundle() -> anyhow::Result<Vec<u8>> {
             holdout_rows: 0,
             classifier_attack_rows: 0,
             epochs: 2,
-            networks: 1,
             batch_size: 4,
             learning_rate: 1e-3,
             seed: 1,

@@ -318,7 +318,7 @@ impl AutoEncoder {
         let m = &bundle.meta;
         let params = Params {
             epochs: Some(m.epochs),
-            networks: Some(m.networks),
+            networks: Some(bundle.autoencoder.networks()),
             batch_size: m.batch_size,
             learning_rate: m.learning_rate,
             rows: m.train_rows + m.holdout_rows,

@@ -119,7 +119,7 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::json!({
         "train": {
             "rows_sampled": 8000, "columns": COLS, "features": bundle.schema.width(),
-            "epochs": bundle.meta.epochs, "networks": bundle.meta.networks,
+            "epochs": bundle.meta.epochs, "networks": bundle.autoencoder.networks(),
             "median_s": median(train_s.clone()), "runs_s": train_s,
         },
         "score": {

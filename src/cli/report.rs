@@ -65,7 +65,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
     picture(&mut page, &scene, Kind::Classes)?;
     page.section("Training");
     let m = &bundle.meta;
-    page.paragraph(&match m.networks {
+    page.paragraph(&match bundle.autoencoder.networks() {
         1 => format!(
             "{} normal rows trained the autoencoder for {} epochs (batch {}, learning rate {}); {} more were held back for the threshold.",
             m.train_rows, m.epochs, m.batch_size, m.learning_rate, m.holdout_rows

@@ -184,7 +184,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.holdout_rows
         );
         // Cross-fitted networks calibrate on every sampled row.
-        let calibration_rows = match m.networks {
+        let networks = b.autoencoder.networks();
+        let calibration_rows = match networks {
             1 => m.holdout_rows,
             _ => m.train_rows + m.holdout_rows,
         };
@@ -198,14 +199,14 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.epochs,
             m.history.loss.last().copied().unwrap_or(f32::NAN)
         );
-        if m.networks > 1 {
+        if networks > 1 {
             eprintln!(
                 "{} networks (seeds {} to {}) cross-fitted on {} folds of the {} rows, their \
                  scores averaged: fewer than 1,000 training rows leave one to chance (--networks N)",
-                m.networks,
+                networks,
                 m.seed,
-                m.seed + m.networks as u64 - 1,
-                m.networks,
+                m.seed + networks as u64 - 1,
+                networks,
                 calibration_rows
             );
         }

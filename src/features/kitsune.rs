@@ -456,8 +456,11 @@ impl FeatureExtractor for Kitsune {
     }
 
     fn update(&mut self, p: &PacketMeta, out: &mut [f64]) {
-        let p = self.reassembly.view(p);
-        self.update_inputs(&KitsuneInputs::from_packet(&p), out);
+        let x = match self.reassembly.transport(p) {
+            None => KitsuneInputs::from_packet(p),
+            Some(transport) => KitsuneInputs::from_packet(&PacketMeta { transport, ..*p }),
+        };
+        self.update_inputs(&x, out);
     }
 
     fn table_stats(&self) -> Vec<TableStats> {

@@ -54,12 +54,12 @@ impl Reassembly {
         }
     }
 
-    /// `p` as tshark's reassembly shows it: a fragment's transport is the
-    /// first fragment's header when it completes its datagram, none
-    /// otherwise. Other packets are returned as they are.
-    pub fn view(&mut self, p: &PacketMeta) -> PacketMeta {
+    /// The transport tshark's reassembly shows for fragment `p`: the first
+    /// fragment's header when `p` completes its datagram, none otherwise.
+    /// `None` for packets that are not IPv4 fragments.
+    pub fn transport(&mut self, p: &PacketMeta) -> Option<Transport> {
         let (Some(f), Network::Ip { src, dst }) = (p.fragment, p.network) else {
-            return *p;
+            return None;
         };
         let key = (src, dst, f.id, f.protocol);
         let entry = match self.pending.get_mut(&key) {
@@ -73,14 +73,12 @@ impl Reassembly {
         if !f.more {
             entry.total = Some(f.offset.saturating_add(f.len));
         }
-        let mut out = *p;
-        out.transport = Transport::Other(f.protocol);
-        if entry.total.is_some_and(|t| entry.received >= t) {
-            if let Some(t) = self.pending.remove(&key).and_then(|e| e.transport) {
-                out.transport = t;
-            }
-        }
-        out
+        let complete = entry.total.is_some_and(|t| entry.received >= t);
+        let first = match complete {
+            true => self.pending.remove(&key).and_then(|e| e.transport),
+            false => None,
+        };
+        Some(first.unwrap_or(Transport::Other(f.protocol)))
     }
 
     /// Its table's figures: datagrams awaited, and forgotten ones as evictions.
@@ -148,7 +146,7 @@ mod tests {
     #[test]
     fn the_completing_fragment_gets_the_ports() {
         let mut r = Reassembly::new(16);
-        let seen = |r: &mut Reassembly, p| r.view(&p).transport;
+        let seen = |r: &mut Reassembly, p| r.transport(&p).unwrap();
         // In order: the last fragment completes.
         assert_eq!(seen(&mut r, frag(1, 0, 1480, true)), Transport::Other(17));
         assert_eq!(
@@ -165,27 +163,26 @@ mod tests {
         assert_eq!(seen(&mut r, frag(2, 1480, 1480, true)), UDP);
         assert_eq!(r.stats().len, 0);
         // Whole datagrams pass unchanged.
-        let whole = meta(Network::None, UDP);
-        assert_eq!(r.view(&whole), whole);
+        assert_eq!(r.transport(&meta(Network::None, UDP)), None);
     }
 
     #[test]
     fn pending_datagrams_are_bounded() {
         let mut r = Reassembly::new(100);
         for id in 0..110 {
-            r.view(&frag(id, 0, 8, true));
+            r.transport(&frag(id, 0, 8, true));
         }
         let s = r.stats();
         assert_eq!((s.len, s.capacity, s.evicted), (100, 100, 10));
         // The forgotten first datagram's tail no longer completes it.
         assert_eq!(
-            r.view(&frag(0, 8, 8, false)).transport,
-            Transport::Other(17)
+            r.transport(&frag(0, 8, 8, false)),
+            Some(Transport::Other(17))
         );
         // Completed datagrams leave the arrival order bounded too.
         for id in 200..2000 {
-            r.view(&frag(id, 0, 8, true));
-            r.view(&frag(id, 8, 8, false));
+            r.transport(&frag(id, 0, 8, true));
+            r.transport(&frag(id, 8, 8, false));
         }
         assert!(r.order.len() <= 2 * 100 + 1, "{}", r.order.len());
     }

@@ -376,10 +376,14 @@ impl Autoencoder {
         self.error_weights.clear();
         let mut sum = vec![0.0f64; d];
         let mut ws = Workspace::default();
-        for r in hold.iter_rows() {
-            let recon = self.net.predict(r, 1, self.net.depth(), &mut ws);
-            for ((s, a), b) in sum.iter_mut().zip(r).zip(recon) {
-                *s += f64::from((a - b) * (a - b));
+        for chunk in hold.as_slice().chunks(SCORE_CHUNK * d) {
+            let recon = self
+                .net
+                .predict(chunk, chunk.len() / d, self.net.depth(), &mut ws);
+            for (row, r) in chunk.chunks_exact(d).zip(recon.chunks_exact(d)) {
+                for ((s, a), b) in sum.iter_mut().zip(row).zip(r) {
+                    *s += f64::from((a - b) * (a - b));
+                }
             }
         }
         let mean: Vec<f64> = sum.iter().map(|s| s / hold.rows() as f64).collect();

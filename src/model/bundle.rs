@@ -51,10 +51,6 @@ pub struct TrainMeta {
     pub classifier_attack_rows: usize,
     /// Epochs of each network.
     pub epochs: usize,
-    /// Networks whose scores are averaged (1 in files written before
-    /// ensembles).
-    #[serde(default = "one")]
-    pub networks: usize,
     /// Mini-batch size.
     pub batch_size: usize,
     /// Adam learning rate.
@@ -65,10 +61,6 @@ pub struct TrainMeta {
     pub history: TrainHistory,
     /// Columns dropped with `--drop`.
     pub dropped: Vec<String>,
-}
-
-fn one() -> usize {
-    1
 }
 
 /// Everything `test` needs to score new rows as training did.
@@ -247,7 +239,6 @@ mod tests {
                 holdout_rows: 0,
                 classifier_attack_rows: 0,
                 epochs: 2,
-                networks: 1,
                 batch_size: 256,
                 learning_rate: 1e-3,
                 seed: 42,

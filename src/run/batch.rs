@@ -637,7 +637,6 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         holdout_rows: hold_x.rows(),
         classifier_attack_rows: attack_labels.len(),
         epochs: plan.epochs,
-        networks: plan.networks,
         batch_size: batch_size(opts.batch_size, train_x.rows()),
         learning_rate: opts.learning_rate,
         seed: opts.seed,
