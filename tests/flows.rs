@@ -408,6 +408,25 @@ fn episode_starts(alerts: &[serde_json::Value]) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// `watch --flows` over a capture of export datagrams with `args`: its
+/// standard error and alerts (it must succeed).
+fn watch_export(export: &Path, args: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let alert_file = dir.path().join("a.jsonl");
+    let out = bin()
+        .args(["watch", "--flows"])
+        .args(args)
+        .arg("--pcap")
+        .arg(export)
+        .arg("--alerts")
+        .arg(&alert_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (stderr, alerts(&alert_file))
+}
+
 /// Alerts of a JSON-lines file.
 fn alerts(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -452,19 +471,8 @@ fn floods_exported_as_netflow_are_alerted_within_five_seconds() {
         let export = dir.path().join("export.pcap");
         softflowd_export(&spliced, "9", &["-A", "milli"], dir.path(), &export);
         for detector in ["ae", "kitnet"] {
-            let alert_file = dir.path().join("a.jsonl");
-            let out = bin()
-                .args(["watch", "--flows", "--grace", "50s", "--detector", detector])
-                .arg("--pcap")
-                .arg(&export)
-                .arg("--alerts")
-                .arg(&alert_file)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{stderr}");
+            let (stderr, all) = watch_export(&export, &["--grace", "50s", "--detector", detector]);
             assert!(stderr.contains("exporter 127.0.0.1: "), "{stderr}");
-            let all = alerts(&alert_file);
             let starts = episode_starts(&all);
             let victim: Vec<f64> = starts
                 .iter()
@@ -650,18 +658,7 @@ fn floods_exported_as_sampled_sflow_are_alerted_within_five_seconds() {
         let targets = attack_targets(&shared.join(flood));
         let export = dir.path().join("export.pcap");
         sflow_export(&spliced, 100, dir.path(), &export);
-        let alert_file = dir.path().join("a.jsonl");
-        let out = bin()
-            .args(["watch", "--flows", "--grace", "2m"])
-            .arg("--pcap")
-            .arg(&export)
-            .arg("--alerts")
-            .arg(&alert_file)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        let starts = episode_starts(&alerts(&alert_file));
+        let starts = episode_starts(&watch_export(&export, &["--grace", "2m"]).1);
         let first = starts
             .iter()
             .filter(|s| targets.contains(&s.1))
@@ -772,18 +769,8 @@ fn benign_captures_exported_as_netflow_raise_no_alert() {
             &export,
         );
         for detector in ["ae", "kitnet"] {
-            let alert_file = dir.path().join("a.jsonl");
-            let out = bin()
-                .args(["watch", "--flows", "--grace", grace, "--detector", detector])
-                .arg("--pcap")
-                .arg(&export)
-                .arg("--alerts")
-                .arg(&alert_file)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{name} {detector}: {stderr}");
-            let starts = episode_starts(&alerts(&alert_file));
+            let (stderr, all) = watch_export(&export, &["--grace", grace, "--detector", detector]);
+            let starts = episode_starts(&all);
             eprintln!("{name} {detector}: {} episodes", starts.len());
             assert!(starts.is_empty(), "{name} {detector}: {starts:?}\n{stderr}");
         }
