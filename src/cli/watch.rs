@@ -24,7 +24,7 @@ use floodwatch::detect::mitigate::{
 };
 use floodwatch::detect::saved::{self, Saved};
 use floodwatch::detect::sink::{AlertSink, CommandHook, HomeNetSink, HookStats, JsonLines};
-use floodwatch::detect::stream::calibrate::{parse_budget, MAX_FACTOR, MIN_FIT_EVENTS};
+use floodwatch::detect::stream::calibrate::{parse_budget, MAX_FACTOR};
 use floodwatch::detect::stream::drift::Period;
 use floodwatch::detect::stream::grace::SLOWEST_HALF_LIFE;
 use floodwatch::detect::stream::source::{Paced, PacketRecords};
@@ -870,7 +870,7 @@ fn report_grace(r: &GraceReport) {
             c.events_above,
             c.events
         );
-        if c.events < MIN_FIT_EVENTS && c.budget_per_day > 0.0 {
+        if c.unfitted() {
             eprintln!(
                 "grace: {side:?} side: {} host-seconds are too few to fit a tail to; the \
                  threshold is {MAX_FACTOR} times the largest voted score",

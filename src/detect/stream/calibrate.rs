@@ -126,6 +126,14 @@ impl Recent {
     }
 }
 
+impl Calibration {
+    /// Whether the threshold is [`MAX_FACTOR`] times the largest voted score
+    /// because the slice was too thin to fit a tail to.
+    pub fn unfitted(&self) -> bool {
+        self.budget_per_day > 0.0 && !fits_tail(self.events)
+    }
+}
+
 /// Collects voted scores of the held-back slice; see the [module docs](self).
 #[derive(Debug)]
 pub struct Calibrator {
@@ -245,24 +253,13 @@ impl Calibrator {
         let mut maxima: Vec<f64> = self.top.iter().map(|r| f64::from(r.0 .0)).collect();
         maxima.sort_by(|a, b| b.total_cmp(a));
         let max_voted = maxima[0];
-        let (level, scale) = tail(&maxima, self.events);
-        // Host-seconds above `level` per day, then the level of the budget;
-        // the same from the largest maximum (one in the slice), and the
-        // higher of the two: a maximum far above the fitted tail says the
-        // tail is heavier than fitted.
-        let k = tail_len(maxima.len(), self.events) as f64;
-        let extrapolate = |from: f64, n: f64| {
-            let rate = n / seconds * 86_400.0;
-            (from.max(f64::MIN_POSITIVE).ln() + scale * (rate / per_day).max(1.0).ln()).exp()
-        };
-        let fitted = extrapolate(level, k).max(extrapolate(max_voted, 1.0));
-        let least = if self.events < MIN_FIT_EVENTS {
-            MAX_FACTOR
+        let (fitted, scale) = if fits_tail(self.events) {
+            extrapolate(&maxima, self.events, seconds, per_day)
         } else {
-            MARGIN
+            (max_voted * MAX_FACTOR, 0.0)
         };
         let threshold = fitted
-            .clamp(max_voted * least, max_voted * MAX_FACTOR)
+            .clamp(max_voted * MARGIN, max_voted * MAX_FACTOR)
             .max(MIN_THRESHOLD);
         let above = |h: &BinaryHeap<Reverse<Ordered>>| {
             h.iter().filter(|r| f64::from(r.0 .0) > threshold).count() as u64
@@ -316,6 +313,28 @@ impl Calibrator {
             reference: 0.0,
         })
     }
+}
+
+/// Whether a slice of `events` host-seconds is fitted a tail
+/// ([`MIN_FIT_EVENTS`]).
+fn fits_tail(events: u64) -> bool {
+    events >= MIN_FIT_EVENTS
+}
+
+/// The level whose rate is `per_day` host-seconds a day, from the tail of
+/// the descending `maxima` of `events` host-seconds over `seconds`, and the
+/// tail's scale: host-seconds above the fit's base per day, then the level
+/// of the budget; the same from the largest maximum (one in the slice), and
+/// the higher of the two: a maximum far above the fitted tail says the
+/// tail is heavier than fitted.
+fn extrapolate(maxima: &[f64], events: u64, seconds: f64, per_day: f64) -> (f64, f64) {
+    let (level, scale) = tail(maxima, events);
+    let k = tail_len(maxima.len(), events) as f64;
+    let to_budget = |from: f64, n: f64| {
+        let rate = n / seconds * 86_400.0;
+        (from.max(f64::MIN_POSITIVE).ln() + scale * (rate / per_day).max(1.0).ln()).exp()
+    };
+    (to_budget(level, k).max(to_budget(maxima[0], 1.0)), scale)
 }
 
 /// How many of the largest maxima the tail fit uses: a tenth of the events,
@@ -414,9 +433,11 @@ mod tests {
         let few = thin(60, 4);
         assert!(few.events < MIN_FIT_EVENTS, "{few:?}");
         assert_eq!(few.threshold, few.max_voted * MAX_FACTOR);
+        assert!(few.unfitted());
         let many = thin(120, 8);
         assert!(many.events >= MIN_FIT_EVENTS, "{many:?}");
         assert!(many.threshold < many.max_voted * MAX_FACTOR, "{many:?}");
+        assert!(!many.unfitted());
     }
 
     #[test]
