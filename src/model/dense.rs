@@ -397,10 +397,25 @@ impl Network {
     ) -> usize {
         let stride = rows.next_multiple_of(ROW_ALIGN);
         kernel::transpose_into(x, rows, self.input_dim(), stride, &mut ws.xt);
+        // Both buffers at the widest layer's size: resizing them layer by
+        // layer zeroed what each layer then overwrote.
+        let most = self.layers[..upto]
+            .iter()
+            .map(|l| l.output)
+            .max()
+            .unwrap_or(0)
+            * stride;
+        for buf in [&mut ws.ping, &mut ws.pong] {
+            if buf.len() < most {
+                buf.resize(most, 0.0);
+            }
+        }
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let xt = if l == 0 { &ws.xt } else { &ws.ping };
-            ws.pong.resize(layer.output * stride, 0.0);
-            tiles.layer(&layer.op_t(xt, stride), &mut ws.pong);
+            tiles.layer(
+                &layer.op_t(xt, stride),
+                &mut ws.pong[..layer.output * stride],
+            );
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             if ws.keep == Some(l) {
                 ws.kept.clear();

@@ -26,6 +26,7 @@ use crate::model::autoencoder::{Autoencoder, AutoencoderParams};
 use crate::model::dense::Workspace;
 use crate::model::file::{self, Kind, ModelFile};
 use crate::model::kitnet::{KitNet, KitNetParams};
+use crate::simd::{multiversion, Level};
 use crate::{Error, Matrix, Result};
 
 /// Scores feature vectors one at a time.
@@ -152,7 +153,7 @@ impl StreamScaler {
 
     /// Scales `x` into `out` (same length). The logarithm is taken in
     /// `f32` (the output's precision; see [`signed_log1p_f32`]).
-    #[inline]
+    #[inline(always)]
     fn apply(&self, x: &[f64], out: &mut [f32]) {
         for (((o, v), lo), s) in out.iter_mut().zip(x).zip(&self.min).zip(&self.inv_range) {
             *o = ((Self::prepare(self.log, *v) - lo) * s) as f32;
@@ -435,16 +436,21 @@ pub(crate) fn error_shares(errors: &[f32], shares: &mut [f64]) {
 
 /// Rejects records of the wrong width or with non-finite values.
 fn check_record(x: &[f64], d: usize) -> Result<()> {
-    if x.len() != d {
-        return Err(Error::Data(format!(
-            "record has {} features, the model reads {d}",
-            x.len()
-        )));
-    }
+    check_width(x.len(), d)?;
     match x.iter().position(|v| !v.is_finite()) {
         Some(i) => Err(Error::Data(format!("feature {i} is {}", x[i]))),
         None => Ok(()),
     }
+}
+
+/// Rejects a record of `features` values for a model reading `d`.
+fn check_width(features: usize, d: usize) -> Result<()> {
+    if features != d {
+        return Err(Error::Data(format!(
+            "record has {features} features, the model reads {d}"
+        )));
+    }
+    Ok(())
 }
 
 /// Learning needs at least this many records.
@@ -554,14 +560,22 @@ impl StreamScorer for OnlineAutoencoder {
     ) -> Result<()> {
         let d = self.d;
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
+        check_width(range.len(), d)?;
         let n = out.len();
+        // Every value is written below: no need to clear what is kept.
         let mut data = std::mem::take(&mut r.batch);
-        data.clear();
         data.resize(n * d, 0.0);
-        for (row, scaled) in rows.chunks_exact(width).zip(data.chunks_exact_mut(d)) {
-            let x = &row[range.clone()];
-            check_record(x, d)?;
-            r.scaler.apply(x, scaled);
+        if !scale_rows(
+            Level::detect(),
+            &r.scaler,
+            rows,
+            width,
+            range.start,
+            &mut data,
+        ) {
+            for row in rows.chunks_exact(width) {
+                check_record(&row[range.clone()], d)?;
+            }
         }
         let m = Matrix::from_vec(n, d, data)
             .ok_or_else(|| Error::Model("a batch of the wrong shape".into()))?;
@@ -589,6 +603,38 @@ impl StreamScorer for OnlineAutoencoder {
             autoencoder: r.ae.clone(),
         })
     }
+}
+
+multiversion! {
+    fn scale_rows(
+        s: &StreamScaler,
+        rows: &[f64],
+        width: usize,
+        start: usize,
+        out: &mut [f32],
+    ) -> bool = scale_rows_body;
+}
+
+/// Scales features `start..` of each row of `rows` (rows of `width`) into
+/// the rows of `out`: [`StreamScaler::apply`] a row, compiled for the CPU's
+/// vectors (a fifth of `watch --layout floodwatch` on SSE2 alone). Whether
+/// every value read was finite.
+#[inline(always)]
+fn scale_rows_body(
+    s: &StreamScaler,
+    rows: &[f64],
+    width: usize,
+    start: usize,
+    out: &mut [f32],
+) -> bool {
+    let d = s.width();
+    let mut finite = true;
+    for (row, scaled) in rows.chunks_exact(width).zip(out.chunks_exact_mut(d)) {
+        let x = &row[start..start + d];
+        finite &= x.iter().fold(true, |f, v| f & v.is_finite());
+        s.apply(x, scaled);
+    }
+    finite
 }
 
 fn not_fitted() -> Error {
@@ -765,6 +811,12 @@ mod tests {
         let mut bad = rows.clone();
         bad[7] = f64::NAN;
         assert!(s.score_rows(&bad, 5, 1..4, &mut batch).is_err());
+        // Values outside the scored range may be anything; a range of the
+        // wrong width is refused.
+        let mut outside = rows.clone();
+        outside[5] = f64::NAN;
+        s.score_rows(&outside, 5, 1..4, &mut batch).unwrap();
+        assert!(s.score_rows(&rows, 5, 0..4, &mut batch).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use csv::ByteRecord;
+use foldhash::fast::FixedState;
 
 use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
 use crate::features::tabular::{Encoder, LinePlan};
@@ -251,8 +252,8 @@ fn push_plain<'a>(
 #[derive(Default)]
 struct BlockLabels {
     ids: HashMap<String, u32>,
-    /// The last label field read from bytes: runs of rows share a label.
-    last: Option<(Vec<u8>, u32)>,
+    /// Label fields read from bytes, as they were in the file.
+    fields: HashMap<Vec<u8>, u32, FixedState>,
 }
 
 impl BlockLabels {
@@ -269,14 +270,12 @@ impl BlockLabels {
 
     /// The id of a label field, read as [`Row::text`] reads it.
     fn of_bytes(&mut self, field: &[u8], s: &mut Scored) -> u32 {
-        match &self.last {
-            Some((bytes, id)) if bytes == field => *id,
-            _ => {
-                let id = self.of_text(&field_text(field), s);
-                self.last = Some((field.to_vec(), id));
-                id
-            }
+        if let Some(&id) = self.fields.get(field) {
+            return id;
         }
+        let id = self.of_text(&field_text(field), s);
+        self.fields.insert(field.to_vec(), id);
+        id
     }
 }
 
