@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use crate::features::kitsune::{Kitsune, KitsuneCorrected};
 use crate::features::nbaiot::Nbaiot;
-use crate::features::packet::{FeatureExtractor, FeatureGroup, Side};
+use crate::features::packet::{FeatureExtractor, FeatureGroup, RawValue, Side, TableState};
 use crate::features::stream_table::{TableConfig, TableStats};
 use crate::features::victim::Victim;
 use crate::ingest::packets::PacketMeta;
@@ -129,15 +129,15 @@ impl FeatureExtractor for Combined {
         out
     }
 
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         let parts: Option<Vec<_>> = self.parts.iter().map(|p| p.state()).collect();
-        parts.map(serde_json::Value::Array)
+        serde_json::value::to_raw_value(&parts?).ok()
     }
 
-    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
-        let parts = state
-            .as_array()
-            .filter(|a| a.len() == self.parts.len())
+    fn restore(&mut self, state: &RawValue) -> Result<()> {
+        let parts: Vec<&RawValue> = serde_json::from_str(state.get())
+            .ok()
+            .filter(|a: &Vec<&RawValue>| a.len() == self.parts.len())
             .ok_or_else(|| Error::Data("the saved tables do not match the layout".into()))?;
         for (p, s) in self.parts.iter_mut().zip(parts) {
             p.restore(s)?;
@@ -163,11 +163,11 @@ impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
         (**self).groups()
     }
 
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         (**self).state()
     }
 
-    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
+    fn restore(&mut self, state: &RawValue) -> Result<()> {
         (**self).restore(state)
     }
 }

@@ -5,9 +5,16 @@
 
 use std::net::IpAddr;
 
+pub use serde_json::value::RawValue;
+
 use crate::error::{Error, Result};
 use crate::features::stream_table::{Key, TableStats};
 use crate::ingest::packets::{Network, PacketMeta, Transport};
+
+/// A layout's saved tables (warm restart): JSON kept as text, so that a
+/// table of 100,000 hosts decodes straight into its types on load, not
+/// through a JSON tree first (seconds and hundreds of MB at that size).
+pub type TableState = Box<RawValue>;
 
 /// Turns packets, one at a time, into fixed-length feature vectors.
 pub trait FeatureExtractor: Send {
@@ -34,12 +41,12 @@ pub trait FeatureExtractor: Send {
 
     /// The tables' contents, to restart warm; `None` when the layout does
     /// not save them.
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         None
     }
 
     /// Restores tables saved by [`state`](Self::state).
-    fn restore(&mut self, _state: &serde_json::Value) -> Result<()> {
+    fn restore(&mut self, _state: &RawValue) -> Result<()> {
         Err(Error::Data("this layout keeps no saved state".into()))
     }
 }

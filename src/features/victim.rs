@@ -74,7 +74,7 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use crate::features::packet::{FeatureExtractor, FeatureGroup, Side};
+use crate::features::packet::{FeatureExtractor, FeatureGroup, RawValue, Side, TableState};
 use crate::features::stream_table::TableStats;
 use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
@@ -577,17 +577,17 @@ impl FeatureExtractor for Victim {
         ]
     }
 
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         let hosts = self.hosts.iter().rev().map(|(k, h)| (*k, *h)).collect();
         let s = State {
             hosts,
             evictions: self.evictions,
         };
-        serde_json::to_value(s).ok()
+        serde_json::value::to_raw_value(&s).ok()
     }
 
-    fn restore(&mut self, state: &serde_json::Value) -> Result<()> {
-        let s = State::deserialize(state)
+    fn restore(&mut self, state: &RawValue) -> Result<()> {
+        let s = serde_json::from_str::<State>(state.get())
             .map_err(|e| Error::Data(format!("the saved victim table is unreadable: {e}")))?;
         self.hosts.clear();
         for (k, h) in s.hosts {
@@ -863,7 +863,8 @@ mod tests {
         b.update(&p, &mut y);
         assert_eq!(x, y);
         assert_eq!(a.len(), b.len());
-        assert!(b.restore(&serde_json::json!({"hosts": 3})).is_err());
+        let bad = serde_json::value::to_raw_value(&serde_json::json!({"hosts": 3})).unwrap();
+        assert!(b.restore(&bad).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::source::{Next, RecordInfo, RecordSource, TableUsage};
 use crate::detect::alert::FlowContext;
-use crate::features::packet::FeatureExtractor;
+use crate::features::packet::{FeatureExtractor, RawValue, TableState};
 use crate::features::victim::Victim;
 use crate::ingest::flows::udp::allowed;
 use crate::ingest::flows::{Arrival, DatagramSource, FlowDecoder, FlowRecord};
@@ -192,11 +192,11 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
         self.source.dropped()
     }
 
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         FeatureExtractor::state(&self.features)
     }
 
-    fn restore(&mut self, state: &serde_json::Value) -> crate::Result<()> {
+    fn restore(&mut self, state: &RawValue) -> crate::Result<()> {
         FeatureExtractor::restore(&mut self.features, state)
     }
 

@@ -12,8 +12,6 @@
 //! [`fit`]: StreamScorer::fit
 //! [`score`]: StreamScorer::score
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
@@ -21,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::Calibration;
-use crate::features::packet::Side;
+use crate::features::packet::{Side, TableState};
 use crate::model::autoencoder::{Autoencoder, AutoencoderParams};
 use crate::model::dense::Workspace;
 use crate::model::file::{self, Kind, ModelFile};
@@ -288,7 +286,7 @@ pub struct SavedModel {
     pub sides: Vec<SavedSide>,
     /// The layout's tables when saved (warm restart), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<serde_json::Value>,
+    pub state: Option<TableState>,
 }
 
 impl SavedModel {
@@ -314,10 +312,10 @@ impl SavedModel {
     }
 
     fn load_json(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |msg: String| file::bad(path, msg);
-        let v: serde_json::Value = serde_json::from_reader(BufReader::new(file))
-            .map_err(|e| bad(format!("not a floodwatch model: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a floodwatch model: {e}")))?;
         if v.get("kind").is_some() && v.get("format").is_none() {
             return Err(bad(
                 "a watch model of an older floodwatch (format 1), which kept no warm state: \
@@ -325,7 +323,7 @@ impl SavedModel {
                     .into(),
             ));
         }
-        let m = SavedModel::deserialize(v)
+        let m: SavedModel = serde_json::from_str(&text)
             .map_err(|e| bad(format!("not a floodwatch watch model: {e}")))?;
         m.check().map_err(bad)?;
         Ok(m)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detect::alert::FlowContext;
-use crate::features::packet::FeatureExtractor;
+use crate::features::packet::{FeatureExtractor, RawValue, TableState};
 use crate::ingest::packets::capture::PacketSource;
 use crate::ingest::packets::PacketMeta;
 use crate::Error;
@@ -80,12 +80,12 @@ pub trait RecordSource {
     }
 
     /// The feature tables' contents, for a warm restart.
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         None
     }
 
     /// Restores tables saved by [`state`](Self::state).
-    fn restore(&mut self, _state: &serde_json::Value) -> crate::Result<()> {
+    fn restore(&mut self, _state: &RawValue) -> crate::Result<()> {
         Err(Error::Data("this source keeps no feature tables".into()))
     }
 
@@ -273,11 +273,11 @@ impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
         self.feed.dropped()
     }
 
-    fn state(&self) -> Option<serde_json::Value> {
+    fn state(&self) -> Option<TableState> {
         self.features.state()
     }
 
-    fn restore(&mut self, state: &serde_json::Value) -> crate::Result<()> {
+    fn restore(&mut self, state: &RawValue) -> crate::Result<()> {
         self.features.restore(state)
     }
 }
