@@ -121,6 +121,16 @@ pub(crate) struct Network {
     layers: Vec<Dense>,
 }
 
+/// The first `len` values of `buf`, grown (never shrunk) to hold them: the
+/// kernels overwrite every value, and resizing to each layer's width
+/// zeroed memory layer after layer.
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 impl Network {
     /// Layers of sizes `sizes[0] -> sizes[1] -> ...` with `activations[i]`
     /// after layer `i`.
@@ -366,9 +376,6 @@ impl Network {
     ) -> &'w [f32] {
         let mut width = self.input_dim();
         for (l, layer) in self.layers[..upto].iter().enumerate() {
-            if ws.pong.len() < layer.output {
-                ws.pong.resize(layer.output, 0.0);
-            }
             let input = if l == 0 { x } else { &ws.ping[..width] };
             kernel::layer_row(
                 level,
@@ -376,7 +383,7 @@ impl Network {
                 &layer.weights,
                 &layer.bias,
                 layer.activation,
-                &mut ws.pong,
+                grown(&mut ws.pong, layer.output),
             );
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             width = layer.output;
@@ -397,25 +404,10 @@ impl Network {
     ) -> usize {
         let stride = rows.next_multiple_of(ROW_ALIGN);
         kernel::transpose_into(x, rows, self.input_dim(), stride, &mut ws.xt);
-        // Both buffers at the widest layer's size: resizing them layer by
-        // layer zeroed what each layer then overwrote.
-        let most = self.layers[..upto]
-            .iter()
-            .map(|l| l.output)
-            .max()
-            .unwrap_or(0)
-            * stride;
-        for buf in [&mut ws.ping, &mut ws.pong] {
-            if buf.len() < most {
-                buf.resize(most, 0.0);
-            }
-        }
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let xt = if l == 0 { &ws.xt } else { &ws.ping };
-            tiles.layer(
-                &layer.op_t(xt, stride),
-                &mut ws.pong[..layer.output * stride],
-            );
+            let out = grown(&mut ws.pong, layer.output * stride);
+            tiles.layer(&layer.op_t(xt, stride), out);
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             if ws.keep == Some(l) {
                 ws.kept.clear();
@@ -444,8 +436,7 @@ impl Network {
         let tiles =
             Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
-            ws.pong.resize(n * stride, 0.0);
-            tiles.layer(&layer.op_t(xt, stride), &mut ws.pong);
+            tiles.layer(&layer.op_t(xt, stride), grown(&mut ws.pong, n * stride));
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
                 for (r, &v) in lanes[..rows].iter().enumerate() {
                     out[r * n + j] = v;
@@ -453,19 +444,12 @@ impl Network {
             }
             return;
         }
-        ws.ping.resize(k, 0.0);
+        let x = grown(&mut ws.ping, k);
         for (r, o) in out.chunks_exact_mut(n).take(rows).enumerate() {
-            for (j, x) in ws.ping.iter_mut().enumerate() {
-                *x = xt[j * stride + r];
+            for (j, v) in x.iter_mut().enumerate() {
+                *v = xt[j * stride + r];
             }
-            kernel::layer_row(
-                level,
-                &ws.ping,
-                &layer.weights,
-                &layer.bias,
-                layer.activation,
-                o,
-            );
+            kernel::layer_row(level, x, &layer.weights, &layer.bias, layer.activation, o);
         }
     }
 

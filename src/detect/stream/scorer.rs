@@ -174,6 +174,38 @@ impl StreamScaler {
     }
 }
 
+multiversion! {
+    fn scale_rows(
+        s: &StreamScaler,
+        rows: &[f64],
+        width: usize,
+        start: usize,
+        out: &mut [f32],
+    ) -> bool = scale_rows_body;
+}
+
+/// Scales features `start..` of each row of `rows` (rows of `width`) into
+/// the rows of `out`: [`StreamScaler::apply`] a row, compiled for the CPU's
+/// vectors (a fifth of `watch --layout floodwatch` on SSE2 alone). Whether
+/// every value read was finite.
+#[inline(always)]
+fn scale_rows_body(
+    s: &StreamScaler,
+    rows: &[f64],
+    width: usize,
+    start: usize,
+    out: &mut [f32],
+) -> bool {
+    let d = s.width();
+    let mut finite = true;
+    for (row, scaled) in rows.chunks_exact(width).zip(out.chunks_exact_mut(d)) {
+        let x = &row[start..start + d];
+        finite &= x.iter().fold(true, |f, v| f & v.is_finite());
+        s.apply(x, scaled);
+    }
+    finite
+}
+
 /// A fitted detector of one side, as saved.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -289,6 +321,20 @@ pub struct SavedModel {
     pub state: Option<TableState>,
 }
 
+/// Why `text` did not decode as a [`SavedModel`] (`e`): not JSON, a model
+/// of the format before warm state, or something else.
+fn why_not_a_model(text: &str, e: serde_json::Error) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Err(e) => format!("not a floodwatch model: {e}"),
+        Ok(v) if v.get("kind").is_some() && v.get("format").is_none() => {
+            "a watch model of an older floodwatch (format 1), which kept no warm state: \
+             learn it again with `watch --grace ... --save-model`"
+                .into()
+        }
+        Ok(_) => format!("not a floodwatch watch model: {e}"),
+    }
+}
+
 impl SavedModel {
     /// Writes the model to `path` as a [`Kind::Stream`] model file.
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -314,17 +360,11 @@ impl SavedModel {
     fn load_json(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |msg: String| file::bad(path, msg);
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not a floodwatch model: {e}")))?;
-        if v.get("kind").is_some() && v.get("format").is_none() {
-            return Err(bad(
-                "a watch model of an older floodwatch (format 1), which kept no warm state: \
-                 learn it again with `watch --grace ... --save-model`"
-                    .into(),
-            ));
-        }
-        let m: SavedModel = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("not a floodwatch watch model: {e}")))?;
+        let m = match serde_json::from_str::<SavedModel>(&text) {
+            Ok(m) => m,
+            // Only a file that is not a model is read again, to say why.
+            Err(e) => return Err(bad(why_not_a_model(&text, e))),
+        };
         m.check().map_err(bad)?;
         Ok(m)
     }
@@ -601,38 +641,6 @@ impl StreamScorer for OnlineAutoencoder {
             autoencoder: r.ae.clone(),
         })
     }
-}
-
-multiversion! {
-    fn scale_rows(
-        s: &StreamScaler,
-        rows: &[f64],
-        width: usize,
-        start: usize,
-        out: &mut [f32],
-    ) -> bool = scale_rows_body;
-}
-
-/// Scales features `start..` of each row of `rows` (rows of `width`) into
-/// the rows of `out`: [`StreamScaler::apply`] a row, compiled for the CPU's
-/// vectors (a fifth of `watch --layout floodwatch` on SSE2 alone). Whether
-/// every value read was finite.
-#[inline(always)]
-fn scale_rows_body(
-    s: &StreamScaler,
-    rows: &[f64],
-    width: usize,
-    start: usize,
-    out: &mut [f32],
-) -> bool {
-    let d = s.width();
-    let mut finite = true;
-    for (row, scaled) in rows.chunks_exact(width).zip(out.chunks_exact_mut(d)) {
-        let x = &row[start..start + d];
-        finite &= x.iter().fold(true, |f, v| f & v.is_finite());
-        s.apply(x, scaled);
-    }
-    finite
 }
 
 fn not_fitted() -> Error {

@@ -214,7 +214,7 @@ fn push_row(
         p.x.truncate(i * d);
         return Err(bad);
     }
-    let label = sh.label_col.map(|c| label_ids.of_text(&row.text(c), s));
+    let label = sh.label_col.map(|c| label_ids.of_bytes(row.get(c), s));
     p.labels.push(label);
     if sh.write {
         if p.records.len() <= i {
@@ -251,29 +251,29 @@ fn push_plain<'a>(
 /// Block-local label ids, the names going into [`Scored::label_names`].
 #[derive(Default)]
 struct BlockLabels {
+    /// By text, looked up once per distinct field.
     ids: HashMap<String, u32>,
     /// Label fields read from bytes, as they were in the file.
     fields: HashMap<Vec<u8>, u32, FixedState>,
 }
 
 impl BlockLabels {
-    /// The id of label `text`.
-    fn of_text(&mut self, text: &str, s: &mut Scored) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = s.label_names.len() as u32;
-        s.label_names.push(text.to_owned());
-        self.ids.insert(text.to_owned(), id);
-        id
-    }
-
-    /// The id of a label field, read as [`Row::text`] reads it.
+    /// The id of a label field, read as [`Row::text`] reads it: fields
+    /// that differ only in spaces or invalid UTF-8 share their text's id.
     fn of_bytes(&mut self, field: &[u8], s: &mut Scored) -> u32 {
         if let Some(&id) = self.fields.get(field) {
             return id;
         }
-        let id = self.of_text(&field_text(field), s);
+        let text = field_text(field);
+        let id = match self.ids.get(text.as_ref()) {
+            Some(&id) => id,
+            None => {
+                let id = s.label_names.len() as u32;
+                s.label_names.push(text.clone().into_owned());
+                self.ids.insert(text.into_owned(), id);
+                id
+            }
+        };
         self.fields.insert(field.to_vec(), id);
         id
     }
