@@ -352,13 +352,24 @@ impl EpisodeTracker {
             .map(|ep| ep.family.as_deref().unwrap_or(""))
     }
 
-    /// Whether an anomalous record of `flow` scoring `score` would open an
-    /// episode or become its peak: the only records whose top features an
-    /// alert reports, so callers can skip explaining the others.
-    pub fn wants_explanation(&self, flow: &FlowContext, score: f64) -> bool {
-        match self.open.peek(&self.target_of(flow)) {
-            Some(ep) => score > ep.peak_score,
-            None => true,
+    /// Whether an anomalous record of `flow` at `timestamp` scoring `score`
+    /// would open an episode (its vote fires) or become its open episode's
+    /// peak: the only records whose top features an alert reports, so
+    /// callers can skip explaining the others (a spoofed flood's one-record
+    /// sources above all).
+    pub fn wants_explanation(&self, flow: &FlowContext, timestamp: f64, score: f64) -> bool {
+        let key = self.target_of(flow);
+        let now = if timestamp.is_finite() {
+            self.now.max(timestamp)
+        } else {
+            self.now
+        };
+        match self.open.peek(&key) {
+            Some(ep) if now - ep.last_seen <= self.params.episode_timeout => score > ep.peak_score,
+            _ => {
+                let window = self.targets.peek(&key).copied().unwrap_or_default();
+                window.fires_with(true, &self.params.vote)
+            }
         }
     }
 
@@ -633,11 +644,34 @@ mod tests {
             .unwrap();
         let mut out = Collect::default();
         let r = rec(1.0, 1, 2, true);
-        assert!(t.wants_explanation(&r.flow, r.score));
+        assert!(t.wants_explanation(&r.flow, 1.0, r.score));
         t.observe(&r, &mut out).unwrap();
-        assert!(!t.wants_explanation(&r.flow, r.score));
-        assert!(t.wants_explanation(&r.flow, r.score + 1.0));
-        assert!(t.wants_explanation(&rec(1.0, 1, 3, true).flow, 0.0));
+        assert!(!t.wants_explanation(&r.flow, 1.0, r.score));
+        assert!(t.wants_explanation(&r.flow, 1.0, r.score + 1.0));
+        assert!(t.wants_explanation(&rec(1.0, 1, 3, true).flow, 1.0, 0.0));
+        // Once the episode timed out, the record opening the next one.
+        let later = 1.0 + t.params().episode_timeout + 1.0;
+        assert!(t.wants_explanation(&r.flow, later, r.score));
+    }
+
+    #[test]
+    fn a_record_that_cannot_open_an_episode_wants_no_explanation() {
+        let mut t = TrackerParams::new()
+            .vote(VoteParams::new(5, 3).unwrap())
+            .build()
+            .unwrap();
+        let mut out = Collect::default();
+        // Two anomalous records of a target: the vote fires on the third.
+        for k in 0..3 {
+            let r = rec(1.0 + f64::from(k), 1, 2, true);
+            let wants = t.wants_explanation(&r.flow, r.timestamp, r.score);
+            let alerting = t.observe(&r, &mut out).unwrap();
+            assert_eq!((wants, alerting), (k == 2, k == 2), "record {k}");
+        }
+        // A new target's first record, as a spoofed flood's one-record
+        // sources: nothing to explain.
+        let r = rec(4.0, 7, 9, true);
+        assert!(!t.wants_explanation(&r.flow, r.timestamp, r.score));
     }
 
     #[test]

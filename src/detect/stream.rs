@@ -794,7 +794,7 @@ impl Engine {
                 s.anomalies += 1;
             }
             let xs = &x[s.spec.range.clone()];
-            if is_anomaly && tracker.wants_explanation(&info.flow, score) {
+            if is_anomaly && tracker.wants_explanation(&info.flow, info.timestamp, score) {
                 let shares = &mut self.shares[..xs.len()];
                 if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {
                     FeatureShare::top_k(shares, self.params.top_features, &mut self.top);

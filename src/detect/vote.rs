@@ -71,6 +71,13 @@ impl VoteWindow {
         self.anomalous() >= p.votes
     }
 
+    /// Whether [`push`](Self::push)ing a record would make the vote fire,
+    /// leaving the window as it is.
+    pub fn fires_with(&self, anomalous: bool, p: &VoteParams) -> bool {
+        let mut w = *self;
+        w.push(anomalous, p)
+    }
+
     /// Anomalous records in the window.
     pub fn anomalous(&self) -> u32 {
         self.bits.count_ones()
