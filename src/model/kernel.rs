@@ -678,6 +678,20 @@ mod tests {
         let mut xt = vec![9.0; 3];
         transpose_into(&x, 2, 3, 4, &mut xt);
         assert_eq!(xt, [0., 3., 0., 0., 1., 4., 0., 0., 2., 5., 0., 0.]);
+        // Several blocks of 16 rows and a partial last one.
+        for (rows, cols) in [(300usize, 3usize), (517, 121), (100, 600), (1, 1)] {
+            let stride = rows.next_multiple_of(ROW_ALIGN);
+            let x: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let mut xt = vec![f32::NAN; 7];
+            transpose_into(&x, rows, cols, stride, &mut xt);
+            assert_eq!(xt.len(), cols * stride);
+            for (j, lanes) in xt.chunks_exact(stride).enumerate() {
+                for (r, &v) in lanes.iter().enumerate() {
+                    let want = if r < rows { x[r * cols + j] } else { 0.0 };
+                    assert_eq!(v, want, "{rows} x {cols}: row {r} column {j}");
+                }
+            }
+        }
     }
 
     /// `act(b + x w)` in f64, for `rows` records of `xt` (`k x stride`).
