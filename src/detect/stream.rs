@@ -637,7 +637,7 @@ impl Engine {
             for ((slot, s), out) in scored.iter_mut().zip(&self.sides).zip(&b.scores) {
                 *slot = (out[i], out[i] > s.threshold);
             }
-            self.pass_on(info, x, scored, sink)?;
+            self.pass_on(info, x, Some(i), scored, sink)?;
             self.count(info, now);
         }
         Ok(())
@@ -763,14 +763,16 @@ impl Engine {
             let score = s.spec.scorer.score(&x[s.spec.range.clone()])?;
             *slot = (score, score > s.threshold);
         }
-        self.pass_on(info, x, scored, sink)
+        self.pass_on(info, x, None, scored, sink)
     }
 
-    /// Votes, episodes and the scores file for a scored record.
+    /// Votes, episodes and the scores file for a scored record (row `row`
+    /// of the batch just scored, if it came in one).
     fn pass_on(
         &mut self,
         info: &RecordInfo,
         x: &[f64],
+        row: Option<usize>,
         scored: [(f64, bool); 2],
         sink: &mut dyn AlertSink,
     ) -> Result<()> {
@@ -796,7 +798,13 @@ impl Engine {
             let xs = &x[s.spec.range.clone()];
             if is_anomaly && tracker.wants_explanation(&info.flow, info.timestamp, score) {
                 let shares = &mut self.shares[..xs.len()];
-                if self.params.top_features > 0 && s.spec.scorer.explain(xs, shares).is_ok() {
+                let explained = self.params.top_features > 0
+                    && match row {
+                        Some(i) => s.spec.scorer.explain_row(i, xs, shares),
+                        None => s.spec.scorer.explain(xs, shares),
+                    }
+                    .is_ok();
+                if explained {
                     FeatureShare::top_k(shares, self.params.top_features, &mut self.top);
                 }
                 let names = &self.names[s.spec.range.clone()];

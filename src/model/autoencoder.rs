@@ -525,6 +525,34 @@ impl Autoencoder {
         }
     }
 
+    /// [`Autoencoder::feature_errors_with`] of row `i` of the last
+    /// [`Autoencoder::score_batch_with`] on `ws`, given that it scored `rows`
+    /// rows, read from that pass (the same bits) where it is still there:
+    /// one network, one chunk, a transposed batch. `false` otherwise, and
+    /// `out` is left as it was.
+    pub fn batch_feature_errors(
+        &self,
+        ws: &Workspace,
+        rows: usize,
+        i: usize,
+        out: &mut [f32],
+    ) -> bool {
+        if !self.more.is_empty() || rows > SCORE_CHUNK || i >= rows {
+            return false;
+        }
+        let Some((xt, recon, stride)) = self.net.last_pass(ws, rows) else {
+            return false;
+        };
+        let d = self.input_dim();
+        let n = self.networks() as f32;
+        for (j, o) in out[..d].iter_mut().enumerate() {
+            let (a, b) = (xt[j * stride + i], recon[j * stride + i]);
+            let w = self.error_weights.get(j).map_or(1.0, |w| w * d as f32);
+            *o = 0.0 + w * (a - b) * (a - b) / n;
+        }
+        true
+    }
+
     /// The latent representation (encoder output) of every row.
     pub fn encode_batch(&self, x: &Matrix) -> Matrix {
         let width = self.latent_dim();

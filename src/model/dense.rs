@@ -314,6 +314,19 @@ impl Network {
         }
     }
 
+    /// The input and output of the last [`Network::mean_squared_errors`] on
+    /// `ws`, given that it scored `rows` rows: transposed (`width x stride`),
+    /// with the stride, where those rows ran as a transposed batch; `None`
+    /// where they ran record by record.
+    pub(crate) fn last_pass<'w>(
+        &self,
+        ws: &'w Workspace,
+        rows: usize,
+    ) -> Option<(&'w [f32], &'w [f32], usize)> {
+        Tiles::new(Level::detect()).filter(|_| rows >= ROW_PATH_MAX)?;
+        Some((&ws.xt, &ws.ping, rows.next_multiple_of(ROW_ALIGN)))
+    }
+
     /// Output of the first `upto` layers for `rows` rows of `x` (row-major,
     /// `rows x width(upto - 1)`) by the inference kernels: the values of
     /// [`Network::forward`] up to rounding. Where the CPU runs the tiled

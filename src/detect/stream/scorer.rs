@@ -61,6 +61,13 @@ pub trait StreamScorer {
     /// written into `shares`. Called for anomalous records only.
     fn explain(&mut self, x: &[f64], shares: &mut [f64]) -> Result<()>;
 
+    /// [`explain`](Self::explain) of row `i` of the last
+    /// [`score_rows`](Self::score_rows), `x` being its features: a scorer
+    /// that kept that batch's work may reuse it.
+    fn explain_row(&mut self, _i: usize, x: &[f64], shares: &mut [f64]) -> Result<()> {
+        self.explain(x, shares)
+    }
+
     /// The attack family a classifier names for `x`, when the model has one
     /// and it does not say normal. Called for anomalous records only.
     fn family(&mut self, _x: &[f64]) -> Option<&str> {
@@ -516,6 +523,8 @@ struct ReadyAe {
     ws: Workspace,
     batch: Vec<f32>,
     batch_scores: Vec<f32>,
+    /// Rows of the last batch whose pass `ws` still holds (0: none).
+    kept_rows: usize,
 }
 
 impl ReadyAe {
@@ -529,6 +538,7 @@ impl ReadyAe {
             ws: Workspace::default(),
             batch: Vec::new(),
             batch_scores: Vec::new(),
+            kept_rows: 0,
         }
     }
 }
@@ -585,6 +595,7 @@ impl StreamScorer for OnlineAutoencoder {
         check_record(x, self.d)?;
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
+        r.kept_rows = 0;
         Ok(f64::from(r.ae.score_with(&r.scaled, &mut r.ws)))
     }
 
@@ -619,6 +630,7 @@ impl StreamScorer for OnlineAutoencoder {
             .ok_or_else(|| Error::Model("a batch of the wrong shape".into()))?;
         r.batch_scores.resize(n, 0.0);
         r.ae.score_batch_with(&m, &mut r.ws, &mut r.batch_scores);
+        r.kept_rows = n;
         r.batch = m.into_vec();
         for (o, s) in out.iter_mut().zip(&r.batch_scores) {
             *o = f64::from(*s);
@@ -630,9 +642,24 @@ impl StreamScorer for OnlineAutoencoder {
         check_record(x, self.d)?;
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
+        r.kept_rows = 0;
         r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
         error_shares(&r.errors, shares);
         Ok(())
+    }
+
+    /// From the batch's own pass where it is still there: a flood whose
+    /// every record raises its episode's peak is explained without a second
+    /// pass per record.
+    fn explain_row(&mut self, i: usize, x: &[f64], shares: &mut [f64]) -> Result<()> {
+        let r = self.ready.as_mut().ok_or_else(not_fitted)?;
+        if r.ae
+            .batch_feature_errors(&r.ws, r.kept_rows, i, &mut r.errors)
+        {
+            error_shares(&r.errors, shares);
+            return Ok(());
+        }
+        self.explain(x, shares)
     }
 
     fn detector(&self) -> Option<Detector> {
@@ -823,6 +850,43 @@ mod tests {
         outside[5] = f64::NAN;
         s.score_rows(&outside, 5, 1..4, &mut batch).unwrap();
         assert!(s.score_rows(&rows, 5, 0..4, &mut batch).is_err());
+    }
+
+    #[test]
+    fn batch_rows_explain_as_single_records_to_the_bit() {
+        let mut s = OnlineAutoencoder::new(3, small_ae(), true, 1000);
+        fit(&mut s, 200);
+        // The tiled kernels run where AVX2 does.
+        let tiled = crate::simd::Level::detect() >= crate::simd::Level::Avx2;
+        let (mut one, mut row) = ([0.0; 3], [0.0; 3]);
+        for n in [2, 4, 64, 300] {
+            let rows: Vec<f64> = (0..n).flat_map(odd_row).collect();
+            let mut scores = vec![0.0; n];
+            s.score_rows(&rows, 3, 0..3, &mut scores).unwrap();
+            // From the batch's pass where it is kept: 4 to 256 rows.
+            let r = s.ready.as_mut().unwrap();
+            let mut errors = vec![0.0; 3];
+            let reused =
+                r.ae.batch_feature_errors(&r.ws, r.kept_rows, n - 1, &mut errors);
+            assert_eq!(reused, tiled && (4..=256).contains(&n), "{n} rows");
+            for (i, x) in rows.chunks_exact(3).enumerate() {
+                s.explain_row(i, x, &mut row).unwrap();
+                s.explain(x, &mut one).unwrap();
+                assert_eq!(
+                    one.map(f64::to_bits),
+                    row.map(f64::to_bits),
+                    "{n} rows, row {i}"
+                );
+            }
+            // explain used the workspace: the batch is gone, still right.
+            assert_eq!(s.ready.as_ref().unwrap().kept_rows, 0);
+        }
+    }
+
+    /// Rows far from the normal ones, each different.
+    fn odd_row(i: usize) -> [f64; 3] {
+        let f = i as f64;
+        [1e3 * (f + 1.0), 5.0 - f / 100.0, 0.5 + f / 1000.0]
     }
 
     #[test]
