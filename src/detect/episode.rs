@@ -359,18 +359,31 @@ impl EpisodeTracker {
     /// sources above all).
     pub fn wants_explanation(&self, flow: &FlowContext, timestamp: f64, score: f64) -> bool {
         let key = self.target_of(flow);
-        let now = if timestamp.is_finite() {
-            self.now.max(timestamp)
-        } else {
-            self.now
-        };
+        let now = self.now.max(self.time_of(timestamp));
         match self.open.peek(&key) {
-            Some(ep) if now - ep.last_seen <= self.params.episode_timeout => score > ep.peak_score,
+            Some(ep) if !self.timed_out(ep, now) => score > ep.peak_score,
             _ => {
                 let window = self.targets.peek(&key).copied().unwrap_or_default();
                 window.fires_with(true, &self.params.vote)
             }
         }
+    }
+
+    /// A record's time: a record without a usable one happens "now".
+    fn time_of(&self, timestamp: f64) -> f64 {
+        if timestamp.is_finite() {
+            timestamp
+        } else if self.now.is_finite() {
+            self.now
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether `ep` has seen no anomalous record for the episode timeout by
+    /// `now`.
+    fn timed_out(&self, ep: &Episode, now: f64) -> bool {
+        now - ep.last_seen > self.params.episode_timeout
     }
 
     fn target_of(&self, flow: &FlowContext) -> IpAddr {
@@ -391,14 +404,7 @@ impl EpisodeTracker {
     ) -> io::Result<bool> {
         self.stats.records += 1;
         self.stats.anomalous += u64::from(rec.is_anomaly);
-        // A record without a usable time happens "now".
-        let ts = if rec.timestamp.is_finite() {
-            rec.timestamp
-        } else if self.now.is_finite() {
-            self.now
-        } else {
-            0.0
-        };
+        let ts = self.time_of(rec.timestamp);
         let expired = self.advance(ts, sink);
 
         let key = self.target_of(&rec.flow);
@@ -469,7 +475,7 @@ impl EpisodeTracker {
         let timeout = self.params.episode_timeout;
         let mut result = Ok(());
         while let Some((_, ep)) = self.open.peek_lru() {
-            if self.now - ep.last_seen <= timeout {
+            if !self.timed_out(ep, self.now) {
                 break;
             }
             if let Some((_, ep)) = self.open.pop_lru() {
@@ -580,6 +586,14 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
     }
 
+    /// A tracker with default parameters but a `votes`-of-`window` vote.
+    fn voting(window: u32, votes: u32) -> EpisodeTracker {
+        TrackerParams::new()
+            .vote(VoteParams::new(window, votes).unwrap())
+            .build()
+            .unwrap()
+    }
+
     fn rec(ts: f64, src: u8, dst: u8, anomalous: bool) -> ScoredRecord<'static> {
         ScoredRecord {
             timestamp: ts,
@@ -620,10 +634,7 @@ mod tests {
 
     #[test]
     fn non_finite_times_and_scores_do_not_break_the_tracker() {
-        let mut t = TrackerParams::new()
-            .vote(VoteParams::new(1, 1).unwrap())
-            .build()
-            .unwrap();
+        let mut t = voting(1, 1);
         let mut out = Collect::default();
         let mut r = rec(f64::NAN, 1, 2, true);
         r.score = f64::NAN;
@@ -638,10 +649,7 @@ mod tests {
 
     #[test]
     fn only_openings_and_new_peaks_want_an_explanation() {
-        let mut t = TrackerParams::new()
-            .vote(VoteParams::new(1, 1).unwrap())
-            .build()
-            .unwrap();
+        let mut t = voting(1, 1);
         let mut out = Collect::default();
         let r = rec(1.0, 1, 2, true);
         assert!(t.wants_explanation(&r.flow, 1.0, r.score));
@@ -656,10 +664,7 @@ mod tests {
 
     #[test]
     fn a_record_that_cannot_open_an_episode_wants_no_explanation() {
-        let mut t = TrackerParams::new()
-            .vote(VoteParams::new(5, 3).unwrap())
-            .build()
-            .unwrap();
+        let mut t = voting(5, 3);
         let mut out = Collect::default();
         // Two anomalous records of a target: the vote fires on the third.
         for k in 0..3 {

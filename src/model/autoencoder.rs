@@ -518,16 +518,23 @@ impl Autoencoder {
         out[..d].fill(0.0);
         for m in std::iter::once(self).chain(&self.more) {
             let recon = m.net.predict(x, 1, m.net.depth(), ws);
-            for (j, ((o, a), b)) in out.iter_mut().zip(x).zip(recon).enumerate() {
-                let w = m.error_weights.get(j).map_or(1.0, |w| w * d as f32);
-                *o += w * (a - b) * (a - b) / n;
-            }
+            m.add_feature_errors(x.iter().copied().zip(recon.iter().copied()), n, out);
+        }
+    }
+
+    /// Adds this network's weighed error of each feature, given its
+    /// (input, reconstruction) pairs in feature order, over `n` networks.
+    fn add_feature_errors(&self, pairs: impl Iterator<Item = (f32, f32)>, n: f32, out: &mut [f32]) {
+        let d = self.input_dim();
+        for (j, (o, (a, b))) in out.iter_mut().zip(pairs).enumerate() {
+            let w = self.error_weights.get(j).map_or(1.0, |w| w * d as f32);
+            *o += w * (a - b) * (a - b) / n;
         }
     }
 
     /// [`Autoencoder::feature_errors_with`] of row `i` of the last
     /// [`Autoencoder::score_batch_with`] on `ws`, given that it scored `rows`
-    /// rows, read from that pass (the same bits) where it is still there:
+    /// rows, read from that pass (the same bits) while `ws` still holds it:
     /// one network, one chunk, a transposed batch. `false` otherwise, and
     /// `out` is left as it was.
     pub fn batch_feature_errors(
@@ -537,19 +544,16 @@ impl Autoencoder {
         i: usize,
         out: &mut [f32],
     ) -> bool {
-        if !self.more.is_empty() || rows > SCORE_CHUNK || i >= rows {
+        if !self.more.is_empty() || i >= rows {
             return false;
         }
         let Some((xt, recon, stride)) = self.net.last_pass(ws, rows) else {
             return false;
         };
         let d = self.input_dim();
-        let n = self.networks() as f32;
-        for (j, o) in out[..d].iter_mut().enumerate() {
-            let (a, b) = (xt[j * stride + i], recon[j * stride + i]);
-            let w = self.error_weights.get(j).map_or(1.0, |w| w * d as f32);
-            *o = 0.0 + w * (a - b) * (a - b) / n;
-        }
+        out[..d].fill(0.0);
+        let pairs = (0..d).map(|j| (xt[j * stride + i], recon[j * stride + i]));
+        self.add_feature_errors(pairs, self.networks() as f32, out);
         true
     }
 

@@ -303,7 +303,7 @@ impl Network {
         let d = self.input_dim();
         assert_eq!(self.layers.last().map(|l| l.output), Some(d), "widths");
         let out = &mut out[..rows];
-        if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
+        if let Some(tiles) = batch_tiles(level, rows) {
             let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
             kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, w, out);
             return;
@@ -314,17 +314,16 @@ impl Network {
         }
     }
 
-    /// The input and output of the last [`Network::mean_squared_errors`] on
-    /// `ws`, given that it scored `rows` rows: transposed (`width x stride`),
-    /// with the stride, where those rows ran as a transposed batch; `None`
-    /// where they ran record by record.
+    /// The input and output of the last pass through the whole network on
+    /// `ws`, transposed (`width x stride`), with the stride, if it was a
+    /// transposed batch of `rows` rows and nothing has used `ws` since.
     pub(crate) fn last_pass<'w>(
         &self,
         ws: &'w Workspace,
         rows: usize,
     ) -> Option<(&'w [f32], &'w [f32], usize)> {
-        Tiles::new(Level::detect()).filter(|_| rows >= ROW_PATH_MAX)?;
-        Some((&ws.xt, &ws.ping, rows.next_multiple_of(ROW_ALIGN)))
+        (ws.pass == Some(rows))
+            .then(|| (&ws.xt[..], &ws.ping[..], rows.next_multiple_of(ROW_ALIGN)))
     }
 
     /// Output of the first `upto` layers for `rows` rows of `x` (row-major,
@@ -353,13 +352,13 @@ impl Network {
         ws: &'w mut Workspace,
     ) -> &'w [f32] {
         let width = self.layers[upto - 1].output;
-        let tiles = Tiles::new(level);
+        let tiles = batch_tiles(level, rows);
         if rows >= ROW_PATH_MAX && tiles.is_none() {
             return &self.forward(x, rows, upto, ws)[..rows * width];
         }
         let mut out = std::mem::take(&mut ws.out);
         out.clear();
-        match tiles.filter(|_| rows >= ROW_PATH_MAX) {
+        match tiles {
             Some(tiles) => {
                 let stride = self.forward_t(tiles, x, rows, upto, ws);
                 out.resize(rows * width, 0.0);
@@ -387,6 +386,7 @@ impl Network {
         upto: usize,
         ws: &'w mut Workspace,
     ) -> &'w [f32] {
+        ws.pass = None;
         let mut width = self.input_dim();
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let input = if l == 0 { x } else { &ws.ping[..width] };
@@ -427,6 +427,7 @@ impl Network {
                 ws.kept.extend_from_slice(&ws.ping[..layer.output * stride]);
             }
         }
+        ws.pass = (upto == self.depth()).then_some(rows);
         stride
     }
 
@@ -446,8 +447,8 @@ impl Network {
         let layer = &self.layers[l];
         let (k, n) = (layer.input, layer.output);
         let level = Level::detect();
-        let tiles =
-            Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX && stride.is_multiple_of(ROW_ALIGN));
+        ws.pass = None;
+        let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
             tiles.layer(&layer.op_t(xt, stride), grown(&mut ws.pong, n * stride));
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
@@ -482,7 +483,7 @@ impl Network {
     ) -> usize {
         let level = Level::detect();
         let d = self.input_dim();
-        if let Some(tiles) = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX) {
+        if let Some(tiles) = batch_tiles(level, rows) {
             ws.keep = Some(keep);
             let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
             ws.keep = None;
@@ -507,6 +508,12 @@ impl Network {
 /// batch computes whole lane groups.
 const ROW_PATH_MAX: usize = 4;
 
+/// The tiled kernel that runs `rows` rows at `level` as a transposed batch,
+/// if any: none for batches under [`ROW_PATH_MAX`].
+fn batch_tiles(level: Level, rows: usize) -> Option<Tiles> {
+    Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX)
+}
+
 fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) {
     out.fill(0.0);
     for row in x.chunks_exact(cols) {
@@ -529,6 +536,9 @@ pub struct Workspace {
     /// The layer whose transposed output a pass keeps, and that output.
     keep: Option<usize>,
     kept: Vec<f32>,
+    /// Rows of the last pass through a whole network as a transposed batch,
+    /// while `xt` and `ping` still hold its input and output.
+    pass: Option<usize>,
 }
 
 impl Workspace {

@@ -523,8 +523,6 @@ struct ReadyAe {
     ws: Workspace,
     batch: Vec<f32>,
     batch_scores: Vec<f32>,
-    /// Rows of the last batch whose pass `ws` still holds (0: none).
-    kept_rows: usize,
 }
 
 impl ReadyAe {
@@ -538,7 +536,6 @@ impl ReadyAe {
             ws: Workspace::default(),
             batch: Vec::new(),
             batch_scores: Vec::new(),
-            kept_rows: 0,
         }
     }
 }
@@ -595,7 +592,6 @@ impl StreamScorer for OnlineAutoencoder {
         check_record(x, self.d)?;
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
-        r.kept_rows = 0;
         Ok(f64::from(r.ae.score_with(&r.scaled, &mut r.ws)))
     }
 
@@ -630,7 +626,6 @@ impl StreamScorer for OnlineAutoencoder {
             .ok_or_else(|| Error::Model("a batch of the wrong shape".into()))?;
         r.batch_scores.resize(n, 0.0);
         r.ae.score_batch_with(&m, &mut r.ws, &mut r.batch_scores);
-        r.kept_rows = n;
         r.batch = m.into_vec();
         for (o, s) in out.iter_mut().zip(&r.batch_scores) {
             *o = f64::from(*s);
@@ -642,7 +637,6 @@ impl StreamScorer for OnlineAutoencoder {
         check_record(x, self.d)?;
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
         r.scaler.apply(x, &mut r.scaled);
-        r.kept_rows = 0;
         r.ae.feature_errors_with(&r.scaled, &mut r.ws, &mut r.errors);
         error_shares(&r.errors, shares);
         Ok(())
@@ -653,9 +647,8 @@ impl StreamScorer for OnlineAutoencoder {
     /// pass per record.
     fn explain_row(&mut self, i: usize, x: &[f64], shares: &mut [f64]) -> Result<()> {
         let r = self.ready.as_mut().ok_or_else(not_fitted)?;
-        if r.ae
-            .batch_feature_errors(&r.ws, r.kept_rows, i, &mut r.errors)
-        {
+        let rows = r.batch_scores.len();
+        if r.ae.batch_feature_errors(&r.ws, rows, i, &mut r.errors) {
             error_shares(&r.errors, shares);
             return Ok(());
         }
@@ -866,8 +859,7 @@ mod tests {
             // From the batch's pass where it is kept: 4 to 256 rows.
             let r = s.ready.as_mut().unwrap();
             let mut errors = vec![0.0; 3];
-            let reused =
-                r.ae.batch_feature_errors(&r.ws, r.kept_rows, n - 1, &mut errors);
+            let reused = r.ae.batch_feature_errors(&r.ws, n, n - 1, &mut errors);
             assert_eq!(reused, tiled && (4..=256).contains(&n), "{n} rows");
             for (i, x) in rows.chunks_exact(3).enumerate() {
                 s.explain_row(i, x, &mut row).unwrap();
@@ -879,7 +871,8 @@ mod tests {
                 );
             }
             // explain used the workspace: the batch is gone, still right.
-            assert_eq!(s.ready.as_ref().unwrap().kept_rows, 0);
+            let r = s.ready.as_ref().unwrap();
+            assert!(!r.ae.batch_feature_errors(&r.ws, n, n - 1, &mut errors));
         }
     }
 
