@@ -18,6 +18,7 @@
 //! file is written to a temporary file and renamed.
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -82,6 +83,9 @@ pub struct ModelFile {
     /// Size of the whole file in bytes.
     pub bytes: u64,
     payload: Vec<u8>,
+    /// Where the model's JSON lies in the payload (all of it before
+    /// format 2), found once when the envelope is checked.
+    model: Range<usize>,
 }
 
 /// Writes `model` of `kind` to `path` crash-safely.
@@ -163,21 +167,21 @@ impl ModelFile {
             kind: Kind::Table,
             written_by: None,
             bytes: HEADER_LEN + payload.len() as u64,
+            model: 0..payload.len(),
             payload,
         };
         if version >= 2 {
-            let (kind, by) = file.envelope().map(|e| (e.kind, e.floodwatch_version))?;
-            file.kind = kind;
-            file.written_by = Some(by);
+            // serde_json refuses nesting deeper than 128 levels (its default
+            // recursion limit), so a hostile payload cannot overflow the
+            // stack.
+            let e: EnvelopeIn<'_> = serde_json::from_slice(&file.payload)
+                .map_err(|e| bad(path, format!("payload does not decode: {e}")))?;
+            let start = e.model.get().as_ptr() as usize - file.payload.as_ptr() as usize;
+            let model = start..start + e.model.get().len();
+            (file.kind, file.written_by) = (e.kind, Some(e.floodwatch_version));
+            file.model = model;
         }
         Ok(file)
-    }
-
-    fn envelope(&self) -> Result<EnvelopeIn<'_>> {
-        // serde_json refuses nesting deeper than 128 levels (its default
-        // recursion limit), so a hostile payload cannot overflow the stack.
-        serde_json::from_slice(&self.payload)
-            .map_err(|e| bad(&self.path, format!("payload does not decode: {e}")))
     }
 
     /// The file's name, for messages.
@@ -198,12 +202,7 @@ impl ModelFile {
                 ),
             ));
         }
-        let json = if self.version >= 2 {
-            self.envelope()?.model.get().as_bytes()
-        } else {
-            &self.payload[..]
-        };
-        serde_json::from_slice(json)
+        serde_json::from_slice(&self.payload[self.model.clone()])
             .map_err(|e| bad(&self.path, format!("payload does not decode: {e}")))
     }
 }
