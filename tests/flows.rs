@@ -742,6 +742,33 @@ fn a_table_model_trained_on_flows_scores_flows() {
     );
 }
 
+/// A capture of packets given as a capture of exports reads no records:
+/// the error says what was rejected and why, per exporter.
+#[test]
+fn a_packet_capture_read_as_exports_says_what_it_rejected() {
+    let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["watch", "--flows", "--grace", "100", "--pcap"])
+        .arg(&capture)
+        .arg("--alerts")
+        .arg(dir.path().join("a.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("0 records over")
+            && err.contains("2000 inputs were skipped or rejected")
+            && err
+                .contains("exporter 192.168.2.108: 386 datagrams, 0 records, 386 unknown_version")
+            && err.contains("and 9 more"),
+        "{err}"
+    );
+}
+
 /// The shared benign captures (a smart plug over 68 minutes, an industrial
 /// link over 135) exported by softflowd as NetFlow v9 and watched after a
 /// 30- and 45-minute grace: sparse flow records, a few hundred held back,

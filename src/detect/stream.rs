@@ -523,7 +523,7 @@ impl Engine {
         }
         if self.phase != Phase::Detect {
             if !self.summary.stopped {
-                return Err(self.grace_unfinished());
+                return Err(self.grace_unfinished(source));
             }
             // A requested stop in grace is not a failure, but nothing was
             // learned: the summary's thresholds say so.
@@ -543,11 +543,28 @@ impl Engine {
         Ok(self.finish_summary(started))
     }
 
-    fn grace_unfinished(&self) -> Error {
+    /// Why nothing was learned, with what the source skipped or rejected
+    /// (a capture of the wrong kind reads as no records).
+    fn grace_unfinished(&self, source: &dyn RecordSource) -> Error {
         let g = self.params.grace.map_or(String::new(), |g| g.to_string());
+        let skipped = match source.skipped() {
+            0 => String::new(),
+            n => {
+                let notes = source.notes();
+                let more = match notes.len().saturating_sub(3) {
+                    0 => String::new(),
+                    m => format!(" and {m} more"),
+                };
+                let notes: Vec<&str> = notes.iter().take(3).map(String::as_str).collect();
+                format!(
+                    "; {n} inputs were skipped or rejected ({}{more})",
+                    notes.join("; ")
+                )
+            }
+        };
         Error::Data(format!(
-            "{} during grace ({g} requested): {} records over {:.1} s were read, so nothing \
-             was scored and no model was saved; give a shorter --grace or a longer input",
+            "{} during grace ({g} requested): {} records over {:.1} s were read{skipped}, so \
+             nothing was scored and no model was saved; give a shorter --grace or a longer input",
             if self.summary.stopped {
                 "stopped"
             } else {

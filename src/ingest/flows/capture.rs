@@ -50,10 +50,13 @@ impl<R: Read> ExportCapture<R> {
         loop {
             // Two passes over the frame: the borrow checker cannot yet see
             // that a skipped frame's borrow ends at the `continue`.
+            // Ranges are found in the frame's data, which a pcapng record
+            // buffer holds after its block header: they are moved to the
+            // buffer's start once its borrow ends.
             let found = match self.reader.next_packet(&mut self.buf) {
-                Ok(Some(raw)) => {
-                    udp_of(&raw).map(|(exporter, range)| (exporter, raw.timestamp(), range))
-                }
+                Ok(Some(raw)) => udp_of(&raw).map(|(exporter, range)| {
+                    (exporter, raw.timestamp(), range, raw.data.as_ptr() as usize)
+                }),
                 Ok(None) => return None,
                 Err(e) if e.is_fatal() => {
                     self.damage = Some(e);
@@ -62,14 +65,16 @@ impl<R: Read> ExportCapture<R> {
                 Err(_) => None,
             };
             match found {
-                Some((exporter, at, range)) => {
+                Some((exporter, at, range, data)) => {
+                    let skip = data - self.buf.as_ptr() as usize;
+                    let range = range.start + skip..range.end + skip;
                     return Some(Datagram {
                         accept: Accept::Any,
                         exporter,
                         at,
                         arrived: Instant::now(),
                         payload: &self.buf[range],
-                    })
+                    });
                 }
                 None => self.skipped += 1,
             }
@@ -100,8 +105,7 @@ impl<R: Read> DatagramSource for ExportCapture<R> {
     }
 }
 
-/// The UDP source and the payload's byte range within the record buffer
-/// (which `raw.data` starts).
+/// The UDP source and the payload's byte range within `raw.data`.
 fn udp_of(raw: &RawFrame<'_>) -> Option<(SocketAddr, std::ops::Range<usize>)> {
     let ip = match raw.link_type {
         LinkType::ETHERNET => ether_payload(raw.data)?,
