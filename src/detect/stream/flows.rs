@@ -3,7 +3,7 @@
 //! ([`crate::features::flow`] says how a flow counts).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -35,9 +35,50 @@ impl Default for Reorder {
     }
 }
 
-/// A held record's place in the heap: its end time (ordered bits), the
+/// A held record's place in the queue: its end time (ordered bits), the
 /// order it came in (ties), and its slot in the slab.
-type Key = Reverse<(u64, u32, u32)>;
+type Key = (u64, u32, u32);
+
+/// Held keys, least first: a run of keys that came in order (most of them:
+/// sFlow samples and most NetFlow records end in the order they are sent)
+/// in a deque, the rest in a heap. Popping the lesser of the two fronts
+/// gives the order a single heap gives, without its cache-missing sift on
+/// every record (`BinaryHeap::pop` was 7 % of an sFlow replay).
+#[derive(Debug, Default)]
+struct Held {
+    run: VecDeque<Key>,
+    heap: BinaryHeap<Reverse<Key>>,
+}
+
+impl Held {
+    fn push(&mut self, k: Key) {
+        if self.run.back().is_none_or(|&b| k > b) {
+            self.run.push_back(k);
+        } else {
+            self.heap.push(Reverse(k));
+        }
+    }
+
+    fn peek(&self) -> Option<Key> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(&r), Some(&Reverse(h))) => Some(r.min(h)),
+            (r, h) => r.copied().or(h.map(|h| h.0)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Key> {
+        let k = self.peek()?;
+        if self.run.front() == Some(&k) {
+            self.run.pop_front()
+        } else {
+            self.heap.pop().map(|h| h.0)
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.run.len() + self.heap.len()
+    }
+}
 
 /// The bits of `t`, ordered as `t` is (`f64::total_cmp`).
 fn ordered(t: f64) -> u64 {
@@ -58,7 +99,7 @@ pub struct FlowRecords<S> {
     features: Victim,
     reorder: Reorder,
     buf: Vec<FlowRecord>,
-    held: BinaryHeap<Key>,
+    held: Held,
     /// The held records, by slot, and the free slots.
     slab: Vec<(FlowRecord, Instant)>,
     free: Vec<u32>,
@@ -80,7 +121,7 @@ impl<S: DatagramSource> FlowRecords<S> {
             features,
             reorder: Reorder::default(),
             buf: Vec::with_capacity(64),
-            held: BinaryHeap::new(),
+            held: Held::default(),
             slab: Vec::new(),
             free: Vec::new(),
             newest: f64::NEG_INFINITY,
@@ -100,14 +141,14 @@ impl<S: DatagramSource> FlowRecords<S> {
     /// paused or ended, the hold is full, or a record ending `hold`
     /// seconds later came.
     fn release(&mut self) -> Option<(FlowRecord, Instant)> {
-        let Reverse((end, _, _)) = *self.held.peek()?;
+        let (end, _, _) = self.held.peek()?;
         let due = self.draining
             || self.held.len() > self.reorder.capacity
             || end <= ordered(self.newest - self.reorder.hold);
         if !due {
             return None;
         }
-        let Reverse((_, _, slot)) = self.held.pop()?;
+        let (_, _, slot) = self.held.pop()?;
         self.free.push(slot);
         Some(self.slab[slot as usize])
     }
@@ -143,8 +184,7 @@ impl<S: DatagramSource> FlowRecords<S> {
                     (self.slab.len() - 1) as u32
                 }
             };
-            self.held
-                .push(Reverse((ordered(record.end), self.seq, slot)));
+            self.held.push((ordered(record.end), self.seq, slot));
         }
         None
     }
@@ -161,7 +201,7 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
                 break h;
             }
             if let Some(pause) = self.take() {
-                if self.held.is_empty() {
+                if self.held.len() == 0 {
                     return pause;
                 }
                 self.draining = true;
@@ -223,7 +263,39 @@ mod tests {
     use super::*;
     use crate::ingest::flows::build::{flow, v5};
     use crate::ingest::flows::{Accept, Datagram, FlowConfig};
+    use rand::{Rng, SeedableRng};
     use std::net::SocketAddr;
+
+    #[test]
+    fn held_keys_leave_in_the_order_of_one_heap() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut held, mut heap) = (Held::default(), BinaryHeap::new());
+        let mut t = 1000u64;
+        for seq in 0..20_000u32 {
+            // Mostly in order, some late by up to 50, runs of ties.
+            t += rng.random_range(0..3);
+            let late = if rng.random_bool(0.2) {
+                rng.random_range(0..50)
+            } else {
+                0
+            };
+            let k = (t - late, seq, seq);
+            held.push(k);
+            heap.push(Reverse(k));
+            while rng.random_bool(0.45) && held.len() > 0 {
+                assert_eq!(held.pop(), heap.pop().map(|r| r.0));
+            }
+            assert_eq!(
+                (held.len(), held.peek()),
+                (heap.len(), heap.peek().map(|r| r.0))
+            );
+        }
+        assert!(held.run.len() > 1000 && !held.heap.is_empty());
+        while let Some(k) = held.pop() {
+            assert_eq!(Some(k), heap.pop().map(|r| r.0));
+        }
+        assert!(heap.is_empty());
+    }
 
     /// NetFlow v5 datagrams of one flow each, ending at the given seconds,
     /// with a pause after the `pause_after`-th.
