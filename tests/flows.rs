@@ -333,6 +333,80 @@ fn softflowd_exports_count_as_nfdump_counts_them() {
     }
 }
 
+/// Exports `capture` through pmacctd's nfprobe as NetFlow `version` (9 or
+/// 10, IPFIX) in one run (it expires every flow at the end of the file) and
+/// saves the datagrams into `out`, stamped as they arrived; returns how
+/// many.
+fn nfprobe_export(capture: &Path, version: &str, dir: &Path, out: &Path) -> usize {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut relay = Collector::bind(&[(any, Accept::Any)]).unwrap();
+    let conf = dir.join(format!("nfprobe{version}.conf"));
+    let text = format!(
+        "daemonize: false\npcap_savefile: {}\nplugins: nfprobe\n\
+         nfprobe_receiver: {}\nnfprobe_version: {version}\n",
+        capture.display(),
+        relay.local_addrs()[0]
+    );
+    std::fs::write(&conf, text).unwrap();
+    let child = Command::new("pmacctd")
+        .process_group(0)
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pmacctd");
+    child.wait_with_output().unwrap();
+    let mut w = ExportWriter::new(BufWriter::new(File::create(out).unwrap())).unwrap();
+    let mut n = 0;
+    while let Some(d) = relay.recv(Duration::from_millis(200)) {
+        let SocketAddr::V4(from) = d.exporter else {
+            panic!("IPv4 expected")
+        };
+        let to = SocketAddrV4::new([127, 0, 0, 1].into(), 2055);
+        w.write(d.at, from, to, d.payload).unwrap();
+        n += 1;
+    }
+    w.finish().unwrap();
+    assert_eq!(
+        relay.kernel_drops(),
+        0,
+        "the relay's socket dropped datagrams"
+    );
+    n
+}
+
+/// NetFlow v9 and IPFIX from a second exporter, pmacct's nfprobe (its own
+/// templates): every record decodes, and per destination the flows,
+/// packets and bytes equal nfdump's.
+#[test]
+fn pmacct_exports_count_as_nfdump_counts_them() {
+    let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
+        return;
+    };
+    if !have("pmacctd", &["-V"]) || !have("nfcapd", &["-V"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["9", "10"] {
+        let export = dir.path().join(format!("nfprobe{version}.pcap"));
+        let datagrams = nfprobe_export(&capture, version, dir.path(), &export);
+        let ours = floodwatch_totals(&export);
+        let theirs = nfdump_totals(&export, dir.path());
+        let flows: u64 = ours.values().map(|t| t.0).sum();
+        let packets: u64 = ours.values().map(|t| t.1).sum();
+        eprintln!(
+            "nfprobe v{version}: {datagrams} datagrams, {flows} flows, {packets} packets, {} destinations",
+            ours.len()
+        );
+        assert!(flows > 300 && ours.len() > 20, "v{version}: {ours:?}");
+        assert_eq!(
+            ours, theirs,
+            "v{version}: floodwatch (left) and nfdump (right)"
+        );
+    }
+}
+
 /// Capture time of a spliced capture's first attack packet.
 fn onset(labels: &Path, capture: &Path) -> f64 {
     let text = std::fs::read_to_string(labels).unwrap();
