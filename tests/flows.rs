@@ -212,7 +212,8 @@ fn records(export: &Path) -> Vec<FlowRecord> {
 /// Per destination: flows, packets, bytes.
 type Totals = BTreeMap<String, (u64, u64, u64)>;
 
-/// floodwatch's totals of an export capture.
+/// floodwatch's totals of an export capture, scaled by each record's
+/// sampling rate (as nfdump scales them).
 fn floodwatch_totals(export: &Path) -> Totals {
     let mut cap = ExportCapture::open(export).unwrap();
     let mut dec = FlowDecoder::new(Accept::Any, FlowConfig::default()).unwrap();
@@ -221,8 +222,9 @@ fn floodwatch_totals(export: &Path) -> Totals {
         out.clear();
         dec.decode(d.payload, d.exporter, d.at, &mut out);
         for r in &out {
+            let k = u64::from(r.sampling_rate.max(1));
             let e = t.entry(r.dst.to_string()).or_default();
-            *e = (e.0 + 1, e.1 + r.packets, e.2 + r.bytes);
+            *e = (e.0 + 1, e.1 + k * r.packets, e.2 + k * r.bytes);
         }
     }
     let total = dec.counters().total();
@@ -268,15 +270,21 @@ fn terminate(child: &mut Child) {
 
 /// nfdump's totals of `export`, received by nfcapd.
 fn nfdump_totals(export: &Path, dir: &Path) -> Totals {
+    collector_totals("nfcapd", export, dir)
+}
+
+/// nfdump's totals of `export`, received by `collector` (nfcapd, or sfcapd
+/// for sFlow).
+fn collector_totals(collector: &str, export: &Path, dir: &Path) -> Totals {
     let store = tempfile::tempdir_in(dir).unwrap();
     let port = free_port();
-    let mut nfcapd = Command::new("nfcapd")
+    let mut nfcapd = Command::new(collector)
         .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-w"])
         .arg(store.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("nfcapd");
+        .expect(collector);
     std::thread::sleep(Duration::from_millis(500));
     replay(export, SocketAddr::from(([127, 0, 0, 1], port)));
     std::thread::sleep(Duration::from_millis(500));
@@ -405,6 +413,30 @@ fn pmacct_exports_count_as_nfdump_counts_them() {
             "v{version}: floodwatch (left) and nfdump (right)"
         );
     }
+}
+
+/// sFlow from pmacct's sfprobe (1 in 10): per destination, the samples,
+/// and the packets and bytes they stand for, equal nfdump's through sfcapd.
+#[test]
+fn sflow_exports_count_as_nfdump_counts_them() {
+    let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
+        return;
+    };
+    if !have("pmacctd", &["-V"]) || !have("sfcapd", &["-V"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("sflow.pcap");
+    let datagrams = sflow_export(&capture, 10, dir.path(), &export);
+    let ours = floodwatch_totals(&export);
+    let theirs = collector_totals("sfcapd", &export, dir.path());
+    let flows: u64 = ours.values().map(|t| t.0).sum();
+    eprintln!(
+        "sFlow 1:10: {datagrams} datagrams, {flows} samples, {} destinations",
+        ours.len()
+    );
+    assert!(flows > 100 && ours.len() > 10, "{ours:?}");
+    assert_eq!(ours, theirs, "floodwatch (left) and nfdump (right)");
 }
 
 /// Capture time of a spliced capture's first attack packet.
