@@ -268,11 +268,6 @@ fn terminate(child: &mut Child) {
     }
 }
 
-/// nfdump's totals of `export`, received by nfcapd.
-fn nfdump_totals(export: &Path, dir: &Path) -> Totals {
-    collector_totals("nfcapd", export, dir)
-}
-
 /// nfdump's totals of `export`, received by `collector` (nfcapd, or sfcapd
 /// for sFlow).
 fn collector_totals(collector: &str, export: &Path, dir: &Path) -> Totals {
@@ -311,6 +306,32 @@ fn collector_totals(collector: &str, export: &Path, dir: &Path) -> Totals {
     t
 }
 
+/// Per destination, floodwatch's totals of `export` (`what`, `datagrams`
+/// of it) against nfdump's through `collector`: they must be equal.
+fn counted_as_nfdump(
+    what: &str,
+    export: &Path,
+    collector: &str,
+    datagrams: usize,
+    dir: &Path,
+) -> Totals {
+    let ours = floodwatch_totals(export);
+    let theirs = collector_totals(collector, export, dir);
+    let flows: u64 = ours.values().map(|t| t.0).sum();
+    let packets: u64 = ours.values().map(|t| t.1).sum();
+    eprintln!(
+        "{what}: {datagrams} datagrams, {flows} flows, {packets} packets, {} destinations",
+        ours.len()
+    );
+    assert_eq!(ours, theirs, "{what}: floodwatch (left) and nfdump (right)");
+    ours
+}
+
+/// Flow records in `t`.
+fn flows_in(t: &Totals) -> u64 {
+    t.values().map(|t| t.0).sum()
+}
+
 /// NetFlow v5, v9 and IPFIX from softflowd: per destination, the flows,
 /// packets and bytes floodwatch decodes equal nfdump's.
 #[test]
@@ -325,19 +346,9 @@ fn softflowd_exports_count_as_nfdump_counts_them() {
     for version in ["5", "9", "10"] {
         let export = dir.path().join(format!("v{version}.pcap"));
         let datagrams = softflowd_export(&capture, version, &[], dir.path(), &export);
-        let ours = floodwatch_totals(&export);
-        let theirs = nfdump_totals(&export, dir.path());
-        let flows: u64 = ours.values().map(|t| t.0).sum();
-        let packets: u64 = ours.values().map(|t| t.1).sum();
-        eprintln!(
-            "v{version}: {datagrams} datagrams, {flows} flows, {packets} packets, {} destinations",
-            ours.len()
-        );
-        assert!(flows > 500 && ours.len() > 20, "v{version}: {ours:?}");
-        assert_eq!(
-            ours, theirs,
-            "v{version}: floodwatch (left) and nfdump (right)"
-        );
+        let what = format!("softflowd v{version}");
+        let t = counted_as_nfdump(&what, &export, "nfcapd", datagrams, dir.path());
+        assert!(flows_in(&t) > 500 && t.len() > 20, "{what}: {t:?}");
     }
 }
 
@@ -384,59 +395,31 @@ fn nfprobe_export(capture: &Path, version: &str, dir: &Path, out: &Path) -> usiz
     n
 }
 
-/// NetFlow v9 and IPFIX from a second exporter, pmacct's nfprobe (its own
-/// templates): every record decodes, and per destination the flows,
-/// packets and bytes equal nfdump's.
+/// A second exporter, pmacct: NetFlow v9 and IPFIX from its nfprobe (its
+/// own templates), and sFlow from its sfprobe sampling 1 in 10. Every
+/// record decodes, and per destination the flows, packets and bytes (for
+/// sFlow: the samples, and the packets and bytes they stand for) equal
+/// nfdump's through nfcapd and sfcapd.
 #[test]
 fn pmacct_exports_count_as_nfdump_counts_them() {
     let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
         return;
     };
-    if !have("pmacctd", &["-V"]) || !have("nfcapd", &["-V"]) {
+    if !have("pmacctd", &["-V"]) || !have("nfcapd", &["-V"]) || !have("sfcapd", &["-V"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     for version in ["9", "10"] {
         let export = dir.path().join(format!("nfprobe{version}.pcap"));
         let datagrams = nfprobe_export(&capture, version, dir.path(), &export);
-        let ours = floodwatch_totals(&export);
-        let theirs = nfdump_totals(&export, dir.path());
-        let flows: u64 = ours.values().map(|t| t.0).sum();
-        let packets: u64 = ours.values().map(|t| t.1).sum();
-        eprintln!(
-            "nfprobe v{version}: {datagrams} datagrams, {flows} flows, {packets} packets, {} destinations",
-            ours.len()
-        );
-        assert!(flows > 300 && ours.len() > 20, "v{version}: {ours:?}");
-        assert_eq!(
-            ours, theirs,
-            "v{version}: floodwatch (left) and nfdump (right)"
-        );
+        let what = format!("nfprobe v{version}");
+        let t = counted_as_nfdump(&what, &export, "nfcapd", datagrams, dir.path());
+        assert!(flows_in(&t) > 300 && t.len() > 20, "{what}: {t:?}");
     }
-}
-
-/// sFlow from pmacct's sfprobe (1 in 10): per destination, the samples,
-/// and the packets and bytes they stand for, equal nfdump's through sfcapd.
-#[test]
-fn sflow_exports_count_as_nfdump_counts_them() {
-    let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
-        return;
-    };
-    if !have("pmacctd", &["-V"]) || !have("sfcapd", &["-V"]) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("sflow.pcap");
     let datagrams = sflow_export(&capture, 10, dir.path(), &export);
-    let ours = floodwatch_totals(&export);
-    let theirs = collector_totals("sfcapd", &export, dir.path());
-    let flows: u64 = ours.values().map(|t| t.0).sum();
-    eprintln!(
-        "sFlow 1:10: {datagrams} datagrams, {flows} samples, {} destinations",
-        ours.len()
-    );
-    assert!(flows > 100 && ours.len() > 10, "{ours:?}");
-    assert_eq!(ours, theirs, "floodwatch (left) and nfdump (right)");
+    let t = counted_as_nfdump("sfprobe 1:10", &export, "sfcapd", datagrams, dir.path());
+    assert!(flows_in(&t) > 100 && t.len() > 10, "{t:?}");
 }
 
 /// Capture time of a spliced capture's first attack packet.
