@@ -139,6 +139,25 @@ fn softflowd_export(
     n
 }
 
+/// Starts pmacctd reading `capture` into `plugin` (its name, then its
+/// settings), configured by the file `conf`.
+fn pmacctd(capture: &Path, plugin: &str, conf: &Path) -> Child {
+    let text = format!(
+        "daemonize: false\npcap_savefile: {}\nplugins: {plugin}\n",
+        capture.display()
+    );
+    std::fs::write(conf, text).unwrap();
+    // Its own process group: pmacctd signals its group at exit.
+    Command::new("pmacctd")
+        .process_group(0)
+        .arg("-f")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pmacctd")
+}
+
 /// Exports `capture` as sFlow v5 through pmacctd's sfprobe, sampling one
 /// packet in `rate`, and saves the datagrams into `out`; returns how many.
 /// pmacctd runs on each 1-second slice (32 at a time, each to its
@@ -155,23 +174,12 @@ fn sflow_export(capture: &Path, rate: u32, dir: &Path, out: &Path) -> usize {
             .iter()
             .map(|(slice, start)| {
                 let relay = Collector::bind(&[(any, Accept::Any)]).unwrap();
-                let conf = slice.with_extension("conf");
-                let text = format!(
-                    "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\n\
-                     sfprobe_receiver: {}\nsampling_rate: {rate}\nsfprobe_agentip: 127.0.0.1\n",
-                    slice.display(),
+                let plugin = format!(
+                    "sfprobe\nsfprobe_receiver: {}\nsampling_rate: {rate}\n\
+                     sfprobe_agentip: 127.0.0.1",
                     relay.local_addrs()[0]
                 );
-                std::fs::write(&conf, text).unwrap();
-                // Its own process group: pmacctd signals its group at exit.
-                let child = Command::new("pmacctd")
-                    .process_group(0)
-                    .arg("-f")
-                    .arg(&conf)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("pmacctd");
+                let child = pmacctd(slice, &plugin, &slice.with_extension("conf"));
                 (relay, child, *start)
             })
             .collect();
@@ -359,23 +367,12 @@ fn softflowd_exports_count_as_nfdump_counts_them() {
 fn nfprobe_export(capture: &Path, version: &str, dir: &Path, out: &Path) -> usize {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut relay = Collector::bind(&[(any, Accept::Any)]).unwrap();
-    let conf = dir.join(format!("nfprobe{version}.conf"));
-    let text = format!(
-        "daemonize: false\npcap_savefile: {}\nplugins: nfprobe\n\
-         nfprobe_receiver: {}\nnfprobe_version: {version}\n",
-        capture.display(),
+    let plugin = format!(
+        "nfprobe\nnfprobe_receiver: {}\nnfprobe_version: {version}",
         relay.local_addrs()[0]
     );
-    std::fs::write(&conf, text).unwrap();
-    let child = Command::new("pmacctd")
-        .process_group(0)
-        .arg("-f")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pmacctd");
-    child.wait_with_output().unwrap();
+    let conf = dir.join(format!("nfprobe{version}.conf"));
+    pmacctd(capture, &plugin, &conf).wait_with_output().unwrap();
     let mut w = ExportWriter::new(BufWriter::new(File::create(out).unwrap())).unwrap();
     let mut n = 0;
     while let Some(d) = relay.recv(Duration::from_millis(200)) {
