@@ -847,10 +847,11 @@ fn a_packet_capture_read_as_exports_says_what_it_rejected() {
     assert!(!out.status.success());
     assert!(
         err.contains("0 records over")
-            && err.contains("2000 inputs were skipped or rejected")
+            && err.contains("2000 inputs were skipped or rejected (no datagram was NetFlow, IPFIX or sFlow: a capture of packets is read without --flows; exporter")
             && err
                 .contains("exporter 192.168.2.108: 386 datagrams, 0 records, 386 unknown_version")
-            && err.contains("and 9 more"),
+            && err.contains("and 10 more")
+            && !err.contains("shorter --grace"),
         "{err}"
     );
 }

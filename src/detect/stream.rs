@@ -562,9 +562,15 @@ impl Engine {
                 )
             }
         };
+        // With no record at all, a shorter grace would not help.
+        let what_to_do = if self.summary.records == 0 && !skipped.is_empty() {
+            "see why the inputs were rejected"
+        } else {
+            "give a shorter --grace or a longer input"
+        };
         Error::Data(format!(
             "{} during grace ({g} requested): {} records over {:.1} s were read{skipped}, so \
-             nothing was scored and no model was saved; give a shorter --grace or a longer input",
+             nothing was scored and no model was saved; {what_to_do}",
             if self.summary.stopped {
                 "stopped"
             } else {

@@ -12,7 +12,7 @@ use crate::detect::alert::FlowContext;
 use crate::features::packet::{FeatureExtractor, RawValue, TableState};
 use crate::features::victim::Victim;
 use crate::ingest::flows::udp::allowed;
-use crate::ingest::flows::{Arrival, DatagramSource, FlowDecoder, FlowRecord};
+use crate::ingest::flows::{Arrival, DatagramSource, FlowDecoder, FlowRecord, Rejection};
 
 /// How records are put back in time order: exporters send a flow when it
 /// ends or times out, so records arrive out of order by up to the active
@@ -242,10 +242,16 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
 
     fn notes(&self) -> Vec<String> {
         let c = self.decoder.counters();
-        let mut notes: Vec<String> = c
-            .exporters()
-            .map(|(ip, s)| format!("exporter {ip}: {s}"))
-            .collect();
+        let total = c.total();
+        let mut notes = Vec::new();
+        if total.datagrams > 0 && total.rejected(Rejection::UnknownVersion) == total.datagrams {
+            notes.push(
+                "no datagram was NetFlow, IPFIX or sFlow: a capture of packets is read without \
+                 --flows"
+                    .to_owned(),
+            );
+        }
+        notes.extend(c.exporters().map(|(ip, s)| format!("exporter {ip}: {s}")));
         let forgotten = c.forgotten();
         if forgotten.datagrams > 0 {
             notes.push(format!("exporters no longer tracked: {forgotten}"));
