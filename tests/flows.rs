@@ -277,17 +277,18 @@ fn terminate(child: &mut Child) {
 }
 
 /// nfdump's totals of `export`, received by `collector` (nfcapd, or sfcapd
-/// for sFlow).
-fn collector_totals(collector: &str, export: &Path, dir: &Path) -> Totals {
+/// for sFlow, then its own arguments).
+fn collector_totals(collector: &[&str], export: &Path, dir: &Path) -> Totals {
     let store = tempfile::tempdir_in(dir).unwrap();
     let port = free_port();
-    let mut nfcapd = Command::new(collector)
+    let mut nfcapd = Command::new(collector[0])
+        .args(&collector[1..])
         .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-w"])
         .arg(store.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect(collector);
+        .expect(collector[0]);
     std::thread::sleep(Duration::from_millis(500));
     replay(export, SocketAddr::from(([127, 0, 0, 1], port)));
     std::thread::sleep(Duration::from_millis(500));
@@ -319,7 +320,7 @@ fn collector_totals(collector: &str, export: &Path, dir: &Path) -> Totals {
 fn counted_as_nfdump(
     what: &str,
     export: &Path,
-    collector: &str,
+    collector: &[&str],
     datagrams: usize,
     dir: &Path,
 ) -> Totals {
@@ -355,23 +356,24 @@ fn softflowd_exports_count_as_nfdump_counts_them() {
         let export = dir.path().join(format!("v{version}.pcap"));
         let datagrams = softflowd_export(&capture, version, &[], dir.path(), &export);
         let what = format!("softflowd v{version}");
-        let t = counted_as_nfdump(&what, &export, "nfcapd", datagrams, dir.path());
+        let t = counted_as_nfdump(&what, &export, &["nfcapd"], datagrams, dir.path());
         assert!(flows_in(&t) > 500 && t.len() > 20, "{what}: {t:?}");
     }
 }
 
 /// Exports `capture` through pmacctd's nfprobe as NetFlow `version` (9 or
-/// 10, IPFIX) in one run (it expires every flow at the end of the file) and
+/// 10, IPFIX), sampling one packet in `rate` (announced in an options
+/// template), in one run (it expires every flow at the end of the file) and
 /// saves the datagrams into `out`, stamped as they arrived; returns how
 /// many.
-fn nfprobe_export(capture: &Path, version: &str, dir: &Path, out: &Path) -> usize {
+fn nfprobe_export(capture: &Path, version: &str, rate: u32, dir: &Path, out: &Path) -> usize {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut relay = Collector::bind(&[(any, Accept::Any)]).unwrap();
     let plugin = format!(
-        "nfprobe\nnfprobe_receiver: {}\nnfprobe_version: {version}",
+        "nfprobe\nnfprobe_receiver: {}\nnfprobe_version: {version}\nsampling_rate: {rate}",
         relay.local_addrs()[0]
     );
-    let conf = dir.join(format!("nfprobe{version}.conf"));
+    let conf = dir.join(format!("nfprobe{version}-{rate}.conf"));
     pmacctd(capture, &plugin, &conf).wait_with_output().unwrap();
     let mut w = ExportWriter::new(BufWriter::new(File::create(out).unwrap())).unwrap();
     let mut n = 0;
@@ -393,10 +395,12 @@ fn nfprobe_export(capture: &Path, version: &str, dir: &Path, out: &Path) -> usiz
 }
 
 /// A second exporter, pmacct: NetFlow v9 and IPFIX from its nfprobe (its
-/// own templates), and sFlow from its sfprobe sampling 1 in 10. Every
-/// record decodes, and per destination the flows, packets and bytes (for
-/// sFlow: the samples, and the packets and bytes they stand for) equal
-/// nfdump's through nfcapd and sfcapd.
+/// own templates), unsampled and sampling 1 in 10, and sFlow from its
+/// sfprobe sampling 1 in 10. Every record decodes, and per destination the
+/// flows, packets and bytes (sampled: the packets and bytes they stand for)
+/// equal nfdump's through nfcapd and sfcapd. nfdump 1.7 does not apply the
+/// rate nfprobe announces: it is told it (`-s 10`). Sampled, the packets
+/// add up to those unsampled within 10 %.
 #[test]
 fn pmacct_exports_count_as_nfdump_counts_them() {
     let Some(capture) = util::shared("data/pcap/mirai_first2000.pcap") else {
@@ -407,15 +411,25 @@ fn pmacct_exports_count_as_nfdump_counts_them() {
     }
     let dir = tempfile::tempdir().unwrap();
     for version in ["9", "10"] {
-        let export = dir.path().join(format!("nfprobe{version}.pcap"));
-        let datagrams = nfprobe_export(&capture, version, dir.path(), &export);
-        let what = format!("nfprobe v{version}");
-        let t = counted_as_nfdump(&what, &export, "nfcapd", datagrams, dir.path());
-        assert!(flows_in(&t) > 300 && t.len() > 20, "{what}: {t:?}");
+        let count = |rate: u32, collector: &[&str]| {
+            let export = dir.path().join(format!("nfprobe{version}-{rate}.pcap"));
+            let datagrams = nfprobe_export(&capture, version, rate, dir.path(), &export);
+            let what = format!("nfprobe v{version} 1:{rate}");
+            counted_as_nfdump(&what, &export, collector, datagrams, dir.path())
+        };
+        let all = count(1, &["nfcapd"]);
+        assert!(
+            flows_in(&all) > 300 && all.len() > 20,
+            "v{version}: {all:?}"
+        );
+        let sampled = count(10, &["nfcapd", "-s", "10"]);
+        let packets = |t: &Totals| t.values().map(|t| t.1).sum::<u64>() as f64;
+        let ratio = packets(&sampled) / packets(&all);
+        assert!((0.9..1.1).contains(&ratio), "v{version}: {ratio}");
     }
     let export = dir.path().join("sflow.pcap");
     let datagrams = sflow_export(&capture, 10, dir.path(), &export);
-    let t = counted_as_nfdump("sfprobe 1:10", &export, "sfcapd", datagrams, dir.path());
+    let t = counted_as_nfdump("sfprobe 1:10", &export, &["sfcapd"], datagrams, dir.path());
     assert!(flows_in(&t) > 100 && t.len() > 10, "{t:?}");
 }
 
