@@ -870,6 +870,48 @@ fn a_packet_capture_read_as_exports_says_what_it_rejected() {
     );
 }
 
+/// A capture of flow exports read as packets: the run says they look like
+/// exports and to add --flows, at the end and when grace cannot finish.
+#[test]
+fn exports_read_as_packets_are_pointed_to_flows() {
+    use floodwatch::ingest::flows::build::{flow, v5};
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export.pcap");
+    let mut w = ExportWriter::new(BufWriter::new(File::create(&export).unwrap())).unwrap();
+    let (from, to) = (
+        "192.0.2.1:2055".parse().unwrap(),
+        "192.0.2.9:2055".parse().unwrap(),
+    );
+    for i in 0..1000u16 {
+        let d = v5(&[flow((i % 7) as u8 + 1, 3)], 0);
+        w.write(1_700_000_000.0 + f64::from(i) * 0.1, from, to, &d)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let watch = |grace: &str| {
+        let out = bin()
+            .args(["watch", "--grace", grace, "--pcap"])
+            .arg(&export)
+            .arg("--alerts")
+            .arg(dir.path().join("a.jsonl"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let hint = "1000 of 1000 packets are UDP to a flow collector's port (2055, 4739, 6343, \
+                9995, 9996): if they are flow exports, read them with --flows";
+    let (ok, err) = watch("600");
+    assert!(ok && err.contains(hint), "{err}");
+    let (ok, err) = watch("10m");
+    assert!(
+        !ok && err.contains(hint) && err.contains("during grace"),
+        "{err}"
+    );
+}
+
 /// The shared benign captures (a smart plug over 68 minutes, an industrial
 /// link over 135) exported by softflowd as NetFlow v9 and watched after a
 /// 30- and 45-minute grace: sparse flow records, a few hundred held back,

@@ -547,23 +547,21 @@ impl Engine {
     /// (a capture of the wrong kind reads as no records).
     fn grace_unfinished(&self, source: &dyn RecordSource) -> Error {
         let g = self.params.grace.map_or(String::new(), |g| g.to_string());
-        let skipped = match source.skipped() {
+        let mut skipped = match source.skipped() {
             0 => String::new(),
-            n => {
-                let notes = source.notes();
-                let more = match notes.len().saturating_sub(3) {
-                    0 => String::new(),
-                    m => format!(" and {m} more"),
-                };
-                let notes: Vec<&str> = notes.iter().take(3).map(String::as_str).collect();
-                format!(
-                    "; {n} inputs were skipped or rejected ({}{more})",
-                    notes.join("; ")
-                )
-            }
+            n => format!("; {n} inputs were skipped or rejected"),
         };
+        let notes = source.notes();
+        if !notes.is_empty() {
+            let more = match notes.len().saturating_sub(3) {
+                0 => String::new(),
+                m => format!(" and {m} more"),
+            };
+            let first: Vec<&str> = notes.iter().take(3).map(String::as_str).collect();
+            skipped += &format!(" ({}{more})", first.join("; "));
+        }
         // With no record at all, a shorter grace would not help.
-        let what_to_do = if self.summary.records == 0 && !skipped.is_empty() {
+        let what_to_do = if self.summary.records == 0 && source.skipped() > 0 {
             "see why the inputs were rejected"
         } else {
             "give a shorter --grace or a longer input"

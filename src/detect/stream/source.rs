@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::detect::alert::FlowContext;
 use crate::features::packet::{FeatureExtractor, RawValue, TableState};
 use crate::ingest::packets::capture::PacketSource;
-use crate::ingest::packets::PacketMeta;
+use crate::ingest::packets::{PacketMeta, Transport};
 use crate::Error;
 
 /// How long a source waits for input before giving the engine a chance to
@@ -214,17 +214,28 @@ impl<F: PacketFeed> PacketFeed for Paced<F> {
     }
 }
 
+/// The usual UDP ports of flow export collectors (NetFlow, IPFIX, sFlow).
+const EXPORT_PORTS: [u16; 5] = [2055, 4739, 6343, 9995, 9996];
+
 /// Packets turned into records by a feature layout.
 #[derive(Debug)]
 pub struct PacketRecords<F, X> {
     feed: F,
     features: X,
+    packets: u64,
+    /// Packets that are UDP to an [`EXPORT_PORTS`] port.
+    to_collectors: u64,
 }
 
 impl<F: PacketFeed, X: FeatureExtractor> PacketRecords<F, X> {
     /// Reads `feed` through the layout `features`.
     pub fn new(feed: F, features: X) -> Self {
-        PacketRecords { feed, features }
+        PacketRecords {
+            feed,
+            features,
+            packets: 0,
+            to_collectors: 0,
+        }
     }
 
     /// The feed underneath (for its damage report).
@@ -242,6 +253,10 @@ impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
     fn next(&mut self, out: &mut [f64]) -> Next {
         match self.feed.next_packet() {
             Feed::Packet(p, arrived) => {
+                self.packets += 1;
+                if let Transport::Udp { dst_port, .. } = p.transport {
+                    self.to_collectors += u64::from(EXPORT_PORTS.contains(&dst_port));
+                }
                 self.features.update(&p, out);
                 Next::Record(RecordInfo {
                     index: p.index,
@@ -279,6 +294,20 @@ impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
 
     fn restore(&mut self, state: &RawValue) -> crate::Result<()> {
         self.features.restore(state)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        // Nine in ten packets to a collector's port: flow exports, not traffic.
+        if self.packets < 10 || self.to_collectors * 10 < self.packets * 9 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{} of {} packets are UDP to a flow collector's port ({}): if they are flow \
+             exports, read them with --flows",
+            self.to_collectors,
+            self.packets,
+            EXPORT_PORTS.map(|p| p.to_string()).join(", ")
+        )]
     }
 }
 
