@@ -326,10 +326,10 @@ fn counted_as_nfdump(
 ) -> Totals {
     let ours = floodwatch_totals(export);
     let theirs = collector_totals(collector, export, dir);
-    let flows: u64 = ours.values().map(|t| t.0).sum();
-    let packets: u64 = ours.values().map(|t| t.1).sum();
     eprintln!(
-        "{what}: {datagrams} datagrams, {flows} flows, {packets} packets, {} destinations",
+        "{what}: {datagrams} datagrams, {} flows, {} packets, {} destinations",
+        flows_in(&ours),
+        packets_in(&ours),
         ours.len()
     );
     assert_eq!(ours, theirs, "{what}: floodwatch (left) and nfdump (right)");
@@ -339,6 +339,11 @@ fn counted_as_nfdump(
 /// Flow records in `t`.
 fn flows_in(t: &Totals) -> u64 {
     t.values().map(|t| t.0).sum()
+}
+
+/// Packets in `t`.
+fn packets_in(t: &Totals) -> u64 {
+    t.values().map(|t| t.1).sum()
 }
 
 /// NetFlow v5, v9 and IPFIX from softflowd: per destination, the flows,
@@ -423,8 +428,7 @@ fn pmacct_exports_count_as_nfdump_counts_them() {
             "v{version}: {all:?}"
         );
         let sampled = count(10, &["nfcapd", "-s", "10"]);
-        let packets = |t: &Totals| t.values().map(|t| t.1).sum::<u64>() as f64;
-        let ratio = packets(&sampled) / packets(&all);
+        let ratio = packets_in(&sampled) as f64 / packets_in(&all) as f64;
         assert!((0.85..1.15).contains(&ratio), "v{version}: {ratio}");
     }
     let export = dir.path().join("sflow.pcap");
@@ -513,18 +517,25 @@ fn episode_starts(alerts: &[serde_json::Value]) -> Vec<(f64, String)> {
 fn watch_export(export: &Path, args: &[&str]) -> (String, Vec<serde_json::Value>) {
     let dir = tempfile::tempdir().unwrap();
     let alert_file = dir.path().join("a.jsonl");
+    let (ok, stderr) = watch_capture(export, &[&["--flows"], args].concat(), &alert_file);
+    assert!(ok, "{args:?}: {stderr}");
+    (stderr, alerts(&alert_file))
+}
+
+/// `watch ARGS --pcap capture --alerts alerts`: whether it succeeded, and
+/// its standard error.
+fn watch_capture(capture: &Path, args: &[&str], alerts: &Path) -> (bool, String) {
     let out = bin()
-        .args(["watch", "--flows"])
+        .arg("watch")
         .args(args)
         .arg("--pcap")
-        .arg(export)
+        .arg(capture)
         .arg("--alerts")
-        .arg(&alert_file)
+        .arg(alerts)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    (stderr, alerts(&alert_file))
+    (out.status.success(), stderr)
 }
 
 /// Alerts of a JSON-lines file.
@@ -616,7 +627,7 @@ fn a_live_collector_scores_every_record_of_a_replayed_export() {
     let (spliced, _) = splice(&base, &flood, 72, dir.path());
     let export = dir.path().join("export.pcap");
     let datagrams = softflowd_export(&spliced, "9", &[], dir.path(), &export);
-    let records: u64 = floodwatch_totals(&export).values().map(|t| t.0).sum();
+    let records = flows_in(&floodwatch_totals(&export));
     let model = dir.path().join("m.fw");
     let learned = bin()
         .args([
@@ -802,10 +813,7 @@ fn a_table_model_trained_on_flows_scores_flows() {
     let export = dir.path().join("export.pcap");
     softflowd_export(&spliced, "9", &["-A", "milli"], dir.path(), &export);
     let totals = floodwatch_totals(&export);
-    let (flood, all) = (
-        totals["10.10.10.10"].0,
-        totals.values().map(|t| t.0).sum::<u64>(),
-    );
+    let (flood, all) = (totals["10.10.10.10"].0, flows_in(&totals));
     let model = dir.path().join("m.fw");
     let b = benign.to_str().unwrap();
     util::ok(&[
@@ -850,15 +858,9 @@ fn a_packet_capture_read_as_exports_says_what_it_rejected() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args(["watch", "--flows", "--grace", "100", "--pcap"])
-        .arg(&capture)
-        .arg("--alerts")
-        .arg(dir.path().join("a.jsonl"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let alerts = dir.path().join("a.jsonl");
+    let (ok, err) = watch_capture(&capture, &["--flows", "--grace", "100"], &alerts);
+    assert!(!ok);
     assert!(
         err.contains("0 records over")
             && err.contains("2000 inputs were skipped or rejected (no datagram was NetFlow, IPFIX or sFlow: a capture of packets is read without --flows; exporter")
@@ -888,19 +890,8 @@ fn exports_read_as_packets_are_pointed_to_flows() {
             .unwrap();
     }
     w.finish().unwrap();
-    let watch = |grace: &str| {
-        let out = bin()
-            .args(["watch", "--grace", grace, "--pcap"])
-            .arg(&export)
-            .arg("--alerts")
-            .arg(dir.path().join("a.jsonl"))
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let alerts = dir.path().join("a.jsonl");
+    let watch = |grace: &str| watch_capture(&export, &["--grace", grace], &alerts);
     let hint = "1000 of 1000 packets are UDP to a flow collector's port (2055, 4739, 6343, \
                 9995, 9996): if they are flow exports, read them with --flows";
     let (ok, err) = watch("600");

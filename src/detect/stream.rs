@@ -547,7 +547,8 @@ impl Engine {
     /// (a capture of the wrong kind reads as no records).
     fn grace_unfinished(&self, source: &dyn RecordSource) -> Error {
         let g = self.params.grace.map_or(String::new(), |g| g.to_string());
-        let mut skipped = match source.skipped() {
+        let rejected = source.skipped();
+        let mut skipped = match rejected {
             0 => String::new(),
             n => format!("; {n} inputs were skipped or rejected"),
         };
@@ -561,7 +562,7 @@ impl Engine {
             skipped += &format!(" ({}{more})", first.join("; "));
         }
         // With no record at all, a shorter grace would not help.
-        let what_to_do = if self.summary.records == 0 && source.skipped() > 0 {
+        let what_to_do = if self.summary.records == 0 && rejected > 0 {
             "see why the inputs were rejected"
         } else {
             "give a shorter --grace or a longer input"

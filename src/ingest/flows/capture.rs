@@ -49,13 +49,13 @@ impl<R: Read> ExportCapture<R> {
     pub fn next_datagram(&mut self) -> Option<Datagram<'_>> {
         loop {
             // Two passes over the frame: the borrow checker cannot yet see
-            // that a skipped frame's borrow ends at the `continue`.
-            // Ranges are found in the frame's data, which a pcapng record
-            // buffer holds after its block header: they are moved to the
-            // buffer's start once its borrow ends.
+            // that a skipped frame's borrow ends at the `continue`. So the
+            // payload is kept as its address and length, and found in the
+            // record buffer (which a pcapng block header starts) after.
             let found = match self.reader.next_packet(&mut self.buf) {
-                Ok(Some(raw)) => udp_of(&raw).map(|(exporter, range)| {
-                    (exporter, raw.timestamp(), range, raw.data.as_ptr() as usize)
+                Ok(Some(raw)) => udp_of(&raw).map(|(exporter, payload)| {
+                    let at = payload.as_ptr() as usize;
+                    (exporter, raw.timestamp(), at, payload.len())
                 }),
                 Ok(None) => return None,
                 Err(e) if e.is_fatal() => {
@@ -65,15 +65,14 @@ impl<R: Read> ExportCapture<R> {
                 Err(_) => None,
             };
             match found {
-                Some((exporter, at, range, data)) => {
-                    let skip = data - self.buf.as_ptr() as usize;
-                    let range = range.start + skip..range.end + skip;
+                Some((exporter, at, address, len)) => {
+                    let start = address - self.buf.as_ptr() as usize;
                     return Some(Datagram {
                         accept: Accept::Any,
                         exporter,
                         at,
                         arrived: Instant::now(),
-                        payload: &self.buf[range],
+                        payload: &self.buf[start..start + len],
                     });
                 }
                 None => self.skipped += 1,
@@ -105,8 +104,8 @@ impl<R: Read> DatagramSource for ExportCapture<R> {
     }
 }
 
-/// The UDP source and the payload's byte range within `raw.data`.
-fn udp_of(raw: &RawFrame<'_>) -> Option<(SocketAddr, std::ops::Range<usize>)> {
+/// The UDP source and payload of a frame.
+fn udp_of<'a>(raw: &RawFrame<'a>) -> Option<(SocketAddr, &'a [u8])> {
     let ip = match raw.link_type {
         LinkType::ETHERNET => ether_payload(raw.data)?,
         LinkType::LINUX_SLL => sll::Header::new_checked(raw.data, sll::Version::V1)
@@ -125,12 +124,7 @@ fn udp_of(raw: &RawFrame<'_>) -> Option<(SocketAddr, std::ops::Range<usize>)> {
     };
     let (src, l4) = ip_udp(ip)?;
     let u = udp::Packet::new_checked(l4).ok()?;
-    let payload = u.payload();
-    let start = payload.as_ptr() as usize - raw.data.as_ptr() as usize;
-    Some((
-        SocketAddr::new(src, u.src_port()),
-        start..start + payload.len(),
-    ))
+    Some((SocketAddr::new(src, u.src_port()), u.payload()))
 }
 
 fn ether_payload(b: &[u8]) -> Option<&[u8]> {
