@@ -128,6 +128,16 @@ pub struct ModelFile {
     model: Range<usize>,
 }
 
+/// The header framing `payload` in format `version`.
+fn header(version: u32, payload: &[u8]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&version.to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header
+}
+
 /// Writes `model` of `kind` to `path` crash-safely.
 pub fn save<T: Serialize>(path: &Path, kind: Kind, model: &T) -> Result<()> {
     let envelope = EnvelopeOut {
@@ -137,11 +147,7 @@ pub fn save<T: Serialize>(path: &Path, kind: Kind, model: &T) -> Result<()> {
     };
     let payload = serde_json::to_vec(&envelope)
         .map_err(|e| Error::Model(format!("cannot serialise the model: {e}")))?;
-    let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let header = header(FORMAT_VERSION, &payload);
     crate::util::write_atomically(path, |mut f| {
         use std::io::Write;
         f.write_all(&header)?;
@@ -317,6 +323,8 @@ mod tests {
         save(&p, Kind::Stream, &toy()).unwrap();
         assert!(is_model_file(&p));
         let f = ModelFile::open(&p).unwrap();
+        // What `save` writes is opened without walking the model.
+        assert!(written_layout(&f.payload).is_some());
         assert_eq!((f.version, f.kind), (FORMAT_VERSION, Kind::Stream));
         assert_eq!(f.written_by.as_deref(), Some(env!("CARGO_PKG_VERSION")));
         assert_eq!(f.bytes, std::fs::metadata(&p).unwrap().len());
@@ -332,24 +340,22 @@ mod tests {
     #[test]
     fn format_1_payloads_are_table_models() {
         let payload = serde_json::to_vec(&toy()).unwrap();
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        let f = ModelFile::from_bytes(&bytes, Path::new("old.fw")).unwrap();
+        let f = ModelFile::from_bytes(&framed(1, &payload), Path::new("old.fw")).unwrap();
         assert_eq!((f.version, f.kind, &f.written_by), (1, Kind::Table, &None));
         assert_eq!(f.decode::<Toy>(Kind::Table, "t").unwrap(), toy());
     }
 
-    /// A format-2 file around `payload`, opened.
+    /// The bytes of a file of format `version` holding `payload`.
+    fn framed(version: u32, payload: &[u8]) -> Vec<u8> {
+        [header(version, payload), payload.to_vec()].concat()
+    }
+
+    /// A file of the current format around `payload`, opened.
     fn open_payload(payload: &str) -> Result<ModelFile> {
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(payload.as_bytes()).to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(payload.as_bytes());
-        ModelFile::from_bytes(&bytes, Path::new("m.fw"))
+        ModelFile::from_bytes(
+            &framed(FORMAT_VERSION, payload.as_bytes()),
+            Path::new("m.fw"),
+        )
     }
 
     #[test]
