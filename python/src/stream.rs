@@ -421,7 +421,7 @@ fn source(model: &Bound<'_, PyAny>) -> PyResult<(Input, Option<Arc<Bundle>>, Bui
             }
             if let Some(state) = &m.state {
                 // As `watch`: tables that cannot be restored start cold.
-                if let Err(e) = features.restore(state) {
+                if let Err(e) = features.restore(state.json()) {
                     let warnings = model.py().import("warnings")?;
                     let msg =
                         format!("floodwatch: feature tables not restored ({e}): starting cold");

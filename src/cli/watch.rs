@@ -326,7 +326,7 @@ fn sides(
             );
         }
         if let Some(state) = &model.state {
-            if let Err(e) = src.restore(state) {
+            if let Err(e) = src.restore(state.json()) {
                 eprintln!(
                     "floodwatch: warning: {}: feature tables not restored ({e}): starting cold",
                     path.display()

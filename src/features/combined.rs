@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use crate::features::kitsune::{Kitsune, KitsuneCorrected};
 use crate::features::nbaiot::Nbaiot;
-use crate::features::packet::{FeatureExtractor, FeatureGroup, RawValue, Side, TableState};
+use serde_json::value::RawValue;
+
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Side, TableState};
 use crate::features::stream_table::{TableConfig, TableStats};
 use crate::features::victim::Victim;
 use crate::ingest::packets::PacketMeta;
@@ -131,16 +133,16 @@ impl FeatureExtractor for Combined {
 
     fn state(&self) -> Option<TableState> {
         let parts: Option<Vec<_>> = self.parts.iter().map(|p| p.state()).collect();
-        serde_json::value::to_raw_value(&parts?).ok()
+        TableState::of(&parts?)
     }
 
-    fn restore(&mut self, state: &RawValue) -> Result<()> {
-        let parts: Vec<&RawValue> = serde_json::from_str(state.get())
+    fn restore(&mut self, state: &str) -> Result<()> {
+        let parts: Vec<&RawValue> = serde_json::from_str(state)
             .ok()
             .filter(|a: &Vec<&RawValue>| a.len() == self.parts.len())
             .ok_or_else(|| Error::Data("the saved tables do not match the layout".into()))?;
         for (p, s) in self.parts.iter_mut().zip(parts) {
-            p.restore(s)?;
+            p.restore(s.get())?;
         }
         Ok(())
     }
@@ -167,7 +169,7 @@ impl<T: FeatureExtractor + ?Sized> FeatureExtractor for Box<T> {
         (**self).state()
     }
 
-    fn restore(&mut self, state: &RawValue) -> Result<()> {
+    fn restore(&mut self, state: &str) -> Result<()> {
         (**self).restore(state)
     }
 }

@@ -5,7 +5,8 @@
 
 use std::net::IpAddr;
 
-pub use serde_json::value::RawValue;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::features::stream_table::{Key, TableStats};
@@ -13,8 +14,68 @@ use crate::ingest::packets::{Network, PacketMeta, Transport};
 
 /// A layout's saved tables (warm restart): JSON kept as text, so that a
 /// table of 100,000 hosts decodes straight into its types on load, not
-/// through a JSON tree first (seconds and hundreds of MB at that size).
-pub type TableState = Box<RawValue>;
+/// through a JSON tree first (seconds and hundreds of MB at that size). A
+/// model file holds it as it is, and a stream model takes it from the file
+/// without a scan (see [`ModelFile::decode_but_last`]).
+///
+/// [`ModelFile::decode_but_last`]: crate::model::file::ModelFile::decode_but_last
+#[derive(Debug, Clone)]
+pub struct TableState(Json);
+
+/// JSON checked as it was made (serialised, or parsed with the rest of a
+/// model), or text taken from a model file unread (checked when restored,
+/// and before it is written again).
+#[derive(Debug, Clone)]
+enum Json {
+    Checked(Box<RawValue>),
+    Unread(Box<str>),
+}
+
+impl TableState {
+    /// The tables `tables` as JSON.
+    pub fn of<T: Serialize>(tables: &T) -> Option<Self> {
+        serde_json::value::to_raw_value(tables)
+            .ok()
+            .map(|raw| TableState(Json::Checked(raw)))
+    }
+
+    /// Tables saved as `json`.
+    pub(crate) fn from_json(json: &str) -> Self {
+        TableState(Json::Unread(json.into()))
+    }
+
+    /// The JSON text, which [`FeatureExtractor::restore`] reads.
+    pub fn json(&self) -> &str {
+        match &self.0 {
+            Json::Checked(raw) => raw.get(),
+            Json::Unread(text) => text,
+        }
+    }
+}
+
+impl PartialEq for TableState {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Serialize for TableState {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        match &self.0 {
+            Json::Checked(raw) => raw.serialize(s),
+            Json::Unread(text) => RawValue::from_string(text.to_string())
+                .map_err(S::Error::custom)?
+                .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TableState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|raw| TableState(Json::Checked(raw)))
+    }
+}
 
 /// Turns packets, one at a time, into fixed-length feature vectors.
 pub trait FeatureExtractor: Send {
@@ -45,8 +106,8 @@ pub trait FeatureExtractor: Send {
         None
     }
 
-    /// Restores tables saved by [`state`](Self::state).
-    fn restore(&mut self, _state: &RawValue) -> Result<()> {
+    /// Restores tables saved by [`state`](Self::state) (its JSON).
+    fn restore(&mut self, _state: &str) -> Result<()> {
         Err(Error::Data("this layout keeps no saved state".into()))
     }
 }

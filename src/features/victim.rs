@@ -74,7 +74,7 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use crate::features::packet::{FeatureExtractor, FeatureGroup, RawValue, Side, TableState};
+use crate::features::packet::{FeatureExtractor, FeatureGroup, Side, TableState};
 use crate::features::stream_table::TableStats;
 use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
@@ -583,11 +583,11 @@ impl FeatureExtractor for Victim {
             hosts,
             evictions: self.evictions,
         };
-        serde_json::value::to_raw_value(&s).ok()
+        TableState::of(&s)
     }
 
-    fn restore(&mut self, state: &RawValue) -> Result<()> {
-        let s = serde_json::from_str::<State>(state.get())
+    fn restore(&mut self, state: &str) -> Result<()> {
+        let s = serde_json::from_str::<State>(state)
             .map_err(|e| Error::Data(format!("the saved victim table is unreadable: {e}")))?;
         self.hosts.clear();
         for (k, h) in s.hosts {
@@ -856,15 +856,14 @@ mod tests {
             );
         }
         let mut b = Victim::new(64).unwrap();
-        b.restore(&a.state().unwrap()).unwrap();
+        b.restore(a.state().unwrap().json()).unwrap();
         let (mut x, mut y) = (vec![0.0; N_FEATURES], vec![0.0; N_FEATURES]);
         let p = pkt_from(3.5, 2, 20, 0x10, 80, 443);
         a.update(&p, &mut x);
         b.update(&p, &mut y);
         assert_eq!(x, y);
         assert_eq!(a.len(), b.len());
-        let bad = serde_json::value::to_raw_value(&serde_json::json!({"hosts": 3})).unwrap();
-        assert!(b.restore(&bad).is_err());
+        assert!(b.restore(r#"{"hosts": 3}"#).is_err());
     }
 
     #[test]

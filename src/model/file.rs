@@ -77,25 +77,28 @@ struct Head {
     floodwatch_version: String,
 }
 
-/// How [`save`] writes the model's key: last, after the head.
-const MODEL_KEY: &[u8] = b",\"model\":";
+/// How many places a cut before a last field is tried at: the head of what
+/// floodwatch writes holds few of its key, if any.
+const CUT_TRIES: usize = 8;
 
-/// The head and the model's range when the payload is laid out as [`save`]
-/// writes it (`{"kind":…,"floodwatch_version":…,"model":MODEL}`), found
-/// without walking the model: a stream model's host tables run to tens of
-/// MB, and scanning them twice took a third of a warm start. The first
-/// `,"model":` is structural (a quote inside a string is escaped), and the
-/// model's JSON is checked when it is decoded.
-fn written_layout(payload: &[u8]) -> Option<(Head, Range<usize>)> {
-    let key = memchr::memmem::find(payload, MODEL_KEY)?;
-    let end = payload.len().checked_sub(1)?;
-    if payload[end] != b'}' {
-        return None;
-    }
-    let mut head = payload[..key].to_vec();
-    head.push(b'}');
-    let head = serde_json::from_slice(&head).ok()?;
-    Some((head, key + MODEL_KEY.len()..end))
+/// `json`, an object whose last field is `key` (as floodwatch writes its
+/// envelope and its stream models), cut before that field: the other fields
+/// decoded as `T`, and the range of the field's value, found without walking
+/// it (a stream model's host tables run to tens of MB). Only a cut that
+/// leaves a whole object decodes, so a `,"key":` in a nested value is passed
+/// over, and none lies in a string (a quote inside one is escaped). The
+/// value's JSON is checked when it is decoded. `None` for another layout.
+fn last_field<T: DeserializeOwned>(json: &[u8], key: &str) -> Option<(T, Range<usize>)> {
+    let end = json.len().checked_sub(1).filter(|&e| json[e] == b'}')?;
+    let mark = format!(",\"{key}\":");
+    memchr::memmem::find_iter(json, mark.as_bytes())
+        .take(CUT_TRIES)
+        .find_map(|at| {
+            let mut head = json[..at].to_vec();
+            head.push(b'}');
+            let head = serde_json::from_slice(&head).ok()?;
+            Some((head, at + mark.len()..end))
+        })
 }
 
 /// The head and the model's range of any envelope, by a full parse.
@@ -220,7 +223,7 @@ impl ModelFile {
             // serde_json refuses nesting deeper than 128 levels (its default
             // recursion limit), so a hostile payload cannot overflow the
             // stack.
-            let (head, model) = match written_layout(&file.payload) {
+            let (head, model) = match last_field::<Head>(&file.payload, "model") {
                 Some(found) => found,
                 None => envelope(&file.payload).map_err(|e| bad(path, e))?,
             };
@@ -238,6 +241,33 @@ impl ModelFile {
     /// Decodes the model, which must be of `kind`; `need` says which
     /// command or use asked for it, for the message when it is not.
     pub fn decode<T: DeserializeOwned>(&self, kind: Kind, need: &str) -> Result<T> {
+        self.check_kind(kind, need)?;
+        serde_json::from_slice(&self.payload[self.model.clone()])
+            .map_err(|e| bad(&self.path, format!("payload does not decode: {e}")))
+    }
+
+    /// [`decode`](Self::decode) of a model whose last field `key` is large:
+    /// the rest decoded, and that field's JSON, taken without a scan when
+    /// the model is laid out as floodwatch writes it (else `None`, and the
+    /// whole model decoded).
+    pub fn decode_but_last<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        need: &str,
+        key: &str,
+    ) -> Result<(T, Option<&str>)> {
+        self.check_kind(kind, need)?;
+        let json = &self.payload[self.model.clone()];
+        let Some((rest, value)) = last_field(json, key) else {
+            return self.decode(kind, need).map(|m| (m, None));
+        };
+        let value = std::str::from_utf8(&json[value])
+            .map_err(|e| bad(&self.path, format!("payload is not UTF-8: {e}")))?;
+        Ok((rest, Some(value)))
+    }
+
+    /// An error unless the file holds a model of `kind`.
+    fn check_kind(&self, kind: Kind, need: &str) -> Result<()> {
         if self.kind != kind {
             return Err(bad(
                 &self.path,
@@ -248,8 +278,7 @@ impl ModelFile {
                 ),
             ));
         }
-        serde_json::from_slice(&self.payload[self.model.clone()])
-            .map_err(|e| bad(&self.path, format!("payload does not decode: {e}")))
+        Ok(())
     }
 }
 
@@ -324,7 +353,7 @@ mod tests {
         assert!(is_model_file(&p));
         let f = ModelFile::open(&p).unwrap();
         // What `save` writes is opened without walking the model.
-        assert!(written_layout(&f.payload).is_some());
+        assert!(last_field::<Head>(&f.payload, "model").is_some());
         assert_eq!((f.version, f.kind), (FORMAT_VERSION, Kind::Stream));
         assert_eq!(f.written_by.as_deref(), Some(env!("CARGO_PKG_VERSION")));
         assert_eq!(f.bytes, std::fs::metadata(&p).unwrap().len());
@@ -362,7 +391,8 @@ mod tests {
     fn the_model_is_found_in_any_envelope_as_a_full_parse_finds_it() {
         let model = r#"{"w":[0.1,0.33333334,1.1754944e-38]}"#;
         let written = format!(r#"{{"kind":"stream","floodwatch_version":"9.9","model":{model}}}"#);
-        let (head, range) = written_layout(written.as_bytes()).expect("as save writes it");
+        let (head, range) =
+            last_field::<Head>(written.as_bytes(), "model").expect("as save writes it");
         assert_eq!(
             (head.kind, head.floodwatch_version.as_str()),
             (Kind::Stream, "9.9")
@@ -372,6 +402,15 @@ mod tests {
             envelope(written.as_bytes()).ok().map(|e| e.1)
         );
         assert_eq!(&written[range], model);
+        // A key of the same name in a nested value is passed over.
+        let nested = format!(
+            r#"{{"kind":"stream","floodwatch_version":"9.9","x":{{"a":1,"model":2}},"model":{model}}}"#
+        );
+        let (_, range) = last_field::<Head>(nested.as_bytes(), "model").expect("the second cut");
+        assert_eq!(
+            Some(range.clone()),
+            envelope(nested.as_bytes()).ok().map(|e| e.1)
+        );
         let sneaky = r#"9.9\",\"model\":{}"#;
         for payload in [
             written.clone(),

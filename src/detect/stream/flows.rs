@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::source::{Next, RecordInfo, RecordSource, TableUsage};
 use crate::detect::alert::FlowContext;
-use crate::features::packet::{FeatureExtractor, RawValue, TableState};
+use crate::features::packet::{FeatureExtractor, TableState};
 use crate::features::victim::Victim;
 use crate::ingest::flows::udp::allowed;
 use crate::ingest::flows::{Arrival, DatagramSource, FlowDecoder, FlowRecord, Rejection};
@@ -236,7 +236,7 @@ impl<S: DatagramSource> RecordSource for FlowRecords<S> {
         FeatureExtractor::state(&self.features)
     }
 
-    fn restore(&mut self, state: &RawValue) -> crate::Result<()> {
+    fn restore(&mut self, state: &str) -> crate::Result<()> {
         FeatureExtractor::restore(&mut self.features, state)
     }
 

@@ -323,7 +323,8 @@ pub struct SavedModel {
     pub features: Vec<String>,
     /// One detector per side.
     pub sides: Vec<SavedSide>,
-    /// The layout's tables when saved (warm restart), if any.
+    /// The layout's tables when saved (warm restart), if any. Last, so
+    /// that a load takes them from the file without a scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<TableState>,
 }
@@ -359,7 +360,11 @@ impl SavedModel {
 
     /// Decodes and checks the stream model of `f`.
     pub fn from_file(f: &ModelFile) -> Result<Self> {
-        let m: SavedModel = f.decode(Kind::Stream, "this command")?;
+        let (mut m, state): (SavedModel, _) =
+            f.decode_but_last(Kind::Stream, "this command", "state")?;
+        if let Some(json) = state {
+            m.state = Some(TableState::from_json(json));
+        }
         m.check().map_err(|msg| file::bad(f.path(), msg))?;
         Ok(m)
     }
@@ -924,14 +929,21 @@ mod tests {
                     threshold: 0.5,
                     calibration: None,
                 }],
-                state: None,
+                state: TableState::of(&serde_json::json!({"hosts": [[1, 2]], "state": {}})),
             };
             // Plain JSON, as floodwatch wrote before the one model file.
             std::fs::write(&path, serde_json::to_vec(&model).unwrap()).unwrap();
             let legacy = SavedModel::load(&path).unwrap();
             model.save(&path).unwrap();
             let loaded = SavedModel::load(&path).unwrap();
+            // The tables are taken from the file without a scan.
+            let f = ModelFile::open(&path).unwrap();
+            let (_, tables) = f
+                .decode_but_last::<SavedModel>(Kind::Stream, "t", "state")
+                .unwrap();
+            assert_eq!(tables, model.state.as_ref().map(TableState::json));
             assert_eq!(loaded.features(), ["a", "b", "c"]);
+            assert_eq!((&legacy.state, &loaded.state), (&model.state, &model.state));
             assert_eq!(
                 serde_json::to_string(&legacy).unwrap(),
                 serde_json::to_string(&loaded).unwrap()

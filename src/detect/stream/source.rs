@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detect::alert::FlowContext;
-use crate::features::packet::{FeatureExtractor, RawValue, TableState};
+use crate::features::packet::{FeatureExtractor, TableState};
 use crate::ingest::packets::capture::PacketSource;
 use crate::ingest::packets::{PacketMeta, Transport};
 use crate::Error;
@@ -85,7 +85,7 @@ pub trait RecordSource {
     }
 
     /// Restores tables saved by [`state`](Self::state).
-    fn restore(&mut self, _state: &RawValue) -> crate::Result<()> {
+    fn restore(&mut self, _state: &str) -> crate::Result<()> {
         Err(Error::Data("this source keeps no feature tables".into()))
     }
 
@@ -292,7 +292,7 @@ impl<F: PacketFeed, X: FeatureExtractor> RecordSource for PacketRecords<F, X> {
         self.features.state()
     }
 
-    fn restore(&mut self, state: &RawValue) -> crate::Result<()> {
+    fn restore(&mut self, state: &str) -> crate::Result<()> {
         self.features.restore(state)
     }
 
