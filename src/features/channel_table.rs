@@ -44,13 +44,15 @@ impl<X> Decaying for Channel<X> {
 }
 
 impl<X> Channel<X> {
-    /// `[radius, magnitude, covariance, pcc]` of the two directions for lane `lane`.
+    /// `[radius, magnitude, covariance, pcc]` of the two directions for lane
+    /// `lane`, with plain squares (the corrected statistics').
     pub(crate) fn pair_stats(&self, lane: usize) -> [f64; 4] {
         let b = if self.self_loop { 0 } else { 1 };
         pair_stats(
             &self.dirs[0].lanes[lane],
             &self.dirs[b].lanes[lane],
             &self.cov.lanes[lane],
+            false,
         )
     }
 }

@@ -80,9 +80,22 @@ pub fn sq(x: f64) -> f64 {
     x.powf(std::hint::black_box(2.0))
 }
 
+/// `x^2`: rounded as Kitsune-py's `pow` rounds it ([`sq`]) when `exact`,
+/// else the plain product (at most one ulp away, without `sq`'s check and
+/// its calls to `pow`).
+#[inline(always)]
+pub fn square(exact: bool, x: f64) -> f64 {
+    if exact {
+        sq(x)
+    } else {
+        x * x
+    }
+}
+
 /// Computes decay factors and remembers those of the last few time gaps:
 /// within one packet several streams often share their last time (and so
-/// `dt`), and the power function dominates the cost of an update.
+/// `dt`), and the power function dominates the cost of an update. Whether
+/// it is exact also decides how the statistics square ([`square`]).
 #[derive(Debug, Clone)]
 pub struct DecayCache {
     entries: [(u64, [f64; NL]); 4],
@@ -253,13 +266,14 @@ impl Stats1D {
     #[inline]
     pub fn insert(&mut self, v: f64, t: f64, cache: &mut DecayCache) {
         self.decay(t, cache);
-        let v2 = sq(v);
+        let exact = cache.exact;
+        let v2 = square(exact, v);
         for lane in &mut self.lanes {
             lane.cf1 += v;
             lane.cf2 += v2;
             lane.w += 1.0;
             lane.mean = lane.cf1 / lane.w;
-            lane.var = (lane.cf2 / lane.w - sq(lane.mean)).abs();
+            lane.var = (lane.cf2 / lane.w - square(exact, lane.mean)).abs();
         }
     }
 
@@ -387,11 +401,11 @@ impl Cov2D {
 ///
 /// radius = sqrt(var_a^2 + var_b^2), magnitude = sqrt(mean_a^2 + mean_b^2),
 /// covariance = cf3 / w3, pcc = covariance / (sd_a * sd_b), 0 when that
-/// product is 0 (operation order as in Kitsune-py).
+/// product is 0 (operation order as in Kitsune-py); squares as [`square`].
 #[inline]
-pub fn pair_stats(a: &Lane, b: &Lane, c: &CovLane) -> [f64; 4] {
-    let radius = (sq(a.var) + sq(b.var)).sqrt();
-    let magnitude = (sq(a.mean) + sq(b.mean)).sqrt();
+pub fn pair_stats(a: &Lane, b: &Lane, c: &CovLane, exact: bool) -> [f64; 4] {
+    let radius = (square(exact, a.var) + square(exact, b.var)).sqrt();
+    let magnitude = (square(exact, a.mean) + square(exact, b.mean)).sqrt();
     let cov = c.cf3 / c.w3;
     let ss = a.var.sqrt() * b.var.sqrt();
     let pcc = if ss != 0.0 { cov / ss } else { 0.0 };
@@ -540,6 +554,26 @@ mod tests {
     }
 
     #[test]
+    fn plain_squares_are_within_an_ulp_of_exact_ones() {
+        let m = 87.9999999926674;
+        assert_eq!(square(true, m), sq(m));
+        assert_eq!(square(false, m), m * m);
+        assert_eq!(square(false, m).to_bits().abs_diff(sq(m).to_bits()), 1);
+        let mut fast = Stats1D::new(0.0);
+        let mut exact = Stats1D::new(0.0);
+        let (mut cf, mut ce) = (DecayCache::new(false), DecayCache::new(true));
+        for k in 0..1000u32 {
+            let (v, t) = (60.0 + f64::from(k * 37 % 1400), f64::from(k) * 0.01);
+            fast.insert(v, t, &mut cf);
+            exact.insert(v, t, &mut ce);
+        }
+        for (f, e) in fast.lanes.iter().zip(&exact.lanes) {
+            assert!((f.mean - e.mean).abs() <= 1e-12 * e.mean, "{f:?} {e:?}");
+            assert!((f.var - e.var).abs() <= 1e-9 * e.var, "{f:?} {e:?}");
+        }
+    }
+
+    #[test]
     fn decay_cache_is_exact() {
         let mut cache = DecayCache::default();
         let mut fast = DecayCache::new(false);
@@ -584,8 +618,12 @@ mod tests {
                     c.update(1, y, t, &b.lanes.map(|l| l.mean), &mut cache);
                 }
             }
-            let [radius, magnitude, cov, pcc] =
-                pair_stats(&a.lanes[SLOWEST], &b.lanes[SLOWEST], &c.lanes[SLOWEST]);
+            let [radius, magnitude, cov, pcc] = pair_stats(
+                &a.lanes[SLOWEST],
+                &b.lanes[SLOWEST],
+                &c.lanes[SLOWEST],
+                true,
+            );
             assert!(radius > 0.0 && magnitude > 150.0 && magnitude < 250.0);
             assert_eq!(cov > 0.0, expect_positive, "cov {cov}");
             assert!(pcc.abs() <= 1.0 + 1e-9 && pcc.abs() > 0.3, "pcc {pcc}");
@@ -598,8 +636,11 @@ mod tests {
         let (mut a, b) = (Stats1D::new(0.0), Stats1D::new(0.0));
         a.insert(60.0, 0.0, &mut cache);
         let c = Cov2D::new(0.0);
-        let [radius, magnitude, cov, pcc] = pair_stats(&a.lanes[0], &b.lanes[0], &c.lanes[0]);
-        assert_eq!((radius, magnitude, cov, pcc), (0.0, 60.0, 0.0, 0.0));
+        for exact in [true, false] {
+            let [radius, magnitude, cov, pcc] =
+                pair_stats(&a.lanes[0], &b.lanes[0], &c.lanes[0], exact);
+            assert_eq!((radius, magnitude, cov, pcc), (0.0, 60.0, 0.0, 0.0));
+        }
         assert!(!c.weight_at(1.0).is_nan());
     }
 }

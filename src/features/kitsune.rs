@@ -52,7 +52,8 @@
 //! - ICMPv6 without a quoted header is service ICMP like ICMPv4;
 //! - the variance columns are named `variance` (e.g. `HH_L5_variance`);
 //! - decay factors come from `exp2` (a few ulps from Kitsune-py's `pow`,
-//!   three times cheaper).
+//!   three times cheaper), and squares are plain products (at most an ulp
+//!   from `pow(x, 2)`, without the check that matches its rounding).
 //!
 //! Both layouts bound every table (see [`crate::features::stream_table`]),
 //! and the faithful one bounds its fan-out: a packet updates at most

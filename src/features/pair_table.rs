@@ -133,7 +133,12 @@ impl<K: Hash + Eq> Table2D<K> {
         let pair = self.pairs.get(p);
         let a: &Lane = &self.streams.get(pair.ends[0]).stats.lanes[lane];
         let b: &Lane = &self.streams.get(pair.ends[1]).stats.lanes[lane];
-        pair_stats(a, b, &pair.cov.lanes[lane])
+        pair_stats(
+            a,
+            b,
+            &pair.cov.lanes[lane],
+            self.mode == CovUpdates::Kitsune,
+        )
     }
 
     /// Value `v` at time `t` from stream `src` to stream `dst`: inserts it in
