@@ -170,8 +170,11 @@ impl<const N: usize> Default for Key<N> {
 }
 
 impl<const N: usize> PartialEq for Key<N> {
+    /// The bytes past `len` are always zero (only [`Key::push`] writes), so
+    /// whole arrays compare: a fixed-size compare, inlined, not `memcmp`.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        self.len == other.len && self.bytes == other.bytes
     }
 }
 
@@ -696,6 +699,11 @@ mod tests {
         b.push(b"c");
         assert_eq!(a, b);
         assert_eq!(a.len(), 3);
+        let (mut z, mut y): (Key<6>, Key<6>) = (Key::new(), Key::new());
+        z.push(b"abc\0");
+        assert_ne!(a, z, "a trailing zero byte is a longer key");
+        y.push(b"ab");
+        assert_ne!(a, y);
         use std::fmt::Write;
         assert!(write!(b, "xyz").is_ok());
         assert!(write!(b, "!").is_err());
