@@ -186,6 +186,7 @@ fn transpose_at(
     xt: &mut Vec<f32>,
 ) {
     assert!(x.len() >= rows * cols && stride >= rows);
+    let level = level.min(Level::detect());
     xt.resize(cols * stride, 0.0);
     for lanes in xt.chunks_exact_mut(stride) {
         lanes[rows..].fill(0.0);
@@ -203,8 +204,8 @@ fn transpose_at(
             while j0 < cols {
                 let w = (cols - j0).min(BLOCK);
                 #[allow(unsafe_code)]
-                // SAFETY: `level` is at most what `Level::detect` found, so
-                // the CPU has AVX-512F.
+                // SAFETY: `level` was lowered to what `Level::detect` found,
+                // so the CPU has AVX-512F.
                 unsafe {
                     transpose16_avx512(block, cols, (j0, w), xt, stride, r0);
                 }
@@ -785,10 +786,12 @@ mod tests {
             (1, 1),
             (16, 112),
             (32, 16),
+            (48, 5),
+            (16, 17),
         ] {
             let stride = rows.next_multiple_of(ROW_ALIGN);
             let x: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
-            for level in [Level::Portable, Level::Avx2, Level::detect()] {
+            for level in [Level::Portable, Level::Avx2, Level::Avx512] {
                 let mut xt = vec![f32::NAN; 7];
                 transpose_at(level, &x, rows, cols, stride, &mut xt);
                 assert_eq!(xt.len(), cols * stride);
