@@ -150,8 +150,20 @@ impl Feature {
         let v = if clip { v.clamp(self.min, self.max) } else { v };
         // log1p of a negative test value below -1 is NaN: floor at the
         // training minimum, which is >= 0 for log columns.
-        let t = if self.log { v.max(0.0).ln_1p() } else { v };
+        let t = if self.log { log1p_floored(v) } else { v };
         (t - self.lo) / self.span
+    }
+}
+
+/// `ln(1 + max(v, 0))`. Zero, the usual value of a counter, is its own
+/// logarithm: the call is skipped, with the same bits.
+#[inline]
+fn log1p_floored(v: f32) -> f32 {
+    let v = v.max(0.0);
+    if v == 0.0 {
+        v
+    } else {
+        v.ln_1p()
     }
 }
 
@@ -296,6 +308,24 @@ mod tests {
         let mut r = [198.0, 6.0, 0.0];
         s.transform_row(&mut r);
         assert_eq!(r, [2.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn log1p_skips_zero_with_the_same_bits() {
+        for v in [
+            0.0f32,
+            -0.0,
+            -3.0,
+            1e-30,
+            0.5,
+            1.0,
+            7e9,
+            f32::NAN,
+            f32::INFINITY,
+        ] {
+            let want = v.max(0.0).ln_1p();
+            assert_eq!(log1p_floored(v).to_bits(), want.to_bits(), "{v}");
+        }
     }
 
     #[test]
