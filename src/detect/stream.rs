@@ -977,7 +977,7 @@ impl Engine {
 /// records. A record waits for the features of the others in its batch, so
 /// the batch bounds latency: on `watch --layout floodwatch` at about 500,000
 /// packets a second, batches of 64 put the 99th percentile at 250 us and
-/// were 3-4 % faster; batches of 16 keep it under 50 us while a record's
+/// were 3-8 % faster; batches of 16 keep it under 50 us while a record's
 /// features take about 2 us or less.
 const BATCH: usize = 16;
 

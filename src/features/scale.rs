@@ -97,7 +97,7 @@ impl ScalerParams {
             .map(|j| {
                 let log =
                     self.log && min[j] >= 0.0 && max[j] > 1.0 && heavy_tailed(x, j, min[j], max[j]);
-                let t = |v: f32| if log { v.ln_1p() } else { v };
+                let t = |v: f32| if log { log1p_floored(v) } else { v };
                 Feature {
                     pass: pass[j],
                     log,
@@ -148,15 +148,14 @@ impl Feature {
             return if v == self.min { 0.0 } else { 1.0 };
         }
         let v = if clip { v.clamp(self.min, self.max) } else { v };
-        // log1p of a negative test value below -1 is NaN: floor at the
-        // training minimum, which is >= 0 for log columns.
         let t = if self.log { log1p_floored(v) } else { v };
         (t - self.lo) / self.span
     }
 }
 
-/// `ln(1 + max(v, 0))`. Zero, the usual value of a counter, is its own
-/// logarithm: the call is skipped, with the same bits.
+/// `ln(1 + max(v, 0))`: log columns are non-negative in training, and a
+/// negative test value below -1 would give NaN. Zero, the usual value of a
+/// counter, is its own logarithm: the call is skipped, with the same bits.
 #[inline]
 fn log1p_floored(v: f32) -> f32 {
     let v = v.max(0.0);
