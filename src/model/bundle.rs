@@ -96,19 +96,23 @@ impl Classifier {
     /// the most probable class.
     pub fn decide(&self, prob: &[f32]) -> (f32, usize) {
         let normal = prob.get(self.normal_class).copied().unwrap_or(0.0);
-        let attack = prob
-            .iter()
-            .enumerate()
-            .filter(|&(k, _)| k != self.normal_class)
-            .map(|(_, &p)| p)
-            .fold(0.0f32, f32::max);
+        // The first most probable attack class, in one pass: when it beats
+        // the normal class it is also the first most probable class.
+        let (mut attack, mut best) = (0.0f32, self.normal_class);
+        for (k, &p) in prob.iter().enumerate() {
+            if k != self.normal_class && p > attack {
+                (attack, best) = (p, k);
+            }
+        }
         let margin = attack - normal;
-        let k = if margin > 0.0 {
-            crate::model::logistic::argmax(prob)
-        } else {
-            self.normal_class
-        };
-        (margin, k)
+        (
+            margin,
+            if margin > 0.0 {
+                best
+            } else {
+                self.normal_class
+            },
+        )
     }
 }
 
@@ -251,6 +255,31 @@ mod tests {
                 flows: false,
             }),
         }
+    }
+
+    #[test]
+    fn decide_picks_the_first_most_probable_attack_class() {
+        let Some(mut c) = tiny().classifier else {
+            panic!("tiny has a classifier")
+        };
+        c.normal_class = 1;
+        let nan = f32::NAN;
+        let cases: [(&[f32], f32, usize); 7] = [
+            (&[0.2, 0.5, 0.3], -0.2, 1),
+            (&[0.4, 0.2, 0.4], 0.2, 0),
+            (&[0.1, 0.2, 0.7], 0.5, 2),
+            (&[0.3, 0.4, 0.3], -0.1, 1),
+            (&[0.5, 0.5, 0.0], 0.0, 1),
+            (&[nan, 0.2, 0.8], 0.6, 2),
+            (&[0.0, 1.0, 0.0], -1.0, 1),
+        ];
+        for (prob, margin, k) in cases {
+            let (m, got) = c.decide(prob);
+            assert!((m - margin).abs() < 1e-6, "{prob:?}: margin {m}");
+            assert_eq!(got, k, "{prob:?}");
+        }
+        assert!(c.decide(&[0.3, nan, 0.7]).0.is_nan());
+        assert_eq!(c.decide(&[0.3, nan, 0.7]).1, 1);
     }
 
     #[test]

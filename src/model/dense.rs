@@ -432,10 +432,11 @@ impl Network {
     }
 
     /// Layer `l` alone on `rows` rows given transposed (input `j` of row `r`
-    /// at `xt[j * stride + r]`), into `out` (`rows x width`, row-major) by
-    /// the inference kernels: the bits [`Network::predict`] gives a row of
+    /// at `xt[j * stride + r]`), then the softmax of each row's outputs,
+    /// into `out` (`rows x width`, row-major) by the inference kernels: the
+    /// bits [`Network::predict`] then [`kernel::softmax_rows`] give a row of
     /// a network made of that layer.
-    pub(crate) fn layer_t(
+    pub(crate) fn softmax_t(
         &self,
         l: usize,
         xt: &[f32],
@@ -450,7 +451,9 @@ impl Network {
         ws.pass = None;
         let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
-            tiles.layer(&layer.op_t(xt, stride), grown(&mut ws.pong, n * stride));
+            let z = grown(&mut ws.pong, n * stride);
+            tiles.layer(&layer.op_t(xt, stride), z);
+            kernel::softmax_t(level, z, n, stride);
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
                 for (r, &v) in lanes[..rows].iter().enumerate() {
                     out[r * n + j] = v;
@@ -464,6 +467,7 @@ impl Network {
                 *v = xt[j * stride + r];
             }
             kernel::layer_row(level, x, &layer.weights, &layer.bias, layer.activation, o);
+            kernel::softmax_rows(level, o, n);
         }
     }
 

@@ -161,6 +161,124 @@ multiversion! {
     pub(super) fn activate(act: Activation, z: &mut [f32]) = activate_body;
 }
 
+/// Bounds and coefficients of [`fast_exp`] (Cephes' `expf`).
+mod exp6 {
+    /// Below this, `e^x` is under about 2.4e-38 and [`super::fast_exp`] gives 0.
+    pub(super) const LO: f32 = -86.6;
+    /// Above this, `e^x` overflows `f32`.
+    pub(super) const HI: f32 = 88.722_84;
+    /// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 2^14`.
+    pub(super) const LN2_HI: f32 = 0.693_359_4;
+    pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Adding and subtracting it rounds to the nearest integer.
+    pub(super) const ROUND: f32 = 12_582_912.0;
+    /// `(e^r - 1 - r) / r^2` on `|r| <= ln 2 / 2`, highest power first.
+    pub(super) const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ];
+}
+
+/// `e^x` by `x = n ln 2 + r` and a degree-6 polynomial in `r` (Cephes'
+/// `expf`), within 2 ulps of exact; 0 where `e^x` is below about 2.4e-38,
+/// and plain `*` and `+` so that it vectorises and every level gives the
+/// same bits.
+#[inline(always)]
+pub(super) fn fast_exp(x: f32) -> f32 {
+    use exp6::{HI, LN2_HI, LN2_LO, LO, P, ROUND};
+    let c = x.clamp(LO, HI);
+    // `t`'s low mantissa bits hold n + 2^22, n = round(c / ln 2).
+    let t = c * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = c - n * LN2_HI - n * LN2_LO;
+    let p = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
+    let y = p * (r * r) + r + 1.0;
+    // 2^(n-1), a normal float for n in -125..=128, times 2y (exact).
+    let half_scale = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits() - 126) << 23);
+    let e = (y * 2.0) * half_scale;
+    if x < LO {
+        0.0
+    } else if x > HI {
+        f32::INFINITY
+    } else {
+        e
+    }
+}
+
+/// The larger of `m` and `v`, `m` when `v` is NaN: one rule for the row
+/// and the lane forms of the softmax.
+#[inline(always)]
+fn larger(m: f32, v: f32) -> f32 {
+    if v > m {
+        v
+    } else {
+        m
+    }
+}
+
+/// Each `k`-wide row of `z` turned into its softmax: `e^(v - max)` over
+/// the row's sum, summed in row order.
+#[inline(always)]
+fn softmax_body(z: &mut [f32], k: usize) {
+    for row in z.chunks_exact_mut(k) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| larger(m, v));
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = fast_exp(*v - max);
+            sum += *v;
+        }
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+/// The `ROW_ALIGN` lanes of `z` from `at`.
+#[inline(always)]
+fn lanes(z: &mut [f32], at: usize) -> &mut [f32; ROW_ALIGN] {
+    let lanes = &mut z[at..at + ROW_ALIGN];
+    lanes.try_into().expect("ROW_ALIGN lanes")
+}
+
+/// [`softmax_body`] on rows given transposed (`k` rows of `stride` lanes,
+/// one lane per row, `stride` a multiple of [`ROW_ALIGN`]): the same
+/// operations in the same order, lane by lane.
+#[inline(always)]
+fn softmax_t_body(z: &mut [f32], k: usize, stride: usize) {
+    for g in (0..stride).step_by(ROW_ALIGN) {
+        let at = |j: usize| j * stride + g;
+        let mut max = [f32::NEG_INFINITY; ROW_ALIGN];
+        for j in 0..k {
+            max.iter_mut()
+                .zip(lanes(z, at(j)).iter())
+                .for_each(|(m, &v)| *m = larger(*m, v));
+        }
+        let mut sum = [0.0f32; ROW_ALIGN];
+        for j in 0..k {
+            for ((v, s), &m) in lanes(z, at(j)).iter_mut().zip(&mut sum).zip(&max) {
+                *v = fast_exp(*v - m);
+                *s += *v;
+            }
+        }
+        for j in 0..k {
+            lanes(z, at(j))
+                .iter_mut()
+                .zip(&sum)
+                .for_each(|(v, &s)| *v /= s);
+        }
+    }
+}
+
+multiversion! {
+    pub(super) fn softmax_t(z: &mut [f32], k: usize, stride: usize) = softmax_t_body;
+}
+
+multiversion! {
+    pub(super) fn softmax_rows(z: &mut [f32], k: usize) = softmax_body;
+}
+
 /// Copies `rows` rows of `x` (row-major, `cols` wide) into `xt` as `cols`
 /// rows of `stride` lanes, zeroing the lanes past `rows`.
 pub(super) fn transpose_into(
@@ -731,6 +849,65 @@ mod tests {
             let mut tanh = x.clone();
             activate(Level::detect(), Activation::Tanh, &mut tanh);
             assert!(same_bits(&tanh, &scalar));
+        }
+    }
+
+    #[test]
+    fn fast_exp_is_within_two_ulps() {
+        let mut x = -86.5f32;
+        while x < 88.7 {
+            let want = f64::from(x).exp();
+            let got = fast_exp(x);
+            let ulp = f64::from(f32::EPSILON) * want.abs();
+            assert!((f64::from(got) - want).abs() <= ulp, "{x}: {got} vs {want}");
+            x += 0.000_731;
+        }
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert_eq!(fast_exp(-90.0), 0.0);
+        assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(fast_exp(89.0), f32::INFINITY);
+        assert_eq!(fast_exp(f32::INFINITY), f32::INFINITY);
+        assert!(fast_exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn softmax_forms_and_levels_agree_and_rows_sum_to_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for (k, rows) in [(2, 1), (5, 7), (23, 33)] {
+            let x: Vec<f32> = (0..k * rows)
+                .map(|_| rng.random_range(-30.0..30.0))
+                .collect();
+            let mut want = x.clone();
+            softmax_rows(Level::Portable, &mut want, k);
+            for (row, p) in x.chunks_exact(k).zip(want.chunks_exact(k)) {
+                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f64 = row.iter().map(|v| f64::from(v - m).exp()).sum();
+                for (v, p) in row.iter().zip(p) {
+                    let exact = f64::from(v - m).exp() / sum;
+                    assert!(
+                        (f64::from(*p) - exact).abs() <= 1e-6 * exact.max(1e-30),
+                        "{p} vs {exact}"
+                    );
+                }
+            }
+            let stride = rows.next_multiple_of(ROW_ALIGN);
+            let mut xt = vec![0.0; k * stride];
+            for (r, row) in x.chunks_exact(k).enumerate() {
+                row.iter()
+                    .enumerate()
+                    .for_each(|(j, &v)| xt[j * stride + r] = v);
+            }
+            for level in Level::supported() {
+                let mut got = x.clone();
+                softmax_rows(level, &mut got, k);
+                assert!(same_bits(&got, &want), "{level:?} k {k}");
+                let mut got_t = xt.clone();
+                softmax_t(level, &mut got_t, k, stride);
+                let back: Vec<f32> = (0..rows * k)
+                    .map(|i| got_t[(i % k) * stride + i / k])
+                    .collect();
+                assert!(same_bits(&back, &want), "transposed, {level:?} k {k}");
+            }
         }
     }
 

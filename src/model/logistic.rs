@@ -8,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dense::{Activation, Adam, Gradients, Network, Workspace};
+use super::kernel::softmax_rows;
+use crate::simd::Level;
 use crate::{Error, Matrix, Result};
 
 /// Hyperparameters of [`LogisticRegression`].
@@ -66,8 +68,8 @@ impl LogisticParams {
                 let logits = net.forward(&batch, idx.len(), 1, &mut ws);
                 grad.clear();
                 grad.extend_from_slice(logits);
+                softmax_rows(Level::detect(), &mut grad, n_classes);
                 for (row, &i) in grad.chunks_exact_mut(n_classes).zip(idx) {
-                    softmax(row);
                     row[y[i]] -= 1.0;
                     row.iter_mut().for_each(|g| *g /= idx.len() as f32);
                 }
@@ -100,16 +102,6 @@ impl LogisticParams {
     }
 }
 
-fn softmax(z: &mut [f32]) {
-    let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    z.iter_mut().for_each(|v| {
-        *v = (*v - max).exp();
-        sum += *v;
-    });
-    z.iter_mut().for_each(|v| *v /= sum);
-}
-
 /// A fitted softmax classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticRegression {
@@ -137,7 +129,7 @@ impl LogisticRegression {
     pub fn predict_proba(&self, x: &[f32], out: &mut [f32]) {
         let mut ws = Workspace::default();
         out.copy_from_slice(self.net.predict(x, 1, 1, &mut ws));
-        softmax(out);
+        softmax_rows(Level::detect(), out, out.len());
     }
 
     /// Class probabilities of `rows` rows given transposed (feature `j` of
@@ -157,11 +149,7 @@ impl LogisticRegression {
         ws: &mut Workspace,
         out: &mut [f32],
     ) {
-        let k = self.n_classes();
-        self.net.layer_t(0, xt, stride, rows, ws, out);
-        for p in out[..rows * k].chunks_exact_mut(k) {
-            softmax(p);
-        }
+        self.net.softmax_t(0, xt, stride, rows, ws, out);
     }
 
     /// The most probable class of one row.
