@@ -124,6 +124,22 @@ pub(crate) struct Network {
 /// The first `len` values of `buf`, grown (never shrunk) to hold them: the
 /// kernels overwrite every value, and resizing to each layer's width
 /// zeroed memory layer after layer.
+/// [`Tiles::layer`] of `op` on `rows` records, without the inputs zero in
+/// each of them (see [`kernel::drop_zero_inputs`]): the same bits.
+fn sparse_layer(
+    tiles: Tiles,
+    op: &LayerT,
+    rows: usize,
+    (xt, w): &mut (Vec<f32>, Vec<f32>),
+    out: &mut [f32],
+) {
+    if kernel::drop_zero_inputs(op, rows, xt, w) {
+        tiles.layer(&LayerT { xt, w, ..*op }, out);
+    } else {
+        tiles.layer(op, out);
+    }
+}
+
 fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -420,7 +436,7 @@ impl Network {
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let xt = if l == 0 { &ws.xt } else { &ws.ping };
             let out = grown(&mut ws.pong, layer.output * stride);
-            tiles.layer(&layer.op_t(xt, stride), out);
+            sparse_layer(tiles, &layer.op_t(xt, stride), rows, &mut ws.sparse, out);
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             if ws.keep == Some(l) {
                 ws.kept.clear();
@@ -452,7 +468,7 @@ impl Network {
         let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
             let z = grown(&mut ws.pong, n * stride);
-            tiles.layer(&layer.op_t(xt, stride), z);
+            sparse_layer(tiles, &layer.op_t(xt, stride), rows, &mut ws.sparse, z);
             kernel::softmax_t(level, z, n, stride);
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
                 for (r, &v) in lanes[..rows].iter().enumerate() {
@@ -540,6 +556,8 @@ pub struct Workspace {
     /// The layer whose transposed output a pass keeps, and that output.
     keep: Option<usize>,
     kept: Vec<f32>,
+    /// A layer's transposed input and weights without its zero inputs.
+    sparse: (Vec<f32>, Vec<f32>),
     /// Rows of the last pass through a whole network as a transposed batch,
     /// while `xt` and `ping` still hold its input and output.
     pass: Option<usize>,
