@@ -121,9 +121,6 @@ pub(crate) struct Network {
     layers: Vec<Dense>,
 }
 
-/// The first `len` values of `buf`, grown (never shrunk) to hold them: the
-/// kernels overwrite every value, and resizing to each layer's width
-/// zeroed memory layer after layer.
 /// [`Tiles::layer`] of `op` on `rows` records, without the inputs zero in
 /// each of them (see [`kernel::drop_zero_inputs`]): the same bits.
 fn sparse_layer(
@@ -140,6 +137,9 @@ fn sparse_layer(
     }
 }
 
+/// The first `len` values of `buf`, grown (never shrunk) to hold them: the
+/// kernels overwrite every value, and resizing to each layer's width
+/// zeroed memory layer after layer.
 fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
         buf.resize(len, 0.0);
