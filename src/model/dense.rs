@@ -15,7 +15,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{self, gemm, LayerT, Op, Tiles, ROW_ALIGN};
+use super::kernel::{self, gemm, LayerT, Op, Sparse, Tiles, ROW_ALIGN};
 use crate::simd::Level;
 
 pub(crate) use super::kernel::Activation;
@@ -119,22 +119,6 @@ impl Dense {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Network {
     layers: Vec<Dense>,
-}
-
-/// [`Tiles::layer`] of `op` on `rows` records, without the inputs zero in
-/// each of them (see [`kernel::drop_zero_inputs`]): the same bits.
-fn sparse_layer(
-    tiles: Tiles,
-    op: &LayerT,
-    rows: usize,
-    (xt, w): &mut (Vec<f32>, Vec<f32>),
-    out: &mut [f32],
-) {
-    if kernel::drop_zero_inputs(op, rows, xt, w) {
-        tiles.layer(&LayerT { xt, w, ..*op }, out);
-    } else {
-        tiles.layer(op, out);
-    }
 }
 
 /// The first `len` values of `buf`, grown (never shrunk) to hold them: the
@@ -436,7 +420,10 @@ impl Network {
         for (l, layer) in self.layers[..upto].iter().enumerate() {
             let xt = if l == 0 { &ws.xt } else { &ws.ping };
             let out = grown(&mut ws.pong, layer.output * stride);
-            sparse_layer(tiles, &layer.op_t(xt, stride), rows, &mut ws.sparse, out);
+            tiles.layer(
+                &ws.sparse.drop_zero_inputs(layer.op_t(xt, stride), rows),
+                out,
+            );
             std::mem::swap(&mut ws.ping, &mut ws.pong);
             if ws.keep == Some(l) {
                 ws.kept.clear();
@@ -468,7 +455,7 @@ impl Network {
         let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
         if let Some(tiles) = tiles {
             let z = grown(&mut ws.pong, n * stride);
-            sparse_layer(tiles, &layer.op_t(xt, stride), rows, &mut ws.sparse, z);
+            tiles.layer(&ws.sparse.drop_zero_inputs(layer.op_t(xt, stride), rows), z);
             kernel::softmax_t(level, z, n, stride);
             for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
                 for (r, &v) in lanes[..rows].iter().enumerate() {
@@ -557,7 +544,7 @@ pub struct Workspace {
     keep: Option<usize>,
     kept: Vec<f32>,
     /// A layer's transposed input and weights without its zero inputs.
-    sparse: (Vec<f32>, Vec<f32>),
+    sparse: Sparse,
     /// Rows of the last pass through a whole network as a transposed batch,
     /// while `xt` and `ping` still hold its input and output.
     pass: Option<usize>,

@@ -474,43 +474,56 @@ pub(super) fn layer_row(
     }
 }
 
-/// `xt` (`k` rows of `stride` lanes) and `w` (`k x n`) without the inputs
-/// that are zero in each of the first `rows` lanes, into `sparse_xt` and
-/// `sparse_w`, when the multiply-adds saved outweigh the copy (by
-/// [`SPARSE_GAIN`]); else `false`, nothing written. A one-hot slot absent
-/// from a batch, or a ReLU unit no record wakes, is such an input; leaving
-/// it out keeps each sum's bits (adding `0 w` changes at most the sign of a
-/// zero sum).
-pub(super) fn drop_zero_inputs(
-    l: &LayerT,
-    rows: usize,
-    sparse_xt: &mut Vec<f32>,
-    sparse_w: &mut Vec<f32>,
-) -> bool {
-    if l.stride < SPARSE_MIN_LANES {
-        return false;
-    }
-    let n = l.bias.len();
-    // 16 lanes at a time (the fold vectorises), stopping at a nonzero one.
-    let zero = |x: &[f32]| {
-        !(x[..rows].chunks(ROW_ALIGN)).any(|c| c.iter().fold(0, |a, &v| a | v.to_bits() << 1) != 0)
-    };
-    let inputs = l.xt.chunks_exact(l.stride).zip(l.w.chunks_exact(n));
-    let dropped = inputs.clone().filter(|(x, _)| zero(x)).count();
-    let kept = inputs.len() - dropped;
-    if dropped * n * l.stride <= SPARSE_GAIN * kept * (n + l.stride) {
-        return false;
-    }
-    sparse_xt.clear();
-    sparse_w.clear();
-    for (x, w) in inputs.filter(|(x, _)| !zero(x)) {
-        sparse_xt.extend_from_slice(x);
-        sparse_w.extend_from_slice(w);
-    }
-    true
+/// A layer's transposed input and weights without the inputs that are zero
+/// in every record of a batch (reused from batch to batch).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Sparse {
+    kept: Vec<usize>,
+    xt: Vec<f32>,
+    w: Vec<f32>,
 }
 
-/// How many times the floats [`drop_zero_inputs`] copies the multiply-adds
+impl Sparse {
+    /// `l` without the inputs zero in each of the first `rows` lanes, when
+    /// the multiply-adds saved outweigh the copy (by [`SPARSE_GAIN`]); else
+    /// `l` itself. A one-hot slot absent from a batch, or a ReLU unit no
+    /// record wakes, is such an input; leaving it out keeps each sum's bits
+    /// (adding `0 w` changes at most the sign of a zero sum).
+    pub(super) fn drop_zero_inputs<'a>(&'a mut self, l: LayerT<'a>, rows: usize) -> LayerT<'a> {
+        if l.stride < SPARSE_MIN_LANES {
+            return l;
+        }
+        let n = l.bias.len();
+        // 16 lanes at a time (the fold vectorises), stopping at a nonzero one.
+        let nonzero = |x: &[f32]| {
+            (x[..rows].chunks(ROW_ALIGN))
+                .any(|c| c.iter().fold(0, |a, &v| a | v.to_bits() << 1) != 0)
+        };
+        // `xt` may hold more rows than the layer has inputs.
+        let k = l.w.len() / n;
+        self.kept.clear();
+        let inputs = l.xt.chunks_exact(l.stride).take(k).enumerate();
+        self.kept
+            .extend(inputs.filter(|(_, x)| nonzero(x)).map(|(j, _)| j));
+        let (kept, dropped) = (self.kept.len(), k - self.kept.len());
+        if dropped * n * l.stride <= SPARSE_GAIN * kept * (n + l.stride) {
+            return l;
+        }
+        self.xt.clear();
+        self.w.clear();
+        for &j in &self.kept {
+            self.xt.extend_from_slice(&l.xt[j * l.stride..][..l.stride]);
+            self.w.extend_from_slice(&l.w[j * n..][..n]);
+        }
+        LayerT {
+            xt: &self.xt,
+            w: &self.w,
+            ..l
+        }
+    }
+}
+
+/// How many times the floats [`Sparse::drop_zero_inputs`] copies the multiply-adds
 /// it saves must number. On a scoring chunk of 256 NSL-KDD rows it drops
 /// about 55 of 121 inputs (absent one-hot slots, zero counters): 1.4 M
 /// multiply-adds saved for 24 k floats copied.
@@ -524,6 +537,7 @@ const SPARSE_MIN_LANES: usize = 64;
 /// The operands of one dense layer on a transposed batch: `xt` holds the
 /// `k` inputs as rows of `stride` lanes (a multiple of [`ROW_ALIGN`]), `w` is
 /// `k x n` with `n = bias.len()`.
+#[derive(Clone, Copy)]
 pub(super) struct LayerT<'a> {
     /// Transposed input, `k x stride`.
     pub xt: &'a [f32],
@@ -1093,25 +1107,24 @@ mod tests {
                 act: acts[i % 3],
             };
             let want = reference(&l, rows);
-            let (mut sparse_xt, mut sparse_w) = (Vec::new(), Vec::new());
-            let dropped = drop_zero_inputs(&l, rows, &mut sparse_xt, &mut sparse_w);
+            let mut sparse = Sparse::default();
+            // Workspaces grow, never shrink: `xt` may hold rows past `k`.
+            let mut padded = xt.clone();
+            padded.extend(std::iter::repeat_n(1.0, stride));
+            let used = sparse.drop_zero_inputs(LayerT { xt: &padded, ..l }, rows);
+            let dropped = used.xt.len() < l.xt.len();
             let skipped = (0..k).filter(|j| j % 3 == 0 || j % 5 == 0).count();
             let pays = stride >= SPARSE_MIN_LANES
                 && skipped * n * stride > SPARSE_GAIN * (k - skipped) * (n + stride);
             assert_eq!(dropped, k > 2 && pays, "k {k} n {n} rows {rows}");
             sparse_shapes += usize::from(dropped);
             if dropped {
-                assert_eq!(sparse_xt.len(), (k - skipped) * stride);
-                assert_eq!(sparse_w.len(), (k - skipped) * n);
+                assert_eq!(used.xt.len(), (k - skipped) * stride);
+                assert_eq!(used.w.len(), (k - skipped) * n);
             }
-            let sparse = LayerT {
-                xt: &sparse_xt,
-                w: &sparse_w,
-                ..l
-            };
             for &(level, tiles) in &levels {
                 let mut out = vec![f32::NAN; n * stride];
-                tiles.layer(if dropped { &sparse } else { &l }, &mut out);
+                tiles.layer(&used, &mut out);
                 let mut row = vec![0.0; n];
                 let mut x = vec![0.0; k];
                 for r in 0..rows {
