@@ -659,13 +659,13 @@ mod tests {
                             assert_eq!(zt[j * stride + r].to_bits(), z.row(first + r)[j].to_bits());
                         }
                     }
-                    lr.predict_proba_t(
-                        zt,
-                        stride,
-                        n,
-                        &mut lws,
-                        &mut prob_t[first * 3..(first + n) * 3],
-                    );
+                    let (pt, s) = lr.predict_proba_t(zt, stride, n, &mut lws);
+                    assert_eq!(s % 16, 0);
+                    for r in 0..n {
+                        for c in 0..3 {
+                            prob_t[(first + r) * 3 + c] = pt[c * s + r];
+                        }
+                    }
                 },
             );
             assert_eq!(want, got);

@@ -13,6 +13,7 @@ use crate::model::autoencoder::{Autoencoder, TrainHistory};
 use crate::model::file::{self, Kind, ModelFile};
 use crate::model::logistic::LogisticRegression;
 use crate::model::threshold::ThresholdRule;
+use crate::simd::{multiversion, Level};
 use crate::Result;
 
 /// The latent classifier and the names of its classes.
@@ -114,6 +115,76 @@ impl Classifier {
             },
         )
     }
+
+    /// [`Classifier::decide`] for each of `rows` rows of transposed
+    /// probabilities (class `c` of row `r` at `pt[c * stride + r]`, as
+    /// [`LogisticRegression::predict_proba_t`] leaves them, `stride` a
+    /// multiple of 16): appends `(class, its probability, margin)` per row
+    /// to `out`, the same values row by row, sixteen rows at a time.
+    ///
+    /// # Panics
+    /// If `stride` is not a multiple of 16 at least `rows`, or `pt` holds
+    /// fewer than `n_classes` rows of `stride`.
+    pub fn decide_t(
+        &self,
+        pt: &[f32],
+        stride: usize,
+        rows: usize,
+        out: &mut Vec<(usize, f32, f32)>,
+    ) {
+        let k = self.model.n_classes();
+        assert!(stride.is_multiple_of(LANES) && stride >= rows && pt.len() >= k * stride);
+        decide_lanes(Level::detect(), pt, k, self.normal_class, stride, rows, out);
+    }
+}
+
+/// Rows [`Classifier::decide_t`] decides at once.
+const LANES: usize = 16;
+
+fn decide_lanes_body(
+    pt: &[f32],
+    k: usize,
+    normal: usize,
+    stride: usize,
+    rows: usize,
+    out: &mut Vec<(usize, f32, f32)>,
+) {
+    let lanes = |c: usize, g: usize| -> &[f32; LANES] {
+        pt[c * stride + g..][..LANES]
+            .try_into()
+            .expect("LANES lanes")
+    };
+    for g in (0..rows).step_by(LANES) {
+        let normal_p = if normal < k {
+            *lanes(normal, g)
+        } else {
+            [0.0; LANES]
+        };
+        let (mut attack, mut best) = ([0.0f32; LANES], [normal; LANES]);
+        for c in (0..k).filter(|&c| c != normal) {
+            for ((a, b), &p) in attack.iter_mut().zip(&mut best).zip(lanes(c, g)) {
+                let more = p > *a;
+                *a = if more { p } else { *a };
+                *b = if more { c } else { *b };
+            }
+        }
+        for r in 0..LANES.min(rows - g) {
+            let margin = attack[r] - normal_p[r];
+            let class = if margin > 0.0 { best[r] } else { normal };
+            out.push((class, pt[class * stride + g + r], margin));
+        }
+    }
+}
+
+multiversion! {
+    fn decide_lanes(
+        pt: &[f32],
+        k: usize,
+        normal: usize,
+        stride: usize,
+        rows: usize,
+        out: &mut Vec<(usize, f32, f32)>,
+    ) = decide_lanes_body;
 }
 
 /// Scores above this flag a row in [`Classifier::decide`].
@@ -280,6 +351,37 @@ mod tests {
         }
         assert!(c.decide(&[0.3, nan, 0.7]).0.is_nan());
         assert_eq!(c.decide(&[0.3, nan, 0.7]).1, 1);
+    }
+
+    #[test]
+    fn transposed_decisions_are_those_of_each_row() {
+        let x = Matrix::from_vec(4, 1, vec![0.0, 1.0, 2.0, 3.0]).unwrap();
+        let k = 5;
+        let mut c = Classifier {
+            model: LogisticParams::new()
+                .epochs(1)
+                .fit(&x, &[0, 1, 2, 4], k)
+                .unwrap(),
+            class_names: (0..k).map(|j| j.to_string()).collect(),
+            normal_class: 0,
+        };
+        // Ties, NaN, a normal class that wins, on 37 rows: two full lane
+        // groups and a partial one.
+        let values = [0.0, 0.25, 0.5, f32::NAN, 0.125, 0.5, 1.0];
+        for normal in [0, 2, k - 1] {
+            c.normal_class = normal;
+            let (rows, stride) = (37, 48);
+            let pt: Vec<f32> = (0..k * stride).map(|i| values[i * 7 % 11 % 7]).collect();
+            let mut got = Vec::new();
+            c.decide_t(&pt, stride, rows, &mut got);
+            assert_eq!(got.len(), rows);
+            for (r, &(class, p, margin)) in got.iter().enumerate() {
+                let row: Vec<f32> = (0..k).map(|j| pt[j * stride + r]).collect();
+                let (want_margin, want) = c.decide(&row);
+                assert_eq!((class, p.to_bits()), (want, row[want].to_bits()), "row {r}");
+                assert_eq!(margin.to_bits(), want_margin.to_bits(), "row {r}");
+            }
+        }
     }
 
     #[test]

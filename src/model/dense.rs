@@ -436,18 +436,18 @@ impl Network {
 
     /// Layer `l` alone on `rows` rows given transposed (input `j` of row `r`
     /// at `xt[j * stride + r]`), then the softmax of each row's outputs,
-    /// into `out` (`rows x width`, row-major) by the inference kernels: the
-    /// bits [`Network::predict`] then [`kernel::softmax_rows`] give a row of
-    /// a network made of that layer.
-    pub(crate) fn softmax_t(
+    /// left transposed in `ws`: returns them (output `j` of row `r` at
+    /// `p[j * s + r]`) and their stride `s`, a multiple of [`ROW_ALIGN`].
+    /// Each row has the bits [`Network::predict`] then
+    /// [`kernel::softmax_rows`] give for a network made of that layer.
+    pub(crate) fn softmax_t<'w>(
         &self,
         l: usize,
         xt: &[f32],
         stride: usize,
         rows: usize,
-        ws: &mut Workspace,
-        out: &mut [f32],
-    ) {
+        ws: &'w mut Workspace,
+    ) -> (&'w [f32], usize) {
         let layer = &self.layers[l];
         let (k, n) = (layer.input, layer.output);
         let level = Level::detect();
@@ -457,21 +457,22 @@ impl Network {
             let z = grown(&mut ws.pong, n * stride);
             tiles.layer(&ws.sparse.drop_zero_inputs(layer.op_t(xt, stride), rows), z);
             kernel::softmax_t(level, z, n, stride);
-            for (j, lanes) in ws.pong.chunks_exact(stride).take(n).enumerate() {
-                for (r, &v) in lanes[..rows].iter().enumerate() {
-                    out[r * n + j] = v;
-                }
-            }
-            return;
+            return (&ws.pong[..n * stride], stride);
         }
-        let x = grown(&mut ws.ping, k);
-        for (r, o) in out.chunks_exact_mut(n).take(rows).enumerate() {
+        let s = rows.next_multiple_of(ROW_ALIGN);
+        let (x, o) = (grown(&mut ws.ping, k), grown(&mut ws.out, n));
+        let pt = grown(&mut ws.pong, n * s);
+        for r in 0..rows {
             for (j, v) in x.iter_mut().enumerate() {
                 *v = xt[j * stride + r];
             }
             kernel::layer_row(level, x, &layer.weights, &layer.bias, layer.activation, o);
             kernel::softmax_rows(level, o, n);
+            for (j, &v) in o.iter().enumerate() {
+                pt[j * s + r] = v;
+            }
         }
+        (&ws.pong[..n * s], s)
     }
 
     /// [`Network::mean_squared_errors`] that also leaves layer `keep`'s

@@ -135,21 +135,20 @@ impl LogisticRegression {
     /// Class probabilities of `rows` rows given transposed (feature `j` of
     /// row `r` at `xt[j * stride + r]`, as
     /// [`Autoencoder::score_batch_latent`](super::autoencoder::Autoencoder::score_batch_latent)
-    /// hands latent codes) into `out` (`rows x n_classes`, row-major): the
-    /// bits of [`predict_proba`](Self::predict_proba) row by row, a batch
-    /// at a time.
+    /// hands latent codes), left transposed in `ws`: returns them (class
+    /// `c` of row `r` at `p[c * s + r]`) and their stride `s`, a multiple
+    /// of 16. Each row has the bits of [`predict_proba`](Self::predict_proba).
     ///
     /// # Panics
-    /// If `xt` or `out` is too short.
-    pub fn predict_proba_t(
+    /// If `xt` is too short.
+    pub fn predict_proba_t<'w>(
         &self,
         xt: &[f32],
         stride: usize,
         rows: usize,
-        ws: &mut Workspace,
-        out: &mut [f32],
-    ) {
-        self.net.softmax_t(0, xt, stride, rows, ws, out);
+        ws: &'w mut Workspace,
+    ) -> (&'w [f32], usize) {
+        self.net.softmax_t(0, xt, stride, rows, ws)
     }
 
     /// The most probable class of one row.

@@ -300,24 +300,16 @@ fn score(
     let mut classes = Vec::new();
     match &bundle.classifier {
         Some(c) => {
-            let k = c.model.n_classes();
-            let mut prob = vec![0.0; n * k];
             let cws = &mut p.classifier_ws;
             bundle.autoencoder.score_batch_latent(
                 &x,
                 &mut p.ws,
                 &mut scores,
-                |zt, stride, first, rows| {
-                    let out = &mut prob[first * k..(first + rows) * k];
-                    c.model.predict_proba_t(zt, stride, rows, cws, out);
+                |zt, stride, _, rows| {
+                    let (pt, s) = c.model.predict_proba_t(zt, stride, rows, cws);
+                    c.decide_t(pt, s, rows, &mut classes);
                 },
             );
-            classes = (prob.chunks_exact(k))
-                .map(|prob| {
-                    let (margin, k) = c.decide(prob);
-                    (k, prob[k], margin)
-                })
-                .collect();
         }
         None => bundle
             .autoencoder
