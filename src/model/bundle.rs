@@ -141,6 +141,7 @@ impl Classifier {
 /// Rows [`Classifier::decide_t`] decides at once.
 const LANES: usize = 16;
 
+#[inline(always)]
 fn decide_lanes_body(
     pt: &[f32],
     k: usize,
