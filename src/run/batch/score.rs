@@ -410,12 +410,14 @@ impl Collector<'_> {
         let attack: Vec<bool> = (ids.iter())
             .map(|&id| !is_normal_label(self.bundle, &self.class_names, id))
             .collect();
+        let attack: Vec<bool> = s.labels.iter().map(|&l| attack[l as usize]).collect();
         let t = &mut self.truth;
-        for (i, &local) in s.labels.iter().enumerate() {
-            let is_attack = attack[local as usize];
-            t.reconstruction.add(s.scores[i], s.flagged[i], is_attack);
-            if let (Some(&(k, p)), Some(c)) = (s.classes.get(i), &self.bundle.classifier) {
-                t.latent.add(p, k as usize != c.normal_class, is_attack);
+        let flagged = s.scores.iter().zip(&s.flagged);
+        (t.reconstruction).add_rows(flagged.zip(&attack).map(|((&s, &f), &a)| (s, f, a)));
+        if let Some(c) = &self.bundle.classifier {
+            let latent = s.classes.iter().zip(&attack);
+            (t.latent).add_rows(latent.map(|(&(k, p), &a)| (p, k as usize != c.normal_class, a)));
+            for (&(k, _), &local) in s.classes.iter().zip(&s.labels) {
                 t.classes.add(ids[local as usize] as usize, k as usize);
             }
         }
