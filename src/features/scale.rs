@@ -282,8 +282,9 @@ impl Scaler {
     }
 
     /// Per-column operands of [`min_max`], and the columns it must leave
-    /// alone (`log1p`, constant), which get identity operands.
-    fn lanes(&self) -> (MinMax, Vec<usize>) {
+    /// alone (`log1p`, constant), which get identity operands, each with
+    /// whether it maps `+0` to `+0`.
+    fn lanes(&self) -> (MinMax, Vec<(usize, bool)>) {
         let d = self.features.len();
         let mut m = MinMax {
             lo: vec![0.0; d],
@@ -297,7 +298,8 @@ impl Scaler {
                 continue;
             }
             if f.log || f.span <= 0.0 {
-                special.push(j);
+                let zero_stays = f.apply(0.0, self.params.clip).to_bits() == 0;
+                special.push((j, zero_stays));
                 continue;
             }
             m.lo[j] = f.lo;
@@ -349,16 +351,20 @@ multiversion! {
 }
 
 /// Columns `special` of every row of `x` by [`Feature::apply_lanes`],
-/// [`LANES`] rows at a time.
+/// [`LANES`] rows at a time. A column marked as mapping `+0` to `+0` is
+/// left as it is where its values are all `+0` (most counters, mostly).
 #[inline(always)]
-fn special_body(x: &mut [f32], features: &[Feature], special: &[usize], clip: bool) {
+fn special_body(x: &mut [f32], features: &[Feature], special: &[(usize, bool)], clip: bool) {
     let d = features.len();
     for block in x.chunks_mut(LANES * d) {
         let n = block.len() / d;
-        for &j in special {
+        for &(j, zero_stays) in special {
             let mut v = [0.0f32; LANES];
             for (i, v) in v[..n].iter_mut().enumerate() {
                 *v = block[i * d + j];
+            }
+            if zero_stays && v.iter().all(|v| v.to_bits() == 0) {
+                continue;
             }
             features[j].apply_lanes(&mut v, clip);
             for (i, &v) in v[..n].iter().enumerate() {
@@ -372,7 +378,7 @@ multiversion! {
     fn special_columns(
         x: &mut [f32],
         features: &[Feature],
-        special: &[usize],
+        special: &[(usize, bool)],
         clip: bool,
     ) = special_body;
 }
@@ -521,7 +527,15 @@ mod tests {
         let s = ScalerParams::default().fit(&x, &[false]).unwrap();
         assert!(s.features[0].log);
         let rows = 4099;
-        let test: Vec<f32> = (0..rows).map(|i| i as f32 * 0.37 - 1.0).collect();
+        // A block of `+0` (left as it is), one of zeros with a `-0`, then
+        // values up to 1500.
+        let test: Vec<f32> = (0..rows)
+            .map(|i| match i {
+                0..32 if i == 20 => -0.0,
+                0..32 => 0.0,
+                _ => i as f32 * 0.37 - 1.0,
+            })
+            .collect();
         let mut want = test.clone();
         want.chunks_mut(1).for_each(|r| s.transform_row(r));
         for level in Level::supported() {
