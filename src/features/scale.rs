@@ -26,6 +26,7 @@
 //! counter does too on CICIDS2017's durations. The default is `log1p` on
 //! heavy tails (share 0.6), unclipped: the best on both.
 
+use std::ops::Range;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -291,6 +292,7 @@ impl Scaler {
             span: vec![1.0; d],
             min: vec![f32::NEG_INFINITY; d],
             max: vec![f32::INFINITY; d],
+            cols: d..d,
         };
         let mut special = Vec::new();
         for (j, f) in self.features.iter().enumerate() {
@@ -307,31 +309,40 @@ impl Scaler {
             if self.params.clip {
                 (m.min[j], m.max[j]) = (f.min, f.max);
             }
+            m.cols = m.cols.start.min(j)..j + 1;
         }
         (m, special)
     }
 }
 
 /// Column-wise operands of the min-max pass: identity (`0`, `1`, `-inf`,
-/// `inf`) on columns it must not change.
+/// `inf`) on columns it must not change. The pass runs over `cols` only,
+/// the first to the last min-max column (one-hot slots often lie outside).
 struct MinMax {
     lo: Vec<f32>,
     span: Vec<f32>,
     min: Vec<f32>,
     max: Vec<f32>,
+    cols: Range<usize>,
 }
 
 /// `v = (clip(v) - lo) / span` column by column over every row of `x`, with
 /// the operations of [`Feature::apply`].
 #[inline(always)]
 fn min_max_body(x: &mut [f32], m: &MinMax) {
+    let cols = m.cols.clone();
+    if cols.is_empty() {
+        return;
+    }
+    let (lo, span) = (&m.lo[cols.clone()], &m.span[cols.clone()]);
+    let (min, max) = (&m.min[cols.clone()], &m.max[cols.clone()]);
     for row in x.chunks_exact_mut(m.lo.len()) {
-        let cols = row
+        let cols = row[cols.clone()]
             .iter_mut()
-            .zip(&m.lo)
-            .zip(&m.span)
-            .zip(&m.min)
-            .zip(&m.max);
+            .zip(lo)
+            .zip(span)
+            .zip(min)
+            .zip(max);
         for ((((v, &lo), &span), &min), &max) in cols {
             // `f32::clamp` without its bound check (NaN stays NaN).
             let c = if *v < min {
