@@ -134,22 +134,39 @@ impl Classifier {
     ) {
         let k = self.model.n_classes();
         assert!(stride.is_multiple_of(LANES) && stride >= rows && pt.len() >= k * stride);
-        decide_lanes(Level::detect(), pt, k, self.normal_class, stride, rows, out);
+        let p = Probabilities {
+            pt,
+            classes: k,
+            normal: self.normal_class,
+            stride,
+            rows,
+        };
+        decide_lanes(Level::detect(), &p, out);
     }
 }
 
 /// Rows [`Classifier::decide_t`] decides at once.
 const LANES: usize = 16;
 
-#[inline(always)]
-fn decide_lanes_body(
-    pt: &[f32],
-    k: usize,
+/// What [`Classifier::decide_t`] reads: `classes` rows of `stride` lanes,
+/// the first `rows` lanes in use, and the normal class.
+struct Probabilities<'a> {
+    pt: &'a [f32],
+    classes: usize,
     normal: usize,
     stride: usize,
     rows: usize,
-    out: &mut Vec<(usize, f32, f32)>,
-) {
+}
+
+#[inline(always)]
+fn decide_lanes_body(p: &Probabilities, out: &mut Vec<(usize, f32, f32)>) {
+    let Probabilities {
+        pt,
+        classes: k,
+        normal,
+        stride,
+        rows,
+    } = *p;
     let lanes = |c: usize, g: usize| -> &[f32; LANES] {
         pt[c * stride + g..][..LANES]
             .try_into()
@@ -178,14 +195,7 @@ fn decide_lanes_body(
 }
 
 multiversion! {
-    fn decide_lanes(
-        pt: &[f32],
-        k: usize,
-        normal: usize,
-        stride: usize,
-        rows: usize,
-        out: &mut Vec<(usize, f32, f32)>,
-    ) = decide_lanes_body;
+    fn decide_lanes(p: &Probabilities, out: &mut Vec<(usize, f32, f32)>) = decide_lanes_body;
 }
 
 /// Scores above this flag a row in [`Classifier::decide`].
