@@ -20,13 +20,15 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::csv::{parse_number, scan_decimal, BadRow, Number, Reason, Row};
 use crate::{Error, Result};
 
+mod field_map;
 mod identifier;
+
+pub use field_map::FieldMap;
 pub use identifier::{Identifier, IdentifierRule, Why};
 
 /// Most one-hot slots a categorical column gets (the rest share "unknown").
@@ -155,7 +157,7 @@ impl Schema {
                     values
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| (v.as_bytes().to_vec(), i))
+                        .map(|(i, v)| (v.as_bytes(), i))
                         .collect(),
                 ),
             };
@@ -187,9 +189,10 @@ struct EncColumn {
     /// Slot of values not in `lookup` (the number of known values: a
     /// schema from a file may repeat a value, so not `lookup.len()`).
     unknown_slot: usize,
-    /// Value -> slot for categorical columns; `None` for numeric. Hashed
-    /// with foldhash: looked up once a row, SipHash cost 3 % of `test`.
-    lookup: Option<HashMap<Vec<u8>, usize, FixedState>>,
+    /// Value -> slot for categorical columns; `None` for numeric. Looked
+    /// up once a row: hashed with foldhash (SipHash cost 3 % of `test`),
+    /// short values compared in registers.
+    lookup: Option<FieldMap<usize>>,
     /// The value written for a missing cell of an imputed column.
     fill: Option<f32>,
 }

@@ -14,10 +14,9 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use csv::ByteRecord;
-use foldhash::fast::FixedState;
 
 use super::{Input, Progress, Report, TestOptions, MAX_LABELS};
-use crate::features::tabular::{Encoder, LinePlan};
+use crate::features::tabular::{Encoder, FieldMap, LinePlan};
 use crate::ingest::csv::blocks::{BlockReader, BlockRows, PlainLine, RawBlock, Record};
 use crate::ingest::csv::{field_text, BadRow, Rejections, Row};
 use crate::model::bundle::{is_normal, Bundle};
@@ -254,7 +253,7 @@ struct BlockLabels {
     /// By text, looked up once per distinct field.
     ids: HashMap<String, u32>,
     /// Label fields read from bytes, as they were in the file.
-    fields: HashMap<Vec<u8>, u32, FixedState>,
+    fields: FieldMap<u32>,
 }
 
 impl BlockLabels {
@@ -274,7 +273,7 @@ impl BlockLabels {
                 id
             }
         };
-        self.fields.insert(field.to_vec(), id);
+        self.fields.insert(field, id);
         id
     }
 }
