@@ -406,10 +406,12 @@ impl Collector<'_> {
                 )
             })
             .collect();
-        let attack: Vec<bool> = (ids.iter())
+        let attack_label: Vec<bool> = (ids.iter())
             .map(|&id| !is_normal_label(self.bundle, &self.class_names, id))
             .collect();
-        let attack: Vec<bool> = s.labels.iter().map(|&l| attack[l as usize]).collect();
+        let attack: Vec<bool> = (s.labels.iter())
+            .map(|&l| attack_label[l as usize])
+            .collect();
         let t = &mut self.truth;
         let flagged = s.scores.iter().zip(&s.flagged);
         (t.reconstruction).add_rows(flagged.zip(&attack).map(|((&s, &f), &a)| (s, f, a)));
