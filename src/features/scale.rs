@@ -26,7 +26,6 @@
 //! counter does too on CICIDS2017's durations. The default is `log1p` on
 //! heavy tails (share 0.6), unclipped: the best on both.
 
-use std::ops::Range;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -153,13 +152,11 @@ impl Feature {
         (t - self.lo) / self.span
     }
 
-    /// [`Feature::apply`] on one block of values, without branches between
-    /// lanes: the same bits, in vector registers.
+    /// [`Feature::apply`] of a `log1p` or constant feature on one block of
+    /// values, without branches between lanes: the same bits, in vector
+    /// registers.
     #[inline(always)]
     fn apply_lanes(&self, v: &mut [f32; LANES], clip: bool) {
-        if self.pass {
-            return;
-        }
         if self.span <= 0.0 {
             v.iter_mut()
                 .for_each(|v| *v = if *v == self.min { 0.0 } else { 1.0 });
@@ -186,12 +183,12 @@ const LANES: usize = 16;
 /// libm: a model scales alike on every machine.
 #[inline]
 fn log1p_floored(v: f32) -> f32 {
-    let v = v.max(0.0);
-    if v == 0.0 {
-        // A counter's usual value: skipping the arithmetic pays.
-        return 0.0;
+    // Zero, a counter's usual value: skipping the arithmetic pays.
+    if v > 0.0 {
+        log1p_lanes(v)
+    } else {
+        0.0
     }
-    log1p_lanes(v)
 }
 
 /// [`log1p_floored`] without its branch (its arithmetic gives `+0` at
@@ -282,67 +279,64 @@ impl Scaler {
         min_max(level.min(Level::Avx2), x.as_mut_slice(), &lanes);
     }
 
-    /// Per-column operands of [`min_max`], and the columns it must leave
-    /// alone (`log1p`, constant), which get identity operands, each with
-    /// whether it maps `+0` to `+0`.
+    /// Operands of [`min_max`], and the columns it leaves alone (`log1p`,
+    /// constant), each with whether it maps `+0` to `+0`.
     fn lanes(&self) -> (MinMax, Vec<(usize, bool)>) {
-        let d = self.features.len();
+        let clip = self.params.clip;
+        let min_maxed = |f: &Feature| !f.pass && !f.log && f.span > 0.0;
+        let special = (self.features.iter().enumerate())
+            .filter(|(_, f)| !f.pass && !min_maxed(f))
+            .map(|(j, f)| (j, f.apply(0.0, clip).to_bits() == 0))
+            .collect();
+        let first = self.features.iter().position(min_maxed).unwrap_or(0);
+        let end = (self.features.iter().rposition(min_maxed)).map_or(first, |j| j + 1);
+        let run = &self.features[first..end];
         let mut m = MinMax {
-            lo: vec![0.0; d],
-            span: vec![1.0; d],
-            min: vec![f32::NEG_INFINITY; d],
-            max: vec![f32::INFINITY; d],
-            cols: d..d,
+            width: self.features.len(),
+            first,
+            lo: vec![0.0; run.len()],
+            span: vec![1.0; run.len()],
+            min: vec![f32::NEG_INFINITY; run.len()],
+            max: vec![f32::INFINITY; run.len()],
         };
-        let mut special = Vec::new();
-        for (j, f) in self.features.iter().enumerate() {
-            if f.pass {
-                continue;
-            }
-            if f.log || f.span <= 0.0 {
-                let zero_stays = f.apply(0.0, self.params.clip).to_bits() == 0;
-                special.push((j, zero_stays));
-                continue;
-            }
-            m.lo[j] = f.lo;
-            m.span[j] = f.span;
-            if self.params.clip {
+        for (j, f) in run.iter().enumerate().filter(|(_, f)| min_maxed(f)) {
+            (m.lo[j], m.span[j]) = (f.lo, f.span);
+            if clip {
                 (m.min[j], m.max[j]) = (f.min, f.max);
             }
-            m.cols = m.cols.start.min(j)..j + 1;
         }
         (m, special)
     }
 }
 
-/// Column-wise operands of the min-max pass: identity (`0`, `1`, `-inf`,
-/// `inf`) on columns it must not change. The pass runs over `cols` only,
-/// the first to the last min-max column (one-hot slots often lie outside).
+/// Operands of the min-max pass over the columns `first..first + lo.len()`
+/// of rows `width` wide: the first to the last min-max column (one-hot
+/// slots often lie outside), with identity operands (`0`, `1`, `-inf`,
+/// `inf`) on the columns between that it must not change.
 struct MinMax {
+    width: usize,
+    first: usize,
     lo: Vec<f32>,
     span: Vec<f32>,
     min: Vec<f32>,
     max: Vec<f32>,
-    cols: Range<usize>,
 }
 
 /// `v = (clip(v) - lo) / span` column by column over every row of `x`, with
 /// the operations of [`Feature::apply`].
 #[inline(always)]
 fn min_max_body(x: &mut [f32], m: &MinMax) {
-    let cols = m.cols.clone();
-    if cols.is_empty() {
+    if m.lo.is_empty() {
         return;
     }
-    let (lo, span) = (&m.lo[cols.clone()], &m.span[cols.clone()]);
-    let (min, max) = (&m.min[cols.clone()], &m.max[cols.clone()]);
-    for row in x.chunks_exact_mut(m.lo.len()) {
-        let cols = row[cols.clone()]
+    let run = m.first..m.first + m.lo.len();
+    for row in x.chunks_exact_mut(m.width) {
+        let cols = row[run.clone()]
             .iter_mut()
-            .zip(lo)
-            .zip(span)
-            .zip(min)
-            .zip(max);
+            .zip(&m.lo)
+            .zip(&m.span)
+            .zip(&m.min)
+            .zip(&m.max);
         for ((((v, &lo), &span), &min), &max) in cols {
             // `f32::clamp` without its bound check (NaN stays NaN).
             let c = if *v < min {
