@@ -11,6 +11,7 @@ use crate::features::scale::Scaler;
 use crate::features::tabular::Schema;
 use crate::model::autoencoder::{Autoencoder, TrainHistory};
 use crate::model::file::{self, Kind, ModelFile};
+use crate::model::kernel::ROW_ALIGN;
 use crate::model::logistic::LogisticRegression;
 use crate::model::threshold::ThresholdRule;
 use crate::simd::{multiversion, Level};
@@ -123,8 +124,9 @@ impl Classifier {
     /// to `out`, the same values row by row, sixteen rows at a time.
     ///
     /// # Panics
-    /// If `stride` is not a multiple of 16 at least `rows`, or `pt` holds
-    /// fewer than `n_classes` rows of `stride`.
+    /// If `stride` is not a multiple of 16 at least `rows`, `pt` holds
+    /// fewer than `n_classes` rows of `stride`, or the normal class is not
+    /// one of them (a loaded bundle's always is).
     pub fn decide_t(
         &self,
         pt: &[f32],
@@ -133,7 +135,12 @@ impl Classifier {
         out: &mut Vec<(usize, f32, f32)>,
     ) {
         let k = self.model.n_classes();
-        assert!(stride.is_multiple_of(LANES) && stride >= rows && pt.len() >= k * stride);
+        assert!(stride.is_multiple_of(ROW_ALIGN) && stride >= rows && pt.len() >= k * stride);
+        assert!(
+            self.normal_class < k,
+            "normal class {} of {k}",
+            self.normal_class
+        );
         let p = Probabilities {
             pt,
             classes: k,
@@ -144,9 +151,6 @@ impl Classifier {
         decide_lanes(Level::detect(), &p, out);
     }
 }
-
-/// Rows [`Classifier::decide_t`] decides at once.
-const LANES: usize = 16;
 
 /// What [`Classifier::decide_t`] reads: `classes` rows of `stride` lanes,
 /// the first `rows` lanes in use, and the normal class.
@@ -167,18 +171,14 @@ fn decide_lanes_body(p: &Probabilities, out: &mut Vec<(usize, f32, f32)>) {
         stride,
         rows,
     } = *p;
-    let lanes = |c: usize, g: usize| -> &[f32; LANES] {
-        pt[c * stride + g..][..LANES]
+    let lanes = |c: usize, g: usize| -> &[f32; ROW_ALIGN] {
+        pt[c * stride + g..][..ROW_ALIGN]
             .try_into()
-            .expect("LANES lanes")
+            .expect("ROW_ALIGN lanes")
     };
-    for g in (0..rows).step_by(LANES) {
-        let normal_p = if normal < k {
-            *lanes(normal, g)
-        } else {
-            [0.0; LANES]
-        };
-        let (mut attack, mut best) = ([0.0f32; LANES], [normal; LANES]);
+    for g in (0..rows).step_by(ROW_ALIGN) {
+        let normal_p = *lanes(normal, g);
+        let (mut attack, mut best) = ([0.0f32; ROW_ALIGN], [normal; ROW_ALIGN]);
         for c in (0..k).filter(|&c| c != normal) {
             for ((a, b), &p) in attack.iter_mut().zip(&mut best).zip(lanes(c, g)) {
                 let more = p > *a;
@@ -186,7 +186,7 @@ fn decide_lanes_body(p: &Probabilities, out: &mut Vec<(usize, f32, f32)>) {
                 *b = if more { c } else { *b };
             }
         }
-        for r in 0..LANES.min(rows - g) {
+        for r in 0..ROW_ALIGN.min(rows - g) {
             let margin = attack[r] - normal_p[r];
             let class = if margin > 0.0 { best[r] } else { normal };
             out.push((class, pt[class * stride + g + r], margin));
