@@ -1,6 +1,9 @@
-//! NetFlow v5/v7/v9 and IPFIX through `netflow_parser`'s scoped parser:
-//! one template cache per exporter address and v9 source id / IPFIX
-//! observation domain, LRU-bounded in exporters and templates.
+//! NetFlow v5/v7/v9 and IPFIX. Templates, options and v5/v7 go through
+//! `netflow_parser`, one parser per exporter address and v9 source id /
+//! IPFIX observation domain; data sets whose template floodwatch compiled
+//! ([`plan`]) are read in place. Exporters and templates are LRU-bounded.
+
+mod plan;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
@@ -8,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use lru::LruCache;
+use netflow_parser::scoped_parser::RouterScopedParser;
 use netflow_parser::static_versions::{v5::V5, v7::V7};
 use netflow_parser::variable_versions::ipfix::lookup::{IANAIPFixField, IPFixField};
 use netflow_parser::variable_versions::ipfix::{
@@ -15,22 +19,69 @@ use netflow_parser::variable_versions::ipfix::{
 };
 use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, V9};
 use netflow_parser::{
-    AutoScopedParser, FieldValue, NetflowError, NetflowPacket, NetflowParser, TemplateEvent,
-    V9Field, V9FieldPair,
+    FieldValue, NetflowError, NetflowPacket, NetflowParser, TemplateEvent, V9Field, V9FieldPair,
 };
 
 use super::counters::{ExporterStats, Rejection};
 use super::{FlowConfig, FlowRecord};
 use crate::{Error, Result};
+use plan::Plan;
+
+/// Whom templates belong to: the exporter, the version and the v9 source
+/// id or IPFIX observation domain (0 for v5/v7).
+type SourceKey = (SocketAddr, u16, u32);
+
+/// The most records the crate decodes in one set, and field values in one
+/// datagram (its defaults): larger data goes through the crate, which
+/// says what it makes of it.
+const MAX_RECORDS: usize = 1024;
+const MAX_VALUES: usize = 65_536;
 
 /// The NetFlow/IPFIX half of a [`FlowDecoder`](super::FlowDecoder).
 pub(super) struct Netflow {
-    parser: AutoScopedParser,
-    /// Sampling rate announced by each exporter and domain's options data.
-    rates: LruCache<(SocketAddr, u32), u32>,
-    /// NetFlow v9 boot time of each exporter and domain (see [`Boot`]).
-    boots: LruCache<(SocketAddr, u32), Boot>,
+    parser: RouterScopedParser<SourceKey>,
+    /// What floodwatch keeps per source; evicting one drops its parser.
+    sources: LruCache<SourceKey, Source>,
+    max_plans: usize,
     evicted: Arc<AtomicU64>,
+    /// Whether compiled templates read data sets (off in tests that
+    /// compare with the crate's decoding).
+    in_place: bool,
+}
+
+/// A source's clock, sampling rate and compiled data templates.
+#[derive(Debug, Default)]
+struct Source {
+    boot: Option<Boot>,
+    /// The sampling rate its options data announced.
+    rate: Option<u32>,
+    /// Compiled data templates by id, oldest first.
+    plans: Vec<(u16, Plan)>,
+}
+
+impl Source {
+    fn plan(&self, id: u16) -> Option<&Plan> {
+        self.plans.iter().find(|(i, _)| *i == id).map(|(_, p)| p)
+    }
+
+    /// Forgets template `id`, then keeps `plan` for it (the oldest goes
+    /// when `max` are kept).
+    fn learn(&mut self, id: u16, plan: Option<Plan>, max: usize) {
+        self.plans.retain(|(i, _)| *i != id);
+        if let Some(plan) = plan {
+            if self.plans.len() >= max {
+                self.plans.remove(0);
+            }
+            self.plans.push((id, plan));
+        }
+    }
+
+    /// The boot time after a v9 header saying `unix_secs` at `uptime` ms.
+    fn boot(&mut self, unix_secs: u32, uptime: u32) -> Boot {
+        let boot = Boot::update(self.boot.as_mut(), unix_secs, uptime);
+        self.boot = Some(boot);
+        boot
+    }
 }
 
 /// An exporter's boot time, Unix ms. A v9 header gives the export time in
@@ -73,9 +124,30 @@ impl Boot {
 impl std::fmt::Debug for Netflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Netflow")
-            .field("exporters", &self.parser.source_count())
+            .field("sources", &self.sources.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The big-endian `u16`/`u32` at `at` (the caller checked the length).
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+}
+
+/// The source of a datagram, from its header (`None`: too short for one).
+fn source_key(d: &[u8], exporter: SocketAddr) -> Option<SourceKey> {
+    let version = be16(d, 0);
+    let domain = match version {
+        9 if d.len() >= 20 => be32(d, 16),
+        10 if d.len() >= 16 => be32(d, 12),
+        9 | 10 => return None,
+        _ => 0,
+    };
+    Some((exporter, version, domain))
 }
 
 impl Netflow {
@@ -83,7 +155,7 @@ impl Netflow {
         let evicted = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&evicted);
         let bad = |e: netflow_parser::ConfigError| Error::Data(format!("flow decoder: {e}"));
-        let parser = NetflowParser::builder()
+        let builder = NetflowParser::builder()
             .with_cache_size(c.max_templates.max(1))
             .with_max_field_count(c.max_fields.max(1))
             .with_max_template_total_size(c.max_fields.max(1) * 16)
@@ -92,22 +164,36 @@ impl Netflow {
                     count.fetch_add(1, Relaxed);
                 }
                 Ok(())
-            })
-            .try_multi_source()
+            });
+        let sources = c.max_exporters.max(1);
+        // One more parser than sources: `sources` decides who goes.
+        let parser = RouterScopedParser::try_with_builder(builder)
             .map_err(bad)?
-            .with_max_sources(c.max_exporters.max(1))
+            .with_max_sources(sources + 1)
             .map_err(bad)?;
-        let cap = NonZeroUsize::new(c.max_exporters.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let cap = NonZeroUsize::new(sources).unwrap_or(NonZeroUsize::MIN);
         Ok(Netflow {
             parser,
-            rates: LruCache::new(cap),
-            boots: LruCache::new(cap),
+            sources: LruCache::new(cap),
+            max_plans: c.max_templates.max(1),
             evicted,
+            in_place: true,
         })
     }
 
     pub(super) fn template_evictions(&self) -> u64 {
         self.evicted.load(Relaxed)
+    }
+
+    /// The state of `key`, created if new (forgetting the least recently
+    /// heard source, and its parser, when full).
+    fn source(&mut self, key: SourceKey) -> &mut Source {
+        if !self.sources.contains(&key) {
+            if let Some((gone, _)) = self.sources.push(key, Source::default()) {
+                self.parser.remove_source(&gone);
+            }
+        }
+        self.sources.get_mut(&key).expect("just ensured")
     }
 
     pub(super) fn decode(
@@ -117,13 +203,20 @@ impl Netflow {
         out: &mut Vec<FlowRecord>,
         stats: &mut ExporterStats,
     ) {
-        let result = self.parser.parse_from_source(exporter, datagram);
+        let Some(key) = source_key(datagram, exporter) else {
+            return stats.reject(Rejection::Truncated);
+        };
+        self.source(key);
+        if self.in_place && self.read_in_place(datagram, key, out, stats) {
+            return;
+        }
+        let result = self.parser.parse_from_source(key, datagram);
         for packet in &result.packets {
             match packet {
                 NetflowPacket::V5(p) => v5(p, exporter.ip(), out),
                 NetflowPacket::V7(p) => v7(p, exporter.ip(), out),
-                NetflowPacket::V9(p) => self.v9(p, exporter, out, stats),
-                NetflowPacket::IPFix(p) => self.ipfix(p, exporter, out, stats),
+                NetflowPacket::V9(p) => self.v9(p, key, out, stats),
+                NetflowPacket::IPFix(p) => self.ipfix(p, key, out, stats),
                 _ => stats.reject(Rejection::UnknownVersion),
             }
         }
@@ -132,38 +225,117 @@ impl Netflow {
                 Rejection::Malformed if has_template_set(datagram) => Rejection::BadTemplate,
                 why => why,
             };
+            if why == Rejection::BadTemplate {
+                // The crate may have learned part of it: compile nothing
+                // of this source until its templates come again.
+                self.source(key).plans.clear();
+            }
             stats.reject(why);
         }
     }
 
-    fn v9(
+    /// Reads a v9 or IPFIX datagram of data sets only, all with compiled
+    /// templates the crate still holds; `false` (nothing read) otherwise.
+    fn read_in_place(
         &mut self,
-        p: &V9,
-        exporter: SocketAddr,
+        d: &[u8],
+        key: SourceKey,
         out: &mut Vec<FlowRecord>,
-        s: &mut ExporterStats,
-    ) {
+        stats: &mut ExporterStats,
+    ) -> bool {
+        let (version, header) = match key.1 {
+            9 => (9, 20),
+            10 if usize::from(be16(d, 2)) == d.len() => (10, 16),
+            _ => return false,
+        };
+        if !self.sets_have_plans(d, header, key) {
+            return false;
+        }
+        let source = self.source(key);
+        let clock = if version == 9 {
+            let boot = source.boot(be32(d, 8), be32(d, 4));
+            Clock {
+                boot_ms: boot.ms,
+                export_ms: i64::from(be32(d, 8)) * 1000,
+            }
+        } else {
+            Clock {
+                boot_ms: i64::MIN,
+                export_ms: i64::from(be32(d, 4)) * 1000,
+            }
+        };
+        let source = &*source;
+        let mut at = header;
+        while at < d.len() {
+            let (id, end) = (be16(d, at), at + usize::from(be16(d, at + 2)));
+            let plan = source.plan(id).expect("checked");
+            for r in d[at + 4..end].chunks_exact(plan.record_len()) {
+                let rec = plan.read(r).record(key.0.ip(), key.2, &clock, source.rate);
+                push(rec, out, stats);
+            }
+            at = end;
+        }
+        true
+    }
+
+    /// Whether the sets after `header` tile the datagram, are all data of
+    /// compiled templates the crate holds, and stay within its limits.
+    fn sets_have_plans(&mut self, d: &[u8], header: usize, key: SourceKey) -> bool {
+        let Some(parser) = self.parser.get_parser(&key) else {
+            return false;
+        };
+        let Some(source) = self.sources.peek(&key) else {
+            return false;
+        };
+        let (mut at, mut values) = (header, 0);
+        while at < d.len() {
+            let Some(set) = d.get(at..at + 4) else {
+                return false;
+            };
+            let (id, len) = (be16(set, 0), usize::from(be16(set, 2)));
+            let held = match key.1 {
+                9 => parser.has_v9_template(id),
+                _ => parser.has_ipfix_template(id),
+            };
+            let Some(plan) = source.plan(id).filter(|_| held && len >= 4) else {
+                return false;
+            };
+            let records = (len - 4) / plan.record_len();
+            values += records * plan.fields();
+            if at + len > d.len() || records > MAX_RECORDS || values > MAX_VALUES {
+                return false;
+            }
+            at += len;
+        }
+        true
+    }
+
+    fn v9(&mut self, p: &V9, key: SourceKey, out: &mut Vec<FlowRecord>, s: &mut ExporterStats) {
         let h = &p.header;
-        let key = (exporter, h.source_id);
-        let boot = Boot::update(self.boots.get_mut(&key), h.unix_secs, h.sys_up_time);
-        self.boots.put(key, boot);
+        let max = self.max_plans;
+        let source = self.source(key);
+        let boot = source.boot(h.unix_secs, h.sys_up_time);
         let clock = Clock {
             boot_ms: boot.ms,
             export_ms: i64::from(h.unix_secs) * 1000,
         };
         for set in &p.flowsets {
             match &set.body {
+                V9Body::Template(ts) => ts.templates.iter().for_each(|t| v9_plan(source, t, max)),
+                V9Body::OptionsTemplate(ts) => ts
+                    .templates
+                    .iter()
+                    .for_each(|t| source.learn(t.template_id, None, max)),
                 V9Body::Data(d) => {
-                    let rate = self.rates.get(&key).copied();
                     for r in &d.fields {
-                        let rec = v9_record(r, exporter.ip(), h.source_id, &clock, rate);
+                        let rec = v9_record(r, key.0.ip(), key.2, &clock, source.rate);
                         push(rec, out, s);
                     }
                 }
                 V9Body::OptionsData(o) => {
                     for f in &o.fields {
                         if let Some(rate) = v9_rate(&f.options_fields) {
-                            self.rates.put(key, rate);
+                            source.rate = Some(rate);
                         }
                     }
                 }
@@ -176,7 +348,7 @@ impl Netflow {
     fn ipfix(
         &mut self,
         p: &IPFix,
-        exporter: SocketAddr,
+        key: SourceKey,
         out: &mut Vec<FlowRecord>,
         s: &mut ExporterStats,
     ) {
@@ -185,21 +357,35 @@ impl Netflow {
             boot_ms: i64::MIN,
             export_ms: i64::from(h.export_time) * 1000,
         };
-        let domain = h.observation_domain_id;
-        let key = (exporter, domain);
+        let (ip, domain) = (key.0.ip(), key.2);
+        let max = self.max_plans;
+        let source = self.source(key);
         for set in &p.flowsets {
-            let rate = self.rates.get(&key).copied();
             match &set.body {
+                IpfixBody::Template(t) => ipfix_plan(source, t, max),
+                IpfixBody::Templates(ts) => ts.iter().for_each(|t| ipfix_plan(source, t, max)),
+                IpfixBody::V9Template(t) => source.learn(t.template_id, None, max),
+                IpfixBody::V9Templates(ts) => ts
+                    .iter()
+                    .for_each(|t| source.learn(t.template_id, None, max)),
+                IpfixBody::OptionsTemplate(t) => source.learn(t.template_id, None, max),
+                IpfixBody::OptionsTemplates(ts) => ts
+                    .iter()
+                    .for_each(|t| source.learn(t.template_id, None, max)),
+                IpfixBody::V9OptionsTemplate(t) => source.learn(t.template_id, None, max),
+                IpfixBody::V9OptionsTemplates(ts) => ts
+                    .iter()
+                    .for_each(|t| source.learn(t.template_id, None, max)),
                 IpfixBody::Data(d) => {
                     for r in &d.fields {
                         let mut acc = Acc::default();
                         r.iter().for_each(|(f, v)| acc.ipfix(f, v));
-                        push(acc.record(exporter.ip(), domain, &clock, rate), out, s);
+                        push(acc.record(ip, domain, &clock, source.rate), out, s);
                     }
                 }
                 IpfixBody::V9Data(d) => {
                     for r in &d.fields {
-                        push(v9_record(r, exporter.ip(), domain, &clock, rate), out, s);
+                        push(v9_record(r, ip, domain, &clock, source.rate), out, s);
                     }
                 }
                 IpfixBody::OptionsData(o) => {
@@ -207,14 +393,14 @@ impl Netflow {
                         let mut acc = Acc::default();
                         f.iter().for_each(|(f, v)| acc.ipfix(f, v));
                         if let Some(rate) = acc.rate() {
-                            self.rates.put(key, rate);
+                            source.rate = Some(rate);
                         }
                     }
                 }
                 IpfixBody::V9OptionsData(o) => {
                     for f in &o.fields {
                         if let Some(rate) = v9_rate(&f.options_fields) {
-                            self.rates.put(key, rate);
+                            source.rate = Some(rate);
                         }
                     }
                 }
@@ -223,6 +409,28 @@ impl Netflow {
             }
         }
     }
+}
+
+/// Compiles a v9 data template for `source`.
+fn v9_plan(source: &mut Source, t: &netflow_parser::variable_versions::v9::Template, max: usize) {
+    let fields = t
+        .fields
+        .iter()
+        .map(|f| (f.field_type_number, f.field_length, false));
+    source.learn(t.template_id, Plan::compile(fields, false), max);
+}
+
+/// Compiles an IPFIX data template for `source`.
+fn ipfix_plan(
+    source: &mut Source,
+    t: &netflow_parser::variable_versions::ipfix::Template,
+    max: usize,
+) {
+    let fields = t.fields.iter().map(|f| {
+        let enterprise = f.enterprise_number.is_some();
+        (f.field_type_number, f.field_length, enterprise)
+    });
+    source.learn(t.template_id, Plan::compile(fields, true), max);
 }
 
 /// What a parse error means for the counts.
@@ -508,5 +716,109 @@ impl Acc {
             sampling_rate: self.rate().or(rate).unwrap_or(1),
             ..times(exporter, domain, start, end)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::flows::build::{ipfix, v9};
+    use rand::{Rng, SeedableRng};
+
+    /// Fields floodwatch reads, and some it skips.
+    const IDS: [u16; 30] = [
+        8, 12, 27, 28, 7, 11, 4, 6, 2, 1, 24, 23, 86, 85, 22, 21, 150, 151, 152, 153, 154, 155,
+        156, 157, 160, 34, 50, 305, 306, 10,
+    ];
+    const WIDTHS: [u16; 8] = [1, 2, 3, 4, 4, 8, 8, 16];
+
+    fn slot_fits(id: u16, width: u16) -> bool {
+        Plan::compile([(id, width, false)], true).is_some()
+    }
+
+    fn set(id: u16, body: &[u8]) -> Vec<u8> {
+        let mut s = id.to_be_bytes().to_vec();
+        s.extend_from_slice(&(4 + body.len() as u16).to_be_bytes());
+        s.extend_from_slice(body);
+        s
+    }
+
+    /// A template set (v9: set 0, IPFIX: set 2) of `fields`; IPFIX
+    /// enterprise fields carry enterprise number 9.
+    fn template(id: u16, fields: &[(u16, u16, bool)], ipfix: bool) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+        for &(t, l, e) in fields {
+            b.extend_from_slice(&(t | if e { 0x8000 } else { 0 }).to_be_bytes());
+            b.extend_from_slice(&l.to_be_bytes());
+            if e {
+                b.extend_from_slice(&9u32.to_be_bytes());
+            }
+        }
+        set(if ipfix { 2 } else { 0 }, &b)
+    }
+
+    fn decode(n: &mut Netflow, d: &[u8], from: SocketAddr) -> (Vec<FlowRecord>, String) {
+        let (mut out, mut stats) = (Vec::new(), ExporterStats::default());
+        n.decode(d, from, &mut out, &mut stats);
+        (out, stats.to_string())
+    }
+
+    /// Random templates of the fields floodwatch reads and skips, at
+    /// widths it reads in place and others, ids redefined, and random
+    /// records: reading in place gives what the crate's decoding gives.
+    #[test]
+    fn records_read_in_place_are_those_the_crate_decodes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let from: SocketAddr = "192.0.2.7:2055".parse().unwrap();
+        let (mut compiled, mut records) = (0, 0);
+        let mut crate_only = Netflow::new(&FlowConfig::default()).unwrap();
+        crate_only.in_place = false;
+        let mut in_place = Netflow::new(&FlowConfig::default()).unwrap();
+        for round in 0..400u16 {
+            let ipfix_round = round % 2 == 1;
+            // Addresses in most, so that records come out.
+            let v6 = rng.random_bool(0.3);
+            let mut fields = match round % 7 {
+                0 => vec![],
+                _ if v6 => vec![(27, 16, false), (28, 16, false)],
+                _ => vec![(8, 4, false), (12, 4, false)],
+            };
+            for _ in 0..rng.random_range(1..8) {
+                let id = IDS[rng.random_range(0..IDS.len())];
+                let width = match rng.random_bool(0.9) {
+                    true => {
+                        let fit: Vec<u16> =
+                            WIDTHS.into_iter().filter(|&w| slot_fits(id, w)).collect();
+                        fit.get(rng.random_range(0..fit.len().max(1)))
+                            .copied()
+                            .unwrap_or(4)
+                    }
+                    false => WIDTHS[rng.random_range(0..WIDTHS.len())],
+                };
+                let at = rng.random_range(0..=fields.len());
+                fields.insert(at, (id, width, ipfix_round && rng.random_bool(0.1)));
+            }
+            let plan = Plan::compile(fields.iter().copied(), ipfix_round);
+            compiled += usize::from(plan.is_some());
+            let len: usize = fields.iter().map(|f| usize::from(f.1)).sum();
+            // Ids come again: each template redefines one before it.
+            let id = 256 + round % 5;
+            let mut body = vec![0u8; len * rng.random_range(0..5) + rng.random_range(0..3)];
+            rng.fill(&mut body[..]);
+            let (t, data) = (template(id, &fields, ipfix_round), set(id, &body));
+            let (first, then) = match ipfix_round {
+                true => (ipfix(3, &[t]), ipfix(3, &[data])),
+                false => (v9(3, &[t]), v9(3, &[data])),
+            };
+            for n in [&mut crate_only, &mut in_place] {
+                decode(n, &first, from);
+            }
+            let want = decode(&mut crate_only, &then, from);
+            let got = decode(&mut in_place, &then, from);
+            assert_eq!(got, want, "round {round}: {fields:?}");
+            records += got.0.len();
+        }
+        assert!(compiled > 100 && records > 200, "{compiled} {records}");
     }
 }
