@@ -319,9 +319,13 @@ impl FeatureShare {
                     _ => continue,
                 }
             }
-            // Insertion keeps `out` sorted, largest first; k is small.
-            let at = out.partition_point(|f| f.share >= share);
-            out.insert(at, FeatureShare { feature, share });
+            // Sinks into place, after equal shares (k is small).
+            out.push(FeatureShare { feature, share });
+            let mut i = out.len() - 1;
+            while i > 0 && out[i - 1].share < share {
+                out.swap(i - 1, i);
+                i -= 1;
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ use super::alert::{
 use super::fingerprint::Fingerprint;
 use super::sink::AlertSink;
 use super::vote::{VoteParams, VoteWindow};
+use crate::features::stream_table::{Table, TableConfig};
 use crate::{Error, Result};
 
 /// Which address an episode is about.
@@ -111,7 +112,7 @@ impl TrackerParams {
         self
     }
 
-    /// Targets whose vote window is kept; at least 1. Default 65,536.
+    /// Targets whose vote window is kept; at least 2. Default 65,536.
     pub fn max_targets(mut self, n: usize) -> Self {
         self.max_targets = n;
         self
@@ -173,7 +174,15 @@ impl TrackerParams {
         let cap = |n: usize, what: &str| {
             NonZeroUsize::new(n).ok_or_else(|| Error::Data(format!("{what} should be at least 1")))
         };
-        let targets = LruCache::new(cap(self.max_targets, "max targets")?);
+        let targets = TableConfig {
+            capacity: self.max_targets,
+            weight_cutoff: 0.0,
+            ..TableConfig::default()
+        };
+        targets
+            .validate()
+            .map_err(|e| Error::Data(format!("max targets: {e}")))?;
+        let targets = Table::new(targets);
         let open = LruCache::new(cap(self.max_episodes, "max open episodes")?);
         Ok(EpisodeTracker {
             params: self,
@@ -316,7 +325,7 @@ impl Episode {
 #[derive(Debug)]
 pub struct EpisodeTracker {
     params: TrackerParams,
-    targets: LruCache<IpAddr, VoteWindow>,
+    targets: Table<IpAddr, VoteWindow>,
     /// Least recently anomalous first, so expiry looks at the front only.
     open: LruCache<IpAddr, Episode>,
     /// Latest capture time seen.
@@ -363,7 +372,10 @@ impl EpisodeTracker {
         match self.open.peek(&key) {
             Some(ep) if !self.timed_out(ep, now) => score > ep.peak_score,
             _ => {
-                let window = self.targets.peek(&key).copied().unwrap_or_default();
+                let window = match self.targets.find(&key) {
+                    Some(i) => *self.targets.get(i),
+                    None => VoteWindow::default(),
+                };
                 window.fires_with(true, &self.params.vote)
             }
         }
@@ -409,17 +421,12 @@ impl EpisodeTracker {
 
         let key = self.target_of(&rec.flow);
         let vote = self.params.vote;
-        let alerting = match self.targets.get_mut(&key) {
-            Some(w) => w.push(rec.is_anomaly, &vote),
-            None => {
-                let mut w = VoteWindow::default();
-                let fired = w.push(rec.is_anomaly, &vote);
-                if self.targets.push(key, w).is_some() {
-                    self.stats.target_evictions += 1;
-                }
-                fired
-            }
-        };
+        let hashed = self.targets.hashed(key);
+        let (i, evicted) = self
+            .targets
+            .get_or_insert_evicting(hashed, VoteWindow::default);
+        self.stats.target_evictions += u64::from(evicted);
+        let alerting = self.targets.get_mut(i).push(rec.is_anomaly, &vote);
         self.stats.alerting += u64::from(alerting);
         if !rec.is_anomaly {
             return expired.map(|()| alerting);

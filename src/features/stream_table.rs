@@ -257,7 +257,7 @@ pub struct Table<K, V> {
     reclaimed: u64,
 }
 
-impl<K: Hash + Eq, V: Decaying> Table<K, V> {
+impl<K: Hash + Eq, V> Table<K, V> {
     /// An empty table (the configuration is assumed validated).
     pub fn new(config: TableConfig) -> Self {
         Table {
@@ -355,34 +355,22 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         }
     }
 
+    /// The entries, least recently seen first.
+    pub fn oldest_first(&self) -> impl Iterator<Item = (&K, &V)> {
+        let mut at = self.tail;
+        std::iter::from_fn(move || {
+            let s = self.slots.get(at as usize)?;
+            at = s.prev;
+            Some((&s.key, &s.value))
+        })
+    }
+
     /// Marks slot `i` as the most recently seen.
     #[inline]
     pub fn touch(&mut self, i: u32) {
         if self.head != i {
             self.unlink(i);
             self.push_front(i);
-        }
-    }
-
-    /// The entry that must go before a new one is inserted at time `now`:
-    /// the least recently seen, evicted if the table is full, else
-    /// reclaimed if its weight has faded below the cutoff. A full table
-    /// evicts without computing the entry's weight (it goes either way, and
-    /// a flood evicts on every insert). Callers ask again after a reclaim,
-    /// at most twice an insert (so faded entries drain faster than they
-    /// come, in O(1)), but not after an eviction (the room is made).
-    pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
-        if self.len >= self.config.capacity {
-            return Some((self.tail, Removal::Evicted));
-        }
-        let slot = self.slots.get(self.tail as usize)?;
-        if now - slot.value.clock() < self.min_fade_age {
-            return None;
-        }
-        if slot.value.weight_at(now) < self.config.weight_cutoff {
-            Some((self.tail, Removal::Reclaimed))
-        } else {
-            None
         }
     }
 
@@ -425,36 +413,6 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
         self.len += 1;
         self.push_front(i);
         i
-    }
-
-    /// The slot of `key`, marked seen; a new entry made by `make` if absent,
-    /// after evicting or reclaiming what must go. For tables whose entries
-    /// nothing else refers to.
-    #[inline]
-    pub fn get_or_insert(&mut self, key: Hashed<K>, now: f64, make: impl FnOnce() -> V) -> u32 {
-        if let Some(i) = self.lookup(&key) {
-            self.touch(i);
-            return i;
-        }
-        self.make_room(now);
-        self.insert_new(key, make())
-    }
-
-    /// Before an insert at `now`: removes the least recently seen entry if
-    /// it has faded or the table is full (see [`Table::victim`]).
-    #[inline]
-    fn make_room(&mut self, now: f64) {
-        for _ in 0..2 {
-            match self.victim(now) {
-                Some((i, why)) => {
-                    self.remove(i, why);
-                    if why == Removal::Evicted {
-                        break;
-                    }
-                }
-                None => break,
-            }
-        }
     }
 
     /// Grows the slab geometrically but never past the capacity, so a full
@@ -503,6 +461,81 @@ impl<K: Hash + Eq, V: Decaying> Table<K, V> {
             self.slots[old as usize].prev = i;
         }
         self.head = i;
+    }
+
+    /// The slot of `key`, marked seen; a new entry made by `make` if
+    /// absent, evicting the least recently seen entry when the table is
+    /// full (never reclaiming: for values that do not fade). Also says
+    /// whether it evicted.
+    #[inline]
+    pub fn get_or_insert_evicting(
+        &mut self,
+        key: Hashed<K>,
+        make: impl FnOnce() -> V,
+    ) -> (u32, bool) {
+        if let Some(i) = self.lookup(&key) {
+            self.touch(i);
+            return (i, false);
+        }
+        let full = self.len >= self.config.capacity;
+        if full {
+            self.remove(self.tail, Removal::Evicted);
+        }
+        (self.insert_new(key, make()), full)
+    }
+}
+
+impl<K: Hash + Eq, V: Decaying> Table<K, V> {
+    /// The entry that must go before a new one is inserted at time `now`:
+    /// the least recently seen, evicted if the table is full, else
+    /// reclaimed if its weight has faded below the cutoff. A full table
+    /// evicts without computing the entry's weight (it goes either way, and
+    /// a flood evicts on every insert). Callers ask again after a reclaim,
+    /// at most twice an insert (so faded entries drain faster than they
+    /// come, in O(1)), but not after an eviction (the room is made).
+    pub fn victim(&self, now: f64) -> Option<(u32, Removal)> {
+        if self.len >= self.config.capacity {
+            return Some((self.tail, Removal::Evicted));
+        }
+        let slot = self.slots.get(self.tail as usize)?;
+        if now - slot.value.clock() < self.min_fade_age {
+            return None;
+        }
+        if slot.value.weight_at(now) < self.config.weight_cutoff {
+            Some((self.tail, Removal::Reclaimed))
+        } else {
+            None
+        }
+    }
+
+    /// The slot of `key`, marked seen; a new entry made by `make` if absent,
+    /// after evicting or reclaiming what must go. For tables whose entries
+    /// nothing else refers to.
+    #[inline]
+    pub fn get_or_insert(&mut self, key: Hashed<K>, now: f64, make: impl FnOnce() -> V) -> u32 {
+        if let Some(i) = self.lookup(&key) {
+            self.touch(i);
+            return i;
+        }
+        self.make_room(now);
+        self.insert_new(key, make())
+    }
+
+    /// Before an insert at `now`: removes the least recently seen entry if
+    /// it has faded or the table is full (see [`Table::victim`]).
+    #[inline]
+    fn make_room(&mut self, now: f64) {
+        for _ in 0..2 {
+            match self.victim(now) {
+                Some((i, why)) => {
+                    self.remove(i, why);
+                    if why == Removal::Evicted {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
     }
 }
 
@@ -750,6 +783,23 @@ mod tests {
         assert!(t.find(&key(1)).is_some() && t.find(&key(3)).is_some());
         let s = t.stats("x");
         assert_eq!((s.evicted, s.reclaimed, s.capacity), (1, 0, 3));
+    }
+
+    #[test]
+    fn evicting_inserts_never_reclaim_and_list_oldest_first() {
+        let mut t: Table<u32, Stats1D> = Table::new(config(3));
+        let put = |t: &mut Table<u32, Stats1D>, k: u32| {
+            t.get_or_insert_evicting(t.hashed(k), || Stats1D::new(f64::from(k)))
+        };
+        for k in [1, 2, 3] {
+            assert!(!put(&mut t, k).1);
+        }
+        // 1 seen again, then 4 evicts 2 (the least recently seen).
+        assert_eq!(put(&mut t, 1), (t.find(&1).unwrap(), false));
+        assert!(put(&mut t, 4).1);
+        let order: Vec<u32> = t.oldest_first().map(|(k, _)| *k).collect();
+        assert_eq!(order, [3, 1, 4]);
+        assert_eq!(t.stats("x").evicted, 1);
     }
 
     #[test]

@@ -69,13 +69,11 @@
 //! host).
 
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 
-use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::features::packet::{FeatureExtractor, FeatureGroup, Side, TableState};
-use crate::features::stream_table::TableStats;
+use crate::features::stream_table::{Hashed, Table, TableConfig, TableStats};
 use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 use crate::{Error, Result};
@@ -284,11 +282,6 @@ impl Host {
         }
     }
 
-    /// Whether nothing was ever added (just inserted).
-    fn is_new(&self) -> bool {
-        self.lanes[0].life == 0.0 && self.recent.now == [0; 4] && self.lanes[0].w_in == 0.0
-    }
-
     /// Fades every sum to `t`; packets out of order neither fade nor rewind.
     #[inline]
     fn fade(&mut self, t: f64) {
@@ -402,7 +395,8 @@ fn min_lives() -> [f64; LANES] {
 #[derive(Debug)]
 pub struct Victim {
     names: Vec<String>,
-    hosts: LruCache<Target, Host>,
+    hosts: Table<Target, Host>,
+    capacity: usize,
     evictions: u64,
     /// Each window's [`min_lives`], computed once.
     min_life: [f64; LANES],
@@ -417,13 +411,12 @@ struct State {
 
 impl Victim {
     /// An empty extractor whose host table holds at most `capacity` hosts
-    /// (at least 1).
+    /// (at least 2).
     pub fn new(capacity: usize) -> Result<Self> {
-        let cap = NonZeroUsize::new(capacity)
-            .ok_or_else(|| Error::Data("victim table capacity should be at least 1".into()))?;
         Ok(Victim {
             names: names(),
-            hosts: LruCache::new(cap),
+            hosts: Table::new(table_config(capacity)?),
+            capacity,
             evictions: 0,
             min_life: min_lives(),
         })
@@ -468,6 +461,7 @@ impl Victim {
         };
         let floor = self.min_life;
         let one = &Spread::PACKET;
+        let (dst, src) = (self.hosts.hashed(dst), self.hosts.hashed(src));
         self.host(dst, t).receive(&received, one, &floor, dst_out);
         let sent = Sent {
             answer,
@@ -501,6 +495,7 @@ impl Victim {
         };
         let floor = self.min_life;
         let (dst_out, src_out) = out.split_at_mut(DST_FEATURES);
+        let (dst, src) = (self.hosts.hashed(dst), self.hosts.hashed(src));
         self.host(dst, t)
             .receive(&received, &spread, &floor, dst_out);
         let sent = Sent {
@@ -512,14 +507,13 @@ impl Victim {
         self.host(src, t).send(&sent, &spread, t, &floor, src_out);
     }
 
-    /// The host `key`, faded to `t` (created if new).
+    /// The host `key`, faded to `t` (created if new, evicting the least
+    /// recently seen when full).
     #[inline]
-    fn host(&mut self, key: Target, t: f64) -> &mut Host {
-        let full = self.hosts.len() == self.hosts.cap().get();
-        let h = self.hosts.get_or_insert_mut(key, || Host::new(t));
-        if full && h.is_new() {
-            self.evictions += 1;
-        }
+    fn host(&mut self, key: Hashed<Target>, t: f64) -> &mut Host {
+        let (i, evicted) = self.hosts.get_or_insert_evicting(key, || Host::new(t));
+        self.evictions += u64::from(evicted);
+        let h = self.hosts.get_mut(i);
         h.fade(t);
         h
     }
@@ -536,7 +530,7 @@ impl Victim {
 
     /// Most hosts held.
     pub fn capacity(&self) -> usize {
-        self.hosts.cap().get()
+        self.capacity
     }
 
     /// Hosts evicted because the table was full.
@@ -578,7 +572,7 @@ impl FeatureExtractor for Victim {
     }
 
     fn state(&self) -> Option<TableState> {
-        let hosts = self.hosts.iter().rev().map(|(k, h)| (*k, *h)).collect();
+        let hosts = self.hosts.oldest_first().map(|(k, h)| (*k, *h)).collect();
         let s = State {
             hosts,
             evictions: self.evictions,
@@ -589,13 +583,28 @@ impl FeatureExtractor for Victim {
     fn restore(&mut self, state: &str) -> Result<()> {
         let s = serde_json::from_str::<State>(state)
             .map_err(|e| Error::Data(format!("the saved victim table is unreadable: {e}")))?;
-        self.hosts.clear();
+        self.hosts = Table::new(table_config(self.capacity)?);
         for (k, h) in s.hosts {
-            self.hosts.push(k, h);
+            let key = self.hosts.hashed(k);
+            let (i, _) = self.hosts.get_or_insert_evicting(key, || h);
+            *self.hosts.get_mut(i) = h;
         }
         self.evictions = s.evictions;
         Ok(())
     }
+}
+
+/// A host table of `capacity` hosts (evicted, never reclaimed: a faded
+/// host's Bloom filters still matter).
+fn table_config(capacity: usize) -> Result<TableConfig> {
+    let c = TableConfig {
+        capacity,
+        weight_cutoff: 0.0,
+        ..TableConfig::default()
+    };
+    c.validate()
+        .map_err(|e| Error::Data(format!("victim host {e}")))?;
+    Ok(c)
 }
 
 /// `dst_L5_rate`, ..., `src_L0.01_syn_share`.
