@@ -1,16 +1,44 @@
-//! Flow decoding throughput, in records per second on one core.
+//! Flow throughput, in records per second on one core.
 //!
-//! `cargo bench --bench flows`: `FlowDecoder::decode` on batches of 100
-//! datagrams of NetFlow v9 and IPFIX (30 records each, the template sent
-//! once before), NetFlow v5 (30 records) and sFlow v5 (7 flow samples with
-//! raw Ethernet headers).
+//! `cargo bench --bench flows`:
+//! - `flows/*`: `FlowDecoder::decode` on batches of 100 datagrams of
+//!   NetFlow v9 and IPFIX (30 records each, the template sent once
+//!   before), NetFlow v5 (30 records) and sFlow v5 (7 flow samples with
+//!   raw Ethernet headers), built field by field;
+//! - `flows_end_to_end/*`: decode + features + score + episodes of what
+//!   softflowd exports (NetFlow v9, IPFIX) from the benchmarks' synthetic
+//!   capture (`FLOODWATCH_BENCH_PACKETS`, default 1,000,000 packets), read
+//!   from memory, and sFlow v5 from pmacctd's sfprobe (every packet
+//!   sampled; its datagrams stamped evenly over the capture's span, as
+//!   sFlow carries no time); the model is learned from the first 5,000
+//!   records. Skipped, saying why, without softflowd or pmacctd.
+
+mod common;
 
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use floodwatch::detect::episode::TrackerParams;
+use floodwatch::detect::sink::JsonLines;
+use floodwatch::detect::stream::flows::FlowRecords;
+use floodwatch::detect::stream::{
+    learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, SavedModel,
+};
+use floodwatch::features::packet::FeatureExtractor;
+use floodwatch::features::victim::Victim;
 use floodwatch::ingest::flows::build::{self, Flow};
-use floodwatch::ingest::flows::{Accept, FlowConfig, FlowDecoder, FlowRecord};
+use floodwatch::ingest::flows::udp::Collector;
+use floodwatch::ingest::flows::{
+    Accept, Arrival, Datagram, DatagramSource, FlowConfig, FlowDecoder, FlowRecord,
+};
+use floodwatch::ingest::packets::synth;
 
 /// Datagrams per timed batch.
 const DATAGRAMS: usize = 100;
@@ -97,5 +125,188 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The datagrams softflowd sends (`-v version`) reading `capture`, with
+/// their receipt times; `None` (and why) without softflowd.
+fn softflowd(capture: &Path, version: &str) -> Option<Vec<(Vec<u8>, f64)>> {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let mut relay = Collector::bind(&[(any, Accept::Any)]).expect("socket");
+    let to = relay.local_addrs()[0].to_string();
+    let dir = capture.parent().expect("temp dir");
+    let child = Command::new("softflowd")
+        .args(["-d", "-v", version, "-n", &to, "-c", "none", "-p"])
+        .arg(dir.join(format!("pid{version}")))
+        .arg("-r")
+        .arg(capture)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipping flows_end_to_end: softflowd is not installed");
+        return None;
+    };
+    let (mut got, mut done) = (Vec::new(), false);
+    loop {
+        match relay.recv(Duration::from_millis(if done { 200 } else { 5 })) {
+            Some(d) => got.push((d.payload.to_vec(), d.at)),
+            None if done => break,
+            None => done = child.try_wait().expect("softflowd").is_some(),
+        }
+    }
+    assert_eq!(
+        relay.kernel_drops(),
+        0,
+        "the bench's socket dropped datagrams"
+    );
+    Some(got)
+}
+
+/// The datagrams pmacctd's sfprobe sends reading `capture` (every packet
+/// sampled), stamped evenly over `span` seconds from `start`; `None` (and
+/// why) without pmacctd.
+fn sfprobe(capture: &Path, start: f64, span: f64) -> Option<Vec<(Vec<u8>, f64)>> {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let mut relay = Collector::bind(&[(any, Accept::Any)]).expect("socket");
+    let conf = capture.with_extension("conf");
+    let text = format!(
+        "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: {}\n\
+         sampling_rate: 1\nsfprobe_agentip: 127.0.0.1\n",
+        capture.display(),
+        relay.local_addrs()[0]
+    );
+    std::fs::write(&conf, text).expect("pmacctd config");
+    // Its own process group: pmacctd signals its group at exit.
+    let child = Command::new("pmacctd")
+        .process_group(0)
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipping flows_end_to_end/sflow_v5: pmacctd is not installed");
+        return None;
+    };
+    let (mut got, mut done) = (Vec::new(), false);
+    loop {
+        match relay.recv(Duration::from_millis(if done { 200 } else { 5 })) {
+            Some(d) => got.push(d.payload.to_vec()),
+            None if done => break,
+            None => done = child.try_wait().expect("pmacctd").is_some(),
+        }
+    }
+    assert_eq!(
+        relay.kernel_drops(),
+        0,
+        "the bench's socket dropped datagrams"
+    );
+    let k = got.len() as f64;
+    let at = |i: usize| start + span * (i as f64 + 1.0) / k;
+    Some(
+        got.into_iter()
+            .enumerate()
+            .map(|(i, d)| (d, at(i)))
+            .collect(),
+    )
+}
+
+/// Datagrams from memory, as a capture replays them.
+struct Replay<'a> {
+    datagrams: &'a [(Vec<u8>, f64)],
+    next: usize,
+}
+
+impl DatagramSource for Replay<'_> {
+    fn next_datagram(&mut self) -> Arrival<'_> {
+        let Some((payload, at)) = self.datagrams.get(self.next) else {
+            return Arrival::End;
+        };
+        self.next += 1;
+        Arrival::Datagram(Datagram {
+            accept: Accept::Any,
+            exporter: exporter(),
+            at: *at,
+            arrived: Instant::now(),
+            payload,
+        })
+    }
+}
+
+fn records(datagrams: &[(Vec<u8>, f64)]) -> FlowRecords<Replay<'_>> {
+    let decoder = FlowDecoder::new(Accept::Any, FlowConfig::default()).expect("decoder");
+    let victim = Victim::new(100_000).expect("victim");
+    let replay = Replay { datagrams, next: 0 };
+    FlowRecords::new(replay, decoder, Vec::new(), victim)
+}
+
+fn params(grace: Option<Grace>, save: Option<std::path::PathBuf>) -> EngineParams {
+    EngineParams {
+        tracker: TrackerParams::new(),
+        top_features: 5,
+        save_model: save,
+        grace,
+        calibrate: Calibrate::Quantile(0.999),
+        drift: Some(600.0),
+        layout: None,
+    }
+}
+
+/// Learns a model from the first 5,000 records, as `watch --grace` does.
+fn learn(datagrams: &[(Vec<u8>, f64)], dir: &Path) -> SavedModel {
+    let path = dir.join("flows.model");
+    let groups = Victim::new(2).expect("victim").groups();
+    let detector = OnlineDetector::Autoencoder { epochs: 20 };
+    let sides = learning_sides(groups, detector, 20_000);
+    let p = params(Some(Grace::Records(5_000)), Some(path.clone()));
+    let mut engine = Engine::new(p, sides, Arc::default(), Arc::default()).expect("engine");
+    let mut sink = JsonLines::new(std::io::sink());
+    engine
+        .run(&mut records(datagrams), &mut sink)
+        .expect("learn");
+    let mut model = SavedModel::load(&path).expect("model");
+    model.state = None;
+    model
+}
+
+/// Decodes, features, scores and tracks every record; returns how many.
+fn watch(datagrams: &[(Vec<u8>, f64)], model: &SavedModel) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let sides = model.clone().into_sides();
+    let mut engine = Engine::new(params(None, None), sides, Arc::default(), stop).expect("engine");
+    let mut sink = JsonLines::new(std::io::sink());
+    let summary = engine.run(&mut records(datagrams), &mut sink).expect("run");
+    black_box(summary).records
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let n = std::env::var("FLOODWATCH_BENCH_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture = dir.path().join("capture.pcap");
+    let file = std::fs::File::create(&capture).expect("capture");
+    let mut w = std::io::BufWriter::new(file);
+    synth::write(&common::flood_mix(n), &mut w, std::io::sink()).expect("write capture");
+    drop(w);
+    let cfg = common::flood_mix(n);
+    let (start, span) = (cfg.start_ns as f64 * 1e-9, n as f64 / cfg.rate);
+    let mut group = c.benchmark_group("flows_end_to_end");
+    group.sample_size(10);
+    for (name, version) in [("netflow_v9", "9"), ("ipfix", "10"), ("sflow_v5", "")] {
+        let exported = match version {
+            "" => sfprobe(&capture, start, span),
+            v => softflowd(&capture, v),
+        };
+        let Some(datagrams) = exported else {
+            continue;
+        };
+        let model = learn(&datagrams, dir.path());
+        let records = watch(&datagrams, &model);
+        group.throughput(Throughput::Elements(records));
+        group.bench_function(name, |b| b.iter(|| watch(&datagrams, &model)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, end_to_end);
 criterion_main!(benches);
