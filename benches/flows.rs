@@ -9,8 +9,8 @@
 //!   softflowd exports (NetFlow v9, IPFIX) from the benchmarks' synthetic
 //!   capture (`FLOODWATCH_BENCH_PACKETS`, default 1,000,000 packets), read
 //!   from memory, and sFlow v5 from pmacctd's sfprobe (every packet
-//!   sampled; its datagrams stamped evenly over the capture's span, as
-//!   sFlow carries no time); the model is learned from the first 5,000
+//!   sampled); datagrams are stamped evenly over the capture's span, as
+//!   sFlow carries no time; the model is learned from the first 5,000
 //!   records. Skipped, saying why, without softflowd or pmacctd.
 
 mod common;
@@ -125,65 +125,21 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// The datagrams softflowd sends (`-v version`) reading `capture`, with
-/// their receipt times; `None` (and why) without softflowd.
-fn softflowd(capture: &Path, version: &str) -> Option<Vec<(Vec<u8>, f64)>> {
+/// A socket on loopback for an exporter to send to, and its address.
+fn relay() -> (Collector, String) {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let mut relay = Collector::bind(&[(any, Accept::Any)]).expect("socket");
+    let relay = Collector::bind(&[(any, Accept::Any)]).expect("socket");
     let to = relay.local_addrs()[0].to_string();
-    let dir = capture.parent().expect("temp dir");
-    let child = Command::new("softflowd")
-        .args(["-d", "-v", version, "-n", &to, "-c", "none", "-p"])
-        .arg(dir.join(format!("pid{version}")))
-        .arg("-r")
-        .arg(capture)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("skipping flows_end_to_end: softflowd is not installed");
-        return None;
-    };
-    let (mut got, mut done) = (Vec::new(), false);
-    loop {
-        match relay.recv(Duration::from_millis(if done { 200 } else { 5 })) {
-            Some(d) => got.push((d.payload.to_vec(), d.at)),
-            None if done => break,
-            None => done = child.try_wait().expect("softflowd").is_some(),
-        }
-    }
-    assert_eq!(
-        relay.kernel_drops(),
-        0,
-        "the bench's socket dropped datagrams"
-    );
-    Some(got)
+    (relay, to)
 }
 
-/// The datagrams pmacctd's sfprobe sends reading `capture` (every packet
-/// sampled), stamped evenly over `span` seconds from `start`; `None` (and
-/// why) without pmacctd.
-fn sfprobe(capture: &Path, start: f64, span: f64) -> Option<Vec<(Vec<u8>, f64)>> {
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let mut relay = Collector::bind(&[(any, Accept::Any)]).expect("socket");
-    let conf = capture.with_extension("conf");
-    let text = format!(
-        "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: {}\n\
-         sampling_rate: 1\nsfprobe_agentip: 127.0.0.1\n",
-        capture.display(),
-        relay.local_addrs()[0]
-    );
-    std::fs::write(&conf, text).expect("pmacctd config");
-    // Its own process group: pmacctd signals its group at exit.
-    let child = Command::new("pmacctd")
-        .process_group(0)
-        .arg("-f")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("skipping flows_end_to_end/sflow_v5: pmacctd is not installed");
+/// Runs `exporter` and keeps what `relay` receives until it has exited
+/// and gone quiet; `None` (and why) when it is not installed.
+fn receive(mut exporter: Command, mut relay: Collector) -> Option<Vec<Vec<u8>>> {
+    let name = exporter.get_program().to_string_lossy().into_owned();
+    let spawned = exporter.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let Ok(mut child) = spawned else {
+        eprintln!("skipping a flows_end_to_end case: {name} is not installed");
         return None;
     };
     let (mut got, mut done) = (Vec::new(), false);
@@ -191,22 +147,39 @@ fn sfprobe(capture: &Path, start: f64, span: f64) -> Option<Vec<(Vec<u8>, f64)>>
         match relay.recv(Duration::from_millis(if done { 200 } else { 5 })) {
             Some(d) => got.push(d.payload.to_vec()),
             None if done => break,
-            None => done = child.try_wait().expect("pmacctd").is_some(),
+            None => done = child.try_wait().expect(&name).is_some(),
         }
     }
-    assert_eq!(
-        relay.kernel_drops(),
-        0,
-        "the bench's socket dropped datagrams"
+    let drops = relay.kernel_drops();
+    assert_eq!(drops, 0, "the bench's socket dropped datagrams");
+    Some(got)
+}
+
+/// What softflowd sends (`-v version`) reading `capture`.
+fn softflowd(capture: &Path, version: &str) -> Option<Vec<Vec<u8>>> {
+    let (relay, to) = relay();
+    let mut cmd = Command::new("softflowd");
+    cmd.args(["-d", "-v", version, "-n", &to, "-c", "none", "-p"])
+        .arg(capture.with_extension(format!("pid{version}")))
+        .arg("-r")
+        .arg(capture);
+    receive(cmd, relay)
+}
+
+/// What pmacctd's sfprobe sends reading `capture`, every packet sampled.
+fn sfprobe(capture: &Path) -> Option<Vec<Vec<u8>>> {
+    let (relay, to) = relay();
+    let conf = capture.with_extension("conf");
+    let text = format!(
+        "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: {to}\n\
+         sampling_rate: 1\nsfprobe_agentip: 127.0.0.1\n",
+        capture.display(),
     );
-    let k = got.len() as f64;
-    let at = |i: usize| start + span * (i as f64 + 1.0) / k;
-    Some(
-        got.into_iter()
-            .enumerate()
-            .map(|(i, d)| (d, at(i)))
-            .collect(),
-    )
+    std::fs::write(&conf, text).expect("pmacctd config");
+    let mut cmd = Command::new("pmacctd");
+    // Its own process group: pmacctd signals its group at exit.
+    cmd.process_group(0).arg("-f").arg(&conf);
+    receive(cmd, relay)
 }
 
 /// Datagrams from memory, as a capture replays them.
@@ -294,12 +267,21 @@ fn end_to_end(c: &mut Criterion) {
     group.sample_size(10);
     for (name, version) in [("netflow_v9", "9"), ("ipfix", "10"), ("sflow_v5", "")] {
         let exported = match version {
-            "" => sfprobe(&capture, start, span),
+            "" => sfprobe(&capture),
             v => softflowd(&capture, v),
         };
-        let Some(datagrams) = exported else {
+        let Some(exported) = exported else {
             continue;
         };
+        // Receipt times spread over the capture's span (sFlow has no
+        // clock of its own; NetFlow records carry theirs).
+        let k = exported.len() as f64;
+        let at = |i: usize| start + span * (i as f64 + 1.0) / k;
+        let datagrams: Vec<(Vec<u8>, f64)> = exported
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (d, at(i)))
+            .collect();
         let model = learn(&datagrams, dir.path());
         let records = watch(&datagrams, &model);
         group.throughput(Throughput::Elements(records));
