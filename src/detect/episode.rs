@@ -32,7 +32,7 @@ use super::alert::{
 use super::fingerprint::Fingerprint;
 use super::sink::AlertSink;
 use super::vote::{VoteParams, VoteWindow};
-use crate::features::stream_table::{Table, TableConfig};
+use crate::features::stream_table::Table;
 use crate::{Error, Result};
 
 /// Which address an episode is about.
@@ -174,15 +174,8 @@ impl TrackerParams {
         let cap = |n: usize, what: &str| {
             NonZeroUsize::new(n).ok_or_else(|| Error::Data(format!("{what} should be at least 1")))
         };
-        let targets = TableConfig {
-            capacity: self.max_targets,
-            weight_cutoff: 0.0,
-            ..TableConfig::default()
-        };
-        targets
-            .validate()
+        let targets = Table::evicting(self.max_targets)
             .map_err(|e| Error::Data(format!("max targets: {e}")))?;
-        let targets = Table::new(targets);
         let open = LruCache::new(cap(self.max_episodes, "max open episodes")?);
         Ok(EpisodeTracker {
             params: self,

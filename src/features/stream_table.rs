@@ -276,6 +276,24 @@ impl<K: Hash + Eq, V> Table<K, V> {
         }
     }
 
+    /// An empty table of at most `capacity` entries that only evicts the
+    /// least recently seen (for values that do not fade; see
+    /// [`get_or_insert_evicting`](Self::get_or_insert_evicting)).
+    pub fn evicting(capacity: usize) -> Result<Self> {
+        let config = TableConfig {
+            capacity,
+            weight_cutoff: 0.0,
+            ..TableConfig::default()
+        };
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// Most entries held.
+    pub fn capacity(&self) -> usize {
+        self.config.capacity
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.len
@@ -787,7 +805,8 @@ mod tests {
 
     #[test]
     fn evicting_inserts_never_reclaim_and_list_oldest_first() {
-        let mut t: Table<u32, Stats1D> = Table::new(config(3));
+        assert!(Table::<u32, Stats1D>::evicting(1).is_err());
+        let mut t: Table<u32, Stats1D> = Table::evicting(3).unwrap();
         let put = |t: &mut Table<u32, Stats1D>, k: u32| {
             t.get_or_insert_evicting(t.hashed(k), || Stats1D::new(f64::from(k)))
         };

@@ -73,7 +73,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::features::packet::{FeatureExtractor, FeatureGroup, Side, TableState};
-use crate::features::stream_table::{Hashed, Table, TableConfig, TableStats};
+use crate::features::stream_table::{Hashed, Table, TableStats};
 use crate::ingest::flows::FlowRecord;
 use crate::ingest::packets::{Network, PacketMeta, Transport};
 use crate::{Error, Result};
@@ -396,7 +396,6 @@ fn min_lives() -> [f64; LANES] {
 pub struct Victim {
     names: Vec<String>,
     hosts: Table<Target, Host>,
-    capacity: usize,
     evictions: u64,
     /// Each window's [`min_lives`], computed once.
     min_life: [f64; LANES],
@@ -415,8 +414,7 @@ impl Victim {
     pub fn new(capacity: usize) -> Result<Self> {
         Ok(Victim {
             names: names(),
-            hosts: Table::new(table_config(capacity)?),
-            capacity,
+            hosts: host_table(capacity)?,
             evictions: 0,
             min_life: min_lives(),
         })
@@ -530,7 +528,7 @@ impl Victim {
 
     /// Most hosts held.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.hosts.capacity()
     }
 
     /// Hosts evicted because the table was full.
@@ -583,7 +581,7 @@ impl FeatureExtractor for Victim {
     fn restore(&mut self, state: &str) -> Result<()> {
         let s = serde_json::from_str::<State>(state)
             .map_err(|e| Error::Data(format!("the saved victim table is unreadable: {e}")))?;
-        self.hosts = Table::new(table_config(self.capacity)?);
+        self.hosts = host_table(self.hosts.capacity())?;
         for (k, h) in s.hosts {
             let key = self.hosts.hashed(k);
             let (i, _) = self.hosts.get_or_insert_evicting(key, || h);
@@ -596,15 +594,8 @@ impl FeatureExtractor for Victim {
 
 /// A host table of `capacity` hosts (evicted, never reclaimed: a faded
 /// host's Bloom filters still matter).
-fn table_config(capacity: usize) -> Result<TableConfig> {
-    let c = TableConfig {
-        capacity,
-        weight_cutoff: 0.0,
-        ..TableConfig::default()
-    };
-    c.validate()
-        .map_err(|e| Error::Data(format!("victim host {e}")))?;
-    Ok(c)
+fn host_table(capacity: usize) -> Result<Table<Target, Host>> {
+    Table::evicting(capacity).map_err(|e| Error::Data(format!("victim host {e}")))
 }
 
 /// `dst_L5_rate`, ..., `src_L0.01_syn_share`.
