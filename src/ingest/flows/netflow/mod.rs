@@ -20,6 +20,8 @@ use netflow_parser::variable_versions::ipfix::{
 use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, V9};
 use netflow_parser::{
     FieldValue, NetflowError, NetflowPacket, NetflowParser, TemplateEvent, V9Field, V9FieldPair,
+    DEFAULT_MAX_DECODED_FIELD_VALUES_PER_MESSAGE as MAX_VALUES,
+    DEFAULT_MAX_RECORDS_PER_FLOWSET as MAX_RECORDS,
 };
 
 use super::counters::{ExporterStats, Rejection};
@@ -30,12 +32,6 @@ use plan::Plan;
 /// Whom templates belong to: the exporter, the version and the v9 source
 /// id or IPFIX observation domain (0 for v5/v7).
 type SourceKey = (SocketAddr, u16, u32);
-
-/// The most records the crate decodes in one set, and field values in one
-/// datagram (its defaults): larger data goes through the crate, which
-/// says what it makes of it.
-const MAX_RECORDS: usize = 1024;
-const MAX_VALUES: usize = 65_536;
 
 /// The NetFlow/IPFIX half of a [`FlowDecoder`](super::FlowDecoder).
 pub(super) struct Netflow {
@@ -64,10 +60,16 @@ impl Source {
         self.plans.iter().find(|(i, _)| *i == id).map(|(_, p)| p)
     }
 
+    /// Forgets template `id` (redefined as one floodwatch does not read in
+    /// place).
+    fn forget(&mut self, id: u16) {
+        self.plans.retain(|(i, _)| *i != id);
+    }
+
     /// Forgets template `id`, then keeps `plan` for it (the oldest goes
     /// when `max` are kept).
     fn learn(&mut self, id: u16, plan: Option<Plan>, max: usize) {
-        self.plans.retain(|(i, _)| *i != id);
+        self.forget(id);
         if let Some(plan) = plan {
             if self.plans.len() >= max {
                 self.plans.remove(0);
@@ -243,20 +245,24 @@ impl Netflow {
         out: &mut Vec<FlowRecord>,
         stats: &mut ExporterStats,
     ) -> bool {
-        let (version, header) = match key.1 {
-            9 => (9, 20),
-            10 if usize::from(be16(d, 2)) == d.len() => (10, 16),
+        let header = match key.1 {
+            9 => 20,
+            10 if usize::from(be16(d, 2)) == d.len() => 16,
             _ => return false,
         };
-        if !self.sets_have_plans(d, header, key) {
+        let (Some(parser), Some(source)) =
+            (self.parser.get_parser(&key), self.sources.peek_mut(&key))
+        else {
+            return false;
+        };
+        if !sets_have_plans(d, header, key.1, parser, source) {
             return false;
         }
-        let source = self.source(key);
-        let clock = if version == 9 {
-            let boot = source.boot(be32(d, 8), be32(d, 4));
+        let clock = if key.1 == 9 {
+            let (uptime, unix_secs) = (be32(d, 4), be32(d, 8));
             Clock {
-                boot_ms: boot.ms,
-                export_ms: i64::from(be32(d, 8)) * 1000,
+                boot_ms: source.boot(unix_secs, uptime).ms,
+                export_ms: i64::from(unix_secs) * 1000,
             }
         } else {
             Clock {
@@ -264,7 +270,6 @@ impl Netflow {
                 export_ms: i64::from(be32(d, 4)) * 1000,
             }
         };
-        let source = &*source;
         let mut at = header;
         while at < d.len() {
             let (id, end) = (be16(d, at), at + usize::from(be16(d, at + 2)));
@@ -274,38 +279,6 @@ impl Netflow {
                 push(rec, out, stats);
             }
             at = end;
-        }
-        true
-    }
-
-    /// Whether the sets after `header` tile the datagram, are all data of
-    /// compiled templates the crate holds, and stay within its limits.
-    fn sets_have_plans(&mut self, d: &[u8], header: usize, key: SourceKey) -> bool {
-        let Some(parser) = self.parser.get_parser(&key) else {
-            return false;
-        };
-        let Some(source) = self.sources.peek(&key) else {
-            return false;
-        };
-        let (mut at, mut values) = (header, 0);
-        while at < d.len() {
-            let Some(set) = d.get(at..at + 4) else {
-                return false;
-            };
-            let (id, len) = (be16(set, 0), usize::from(be16(set, 2)));
-            let held = match key.1 {
-                9 => parser.has_v9_template(id),
-                _ => parser.has_ipfix_template(id),
-            };
-            let Some(plan) = source.plan(id).filter(|_| held && len >= 4) else {
-                return false;
-            };
-            let records = (len - 4) / plan.record_len();
-            values += records * plan.fields();
-            if at + len > d.len() || records > MAX_RECORDS || values > MAX_VALUES {
-                return false;
-            }
-            at += len;
         }
         true
     }
@@ -325,7 +298,7 @@ impl Netflow {
                 V9Body::OptionsTemplate(ts) => ts
                     .templates
                     .iter()
-                    .for_each(|t| source.learn(t.template_id, None, max)),
+                    .for_each(|t| source.forget(t.template_id)),
                 V9Body::Data(d) => {
                     for r in &d.fields {
                         let rec = v9_record(r, key.0.ip(), key.2, &clock, source.rate);
@@ -364,18 +337,16 @@ impl Netflow {
             match &set.body {
                 IpfixBody::Template(t) => ipfix_plan(source, t, max),
                 IpfixBody::Templates(ts) => ts.iter().for_each(|t| ipfix_plan(source, t, max)),
-                IpfixBody::V9Template(t) => source.learn(t.template_id, None, max),
-                IpfixBody::V9Templates(ts) => ts
-                    .iter()
-                    .for_each(|t| source.learn(t.template_id, None, max)),
-                IpfixBody::OptionsTemplate(t) => source.learn(t.template_id, None, max),
-                IpfixBody::OptionsTemplates(ts) => ts
-                    .iter()
-                    .for_each(|t| source.learn(t.template_id, None, max)),
-                IpfixBody::V9OptionsTemplate(t) => source.learn(t.template_id, None, max),
-                IpfixBody::V9OptionsTemplates(ts) => ts
-                    .iter()
-                    .for_each(|t| source.learn(t.template_id, None, max)),
+                IpfixBody::V9Template(t) => source.forget(t.template_id),
+                IpfixBody::V9Templates(ts) => ts.iter().for_each(|t| source.forget(t.template_id)),
+                IpfixBody::OptionsTemplate(t) => source.forget(t.template_id),
+                IpfixBody::OptionsTemplates(ts) => {
+                    ts.iter().for_each(|t| source.forget(t.template_id))
+                }
+                IpfixBody::V9OptionsTemplate(t) => source.forget(t.template_id),
+                IpfixBody::V9OptionsTemplates(ts) => {
+                    ts.iter().for_each(|t| source.forget(t.template_id))
+                }
                 IpfixBody::Data(d) => {
                     for r in &d.fields {
                         let mut acc = Acc::default();
@@ -409,6 +380,39 @@ impl Netflow {
             }
         }
     }
+}
+
+/// Whether the sets after `header` of a `version` datagram tile it, are
+/// all data of templates `source` compiled and `parser` still holds, and
+/// stay within the crate's limits.
+fn sets_have_plans(
+    d: &[u8],
+    header: usize,
+    version: u16,
+    parser: &NetflowParser,
+    source: &Source,
+) -> bool {
+    let (mut at, mut values) = (header, 0);
+    while at < d.len() {
+        let Some(set) = d.get(at..at + 4) else {
+            return false;
+        };
+        let (id, len) = (be16(set, 0), usize::from(be16(set, 2)));
+        let held = match version {
+            9 => parser.has_v9_template(id),
+            _ => parser.has_ipfix_template(id),
+        };
+        let Some(plan) = source.plan(id).filter(|_| held && len >= 4) else {
+            return false;
+        };
+        let records = (len - 4) / plan.record_len();
+        values += records * plan.values();
+        if at + len > d.len() || records > MAX_RECORDS || values > MAX_VALUES {
+            return false;
+        }
+        at += len;
+    }
+    true
 }
 
 /// Compiles a v9 data template for `source`.

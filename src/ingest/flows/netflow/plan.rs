@@ -91,6 +91,8 @@ struct Op {
 pub(super) struct Plan {
     /// Bytes a record takes.
     len: usize,
+    /// Fields a record has (the crate's decoding budget counts them all).
+    values: usize,
     ops: Vec<Op>,
 }
 
@@ -101,8 +103,9 @@ impl Plan {
         fields: impl IntoIterator<Item = (u16, u16, bool)>,
         ipfix: bool,
     ) -> Option<Plan> {
-        let (mut at, mut ops) = (0usize, Vec::new());
+        let (mut at, mut values, mut ops) = (0usize, 0, Vec::new());
         for (id, len, enterprise) in fields {
+            values += 1;
             if len == 0 || len == u16::MAX {
                 return None;
             }
@@ -115,7 +118,11 @@ impl Plan {
             }
             at += usize::from(len);
         }
-        (at > 0).then_some(Plan { len: at, ops })
+        (at > 0).then_some(Plan {
+            len: at,
+            values,
+            ops,
+        })
     }
 
     /// Bytes a record takes.
@@ -123,9 +130,9 @@ impl Plan {
         self.len
     }
 
-    /// Fields read per record (the crate's decoding budget counts these).
-    pub(super) fn fields(&self) -> usize {
-        self.ops.len()
+    /// Fields a record has, read or not.
+    pub(super) fn values(&self) -> usize {
+        self.values
     }
 
     /// The fields of `record` (exactly [`record_len`](Self::record_len)
