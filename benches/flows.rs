@@ -14,6 +14,8 @@
 //!   records. Skipped, saying why, without softflowd or pmacctd.
 
 mod common;
+#[path = "common/engine.rs"]
+mod engine;
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -25,12 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::sink::JsonLines;
 use floodwatch::detect::stream::flows::FlowRecords;
-use floodwatch::detect::stream::{
-    learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, SavedModel,
-};
+use floodwatch::detect::stream::{Engine, OnlineDetector, SavedModel};
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::victim::Victim;
 use floodwatch::ingest::flows::build::{self, Flow};
@@ -211,40 +210,19 @@ fn records(datagrams: &[(Vec<u8>, f64)]) -> FlowRecords<Replay<'_>> {
     FlowRecords::new(replay, decoder, Vec::new(), victim)
 }
 
-fn params(grace: Option<Grace>, save: Option<std::path::PathBuf>) -> EngineParams {
-    EngineParams {
-        tracker: TrackerParams::new(),
-        top_features: 5,
-        save_model: save,
-        grace,
-        calibrate: Calibrate::Quantile(0.999),
-        drift: Some(600.0),
-        layout: None,
-    }
-}
-
 /// Learns a model from the first 5,000 records, as `watch --grace` does.
-fn learn(datagrams: &[(Vec<u8>, f64)], dir: &Path) -> SavedModel {
-    let path = dir.join("flows.model");
+fn learn(datagrams: &[(Vec<u8>, f64)]) -> SavedModel {
     let groups = Victim::new(2).expect("victim").groups();
     let detector = OnlineDetector::Autoencoder { epochs: 20 };
-    let sides = learning_sides(groups, detector, 20_000);
-    let p = params(Some(Grace::Records(5_000)), Some(path.clone()));
-    let mut engine = Engine::new(p, sides, Arc::default(), Arc::default()).expect("engine");
-    let mut sink = JsonLines::new(std::io::sink());
-    engine
-        .run(&mut records(datagrams), &mut sink)
-        .expect("learn");
-    let mut model = SavedModel::load(&path).expect("model");
-    model.state = None;
-    model
+    engine::learn(&mut records(datagrams), groups, detector, 5_000)
 }
 
 /// Decodes, features, scores and tracks every record; returns how many.
 fn watch(datagrams: &[(Vec<u8>, f64)], model: &SavedModel) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let sides = model.clone().into_sides();
-    let mut engine = Engine::new(params(None, None), sides, Arc::default(), stop).expect("engine");
+    let mut engine =
+        Engine::new(engine::params(None, None), sides, Arc::default(), stop).expect("engine");
     let mut sink = JsonLines::new(std::io::sink());
     let summary = engine.run(&mut records(datagrams), &mut sink).expect("run");
     black_box(summary).records
@@ -282,7 +260,7 @@ fn end_to_end(c: &mut Criterion) {
             .enumerate()
             .map(|(i, d)| (d, at(i)))
             .collect();
-        let model = learn(&datagrams, dir.path());
+        let model = learn(&datagrams);
         let records = watch(&datagrams, &model);
         group.throughput(Throughput::Elements(records));
         group.bench_function(name, |b| b.iter(|| watch(&datagrams, &model)));

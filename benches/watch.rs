@@ -11,21 +11,19 @@
 //! JSON per detector gives the per-record latency histogram's p99 bound.
 
 mod common;
+#[path = "common/engine.rs"]
+mod engine;
 
 use std::hint::black_box;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use floodwatch::detect::episode::TrackerParams;
 use floodwatch::detect::metrics::Metrics;
 use floodwatch::detect::sink::JsonLines;
 use floodwatch::detect::stream::source::PacketRecords;
-use floodwatch::detect::stream::{
-    learning_sides, Calibrate, Engine, EngineParams, Grace, OnlineDetector, SavedModel,
-};
+use floodwatch::detect::stream::{Engine, OnlineDetector, SavedModel};
 use floodwatch::features::combined::PacketLayout;
 use floodwatch::features::packet::FeatureExtractor;
 use floodwatch::features::stream_table::TableConfig;
@@ -53,24 +51,13 @@ fn source(bytes: &[u8], layout: PacketLayout) -> Source<'_> {
     PacketRecords::new(PacketSource::new(reader), features)
 }
 
-fn params(grace: Option<Grace>, save: Option<PathBuf>) -> EngineParams {
-    EngineParams {
-        tracker: TrackerParams::new(),
-        top_features: 5,
-        save_model: save,
-        grace,
-        calibrate: Calibrate::Quantile(0.999),
-        drift: Some(600.0),
-        layout: None,
-    }
-}
-
 /// Runs the engine over the capture; returns the metrics.
 fn run(bytes: &[u8], layout: PacketLayout, model: &SavedModel) -> Arc<Metrics> {
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
     let sides = model.clone().into_sides();
-    let mut engine = Engine::new(params(None, None), sides, metrics.clone(), stop).expect("engine");
+    let mut engine =
+        Engine::new(engine::params(None, None), sides, metrics.clone(), stop).expect("engine");
     let mut sink = JsonLines::new(std::io::sink());
     let summary = engine
         .run(&mut source(bytes, layout), &mut sink)
@@ -81,23 +68,11 @@ fn run(bytes: &[u8], layout: PacketLayout, model: &SavedModel) -> Arc<Metrics> {
 
 /// Learns a model from the first packets, as `watch --grace` does.
 fn learn(bytes: &[u8], layout: PacketLayout, detector: OnlineDetector) -> SavedModel {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("m.json");
-    let mut src = source(bytes, layout);
     let groups = layout
         .extractor(TableConfig::default())
         .expect("layout")
         .groups();
-    let sides = learning_sides(groups, detector, 20_000);
-    let p = params(Some(Grace::Records(GRACE)), Some(path.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut engine = Engine::new(p, sides, Arc::default(), stop).expect("engine");
-    engine
-        .run(&mut src, &mut JsonLines::new(std::io::sink()))
-        .expect("learn");
-    let mut model = SavedModel::load(&path).expect("model");
-    model.state = None;
-    model
+    engine::learn(&mut source(bytes, layout), groups, detector, GRACE)
 }
 
 fn bench(c: &mut Criterion) {
