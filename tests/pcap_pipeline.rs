@@ -202,7 +202,7 @@ fn parquet_without_the_feature_says_how_to_rebuild() {
     assert!(!d.join("f.parquet").exists() && !d.join("f.x").exists());
 }
 
-/// Every column of a Parquet file as `f64` bits (integers converted), and
+/// Every column of a Parquet file as `f64` bits (others converted), and
 /// the names and physical types of its columns.
 #[cfg(feature = "parquet")]
 fn parquet_columns(path: &Path) -> (Vec<(String, String)>, Vec<Vec<u64>>) {
@@ -229,15 +229,22 @@ fn parquet_columns(path: &Path) -> (Vec<(String, String)>, Vec<Vec<u64>>) {
                     assert_eq!(r.read_records(n, None, None, &mut v).unwrap().0, n);
                     out.extend(v.iter().map(|x| x.to_bits()));
                 }
-                _ => panic!("{path:?}: column {c} is neither INT64 nor DOUBLE"),
+                ColumnReader::FloatColumnReader(mut r) => {
+                    let mut v = Vec::new();
+                    assert_eq!(r.read_records(n, None, None, &mut v).unwrap().0, n);
+                    out.extend(v.iter().map(|&x| f64::from(x).to_bits()));
+                }
+                _ => panic!("{path:?}: column {c} is not INT64, DOUBLE or FLOAT"),
             }
         }
     }
     (names, columns)
 }
 
-/// The Parquet table of `extract` holds the CSV's columns and values to the
-/// bit: `packet_index` as INT64, the rest as DOUBLE.
+/// The Parquet table of `extract` holds the CSV's columns: `packet_index`
+/// as INT64 and `timestamp` as DOUBLE to the bit, the features as FLOAT
+/// (the nearest `f32` of the CSV's value) or, with `--float64`, as DOUBLE
+/// to the bit.
 #[cfg(feature = "parquet")]
 #[test]
 fn extract_writes_the_same_features_as_parquet() {
@@ -245,41 +252,45 @@ fn extract_writes_the_same_features_as_parquet() {
     let d = dir.path();
     synth(d, "a", "3");
     for layout in ["victim", "kitsune-corrected", "nbaiot"] {
-        for out in ["f.csv", "f.parquet"] {
-            ok(
-                &[
-                    "-q", "extract", "--pcap", "a.pcap", "--layout", layout, "--out", out,
-                ],
-                d,
-            );
-        }
+        let extract = ["-q", "extract", "--pcap", "a.pcap", "--layout", layout];
+        ok(&[&extract[..], &["--out", "f.csv"]].concat(), d);
         let csv = std::fs::read_to_string(d.join("f.csv")).unwrap();
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let (names, columns) = parquet_columns(&d.join("f.parquet"));
-        let want: Vec<(String, String)> = (header.iter().enumerate())
-            .map(|(i, h)| {
-                (
-                    h.to_string(),
-                    if i == 0 { "INT64" } else { "DOUBLE" }.into(),
-                )
-            })
-            .collect();
-        assert_eq!(names, want, "{layout}");
-        let rows = csv.lines().count() - 1;
-        assert_eq!(rows, 10_000, "{layout}");
-        assert!(columns.iter().all(|c| c.len() == rows), "{layout}");
-        for (r, line) in lines.enumerate() {
-            for (c, v) in line.split(',').enumerate() {
-                let want: f64 = v.parse().unwrap();
-                let got = f64::from_bits(columns[c][r]);
-                let same = want.to_bits() == got.to_bits() || want.is_nan() && got.is_nan();
-                assert!(
-                    same,
-                    "{layout}: row {r}, column {}: {want} vs {got}",
-                    header[c]
-                );
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        assert_eq!(csv.lines().count() - 1, 10_000, "{layout}");
+        for float64 in [false, true] {
+            let wide: &[&str] = if float64 { &["--float64"] } else { &[] };
+            ok(&[&extract[..], wide, &["--out", "f.parquet"]].concat(), d);
+            let feature = if float64 { "DOUBLE" } else { "FLOAT" };
+            let (names, columns) = parquet_columns(&d.join("f.parquet"));
+            let want: Vec<(String, String)> = (header.iter().enumerate())
+                .map(|(i, h)| {
+                    let kind = ["INT64", "DOUBLE"].get(i).unwrap_or(&feature);
+                    (h.to_string(), kind.to_string())
+                })
+                .collect();
+            assert_eq!(names, want, "{layout}");
+            assert!(columns.iter().all(|c| c.len() == 10_000), "{layout}");
+            let mut rounded = 0;
+            for (r, line) in csv.lines().skip(1).enumerate() {
+                for (c, v) in line.split(',').enumerate() {
+                    let exact: f64 = v.parse().unwrap();
+                    let want = match c {
+                        0 | 1 => exact,
+                        _ if float64 => exact,
+                        _ => f64::from(exact as f32),
+                    };
+                    let got = f64::from_bits(columns[c][r]);
+                    let same = want.to_bits() == got.to_bits() || want.is_nan() && got.is_nan();
+                    assert!(
+                        same,
+                        "{layout}, --float64 {float64}: row {r}, column {}: {want} vs {got}",
+                        header[c]
+                    );
+                    rounded += usize::from(got != exact && !exact.is_nan());
+                }
             }
+            // The check above tells the two widths apart on this table.
+            assert_eq!(rounded > 0, !float64, "{layout}, --float64 {float64}");
         }
     }
     // --format wins over the extension.
@@ -290,22 +301,35 @@ fn extract_writes_the_same_features_as_parquet() {
         d,
     );
     assert_eq!(&std::fs::read(d.join("g.bin")).unwrap()[..4], b"PAR1");
-    // Plain pages: the same table, larger; refused for other formats.
-    let plain = ["-q", "extract", "--pcap", "a.pcap", "--compression", "none"];
-    ok(&[&plain[..], &["--out", "p.parquet"]].concat(), d);
+    // Snappy pages: the same table, smaller. Both flags are refused for
+    // other formats.
+    let snappy = [
+        "-q",
+        "extract",
+        "--pcap",
+        "a.pcap",
+        "--compression",
+        "snappy",
+    ];
+    ok(&[&snappy[..], &["--out", "s.parquet"]].concat(), d);
     assert_eq!(
-        parquet_columns(&d.join("p.parquet")),
+        parquet_columns(&d.join("s.parquet")),
         parquet_columns(&d.join("g.bin"))
     );
     let size = |f: &str| std::fs::metadata(d.join(f)).unwrap().len();
-    assert!(size("p.parquet") > size("g.bin"));
-    let out = floodwatch(&[&plain[..], &["--out", "p.csv"]].concat(), d);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("Parquet output only"),
-        "{err}"
-    );
-    assert!(!d.join("p.csv").exists());
+    assert!(size("s.parquet") < size("g.bin"));
+    for flags in [
+        &snappy[..],
+        &["-q", "extract", "--pcap", "a.pcap", "--float64"],
+    ] {
+        let out = floodwatch(&[flags, &["--out", "p.csv"]].concat(), d);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Parquet output only"),
+            "{flags:?}: {err}"
+        );
+        assert!(!d.join("p.csv").exists());
+    }
 }
 
 /// `train` and `test` read the Parquet table of a capture as its CSV: the
@@ -350,11 +374,37 @@ fn train_and_test_on_parquet_as_on_csv() {
     }
     let (_, _, report, predictions) = &results[0];
     assert!(report.contains("\"rows\": 10000"), "{report}");
+    // The output repeats the input's values: from Parquet, the features
+    // are the CSV's rounded to f32 (what the model computes in); the
+    // scores and predictions are the same bits.
+    let as_f32 = |text: &str| -> Vec<String> {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().to_owned();
+        let rows = lines.map(|l| {
+            let fields = l.split(',').map(|v| v.parse::<f64>().unwrap() as f32);
+            fields
+                .map(|v| format!("{:x}", v.to_bits()))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        std::iter::once(header).chain(rows).collect()
+    };
+    let want = as_f32(predictions);
+    assert!(want[1].split(',').count() > 100, "{}", want[1]);
     for (model, data, r, p) in &results[1..] {
         assert_eq!(r, report, "model from {model} on {data}");
-        assert!(
-            p == predictions,
-            "model from {model} on {data}: predictions differ"
+        let got = as_f32(p);
+        let same = got == want;
+        assert!(same, "model from {model} on {data}: predictions differ");
+        let scores = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(|l| l.rsplitn(3, ',').take(2).collect::<Vec<_>>().join(","))
+                .collect()
+        };
+        assert_eq!(
+            scores(p),
+            scores(predictions),
+            "model from {model} on {data}"
         );
     }
 }

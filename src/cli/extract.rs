@@ -25,15 +25,20 @@ pub struct Args {
     #[arg(long, value_name = "FEATURES.csv")]
     pub out: PathBuf,
     /// csv, npy (a float64 matrix numpy.load reads as it is, its column
-    /// names in OUT.columns) or parquet (the CSV's columns, packet_index as
-    /// int64, the rest float64; needs the `parquet` feature); by default
-    /// from OUT's extension (.npy, .parquet), else csv.
+    /// names in OUT.columns) or parquet (the CSV's columns: packet_index as
+    /// int64, timestamp as float64, the features as float32, what models
+    /// compute in; needs the `parquet` feature); by default from OUT's
+    /// extension (.npy, .parquet), else csv.
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "npy", "parquet"])]
     pub format: Option<String>,
-    /// Parquet pages: snappy (the default, what pandas writes) or none
-    /// (37 % larger for float features, about a quarter less CPU).
-    #[arg(long, value_name = "CODEC", value_parser = ["snappy", "none"])]
+    /// Parquet pages: none (the default) or snappy (a quarter smaller, a
+    /// third more CPU).
+    #[arg(long, value_name = "CODEC", value_parser = ["none", "snappy"])]
     pub compression: Option<String>,
+    /// Parquet feature columns as float64, every bit of the CSV's values
+    /// (twice the size).
+    #[arg(long)]
+    pub float64: bool,
     /// Feature layout: victim, floodwatch, kitsune, kitsune-corrected or
     /// nbaiot (the same names and default as `train --pcap` and `watch`).
     #[arg(long, default_value = PacketLayout::DEFAULT, value_parser = parse_layout)]
@@ -56,9 +61,9 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         ..TableConfig::default()
     };
     let format = Format::of(&args)?;
-    if args.compression.is_some() && !format.is_parquet() {
+    if (args.compression.is_some() || args.float64) && !format.is_parquet() {
         anyhow::bail!(
-            "{}: --compression applies to Parquet output only (give --format parquet or a .parquet file)",
+            "{}: --compression and --float64 apply to Parquet output only (give --format parquet or a .parquet file)",
             args.out.display()
         );
     }
@@ -75,10 +80,10 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "parquet")]
         Format::Parquet => {
             let codec = match args.compression.as_deref() {
-                Some("none") => floodwatch::features::parquet::Codec::None,
-                _ => floodwatch::features::parquet::Codec::Snappy,
+                Some("snappy") => floodwatch::features::parquet::Codec::Snappy,
+                _ => floodwatch::features::parquet::Codec::None,
             };
-            write_parquet(&mut *extractor, &mut source, &mut w, codec)
+            write_parquet(&mut *extractor, &mut source, &mut w, codec, args.float64)
         }
     };
     let packets = written
@@ -186,22 +191,26 @@ fn write_npy<R: std::io::Read, W: Write + std::io::Seek>(
 }
 
 /// The CSV's columns as a Parquet table: `packet_index` as `INT64`,
-/// `timestamp` and the features as `DOUBLE`; returns the number of packets.
+/// `timestamp` as `DOUBLE`, the features as `FLOAT` (`DOUBLE` with
+/// `float64`); returns the number of packets.
 #[cfg(feature = "parquet")]
 fn write_parquet<R: std::io::Read, W: Write + Send>(
     x: &mut dyn FeatureExtractor,
     source: &mut PacketSource<R>,
     w: W,
     codec: floodwatch::features::parquet::Codec,
+    float64: bool,
 ) -> std::io::Result<u64> {
     use floodwatch::features::capture_table::ID_COLUMNS;
     let [index, timestamp] = ID_COLUMNS;
-    let names: Vec<String> = std::iter::once(timestamp)
-        .chain(x.names().iter().map(String::as_str))
-        .map(str::to_owned)
-        .collect();
-    let mut out = floodwatch::features::parquet::ParquetWriter::new(w, index, &names, codec)?;
-    let mut row = vec![0.0; names.len()];
+    let mut doubles = vec![timestamp.to_owned()];
+    let mut floats = x.names().to_vec();
+    if float64 {
+        doubles.append(&mut floats);
+    }
+    let mut out =
+        floodwatch::features::parquet::ParquetWriter::new(w, index, &doubles, &floats, codec)?;
+    let mut row = vec![0.0; doubles.len() + floats.len()];
     while let Some(p) = source.next_packet() {
         x.update(&p, &mut row[1..]);
         row[0] = p.timestamp;
@@ -287,6 +296,7 @@ mod tests {
             out: dir.path().join("f.csv"),
             format: None,
             compression: None,
+            float64: false,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1000,
         };
@@ -302,6 +312,7 @@ mod tests {
             out: dir.path().join("f.csv"),
             format: None,
             compression: None,
+            float64: false,
             layout: PacketLayout::Packet(Layout::Kitsune),
             table_capacity: 1,
         };
