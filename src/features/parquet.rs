@@ -1,6 +1,6 @@
 //! Feature tables as Apache Parquet files: an `INT64` index column, then
 //! `DOUBLE` and `FLOAT` value columns, written through the `parquet` crate's
-//! column writers (no Arrow). Rows are gathered [`BLOCK`] at a time, then
+//! column writers (no Arrow). Rows are gathered `BLOCK` at a time, then
 //! moved into one buffer per column (a push per value into a hundred
 //! buffers cost 16 % of `extract`), and written as a row group once
 //! [`ParquetWriter::group_rows`] are in, so
