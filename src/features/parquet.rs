@@ -3,9 +3,9 @@
 //! column writers (no Arrow). Rows are gathered `BLOCK` at a time, then
 //! moved into one buffer per column (a push per value into a hundred
 //! buffers cost 16 % of `extract`), and written as a row group once
-//! [`ParquetWriter::group_rows`] are in, so
-//! memory is bounded by that size and the width, not by the table length.
-//! Pages are plain by default, or Snappy-compressed ([`Codec`]). Only the index column carries min/max
+//! [`ParquetWriter::group_rows`] are in, so memory is bounded by that size
+//! and the width, not by the table length. Pages are plain by default, or
+//! Snappy-compressed ([`Codec`]). Only the index column carries min/max
 //! statistics: they serve range reads by packet; on feature columns they
 //! cost 6 % of `extract` and serve nothing.
 
