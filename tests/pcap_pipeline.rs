@@ -318,14 +318,18 @@ fn extract_writes_the_same_features_as_parquet() {
     );
     let size = |f: &str| std::fs::metadata(d.join(f)).unwrap().len();
     assert!(size("s.parquet") < size("g.bin"));
-    for flags in [
-        &snappy[..],
-        &["-q", "extract", "--pcap", "a.pcap", "--float64"],
+    for (flags, flag) in [
+        (&snappy[..], "--compression"),
+        (
+            &["-q", "extract", "--pcap", "a.pcap", "--float64"],
+            "--float64",
+        ),
     ] {
         let out = floodwatch(&[flags, &["--out", "p.csv"]].concat(), d);
         let err = String::from_utf8_lossy(&out.stderr);
+        let says = format!("{flag} applies to Parquet output only");
         assert!(
-            !out.status.success() && err.contains("Parquet output only"),
+            !out.status.success() && err.contains(&says),
             "{flags:?}: {err}"
         );
         assert!(!d.join("p.csv").exists());

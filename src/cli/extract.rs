@@ -61,11 +61,17 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         ..TableConfig::default()
     };
     let format = Format::of(&args)?;
-    if (args.compression.is_some() || args.float64) && !format.is_parquet() {
-        anyhow::bail!(
-            "{}: --compression and --float64 apply to Parquet output only (give --format parquet or a .parquet file)",
-            args.out.display()
-        );
+    let parquet_flags = [
+        ("--compression", args.compression.is_some()),
+        ("--float64", args.float64),
+    ];
+    if let Some((flag, _)) = parquet_flags.iter().find(|(_, given)| *given) {
+        if !format.is_parquet() {
+            anyhow::bail!(
+                "{}: {flag} applies to Parquet output only (give --format parquet or a .parquet file)",
+                args.out.display()
+            );
+        }
     }
     let mut extractor = args.layout.extractor(config)?;
     let mut source = PacketSource::open(&args.pcap)?;
