@@ -341,6 +341,7 @@ impl EpisodeTracker {
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {
             targets: self.targets.len() as u64,
+            target_evictions: self.targets.evicted(),
             open_episodes: self.open.len() as u64,
             ..self.stats
         }
@@ -415,10 +416,9 @@ impl EpisodeTracker {
         let key = self.target_of(&rec.flow);
         let vote = self.params.vote;
         let hashed = self.targets.hashed(key);
-        let (i, evicted) = self
+        let i = self
             .targets
             .get_or_insert_evicting(hashed, VoteWindow::default);
-        self.stats.target_evictions += u64::from(evicted);
         let alerting = self.targets.get_mut(i).push(rec.is_anomaly, &vote);
         self.stats.alerting += u64::from(alerting);
         if !rec.is_anomaly {

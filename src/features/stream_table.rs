@@ -294,6 +294,16 @@ impl<K: Hash + Eq, V> Table<K, V> {
         self.config.capacity
     }
 
+    /// Entries evicted so far (the table full).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Carries on the eviction count of a saved table.
+    pub fn set_evicted(&mut self, n: u64) {
+        self.evicted = n;
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.len
@@ -483,23 +493,17 @@ impl<K: Hash + Eq, V> Table<K, V> {
 
     /// The slot of `key`, marked seen; a new entry made by `make` if
     /// absent, evicting the least recently seen entry when the table is
-    /// full (never reclaiming: for values that do not fade). Also says
-    /// whether it evicted.
+    /// full (never reclaiming: for values that do not fade).
     #[inline]
-    pub fn get_or_insert_evicting(
-        &mut self,
-        key: Hashed<K>,
-        make: impl FnOnce() -> V,
-    ) -> (u32, bool) {
+    pub fn get_or_insert_evicting(&mut self, key: Hashed<K>, make: impl FnOnce() -> V) -> u32 {
         if let Some(i) = self.lookup(&key) {
             self.touch(i);
-            return (i, false);
+            return i;
         }
-        let full = self.len >= self.config.capacity;
-        if full {
+        if self.len >= self.config.capacity {
             self.remove(self.tail, Removal::Evicted);
         }
-        (self.insert_new(key, make()), full)
+        self.insert_new(key, make())
     }
 }
 
@@ -811,11 +815,14 @@ mod tests {
             t.get_or_insert_evicting(t.hashed(k), || Stats1D::new(f64::from(k)))
         };
         for k in [1, 2, 3] {
-            assert!(!put(&mut t, k).1);
+            put(&mut t, k);
+            assert_eq!(t.evicted(), 0);
         }
         // 1 seen again, then 4 evicts 2 (the least recently seen).
-        assert_eq!(put(&mut t, 1), (t.find(&1).unwrap(), false));
-        assert!(put(&mut t, 4).1);
+        assert_eq!(put(&mut t, 1), t.find(&1).unwrap());
+        assert_eq!(t.evicted(), 0);
+        put(&mut t, 4);
+        assert_eq!(t.evicted(), 1);
         let order: Vec<u32> = t.oldest_first().map(|(k, _)| *k).collect();
         assert_eq!(order, [3, 1, 4]);
         assert_eq!(t.stats("x").evicted, 1);

@@ -396,7 +396,6 @@ fn min_lives() -> [f64; LANES] {
 pub struct Victim {
     names: Vec<String>,
     hosts: Table<Target, Host>,
-    evictions: u64,
     /// Each window's [`min_lives`], computed once.
     min_life: [f64; LANES],
 }
@@ -415,7 +414,6 @@ impl Victim {
         Ok(Victim {
             names: names(),
             hosts: host_table(capacity)?,
-            evictions: 0,
             min_life: min_lives(),
         })
     }
@@ -509,8 +507,7 @@ impl Victim {
     /// recently seen when full).
     #[inline]
     fn host(&mut self, key: Hashed<Target>, t: f64) -> &mut Host {
-        let (i, evicted) = self.hosts.get_or_insert_evicting(key, || Host::new(t));
-        self.evictions += u64::from(evicted);
+        let i = self.hosts.get_or_insert_evicting(key, || Host::new(t));
         let h = self.hosts.get_mut(i);
         h.fade(t);
         h
@@ -533,7 +530,7 @@ impl Victim {
 
     /// Hosts evicted because the table was full.
     pub fn evictions(&self) -> u64 {
-        self.evictions
+        self.hosts.evicted()
     }
 }
 
@@ -547,13 +544,7 @@ impl FeatureExtractor for Victim {
     }
 
     fn table_stats(&self) -> Vec<TableStats> {
-        vec![TableStats {
-            name: "hosts".into(),
-            len: self.len(),
-            capacity: self.capacity(),
-            evicted: self.evictions,
-            reclaimed: 0,
-        }]
+        vec![self.hosts.stats("hosts")]
     }
 
     fn groups(&self) -> Vec<FeatureGroup> {
@@ -573,7 +564,7 @@ impl FeatureExtractor for Victim {
         let hosts = self.hosts.oldest_first().map(|(k, h)| (*k, *h)).collect();
         let s = State {
             hosts,
-            evictions: self.evictions,
+            evictions: self.hosts.evicted(),
         };
         TableState::of(&s)
     }
@@ -584,10 +575,10 @@ impl FeatureExtractor for Victim {
         self.hosts = host_table(self.hosts.capacity())?;
         for (k, h) in s.hosts {
             let key = self.hosts.hashed(k);
-            let (i, _) = self.hosts.get_or_insert_evicting(key, || h);
+            let i = self.hosts.get_or_insert_evicting(key, || h);
             *self.hosts.get_mut(i) = h;
         }
-        self.evictions = s.evictions;
+        self.hosts.set_evicted(s.evictions);
         Ok(())
     }
 }
