@@ -27,10 +27,8 @@ def cli_exe():
     return exe
 
 
-@pytest.fixture(scope="session")
-def cli(cli_exe):
-    """Runs the binary quietly; fails the test when it fails."""
-    exe = cli_exe
+def runner(exe):
+    """A function that runs `exe` quietly and fails the test when it fails."""
 
     def run(*args):
         done = subprocess.run([str(exe), "-q", *map(str, args)], capture_output=True, text=True)
@@ -38,6 +36,12 @@ def cli(cli_exe):
         return done
 
     return run
+
+
+@pytest.fixture(scope="session")
+def cli(cli_exe):
+    """Runs the binary quietly; fails the test when it fails."""
+    return runner(cli_exe)
 
 
 @pytest.fixture(scope="session")

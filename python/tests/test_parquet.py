@@ -6,12 +6,12 @@ FLOODWATCH_PARQUET_BIN; `.ci/run` runs this file once it has built one.
 """
 
 import os
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import runner
 
 BIN = os.environ.get("FLOODWATCH_PARQUET_BIN")
 pytestmark = pytest.mark.skipif(
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
-    def run(*args):
-        done = subprocess.run([BIN, "-q", *map(str, args)], capture_output=True, text=True)
-        assert done.returncode == 0, f"floodwatch {' '.join(map(str, args))}: {done.stderr}"
-
+    run = runner(BIN)
     d = tmp_path_factory.mktemp("pq")
     pcap = d / "s.pcap"
     run("synth", "--pcap", pcap, "--labels", d / "s.csv", "--packets", 20000, "--rate", 1000,
