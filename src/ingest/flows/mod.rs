@@ -1,6 +1,7 @@
 //! Flow telemetry in: NetFlow v5, v9 and IPFIX (through `netflow_parser`;
-//! data sets of templates floodwatch compiled are read in place) and sFlow v5 (through `flowparser-sflow`, raw packet headers through
-//! floodwatch's own [packet decoder](crate::ingest::packets::decode)).
+//! data sets of templates floodwatch compiled are read in place) and sFlow
+//! v5 (through `flowparser-sflow`, raw packet headers through floodwatch's
+//! own [packet decoder](crate::ingest::packets::decode)).
 //!
 //! A [`FlowDecoder`] takes one export datagram and the address it came
 //! from, tells the protocol apart by its first bytes (NetFlow and IPFIX
