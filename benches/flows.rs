@@ -236,17 +236,21 @@ fn end_to_end(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let capture = dir.path().join("capture.pcap");
     let file = std::fs::File::create(&capture).expect("capture");
-    let mut w = std::io::BufWriter::new(file);
-    synth::write(&common::flood_mix(n), &mut w, std::io::sink()).expect("write capture");
-    drop(w);
     let cfg = common::flood_mix(n);
+    let mut w = std::io::BufWriter::new(file);
+    synth::write(&cfg, &mut w, std::io::sink()).expect("write capture");
+    drop(w);
     let (start, span) = (cfg.start_ns as f64 * 1e-9, n as f64 / cfg.rate);
     let mut group = c.benchmark_group("flows_end_to_end");
     group.sample_size(10);
-    for (name, version) in [("netflow_v9", "9"), ("ipfix", "10"), ("sflow_v5", "")] {
-        let exported = match version {
-            "" => sfprobe(&capture),
-            v => softflowd(&capture, v),
+    for (name, softflowd_version) in [
+        ("netflow_v9", Some("9")),
+        ("ipfix", Some("10")),
+        ("sflow_v5", None),
+    ] {
+        let exported = match softflowd_version {
+            Some(v) => softflowd(&capture, v),
+            None => sfprobe(&capture),
         };
         let Some(exported) = exported else {
             continue;
