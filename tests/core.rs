@@ -11,7 +11,7 @@ use floodwatch::run::batch::{self, Input, TrainOptions};
 use floodwatch::Matrix;
 
 mod util;
-use util::{fw, ok, shared, split_rows};
+use util::{fw, ok, shared, split_rows, CICIDS_IDENTIFIERS};
 
 /// Runs a command that must fail with exit 1; returns its stderr.
 fn fails(args: &[&str]) -> String {
@@ -523,9 +523,43 @@ fn cicids2017_ddos_auc_on_unseen_rows() {
     assert!(lat >= 0.999, "latent classifier ROC-AUC {lat}");
 }
 
+/// The README's default-detector figures ("The default detector") where
+/// the latent-neighbour distance makes them: CICIDS2017 DDoS (odd benign
+/// rows train, even ones and the attack file test) and N-BaIoT's doorbell
+/// flood, seeds 42-44.
+#[test]
+fn default_detector_figures_on_cicids2017_ddos_and_the_doorbell_flood() {
+    let (Some(cic), Some(nb)) = (shared("data/cicids2017"), shared("data/nbaiot")) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (train, benign) = (d.path().join("train.csv"), d.path().join("benign.csv"));
+    split_rows(&cic.join("BENIGN_5000.csv"), &train, &benign);
+    let ddos = cic.join("DDoS_5000.csv");
+    let mut train_args = vec!["--data", s(&train), "--normal-label", "BENIGN"];
+    for id in CICIDS_IDENTIFIERS {
+        train_args.extend(["--drop", id]);
+    }
+    let seeds = ["42", "43", "44"];
+    let test_args = ["--data", s(&benign), s(&ddos)];
+    let mut aucs = aucs_per_seed(&train_args, &test_args, &seeds, 7500);
+    aucs.sort_by(f64::total_cmp);
+    eprintln!("CICIDS2017 DDoS ROC-AUC over seeds 42-44: {aucs:?}");
+    assert!(aucs[1] >= 0.995, "CICIDS2017 DDoS median ROC-AUC {aucs:?}");
+    assert!(
+        aucs[2] - aucs[0] <= 0.005,
+        "CICIDS2017 DDoS spread {aucs:?}"
+    );
+    let (train, test) = nbaiot_split(&nb, d.path(), &["doorbell_udp"]);
+    let mut aucs = aucs_per_seed(&["--data", s(&train)], &["--data", s(&test)], &seeds, 448);
+    aucs.sort_by(f64::total_cmp);
+    eprintln!("N-BaIoT doorbell flood ROC-AUC over seeds 42-44: {aucs:?}");
+    assert!(aucs[1] >= 0.945, "doorbell flood median ROC-AUC {aucs:?}");
+}
+
 /// Writes the shared N-BaIoT excerpts as a labelled split: odd benign rows
-/// train; even benign rows (normal) and every attack row test.
-fn nbaiot_split(dir: &Path, out: &Path) -> (PathBuf, PathBuf) {
+/// train; even benign rows (normal) and every row of `attacks` test.
+fn nbaiot_split(dir: &Path, out: &Path, attacks: &[&str]) -> (PathBuf, PathBuf) {
     let read = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.csv"))).unwrap();
     let benign = read("benign_traffic");
     let mut lines = benign.lines();
@@ -535,7 +569,7 @@ fn nbaiot_split(dir: &Path, out: &Path) -> (PathBuf, PathBuf) {
         let to = if i % 2 == 0 { &mut train } else { &mut test };
         to.push_str(&format!("{row},normal\n"));
     }
-    for attack in ["doorbell_udp", "scan", "thermostat_udp"] {
+    for &attack in attacks {
         for row in read(attack).lines().skip(1) {
             test.push_str(&format!("{row},{attack}\n"));
         }
@@ -554,7 +588,8 @@ fn nbaiot_benign_vs_attacks_auc() {
         return;
     };
     let d = tempfile::tempdir().unwrap();
-    let (train, test) = nbaiot_split(&dir, d.path());
+    let attacks = ["doorbell_udp", "scan", "thermostat_udp"];
+    let (train, test) = nbaiot_split(&dir, d.path(), &attacks);
     let seeds = ["1", "2", "3"];
     let aucs = aucs_per_seed(&["--data", s(&train)], &["--data", s(&test)], &seeds, 1046);
     for (seed, auc) in seeds.iter().zip(aucs) {

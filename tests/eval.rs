@@ -12,7 +12,7 @@ use std::process::Command;
 use floodwatch::model::bundle::Bundle;
 
 mod util;
-use util::{fw, ok, shared, split_rows};
+use util::{fw, ok, shared, split_rows, CICIDS_IDENTIFIERS};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
@@ -432,14 +432,7 @@ fn cicids2017_eval_of_all_detectors() {
     let mut args = vec!["eval", "--train", s(&train), "--test", s(&benign_test)];
     args.extend(attacks.iter().map(|p| s(p)));
     args.extend(["--out", s(&out), "--normal-label", "BENIGN"]);
-    for c in [
-        "id",
-        "Flow ID",
-        "Src IP",
-        "Dst IP",
-        "Timestamp",
-        "Attempted Category",
-    ] {
+    for c in CICIDS_IDENTIFIERS {
         args.extend(["--drop", c]);
     }
     ok(&args);

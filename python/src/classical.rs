@@ -211,6 +211,7 @@ macro_rules! detector_class {
                     // Only the schema and scaler of `train` are used.
                     epochs: Some(1),
                     networks: Some(1),
+                    neighbours: 0,
                     ..Params::default()
                 };
                 Classical::new($name, params).map($class)

@@ -10,7 +10,7 @@ use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::tabular::IdentifierRule;
 use floodwatch::model::bundle::Bundle;
 use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::run::batch::{self, Input, TrainOptions};
+use floodwatch::run::batch::{self, Input, TrainOptions, NEIGHBOUR_ROWS};
 use floodwatch::Matrix;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyAttributeError;
@@ -37,6 +37,7 @@ pub(crate) struct AutoEncoder {
 pub(crate) struct Params {
     pub(crate) epochs: Option<usize>,
     pub(crate) networks: Option<usize>,
+    pub(crate) neighbours: usize,
     pub(crate) batch_size: usize,
     pub(crate) learning_rate: f32,
     pub(crate) rows: usize,
@@ -62,7 +63,7 @@ struct Fitted {
 #[pymethods]
 impl AutoEncoder {
     #[new]
-    #[pyo3(signature = (*, epochs=None, networks=None, batch_size=256, learning_rate=1e-3, rows=8000,
+    #[pyo3(signature = (*, epochs=None, networks=None, neighbours=NEIGHBOUR_ROWS, batch_size=256, learning_rate=1e-3, rows=8000,
         attack_rows=8000, seed=42, contamination=None, threshold="fpr:0.01".to_string(),
         scaling="log-minmax".to_string(), normal_label=None, label_column=None,
         drop=Vec::new(), keep=Vec::new(), max_distinct_share=0.5))]
@@ -70,6 +71,7 @@ impl AutoEncoder {
     fn new(
         epochs: Option<usize>,
         networks: Option<usize>,
+        neighbours: usize,
         batch_size: usize,
         learning_rate: f32,
         rows: usize,
@@ -88,6 +90,7 @@ impl AutoEncoder {
             params: Params {
                 epochs,
                 networks,
+                neighbours,
                 batch_size,
                 learning_rate,
                 rows,
@@ -276,6 +279,7 @@ impl AutoEncoder {
         let d = pyo3::types::PyDict::new(py);
         d.set_item("epochs", p.epochs)?;
         d.set_item("networks", p.networks)?;
+        d.set_item("neighbours", p.neighbours)?;
         d.set_item("batch_size", p.batch_size)?;
         d.set_item("learning_rate", p.learning_rate)?;
         d.set_item("rows", p.rows)?;
@@ -319,6 +323,7 @@ impl AutoEncoder {
         let params = Params {
             epochs: Some(m.epochs),
             networks: Some(bundle.autoencoder.networks()),
+            neighbours: bundle.autoencoder.neighbour_references(),
             batch_size: m.batch_size,
             learning_rate: m.learning_rate,
             rows: m.train_rows + m.holdout_rows,
@@ -381,6 +386,7 @@ impl Default for Params {
         Params {
             epochs: None,
             networks: None,
+            neighbours: NEIGHBOUR_ROWS,
             batch_size: 256,
             learning_rate: 1e-3,
             rows: 8000,
@@ -461,6 +467,7 @@ impl Params {
             attack_rows: self.attack_rows,
             epochs: self.epochs,
             networks: self.networks,
+            neighbours: self.neighbours,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             seed: self.seed,

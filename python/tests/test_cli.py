@@ -65,3 +65,21 @@ def test_labels_given_as_y_train_the_same_model_as_a_label_column(tables):
     x = df.head(500)
     assert np.array_equal(with_column.decision_function(x), with_y.decision_function(x))
     assert with_y.classes_ == with_column.classes_
+
+
+def test_neighbours_is_trains_flag(cli, tables, tmp_path):
+    train, test = tables
+    x = read(test)
+    scores = {}
+    for n in (0, 100):
+        model = tmp_path / f"m{n}.fw"
+        cli("train", "--data", train, "--model", model, "--epochs", 2, "--neighbours", n)
+        from_cli = floodwatch.load(model)
+        in_python = floodwatch.AutoEncoder(epochs=2, neighbours=n).fit(read(train))
+        assert from_cli.get_params()["neighbours"] == in_python.get_params()["neighbours"] == n
+        assert in_python.threshold_ == from_cli.threshold_
+        scores[n] = in_python.decision_function(x)
+        assert np.array_equal(scores[n], from_cli.decision_function(x))
+    # The same network: the latent distance alone tells the scores apart.
+    assert not np.array_equal(scores[0], scores[100])
+    assert floodwatch.AutoEncoder().get_params()["neighbours"] == 2048

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args as ClapArgs;
-use floodwatch::run::batch::{self, Input, TestOptions, TrainOptions};
+use floodwatch::run::batch::{self, Input, TestOptions, TrainOptions, NEIGHBOUR_ROWS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -25,6 +25,9 @@ pub struct Args {
     /// Repetitions of each timing (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// Training rows the score's latent distance compares with (as `train`).
+    #[arg(long, value_name = "N", default_value_t = NEIGHBOUR_ROWS)]
+    pub neighbours: usize,
 }
 
 const COLS: usize = 40;
@@ -83,6 +86,7 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
             data: vec![train_csv],
             ..Input::default()
         },
+        neighbours: args.neighbours,
         ..TrainOptions::default()
     };
     let mut train_s = Vec::new();
@@ -120,6 +124,7 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
         "train": {
             "rows_sampled": 8000, "columns": COLS, "features": bundle.schema.width(),
             "epochs": bundle.meta.epochs, "networks": bundle.autoencoder.networks(),
+            "neighbours": bundle.autoencoder.neighbour_references(),
             "median_s": median(train_s.clone()), "runs_s": train_s,
         },
         "score": {

@@ -62,6 +62,7 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             max_distinct_share: 0.5,
             epochs: None,
             networks: None,
+            neighbours: floodwatch::run::batch::NEIGHBOUR_ROWS,
             batch_size: 256,
             learning_rate: 1e-3,
             rows: 8000,

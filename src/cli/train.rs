@@ -10,8 +10,9 @@ use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::{ColumnKind, IdentifierRule, Schema};
 use floodwatch::ingest::csv::read_columns_file;
+use floodwatch::model::neighbours;
 use floodwatch::model::threshold::ThresholdRule;
-use floodwatch::run::batch::{self, Input, TrainOptions};
+use floodwatch::run::batch::{self, Input, TrainOptions, NEIGHBOUR_ROWS};
 
 use super::capture_flags::CaptureFlags;
 
@@ -71,6 +72,11 @@ pub struct TrainFlags {
     /// training rows].
     #[arg(long, value_name = "N")]
     pub networks: Option<usize>,
+    /// Normal training rows whose latent codes the score's neighbour
+    /// distance is measured against (a seeded sample beyond); 0 scores by
+    /// reconstruction error alone, faster.
+    #[arg(long, value_name = "N", default_value_t = NEIGHBOUR_ROWS)]
+    pub neighbours: usize,
     /// Mini-batch size.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -148,6 +154,7 @@ impl TrainFlags {
             attack_rows: self.attack_rows,
             epochs: self.epochs,
             networks: self.networks,
+            neighbours: self.neighbours,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             seed: self.seed,
@@ -185,8 +192,10 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         // Cross-fitted networks calibrate on every sampled row.
         let networks = b.autoencoder.networks();
+        let references = b.autoencoder.neighbour_references();
         let calibration_rows = match networks {
             1 => m.holdout_rows,
+            _ if references > 0 => references,
             _ => m.train_rows + m.holdout_rows,
         };
         if let Some(w) = calibration_warning(&b.threshold_rule, calibration_rows) {
@@ -208,6 +217,13 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
                 m.seed + networks as u64 - 1,
                 networks,
                 calibration_rows
+            );
+        }
+        if references > 0 {
+            eprintln!(
+                "score: reconstruction error and the mean latent distance to the {} nearest of \
+                 {references} normal training rows (--neighbours N; 0 for the error alone)",
+                neighbours::K
             );
         }
         if let Some(line) = imputed_line(&b.schema) {

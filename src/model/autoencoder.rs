@@ -9,6 +9,8 @@
 //! network reconstructs well counts as much as a noisy one. An autoencoder
 //! may hold several networks cross-fitted on folds of the rows
 //! ([`AutoencoderParams::fit_folds`]); its score is then their mean.
+//! [`Autoencoder::add_neighbours`] adds the distance from a row's latent code
+//! to those of its nearest normal rows ([`LatentNeighbours`]).
 //!
 //! The output layer is linear (the issue leaves it open): inputs are scaled to
 //! [0, 1] but test rows may fall outside, and a linear output reports that
@@ -20,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dense::{Activation, Adam, Gradients, Network, Workspace};
+use super::neighbours::{Calibration, LatentNeighbours};
 use crate::{Error, Matrix, Result};
 
 /// Index of the latent layer (the encoder's output) in the network.
@@ -194,6 +197,7 @@ impl AutoencoderParams {
             net: Network::new(&[d, h1, h2, h3, h4, d], &acts, &mut rng),
             error_weights: Vec::new(),
             more: Vec::new(),
+            neighbours: None,
         };
         let mut trainer = Trainer::new(&model.net, self);
         let mut history = TrainHistory::default();
@@ -327,6 +331,9 @@ pub struct Autoencoder {
     /// mean over all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     more: Vec<Autoencoder>,
+    /// The latent-neighbour distance added to the error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    neighbours: Option<LatentNeighbours>,
 }
 
 impl Autoencoder {
@@ -351,11 +358,14 @@ impl Autoencoder {
         }
         for m in &self.more {
             m.check_shapes()?;
-            if m.widths() != self.widths() || !m.more.is_empty() {
+            if m.widths() != self.widths() || !m.more.is_empty() || m.neighbours.is_some() {
                 return Err("autoencoder networks differ in shape".into());
             }
         }
-        Ok(())
+        match &self.neighbours {
+            Some(nb) => nb.check(self.latent_dim()),
+            None => Ok(()),
+        }
     }
 
     /// Networks whose scores are averaged (1 without an ensemble).
@@ -477,15 +487,67 @@ impl Autoencoder {
                 out,
             );
             latent(ws.kept(), stride, i * SCORE_CHUNK, rows);
-            self.add_members(chunk, rows, ws, out);
+            self.finish(chunk, rows, stride, ws, out);
         }
     }
 
     /// Scores of at most [`SCORE_CHUNK`] rows.
     fn score_rows(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
-        self.net
-            .mean_squared_errors(x, rows, &self.error_weights, ws, out);
+        if self.neighbours.is_none() {
+            self.net
+                .mean_squared_errors(x, rows, &self.error_weights, ws, out);
+            return self.add_members(x, rows, ws, out);
+        }
+        let w = &self.error_weights;
+        let stride = self
+            .net
+            .mean_squared_errors_keeping(x, rows, LATENT_LAYER, w, ws, out);
+        self.finish(x, rows, stride, ws, out);
+    }
+
+    /// Completes the first network's errors in `out`, its latent codes kept
+    /// in `ws` at `stride`: the other networks' errors, then the neighbour
+    /// distance (at most [`SCORE_CHUNK`] rows).
+    fn finish(&self, x: &[f32], rows: usize, stride: usize, ws: &mut Workspace, out: &mut [f32]) {
+        let mut dist = [0.0f32; SCORE_CHUNK];
+        if let Some(nb) = &self.neighbours {
+            let (kept, scratch) = ws.kept_and_scratch();
+            nb.nearest_t(kept, stride, rows, scratch, &mut dist);
+        }
         self.add_members(x, rows, ws, out);
+        if let Some(nb) = &self.neighbours {
+            nb.combine(&mut out[..rows], &dist[..rows]);
+        }
+    }
+
+    /// Adds the latent-neighbour distance to the score
+    /// ([`LatentNeighbours`]): `refs` are normal rows the networks trained
+    /// on, whose codes become the references. The calibration rows are
+    /// `calib` or, when `None`, the references each left out in turn;
+    /// `errors` are their scores so far. Returns their combined scores.
+    pub fn add_neighbours(
+        &mut self,
+        refs: &Matrix,
+        calib: Option<&Matrix>,
+        errors: &[f32],
+    ) -> Result<Vec<f32>> {
+        let codes = self.encode_batch(refs);
+        let (nb, scores) = match calib {
+            Some(c) => {
+                let c = self.encode_batch(c);
+                LatentNeighbours::fit(codes, Calibration::Apart(&c), errors)?
+            }
+            None => LatentNeighbours::fit(codes, Calibration::LeaveOneOut, errors)?,
+        };
+        self.neighbours = Some(nb);
+        Ok(scores)
+    }
+
+    /// Reference codes of the neighbour distance (0 without it).
+    pub fn neighbour_references(&self) -> usize {
+        self.neighbours
+            .as_ref()
+            .map_or(0, LatentNeighbours::references)
     }
 
     /// Turns the first network's scores in `out` into the mean over all
@@ -675,6 +737,60 @@ mod tests {
                 assert_eq!(p, prob_t[r * 3..r * 3 + 3], "row {r}");
             }
         }
+    }
+
+    #[test]
+    fn neighbours_join_the_score_on_every_scoring_path() {
+        let (train, hold) = (manifold(600, 11), manifold(300, 12));
+        let (mut ae, _) = small().epochs(10).fit(&train, None, &mut |_| {}).unwrap();
+        ae.weigh_errors(&hold);
+        let mut errors = vec![0.0; hold.rows()];
+        ae.score_batch(&hold, &mut errors);
+        let plain = ae.clone();
+        let calib = ae.add_neighbours(&train, Some(&hold), &errors).unwrap();
+        assert_eq!(ae.neighbour_references(), 600);
+        assert!(ae.check_shapes().is_ok());
+        // The calibration scores are what scoring gives those rows, to the
+        // bit: in one batch, alone, and with the latent codes.
+        let mut batch = vec![0.0; hold.rows()];
+        ae.score_batch(&hold, &mut batch);
+        assert_eq!(batch, calib);
+        assert_eq!(ae.score(hold.row(7)).to_bits(), batch[7].to_bits());
+        let mut with_latent = vec![0.0; hold.rows()];
+        let mut ws = Workspace::default();
+        ae.score_batch_latent(&hold, &mut ws, &mut with_latent, |_, _, _, _| {});
+        assert_eq!(with_latent, batch);
+        // A row far from normal still scores far above it, and the
+        // reconstruction error alone ranks rows differently.
+        let outlier = [0.9, 0.1, 0.9, 0.9, 0.9, 0.0, 0.9, 0.1];
+        assert!(ae.score(&outlier) > 3.0 * batch.iter().cloned().fold(0.0, f32::max));
+        assert_ne!(plain.score(hold.row(7)), batch[7]);
+        // Saved and read back, the same scores.
+        let back: Autoencoder = serde_json::from_str(&serde_json::to_string(&ae).unwrap()).unwrap();
+        assert_eq!(back.score(&outlier).to_bits(), ae.score(&outlier).to_bits());
+        // Each reference left out in turn: one score per reference.
+        let mut loo = plain.clone();
+        let scores = loo.add_neighbours(&hold, None, &errors).unwrap();
+        assert_eq!((scores.len(), loo.neighbour_references()), (300, 300));
+        // A file whose references are of another width is refused.
+        let mut wrong = ae.clone();
+        wrong.neighbours = loo.neighbours.clone();
+        assert!(wrong.check_shapes().is_ok());
+        let (narrow, _) = small()
+            .hidden([16, 8, 3, 16])
+            .epochs(1)
+            .fit(&train, None, &mut |_| {})
+            .unwrap();
+        wrong.neighbours = Some(
+            LatentNeighbours::fit(
+                narrow.encode_batch(&train),
+                Calibration::LeaveOneOut,
+                &[1.0; 600],
+            )
+            .unwrap()
+            .0,
+        );
+        assert!(wrong.check_shapes().unwrap_err().contains("width 3"));
     }
 
     #[test]

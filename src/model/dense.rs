@@ -500,8 +500,10 @@ impl Network {
         }
         self.mean_squared_errors_at(level, x, rows, w, ws, out);
         let width = self.width(keep);
-        let z = self.predict_at(level, x, rows, keep + 1, ws).to_vec();
-        kernel::transpose_into(&z, rows, width, rows, &mut ws.kept);
+        let mut kept = std::mem::take(&mut ws.kept);
+        let z = self.predict_at(level, x, rows, keep + 1, ws);
+        kernel::transpose_into(z, rows, width, rows, &mut kept);
+        ws.kept = kept;
         rows
     }
 
@@ -549,6 +551,8 @@ pub struct Workspace {
     /// Rows of the last pass through a whole network as a transposed batch,
     /// while `xt` and `ping` still hold its input and output.
     pass: Option<usize>,
+    /// Scratch of the latent-neighbour search.
+    neighbours: Vec<f32>,
 }
 
 impl Workspace {
@@ -566,6 +570,11 @@ impl Workspace {
     /// values, one run per unit, one value per row.
     pub(crate) fn kept(&self) -> &[f32] {
         &self.kept
+    }
+
+    /// [`Workspace::kept`] and scratch for a search over it.
+    pub(crate) fn kept_and_scratch(&mut self) -> (&[f32], &mut Vec<f32>) {
+        (&self.kept, &mut self.neighbours)
     }
 
     /// Output of layer `l` from the last forward pass (`rows x width`).

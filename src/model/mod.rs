@@ -10,6 +10,7 @@ mod kernel;
 pub mod kitnet;
 pub mod lof;
 pub mod logistic;
+pub mod neighbours;
 pub mod ocsvm;
 pub mod threshold;
 

@@ -32,6 +32,7 @@ use crate::ingest::parquet::table_input;
 use crate::model::autoencoder::{Autoencoder, AutoencoderParams, EpochReport, TrainHistory};
 use crate::model::bundle::{is_normal, Bundle, Classifier, TrainMeta};
 use crate::model::logistic::LogisticParams;
+use crate::model::neighbours;
 use crate::model::threshold::ThresholdRule;
 use crate::report::classification::ClassificationReport;
 use crate::report::metrics::BinaryMetrics;
@@ -136,6 +137,10 @@ pub struct TrainOptions {
     /// Networks averaged; `None` (the default): chosen from the training
     /// rows ([`Plan`]).
     pub networks: Option<usize>,
+    /// Normal training rows whose latent codes the score's neighbour
+    /// distance is measured against (a seeded sample beyond); 0 scores by
+    /// reconstruction error alone. Default [`NEIGHBOUR_ROWS`].
+    pub neighbours: usize,
     /// Mini-batch size. Default 256.
     pub batch_size: usize,
     /// Adam learning rate. Default 1e-3.
@@ -179,6 +184,7 @@ impl Default for TrainOptions {
             attack_rows: 8000,
             epochs: None,
             networks: None,
+            neighbours: NEIGHBOUR_ROWS,
             batch_size: 256,
             learning_rate: 1e-3,
             seed: 42,
@@ -405,6 +411,10 @@ fn label_notes(s: &Scan, normal: &[String]) -> Vec<String> {
     )]
 }
 
+/// Training rows the neighbour distance compares with by default
+/// ([`TrainOptions::neighbours`]): README, "The default detector".
+pub const NEIGHBOUR_ROWS: usize = 2048;
+
 /// Training rows below which data counts as scarce ([`Plan`]).
 const SCARCE_ROWS: usize = 1000;
 /// Most networks a scarce training set gets.
@@ -448,24 +458,53 @@ impl Plan {
 /// that did not train on it; the ensemble's mean over networks varies less
 /// than one network's score, so that threshold errs on the side of fewer
 /// false alarms.
+///
+/// With `neighbours` > 0, the score adds the latent-neighbour distance to
+/// at most that many training rows (a seeded sample), calibrated on the
+/// held-back rows, or with cross-fitting on the sampled rows themselves,
+/// each leaving itself out.
 fn fit_autoencoder(
     params: &AutoencoderParams,
     plan: Plan,
-    train: &Matrix,
-    hold: &Matrix,
+    (train, hold): (&Matrix, &Matrix),
+    (neighbours, seed): (usize, u64),
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(Autoencoder, TrainHistory, Vec<f32>)> {
     if plan.networks > 1 {
         let all = normal_rows(train, hold);
         if all.rows() >= plan.networks {
-            return params.fit_folds(&all, plan.networks, on_epoch);
+            let (mut ae, history, scores) = params.fit_folds(&all, plan.networks, on_epoch)?;
+            if neighbours == 0 || all.rows() <= neighbours::K {
+                return Ok((ae, history, scores));
+            }
+            let keep = sample(all.rows(), neighbours, seed);
+            let errors: Vec<f32> = keep.iter().map(|&i| scores[i]).collect();
+            let scores = ae.add_neighbours(&all.select_rows(&keep), None, &errors)?;
+            return Ok((ae, history, scores));
         }
     }
     let (mut ae, history) = params.fit(train, Some(hold), on_epoch)?;
     ae.weigh_errors(hold);
     let mut scores = vec![0.0; hold.rows()];
     ae.score_batch(hold, &mut scores);
+    if neighbours > 0 && train.rows() > neighbours::K {
+        let refs = train.select_rows(&sample(train.rows(), neighbours, seed));
+        scores = ae.add_neighbours(&refs, Some(hold), &scores)?;
+    }
     Ok((ae, history, scores))
+}
+
+/// At most `n` of `rows` row indices, in order: all of them, or a sample
+/// seeded by `seed`.
+fn sample(rows: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..rows).collect();
+    if rows > n {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6967);
+        idx.partial_shuffle(&mut rng, n);
+        idx.truncate(n);
+        idx.sort_unstable();
+    }
+    idx
 }
 
 /// The training rows followed by the held-back ones.
@@ -595,8 +634,13 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
         .learning_rate(opts.learning_rate)
         .seed(opts.seed);
     let started = std::time::Instant::now();
-    let (autoencoder, history, hold_scores) =
-        fit_autoencoder(&params, plan, &train_x, &hold_x, on_epoch)?;
+    let (autoencoder, history, hold_scores) = fit_autoencoder(
+        &params,
+        plan,
+        (&train_x, &hold_x),
+        (opts.neighbours, opts.seed),
+        on_epoch,
+    )?;
     let autoencoder_seconds = started.elapsed().as_secs_f64();
     let threshold = opts.threshold.calibrate(&hold_scores)?;
     let (attack_x, attack_labels) = encode_kept(
@@ -899,6 +943,42 @@ mod tests {
         assert_eq!(generated.autoencoder, from_file.autoencoder);
         assert_eq!(generated.threshold.to_bits(), from_file.threshold.to_bits());
         assert_eq!(generated.meta.data, ["frame"]);
+    }
+
+    #[test]
+    fn the_neighbour_references_are_bounded_and_set_the_threshold() {
+        let d = tempfile::tempdir().unwrap();
+        let data = write(d.path(), "t.csv", &table());
+        let with = |neighbours, networks| TrainOptions {
+            neighbours,
+            networks,
+            ..options(data.clone())
+        };
+        // 192 training rows: all of them, or a sample of 100.
+        let all = train(&with(NEIGHBOUR_ROWS, Some(1)), &mut |_| {})
+            .unwrap()
+            .bundle;
+        assert_eq!(all.autoencoder.neighbour_references(), 192);
+        let some = train(&with(100, Some(1)), &mut |_| {}).unwrap();
+        assert_eq!(some.bundle.autoencoder.neighbour_references(), 100);
+        let none = train(&with(0, Some(1)), &mut |_| {}).unwrap().bundle;
+        assert_eq!(none.autoencoder.neighbour_references(), 0);
+        assert_ne!(some.bundle.threshold, none.threshold);
+        // The threshold comes from the combined scores of the held-back rows.
+        let b = &some.bundle;
+        let mut hold = vec![0.0; some.holdout_x.rows()];
+        b.autoencoder.score_batch(&some.holdout_x, &mut hold);
+        assert_eq!(b.threshold, b.threshold_rule.calibrate(&hold).unwrap());
+        // Cross-fitted networks: the sampled rows, each leaving itself out.
+        let folds = train(&with(NEIGHBOUR_ROWS, Some(3)), &mut |_| {})
+            .unwrap()
+            .bundle;
+        assert_eq!(folds.autoencoder.neighbour_references(), 240);
+        assert_eq!(sample(10, 20, 1), (0..10).collect::<Vec<_>>());
+        let s = sample(1000, 20, 1);
+        assert!(s.len() == 20 && s.windows(2).all(|w| w[0] < w[1]) && s[19] < 1000);
+        assert_eq!(s, sample(1000, 20, 1));
+        assert_ne!(s, sample(1000, 20, 2));
     }
 
     #[test]

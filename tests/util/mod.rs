@@ -6,6 +6,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The identifier columns of the shared CICIDS2017 files, which the
+/// README's commands drop.
+pub const CICIDS_IDENTIFIERS: [&str; 6] = [
+    "id",
+    "Flow ID",
+    "Src IP",
+    "Dst IP",
+    "Timestamp",
+    "Attempted Category",
+];
+
 /// Runs `floodwatch -q ARGS`.
 pub fn fw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_floodwatch"))

@@ -1,0 +1,461 @@
+//! Latent neighbours: how far a row's latent code lies from the codes of
+//! its nearest normal training rows. The autoencoder adds this distance to
+//! its reconstruction error (README, "The default detector"): the error
+//! misses rows the network reconstructs well, and the distance sees them
+//! land where no normal row was.
+//!
+//! The search is exact and brute force over at most a configured number of
+//! reference codes, `rows x references x latent width` multiply-adds a
+//! batch; it runs on transposed codes, so that every reference is compared
+//! with a whole block of rows in vector lanes.
+
+use serde::{Deserialize, Serialize};
+
+use super::dense::Activation;
+use super::kernel::{self, LayerT, Tiles, ROW_ALIGN};
+use crate::simd::{multiversion, Level};
+use crate::{Error, Matrix, Result};
+
+/// Neighbours whose distances are averaged.
+pub const K: usize = 5;
+/// Share of the score the neighbour distance makes (the reconstruction
+/// error the rest), both relative to their medians on normal rows.
+pub const WEIGHT: f32 = 0.6;
+/// References per product: the squared distances of a whole batch to
+/// them stay in the level-2 cache.
+const TILE: usize = 128;
+/// Most rows a call compares at once (the autoencoder's scoring chunk).
+pub const MAX_ROWS: usize = 256;
+/// Batches below this run row by row, with the same bits.
+const ROW_PATH_MAX: usize = 4;
+
+/// Reference codes and the medians that make both parts of the score
+/// relative to normal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Saved", into = "Saved")]
+pub struct LatentNeighbours {
+    saved: Saved,
+    /// Per [`TILE`] references: `-2 r` as a layer's weights (`width x n`)
+    /// and `|r|^2` as its bias, so that a product gives `|r|^2 - 2 z.r`.
+    tiles: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// What a model file keeps of [`LatentNeighbours`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Saved {
+    /// Latent codes of normal training rows (`references x width`).
+    refs: Matrix,
+    /// Median reconstruction score of the calibration rows.
+    error_median: f32,
+    /// Median neighbour distance of the calibration rows.
+    distance_median: f32,
+}
+
+impl From<Saved> for LatentNeighbours {
+    fn from(saved: Saved) -> Self {
+        let width = saved.refs.cols();
+        let tiles = (saved.refs.as_slice().chunks(TILE * width.max(1)))
+            .map(|block| {
+                let n = block.len() / width.max(1);
+                let mut w = vec![0.0; width * n];
+                let mut bias = vec![0.0; n];
+                for (i, r) in block.chunks_exact(width).enumerate() {
+                    for (j, &v) in r.iter().enumerate() {
+                        w[j * n + i] = -2.0 * v;
+                    }
+                    bias[i] = r.iter().map(|v| v * v).sum();
+                }
+                (w, bias)
+            })
+            .collect();
+        LatentNeighbours { saved, tiles }
+    }
+}
+
+impl From<LatentNeighbours> for Saved {
+    fn from(n: LatentNeighbours) -> Self {
+        n.saved
+    }
+}
+
+/// Where the calibration rows' codes come from.
+pub enum Calibration<'a> {
+    /// Rows apart from the references.
+    Apart(&'a Matrix),
+    /// The references themselves, each compared with the others only.
+    LeaveOneOut,
+}
+
+impl LatentNeighbours {
+    /// Keeps `refs` (more than [`K`] codes) and scales both parts of the
+    /// score by their medians on the calibration rows, whose reconstruction
+    /// scores are `errors` (one per row, in order). Returns the calibration
+    /// rows' combined scores, for the threshold.
+    pub fn fit(refs: Matrix, calib: Calibration, errors: &[f32]) -> Result<(Self, Vec<f32>)> {
+        if refs.rows() <= K {
+            return Err(Error::Model(format!(
+                "latent neighbours need more than {K} reference rows, got {}",
+                refs.rows()
+            )));
+        }
+        let mut model = LatentNeighbours::from(Saved {
+            refs,
+            error_median: 1.0,
+            distance_median: 1.0,
+        });
+        let dist = match calib {
+            Calibration::Apart(codes) => model.distances(codes, false),
+            Calibration::LeaveOneOut => model.distances(&model.saved.refs, true),
+        };
+        if dist.len() != errors.len() {
+            return Err(Error::Model(format!(
+                "{} calibration scores for {} rows",
+                errors.len(),
+                dist.len()
+            )));
+        }
+        model.saved.error_median = positive_median(errors);
+        model.saved.distance_median = positive_median(&dist);
+        let mut scores = errors.to_vec();
+        model.combine(&mut scores, &dist);
+        Ok((model, scores))
+    }
+
+    /// Width of the codes.
+    pub fn width(&self) -> usize {
+        self.saved.refs.cols()
+    }
+
+    /// Reference codes kept.
+    pub fn references(&self) -> usize {
+        self.saved.refs.rows()
+    }
+
+    /// Checks a model read from a file against the latent width.
+    pub fn check(&self, width: usize) -> std::result::Result<(), String> {
+        if self.width() != width || self.references() <= K {
+            return Err(format!(
+                "latent neighbours hold {} codes of width {} for a latent of width {width}",
+                self.references(),
+                self.width()
+            ));
+        }
+        let medians = [self.saved.error_median, self.saved.distance_median];
+        if medians.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
+            return Err("latent neighbour medians must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Mean distance from each of `rows` (at most [`MAX_ROWS`]) transposed
+    /// codes (unit `j` of row `r` at `zt[j * stride + r]`) to its [`K`]
+    /// nearest references, into `out[..rows]`; `scratch` is reused from
+    /// call to call.
+    pub fn nearest_t(
+        &self,
+        zt: &[f32],
+        stride: usize,
+        rows: usize,
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        self.nearest(Level::detect(), zt, stride, rows, false, scratch, out);
+    }
+
+    /// Turns reconstruction scores into the combined score, given each
+    /// row's neighbour distance.
+    pub fn combine(&self, errors: &mut [f32], dist: &[f32]) {
+        let e = (1.0 - WEIGHT) / self.saved.error_median;
+        let d = WEIGHT / self.saved.distance_median;
+        for (s, &x) in errors.iter_mut().zip(dist) {
+            *s = e * *s + d * x;
+        }
+    }
+
+    /// [`LatentNeighbours::nearest_t`]; with `skip_self`, each row's
+    /// smallest distance (its own, as a reference) is left out.
+    #[allow(clippy::too_many_arguments)]
+    fn nearest(
+        &self,
+        level: Level,
+        zt: &[f32],
+        stride: usize,
+        rows: usize,
+        skip_self: bool,
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        assert!(rows <= MAX_ROWS && zt.len() >= self.width() * stride);
+        let lanes = rows.next_multiple_of(ROW_ALIGN);
+        let mut top = [[f32::INFINITY; MAX_ROWS]; K + 1];
+        let tiles = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX);
+        match tiles {
+            Some(t) if stride.is_multiple_of(ROW_ALIGN) => {
+                grow(scratch, TILE * stride);
+                for (w, bias) in &self.tiles {
+                    let l = LayerT {
+                        xt: zt,
+                        stride,
+                        w,
+                        bias,
+                        act: Activation::Linear,
+                    };
+                    t.layer(&l, scratch);
+                    sink(
+                        level,
+                        &scratch[..bias.len() * stride],
+                        stride,
+                        lanes,
+                        &mut top,
+                    );
+                }
+            }
+            _ => self.nearest_rows(level, zt, stride, rows, scratch, &mut top),
+        }
+        let first = usize::from(skip_self);
+        for (r, o) in out[..rows].iter_mut().enumerate() {
+            let norm: f32 = (0..self.width())
+                .map(|j| zt[j * stride + r] * zt[j * stride + r])
+                .sum();
+            let sum: f32 = top[first..first + K]
+                .iter()
+                .map(|t| (t[r] + norm).max(0.0).sqrt())
+                .sum();
+            *o = sum / K as f32;
+        }
+    }
+
+    /// The products of [`LatentNeighbours::nearest`] one row at a time,
+    /// with the bits a batch gives that row.
+    fn nearest_rows(
+        &self,
+        level: Level,
+        zt: &[f32],
+        stride: usize,
+        rows: usize,
+        scratch: &mut Vec<f32>,
+        top: &mut [[f32; MAX_ROWS]; K + 1],
+    ) {
+        let width = self.width();
+        grow(scratch, width + TILE);
+        let (z, prod) = scratch.split_at_mut(width);
+        for r in 0..rows {
+            for (j, v) in z.iter_mut().enumerate() {
+                *v = zt[j * stride + r];
+            }
+            for (w, bias) in &self.tiles {
+                kernel::layer_row(level, z, w, bias, Activation::Linear, prod);
+                for &p in &prod[..bias.len()] {
+                    let mut p = p;
+                    for slot in top.iter_mut() {
+                        let (low, high) = if p < slot[r] {
+                            (p, slot[r])
+                        } else {
+                            (slot[r], p)
+                        };
+                        slot[r] = low;
+                        p = high;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Neighbour distances of row-major `codes`; with `skip_self`, `codes`
+    /// are the references and each leaves itself out.
+    fn distances(&self, codes: &Matrix, skip_self: bool) -> Vec<f32> {
+        let width = self.width();
+        let mut out = vec![0.0; codes.rows()];
+        let mut zt = vec![0.0; width * MAX_ROWS];
+        let mut scratch = Vec::new();
+        let blocks = codes.as_slice().chunks(MAX_ROWS * width.max(1));
+        for (block, out) in blocks.zip(out.chunks_mut(MAX_ROWS)) {
+            for (r, code) in block.chunks_exact(width).enumerate() {
+                for (j, &v) in code.iter().enumerate() {
+                    zt[j * MAX_ROWS + r] = v;
+                }
+            }
+            let n = out.len();
+            self.nearest(
+                Level::detect(),
+                &zt,
+                MAX_ROWS,
+                n,
+                skip_self,
+                &mut scratch,
+                out,
+            );
+        }
+        out
+    }
+}
+
+/// `buf` at least `len` long.
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// The median of `v`, or 1 when it is not a positive number (all zero).
+fn positive_median(v: &[f32]) -> f32 {
+    let mut s = v.to_vec();
+    s.sort_unstable_by(f32::total_cmp);
+    let m = s.get(s.len() / 2).copied().unwrap_or(1.0);
+    if m.is_finite() && m > 0.0 {
+        m
+    } else {
+        1.0
+    }
+}
+
+multiversion! {
+    fn sink(prod: &[f32], stride: usize, lanes: usize, top: &mut [[f32; MAX_ROWS]; K + 1]) = sink_body;
+}
+
+/// Sinks every reference's value in `prod` (one run of `stride` lanes per
+/// reference) into each lane's sorted [`K`] + 1 smallest, by a min/max
+/// network over [`ROW_ALIGN`] lanes at a time (the first `lanes`), skipped
+/// where no lane beats its current largest: once the lists fill, most.
+#[inline(always)]
+fn sink_body(prod: &[f32], stride: usize, lanes: usize, top: &mut [[f32; MAX_ROWS]; K + 1]) {
+    for p in prod.chunks_exact(stride) {
+        for l in (0..lanes).step_by(ROW_ALIGN) {
+            let p: &[f32; ROW_ALIGN] = p[l..l + ROW_ALIGN].try_into().expect("lanes fit");
+            let worst = &top[K][l..l + ROW_ALIGN];
+            if !p.iter().zip(worst).fold(false, |any, (v, w)| any | (v < w)) {
+                continue;
+            }
+            let mut carry = *p;
+            for slot in top.iter_mut() {
+                for (t, c) in slot[l..l + ROW_ALIGN].iter_mut().zip(&mut carry) {
+                    // `f32::min` with AVX-512 enabled crashes LLVM's
+                    // instruction selection; the compare selects the same
+                    // (the values are never NaN).
+                    let (low, high) = if *c < *t { (*c, *t) } else { (*t, *c) };
+                    *t = low;
+                    *c = high;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn codes(n: usize, width: usize, seed: u64) -> Matrix {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let v = (0..n * width).map(|_| rng.random::<f32>()).collect();
+        Matrix::from_vec(n, width, v).unwrap()
+    }
+
+    fn model(refs: Matrix) -> LatentNeighbours {
+        LatentNeighbours::from(Saved {
+            refs,
+            error_median: 1.0,
+            distance_median: 1.0,
+        })
+    }
+
+    /// The plain answer: sort every distance, average the K smallest.
+    fn slow(refs: &Matrix, code: &[f32], skip: Option<usize>) -> f32 {
+        let mut d: Vec<f32> = refs
+            .iter_rows()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, r)| r.iter().zip(code).map(|(a, b)| (a - b) * (a - b)).sum())
+            .collect();
+        d.sort_unstable_by(f32::total_cmp);
+        d[..K].iter().map(|x| x.sqrt()).sum::<f32>() / K as f32
+    }
+
+    fn transposed(x: &Matrix, stride: usize) -> Vec<f32> {
+        let mut zt = vec![0.0; x.cols() * stride];
+        for (r, row) in x.iter_rows().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                zt[j * stride + r] = v;
+            }
+        }
+        zt
+    }
+
+    #[test]
+    fn nearest_distances_match_a_full_sort_and_rows_alone_match_the_batch() {
+        // 300 references: two full tiles and a part.
+        let refs = codes(300, 7, 1);
+        let nb = model(refs.clone());
+        let rows = codes(150, 7, 2);
+        let zt = transposed(&rows, 160);
+        let mut scratch = Vec::new();
+        for level in Level::supported() {
+            let mut batch = vec![0.0; 150];
+            nb.nearest(level, &zt, 160, 150, false, &mut scratch, &mut batch);
+            for (r, &o) in batch.iter().enumerate() {
+                let want = slow(&refs, rows.row(r), None);
+                assert!(
+                    (o - want).abs() <= 1e-4 * want,
+                    "{level:?} row {r}: {o} {want}"
+                );
+            }
+            // The first three rows alone take the row path: the same bits.
+            let mut alone = vec![0.0; 3];
+            nb.nearest(level, &zt, 160, 3, false, &mut scratch, &mut alone);
+            assert_eq!(alone, batch[..3], "{level:?}");
+        }
+    }
+
+    #[test]
+    fn leave_one_out_skips_only_the_row_itself() {
+        // Row 3 is duplicated: left out once, its twin still counts.
+        let mut refs = codes(40, 3, 4);
+        let twin = refs.row(3).to_vec();
+        refs.row_mut(4).copy_from_slice(&twin);
+        let d = model(refs.clone()).distances(&refs, true);
+        for (i, &v) in d.iter().enumerate() {
+            let want = slow(&refs, refs.row(i), Some(i));
+            assert!((v - want).abs() <= 1e-3, "row {i}: {v} {want}");
+        }
+    }
+
+    #[test]
+    fn scores_are_relative_to_the_calibration_medians() {
+        let refs = codes(50, 4, 5);
+        let calib = codes(21, 4, 6);
+        let errors: Vec<f32> = (0..21).map(|i| 2.0 + i as f32).collect();
+        let (nb, scores) =
+            LatentNeighbours::fit(refs.clone(), Calibration::Apart(&calib), &errors).unwrap();
+        assert_eq!(nb.saved.error_median, 12.0);
+        let dist = nb.distances(&calib, false);
+        let mut sorted = dist.clone();
+        sorted.sort_unstable_by(f32::total_cmp);
+        assert_eq!(nb.saved.distance_median, sorted[10]);
+        let want = |r: usize| (1.0 - WEIGHT) * errors[r] / 12.0 + WEIGHT * dist[r] / sorted[10];
+        for (r, &score) in scores.iter().enumerate() {
+            assert!((score - want(r)).abs() < 1e-6, "row {r}");
+        }
+        assert!(nb.check(4).is_ok());
+        assert!(nb.check(5).is_err());
+        // A model file keeps the references and medians; the tiles follow.
+        let back: LatentNeighbours =
+            serde_json::from_str(&serde_json::to_string(&nb).unwrap()).unwrap();
+        assert_eq!(back, nb);
+    }
+
+    #[test]
+    fn too_few_references_or_scores_are_refused() {
+        let e = LatentNeighbours::fit(codes(K, 2, 7), Calibration::LeaveOneOut, &[1.0; K]);
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("more than 5 reference rows"));
+        let e = LatentNeighbours::fit(codes(9, 2, 7), Calibration::LeaveOneOut, &[1.0; 3]);
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("3 calibration scores for 9 rows"));
+    }
+}
