@@ -417,7 +417,8 @@ impl Autoencoder {
         self.net.width(LATENT_LAYER)
     }
 
-    /// Mean squared reconstruction error of one row.
+    /// Score of one row: its (weighed) mean squared reconstruction error,
+    /// plus the latent-neighbour distance when the model has one.
     pub fn score(&self, x: &[f32]) -> f32 {
         let mut out = [0.0];
         self.score_rows(x, 1, &mut Workspace::default(), &mut out);
