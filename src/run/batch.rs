@@ -569,6 +569,13 @@ pub fn train(opts: &TrainOptions, on_epoch: &mut dyn FnMut(&EpochReport)) -> Res
             opts.rows
         )));
     }
+    if (1..=neighbours::K).contains(&opts.neighbours) {
+        return Err(Error::Model(format!(
+            "neighbours (training rows the latent distance compares with) should be 0 or more than {}, but is {}",
+            neighbours::K,
+            opts.neighbours
+        )));
+    }
     for (name, share) in [("holdout", opts.holdout), ("test share", opts.test_share)] {
         if !(0.0..1.0).contains(&share) {
             return Err(Error::Model(format!(
@@ -1028,6 +1035,15 @@ mod tests {
             ..options(data.clone())
         };
         assert!(train(&bad, &mut |_| {}).is_err());
+        let bad = TrainOptions {
+            neighbours: 5,
+            ..options(data.clone())
+        };
+        let err = train(&bad, &mut |_| {}).unwrap_err().to_string();
+        assert!(
+            err.contains("should be 0 or more than 5, but is 5"),
+            "{err}"
+        );
         let bad = TrainOptions {
             drop: vec!["x".into(), "y".into(), "kind".into()],
             ..options(data)
