@@ -133,6 +133,10 @@ impl LatentNeighbours {
 
     /// Checks a model read from a file against the latent width.
     pub fn check(&self, width: usize) -> std::result::Result<(), String> {
+        let refs = &self.saved.refs;
+        if refs.rows().checked_mul(refs.cols()) != Some(refs.as_slice().len()) {
+            return Err("latent neighbour references do not match their shape".into());
+        }
         if self.width() != width || self.references() <= K {
             return Err(format!(
                 "latent neighbours hold {} codes of width {} for a latent of width {width}",
@@ -439,6 +443,13 @@ mod tests {
         }
         assert!(nb.check(4).is_ok());
         assert!(nb.check(5).is_err());
+        let mut text = serde_json::to_value(&nb).unwrap();
+        text["refs"]["rows"] = 51.into();
+        let short: LatentNeighbours = serde_json::from_value(text).unwrap();
+        assert!(short
+            .check(4)
+            .unwrap_err()
+            .contains("do not match their shape"));
         // A model file keeps the references and medians; the tiles follow.
         let back: LatentNeighbours =
             serde_json::from_str(&serde_json::to_string(&nb).unwrap()).unwrap();
