@@ -510,15 +510,14 @@ impl Autoencoder {
     /// in `ws` at `stride`: the other networks' errors, then the neighbour
     /// distance (at most [`SCORE_CHUNK`] rows).
     fn finish(&self, x: &[f32], rows: usize, stride: usize, ws: &mut Workspace, out: &mut [f32]) {
+        let Some(nb) = &self.neighbours else {
+            return self.add_members(x, rows, ws, out);
+        };
         let mut dist = [0.0f32; SCORE_CHUNK];
-        if let Some(nb) = &self.neighbours {
-            let (kept, scratch) = ws.kept_and_scratch();
-            nb.nearest_t(kept, stride, rows, scratch, &mut dist);
-        }
+        let (kept, scratch) = ws.kept_and_scratch();
+        nb.nearest_t(kept, stride, rows, scratch, &mut dist);
         self.add_members(x, rows, ws, out);
-        if let Some(nb) = &self.neighbours {
-            nb.combine(&mut out[..rows], &dist[..rows]);
-        }
+        nb.combine(&mut out[..rows], &dist[..rows]);
     }
 
     /// Adds the latent-neighbour distance to the score

@@ -124,7 +124,7 @@ pub(crate) struct Network {
 /// The first `len` values of `buf`, grown (never shrunk) to hold them: the
 /// kernels overwrite every value, and resizing to each layer's width
 /// zeroed memory layer after layer.
-fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
@@ -520,7 +520,7 @@ const ROW_PATH_MAX: usize = 4;
 
 /// The tiled kernel that runs `rows` rows at `level` as a transposed batch,
 /// if any: none for batches under [`ROW_PATH_MAX`].
-fn batch_tiles(level: Level, rows: usize) -> Option<Tiles> {
+pub(super) fn batch_tiles(level: Level, rows: usize) -> Option<Tiles> {
     Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX)
 }
 

@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dense::Activation;
-use super::kernel::{self, LayerT, Tiles, ROW_ALIGN};
+use super::dense::{batch_tiles, grown, Activation};
+use super::kernel::{self, LayerT, ROW_ALIGN};
 use crate::simd::{multiversion, Level};
 use crate::{Error, Matrix, Result};
 
@@ -26,8 +26,6 @@ pub const WEIGHT: f32 = 0.6;
 const TILE: usize = 128;
 /// Most rows a call compares at once (the autoencoder's scoring chunk).
 pub const MAX_ROWS: usize = 256;
-/// Batches below this run row by row, with the same bits.
-const ROW_PATH_MAX: usize = 4;
 
 /// Reference codes and the medians that make both parts of the score
 /// relative to normal.
@@ -192,11 +190,10 @@ impl LatentNeighbours {
         assert!(rows <= MAX_ROWS && zt.len() >= self.width() * stride);
         let lanes = rows.next_multiple_of(ROW_ALIGN);
         let mut top = [[f32::INFINITY; MAX_ROWS]; K + 1];
-        let tiles = Tiles::new(level).filter(|_| rows >= ROW_PATH_MAX);
-        match tiles {
-            Some(t) if stride.is_multiple_of(ROW_ALIGN) => {
-                grow(scratch, TILE * stride);
-                for (w, bias) in &self.tiles {
+        let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
+        for (w, bias) in &self.tiles {
+            let prod_stride = match tiles {
+                Some(t) => {
                     let l = LayerT {
                         xt: zt,
                         stride,
@@ -204,17 +201,16 @@ impl LatentNeighbours {
                         bias,
                         act: Activation::Linear,
                     };
-                    t.layer(&l, scratch);
-                    sink(
-                        level,
-                        &scratch[..bias.len() * stride],
-                        stride,
-                        lanes,
-                        &mut top,
-                    );
+                    t.layer(&l, grown(scratch, TILE * stride));
+                    stride
                 }
-            }
-            _ => self.nearest_rows(level, zt, stride, rows, scratch, &mut top),
+                None => {
+                    self.products_by_row(level, (w, bias), (zt, stride, rows), lanes, scratch);
+                    lanes
+                }
+            };
+            let prod = &scratch[..bias.len() * prod_stride];
+            sink(level, prod, prod_stride, lanes, &mut top);
         }
         let first = usize::from(skip_self);
         for (r, o) in out[..rows].iter_mut().enumerate() {
@@ -229,38 +225,28 @@ impl LatentNeighbours {
         }
     }
 
-    /// The products of [`LatentNeighbours::nearest`] one row at a time,
-    /// with the bits a batch gives that row.
-    fn nearest_rows(
+    /// One tile's products one row at a time (`kernel::layer_row`: the
+    /// bits a batch gives that row), laid out as a batch's: reference `i`
+    /// of row `r` at `scratch[i * lanes + r]`.
+    fn products_by_row(
         &self,
         level: Level,
-        zt: &[f32],
-        stride: usize,
-        rows: usize,
+        (w, bias): (&[f32], &[f32]),
+        (zt, stride, rows): (&[f32], usize, usize),
+        lanes: usize,
         scratch: &mut Vec<f32>,
-        top: &mut [[f32; MAX_ROWS]; K + 1],
     ) {
-        let width = self.width();
-        grow(scratch, width + TILE);
-        let (z, prod) = scratch.split_at_mut(width);
+        let (width, n) = (self.width(), bias.len());
+        let buf = grown(scratch, n * lanes + width + n);
+        let (prod, rest) = buf.split_at_mut(n * lanes);
+        let (z, row_prod) = rest.split_at_mut(width);
         for r in 0..rows {
             for (j, v) in z.iter_mut().enumerate() {
                 *v = zt[j * stride + r];
             }
-            for (w, bias) in &self.tiles {
-                kernel::layer_row(level, z, w, bias, Activation::Linear, prod);
-                for &p in &prod[..bias.len()] {
-                    let mut p = p;
-                    for slot in top.iter_mut() {
-                        let (low, high) = if p < slot[r] {
-                            (p, slot[r])
-                        } else {
-                            (slot[r], p)
-                        };
-                        slot[r] = low;
-                        p = high;
-                    }
-                }
+            kernel::layer_row(level, z, w, bias, Activation::Linear, row_prod);
+            for (i, &p) in row_prod.iter().enumerate() {
+                prod[i * lanes + r] = p;
             }
         }
     }
@@ -270,16 +256,11 @@ impl LatentNeighbours {
     fn distances(&self, codes: &Matrix, skip_self: bool) -> Vec<f32> {
         let width = self.width();
         let mut out = vec![0.0; codes.rows()];
-        let mut zt = vec![0.0; width * MAX_ROWS];
-        let mut scratch = Vec::new();
+        let (mut zt, mut scratch) = (Vec::new(), Vec::new());
         let blocks = codes.as_slice().chunks(MAX_ROWS * width.max(1));
         for (block, out) in blocks.zip(out.chunks_mut(MAX_ROWS)) {
-            for (r, code) in block.chunks_exact(width).enumerate() {
-                for (j, &v) in code.iter().enumerate() {
-                    zt[j * MAX_ROWS + r] = v;
-                }
-            }
             let n = out.len();
+            kernel::transpose_into(block, n, width, MAX_ROWS, &mut zt);
             self.nearest(
                 Level::detect(),
                 &zt,
@@ -291,13 +272,6 @@ impl LatentNeighbours {
             );
         }
         out
-    }
-}
-
-/// `buf` at least `len` long.
-fn grow(buf: &mut Vec<f32>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
     }
 }
 
