@@ -323,7 +323,10 @@ impl AutoEncoder {
         let params = Params {
             epochs: Some(m.epochs),
             networks: Some(bundle.autoencoder.networks()),
-            neighbours: bundle.autoencoder.neighbour_references(),
+            neighbours: bundle
+                .autoencoder
+                .neighbours()
+                .map_or(0, |n| n.references()),
             batch_size: m.batch_size,
             learning_rate: m.learning_rate,
             rows: m.train_rows + m.holdout_rows,

@@ -124,7 +124,7 @@ fn timings(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
         "train": {
             "rows_sampled": 8000, "columns": COLS, "features": bundle.schema.width(),
             "epochs": bundle.meta.epochs, "networks": bundle.autoencoder.networks(),
-            "neighbours": bundle.autoencoder.neighbour_references(),
+            "neighbours": bundle.autoencoder.neighbours().map_or(0, |n| n.references()),
             "median_s": median(train_s.clone()), "runs_s": train_s,
         },
         "score": {

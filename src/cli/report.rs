@@ -75,12 +75,9 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
             m.train_rows + m.holdout_rows, m.epochs, m.batch_size, m.learning_rate
         ),
     });
-    match bundle.autoencoder.neighbour_references() {
-        0 => page.paragraph("The score is the reconstruction error relative to normal."),
-        n => page.paragraph(&format!(
-            "The score adds to the reconstruction error the mean distance from a row's latent code to the {} nearest of {n} normal training rows' codes, each part relative to its median on normal rows.",
-            floodwatch::model::neighbours::K
-        )),
+    match bundle.autoencoder.neighbours() {
+        None => page.paragraph("The score is the reconstruction error relative to normal."),
+        Some(nb) => page.paragraph(&format!("The score is {nb}.")),
     };
     picture(&mut page, &scene, Kind::Loss)?;
     page.section("Threshold");

@@ -10,7 +10,7 @@ use floodwatch::features::scale::ScalerParams;
 use floodwatch::features::stream_table::TableConfig;
 use floodwatch::features::tabular::{ColumnKind, IdentifierRule, Schema};
 use floodwatch::ingest::csv::read_columns_file;
-use floodwatch::model::neighbours;
+use floodwatch::model::neighbours::LatentNeighbours;
 use floodwatch::model::threshold::ThresholdRule;
 use floodwatch::run::batch::{self, Input, TrainOptions, NEIGHBOUR_ROWS};
 
@@ -192,7 +192,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         // Cross-fitted networks calibrate on every sampled row.
         let networks = b.autoencoder.networks();
-        let references = b.autoencoder.neighbour_references();
+        let nb = b.autoencoder.neighbours();
+        let references = nb.map_or(0, LatentNeighbours::references);
         let calibration_rows = match networks {
             1 => m.holdout_rows,
             _ if references > 0 => references,
@@ -219,12 +220,8 @@ pub fn run(args: Args, quiet: bool) -> anyhow::Result<ExitCode> {
                 calibration_rows
             );
         }
-        if references > 0 {
-            eprintln!(
-                "score: reconstruction error and the mean latent distance to the {} nearest of \
-                 {references} normal training rows (--neighbours N; 0 for the error alone)",
-                neighbours::K
-            );
+        if let Some(nb) = nb {
+            eprintln!("score: {nb} (--neighbours N; 0 for the error alone)");
         }
         if let Some(line) = imputed_line(&b.schema) {
             eprintln!("{line}");

@@ -333,7 +333,7 @@ pub struct Autoencoder {
     more: Vec<Autoencoder>,
     /// The latent-neighbour distance added to the error, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    neighbours: Option<LatentNeighbours>,
+    neighbours: Option<Box<LatentNeighbours>>,
 }
 
 impl Autoencoder {
@@ -363,7 +363,7 @@ impl Autoencoder {
             }
         }
         match &self.neighbours {
-            Some(nb) => nb.check(self.latent_dim()),
+            Some(nb) => nb.check(self.latent_dim(), self.networks()),
             None => Ok(()),
         }
     }
@@ -497,7 +497,7 @@ impl Autoencoder {
         if self.neighbours.is_none() {
             self.net
                 .mean_squared_errors(x, rows, &self.error_weights, ws, out);
-            return self.add_members(x, rows, ws, out);
+            return self.add_members(x, rows, ws, out, None);
         }
         let w = &self.error_weights;
         let stride = self
@@ -511,12 +511,12 @@ impl Autoencoder {
     /// distance (at most [`SCORE_CHUNK`] rows).
     fn finish(&self, x: &[f32], rows: usize, stride: usize, ws: &mut Workspace, out: &mut [f32]) {
         let Some(nb) = &self.neighbours else {
-            return self.add_members(x, rows, ws, out);
+            return self.add_members(x, rows, ws, out, None);
         };
         let mut dist = [0.0f32; SCORE_CHUNK];
         let (kept, scratch) = ws.kept_and_scratch();
-        nb.nearest_t(kept, stride, rows, scratch, &mut dist);
-        self.add_members(x, rows, ws, out);
+        nb.add_nearest_t(0, kept, stride, rows, scratch, &mut dist);
+        self.add_members(x, rows, ws, out, Some((nb, &mut dist)));
         nb.combine(&mut out[..rows], &dist[..rows]);
     }
 
@@ -524,42 +524,66 @@ impl Autoencoder {
     /// ([`LatentNeighbours`]): `refs` are normal rows the networks trained
     /// on, whose codes become the references. The calibration rows are
     /// `calib` or, when `None`, the references each left out in turn;
-    /// `errors` are their scores so far. Returns their combined scores.
+    /// `errors` are their scores so far, and the distance, averaged over
+    /// every network's latent space, weighs `weight`. Returns their
+    /// combined scores.
     pub fn add_neighbours(
         &mut self,
         refs: &Matrix,
         calib: Option<&Matrix>,
         errors: &[f32],
+        weight: f32,
     ) -> Result<Vec<f32>> {
-        let codes = self.encode_batch(refs);
+        let nets: Vec<&Autoencoder> = std::iter::once(&*self).chain(&self.more).collect();
+        let codes = nets.iter().map(|m| m.encode_batch(refs)).collect();
         let (nb, scores) = match calib {
             Some(c) => {
-                let c = self.encode_batch(c);
-                LatentNeighbours::fit(codes, Calibration::Apart(&c), errors)?
+                let c: Vec<Matrix> = nets.iter().map(|m| m.encode_batch(c)).collect();
+                LatentNeighbours::fit(codes, Calibration::Apart(&c), errors, weight)?
             }
-            None => LatentNeighbours::fit(codes, Calibration::LeaveOneOut, errors)?,
+            None => LatentNeighbours::fit(codes, Calibration::LeaveOneOut, errors, weight)?,
         };
-        self.neighbours = Some(nb);
+        self.neighbours = Some(Box::new(nb));
         Ok(scores)
     }
 
-    /// Reference codes of the neighbour distance (0 without it).
-    pub fn neighbour_references(&self) -> usize {
-        self.neighbours
-            .as_ref()
-            .map_or(0, LatentNeighbours::references)
+    /// The latent-neighbour distance of the score, if any.
+    pub fn neighbours(&self) -> Option<&LatentNeighbours> {
+        self.neighbours.as_deref()
     }
 
     /// Turns the first network's scores in `out` into the mean over all
-    /// networks (at most [`SCORE_CHUNK`] rows).
-    fn add_members(&self, x: &[f32], rows: usize, ws: &mut Workspace, out: &mut [f32]) {
+    /// networks (at most [`SCORE_CHUNK`] rows), adding each network's
+    /// neighbour distance to `dist` where the references have its codes.
+    fn add_members(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+        mut dist: Option<(&LatentNeighbours, &mut [f32; SCORE_CHUNK])>,
+    ) {
         if self.more.is_empty() {
             return;
         }
         let mut part = [0.0f32; SCORE_CHUNK];
-        for m in &self.more {
-            m.net
-                .mean_squared_errors(x, rows, &m.error_weights, ws, &mut part);
+        for (net, m) in (1..).zip(&self.more) {
+            let w = &m.error_weights;
+            match &mut dist {
+                Some((nb, dist)) if net < nb.networks() => {
+                    let stride = (m.net).mean_squared_errors_keeping(
+                        x,
+                        rows,
+                        LATENT_LAYER,
+                        w,
+                        ws,
+                        &mut part,
+                    );
+                    let (kept, scratch) = ws.kept_and_scratch();
+                    nb.add_nearest_t(net, kept, stride, rows, scratch, &mut dist[..]);
+                }
+                _ => m.net.mean_squared_errors(x, rows, w, ws, &mut part),
+            }
             out.iter_mut().zip(&part).for_each(|(o, p)| *o += p);
         }
         let n = self.networks() as f32;
@@ -641,6 +665,7 @@ impl Autoencoder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::neighbours::WEIGHT;
     use super::*;
     use rand::Rng;
 
@@ -747,8 +772,10 @@ mod tests {
         let mut errors = vec![0.0; hold.rows()];
         ae.score_batch(&hold, &mut errors);
         let plain = ae.clone();
-        let calib = ae.add_neighbours(&train, Some(&hold), &errors).unwrap();
-        assert_eq!(ae.neighbour_references(), 600);
+        let calib = ae
+            .add_neighbours(&train, Some(&hold), &errors, WEIGHT)
+            .unwrap();
+        assert_eq!(ae.neighbours().map(LatentNeighbours::references), Some(600));
         assert!(ae.check_shapes().is_ok());
         // The calibration scores are what scoring gives those rows, to the
         // bit: in one batch, alone, and with the latent codes.
@@ -770,8 +797,12 @@ mod tests {
         assert_eq!(back.score(&outlier).to_bits(), ae.score(&outlier).to_bits());
         // Each reference left out in turn: one score per reference.
         let mut loo = plain.clone();
-        let scores = loo.add_neighbours(&hold, None, &errors).unwrap();
-        assert_eq!((scores.len(), loo.neighbour_references()), (300, 300));
+        let scores = loo.add_neighbours(&hold, None, &errors, WEIGHT).unwrap();
+        assert_eq!(scores.len(), 300);
+        assert_eq!(
+            loo.neighbours().map(LatentNeighbours::references),
+            Some(300)
+        );
         // A file whose references are of another width is refused.
         let mut wrong = ae.clone();
         wrong.neighbours = loo.neighbours.clone();
@@ -781,16 +812,60 @@ mod tests {
             .epochs(1)
             .fit(&train, None, &mut |_| {})
             .unwrap();
-        wrong.neighbours = Some(
+        wrong.neighbours = Some(Box::new(
             LatentNeighbours::fit(
-                narrow.encode_batch(&train),
+                vec![narrow.encode_batch(&train)],
                 Calibration::LeaveOneOut,
                 &[1.0; 600],
+                WEIGHT,
             )
             .unwrap()
             .0,
-        );
+        ));
         assert!(wrong.check_shapes().unwrap_err().contains("width 3"));
+    }
+
+    #[test]
+    fn cross_fitted_networks_average_their_latent_distances() {
+        let (train, hold) = (manifold(300, 13), manifold(200, 14));
+        let (plain, _, _) = small().epochs(3).fit_folds(&train, 3, &mut |_| {}).unwrap();
+        let mut errors = vec![0.0; hold.rows()];
+        plain.score_batch(&hold, &mut errors);
+        let mut ae = plain.clone();
+        let calib = ae
+            .add_neighbours(&train, Some(&hold), &errors, 0.7)
+            .unwrap();
+        assert_eq!(ae.neighbours().map(LatentNeighbours::networks), Some(3));
+        assert!(ae.check_shapes().is_ok());
+        // Every network's distance joins the score, on every path, to the bit.
+        let mut batch = vec![0.0; hold.rows()];
+        ae.score_batch(&hold, &mut batch);
+        assert_eq!(batch, calib);
+        assert_eq!(ae.score(hold.row(5)).to_bits(), batch[5].to_bits());
+        let mut with_latent = vec![0.0; hold.rows()];
+        ae.score_batch_latent(
+            &hold,
+            &mut Workspace::default(),
+            &mut with_latent,
+            |_, _, _, _| {},
+        );
+        assert_eq!(with_latent, batch);
+        // The first network's references alone (older files) still score,
+        // differently.
+        let mut first = plain.clone();
+        let codes = |a: &Matrix| vec![plain.encode_batch(a)];
+        let (nb, calib) = LatentNeighbours::fit(
+            codes(&train),
+            Calibration::Apart(&codes(&hold)),
+            &errors,
+            0.7,
+        )
+        .unwrap();
+        first.neighbours = Some(Box::new(nb));
+        assert!(first.check_shapes().is_ok());
+        first.score_batch(&hold, &mut batch);
+        assert_eq!(batch, calib);
+        assert_ne!(batch, with_latent);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! its nearest normal training rows. The autoencoder adds this distance to
 //! its reconstruction error (README, "The default detector"): the error
 //! misses rows the network reconstructs well, and the distance sees them
-//! land where no normal row was.
+//! land where no normal row was. With several (cross-fitted) networks, the
+//! distance is the mean over their latent spaces: each space alone varies
+//! from seed to seed.
 //!
 //! The search is exact and brute force over at most a configured number of
 //! reference codes, `rows x references x latent width` multiply-adds a
@@ -21,38 +23,76 @@ pub const K: usize = 5;
 /// Share of the score the neighbour distance makes (the reconstruction
 /// error the rest), both relative to their medians on normal rows.
 pub const WEIGHT: f32 = 0.6;
+/// [`WEIGHT`] for cross-fitted networks (scarce data), whose distance,
+/// averaged over their latent spaces, varies less from seed to seed than
+/// their errors do.
+pub const WEIGHT_CROSS_FITTED: f32 = 0.7;
 /// References per product: the squared distances of a whole batch to
 /// them stay in the level-2 cache.
 const TILE: usize = 128;
 /// Most rows a call compares at once (the autoencoder's scoring chunk).
 pub const MAX_ROWS: usize = 256;
 
-/// Reference codes and the medians that make both parts of the score
-/// relative to normal.
+/// Reference codes in the latent space of every network, and what makes
+/// both parts of the score relative to normal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "Saved", into = "Saved")]
 pub struct LatentNeighbours {
-    saved: Saved,
-    /// Per [`TILE`] references: `-2 r` as a layer's weights (`width x n`)
-    /// and `|r|^2` as its bias, so that a product gives `|r|^2 - 2 z.r`.
+    /// Latent codes of normal training rows (`references x width`) in the
+    /// first network's latent space.
+    refs: References,
+    /// The same rows' codes in each further network's latent space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more: Vec<References>,
+    /// Median reconstruction score of the calibration rows.
+    error_median: f32,
+    /// Median neighbour distance (averaged over networks) of the
+    /// calibration rows.
+    distance_median: f32,
+    /// Share of the distance in the score ([`WEIGHT`] in older files).
+    #[serde(default = "default_weight")]
+    weight: f32,
+}
+
+fn default_weight() -> f32 {
+    WEIGHT
+}
+
+impl std::fmt::Display for LatentNeighbours {
+    /// What the score is made of, for people.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.weight;
+        write!(
+            f,
+            "{:.2} x reconstruction error + {w:.2} x mean latent distance to the {K} nearest of {} normal training rows",
+            1.0 - w,
+            self.references()
+        )?;
+        if self.networks() > 1 {
+            write!(
+                f,
+                " (averaged over {} networks' latent spaces)",
+                self.networks()
+            )?;
+        }
+        f.write_str(", each relative to its median on normal rows")
+    }
+}
+
+/// One network's reference codes, kept in a model file as a matrix and
+/// laid out for the search: per [`TILE`] references, `-2 r` as a layer's
+/// weights (`width x n`) and `|r|^2` as its bias, so that a product gives
+/// `|r|^2 - 2 z.r`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Matrix", into = "Matrix")]
+struct References {
+    codes: Matrix,
     tiles: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
-/// What a model file keeps of [`LatentNeighbours`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Saved {
-    /// Latent codes of normal training rows (`references x width`).
-    refs: Matrix,
-    /// Median reconstruction score of the calibration rows.
-    error_median: f32,
-    /// Median neighbour distance of the calibration rows.
-    distance_median: f32,
-}
-
-impl From<Saved> for LatentNeighbours {
-    fn from(saved: Saved) -> Self {
-        let width = saved.refs.cols();
-        let tiles = (saved.refs.as_slice().chunks(TILE * width.max(1)))
+impl From<Matrix> for References {
+    fn from(codes: Matrix) -> Self {
+        let width = codes.cols();
+        let tiles = (codes.as_slice().chunks(TILE * width.max(1)))
             .map(|block| {
                 let n = block.len() / width.max(1);
                 let mut w = vec![0.0; width * n];
@@ -66,44 +106,66 @@ impl From<Saved> for LatentNeighbours {
                 (w, bias)
             })
             .collect();
-        LatentNeighbours { saved, tiles }
+        References { codes, tiles }
     }
 }
 
-impl From<LatentNeighbours> for Saved {
-    fn from(n: LatentNeighbours) -> Self {
-        n.saved
+impl From<References> for Matrix {
+    fn from(r: References) -> Self {
+        r.codes
     }
 }
 
 /// Where the calibration rows' codes come from.
 pub enum Calibration<'a> {
-    /// Rows apart from the references.
-    Apart(&'a Matrix),
+    /// Rows apart from the references, coded by every network in turn.
+    Apart(&'a [Matrix]),
     /// The references themselves, each compared with the others only.
     LeaveOneOut,
 }
 
 impl LatentNeighbours {
-    /// Keeps `refs` (more than [`K`] codes) and scales both parts of the
-    /// score by their medians on the calibration rows, whose reconstruction
-    /// scores are `errors` (one per row, in order). Returns the calibration
-    /// rows' combined scores, for the threshold.
-    pub fn fit(refs: Matrix, calib: Calibration, errors: &[f32]) -> Result<(Self, Vec<f32>)> {
-        if refs.rows() <= K {
+    /// Keeps `refs` (more than [`K`] codes of the same rows, one matrix per
+    /// network) and scales both parts of the score by their medians on the
+    /// calibration rows, whose reconstruction scores are `errors` (one per
+    /// row, in order); the distance weighs `weight`. Returns the
+    /// calibration rows' combined scores, for the threshold.
+    pub fn fit(
+        refs: Vec<Matrix>,
+        calib: Calibration,
+        errors: &[f32],
+        weight: f32,
+    ) -> Result<(Self, Vec<f32>)> {
+        let rows = refs.first().map_or(0, Matrix::rows);
+        if rows <= K {
             return Err(Error::Model(format!(
-                "latent neighbours need more than {K} reference rows, got {}",
-                refs.rows()
+                "latent neighbours need more than {K} reference rows, got {rows}"
             )));
         }
-        let mut model = LatentNeighbours::from(Saved {
-            refs,
+        let mut refs = refs.into_iter().map(References::from);
+        let first = refs.next().expect("checked above");
+        let mut model = LatentNeighbours {
+            refs: first,
+            more: refs.collect(),
             error_median: 1.0,
             distance_median: 1.0,
-        });
+            weight,
+        };
+        model
+            .check(model.width(), model.networks())
+            .map_err(Error::Model)?;
         let dist = match calib {
-            Calibration::Apart(codes) => model.distances(codes, false),
-            Calibration::LeaveOneOut => model.distances(&model.saved.refs, true),
+            Calibration::Apart(codes) if codes.len() == model.networks() => {
+                model.distances(|i| &codes[i], false)
+            }
+            Calibration::Apart(codes) => {
+                return Err(Error::Model(format!(
+                    "calibration codes of {} networks for {}",
+                    codes.len(),
+                    model.networks()
+                )))
+            }
+            Calibration::LeaveOneOut => model.distances(|i| model.codes(i), true),
         };
         if dist.len() != errors.len() {
             return Err(Error::Model(format!(
@@ -112,8 +174,9 @@ impl LatentNeighbours {
                 dist.len()
             )));
         }
-        model.saved.error_median = positive_median(errors);
-        model.saved.distance_median = positive_median(&dist);
+        model.error_median = positive_median(errors);
+        let n = model.networks() as f32;
+        model.distance_median = positive_median(&dist.iter().map(|d| d / n).collect::<Vec<_>>());
         let mut scores = errors.to_vec();
         model.combine(&mut scores, &dist);
         Ok((model, scores))
@@ -121,63 +184,130 @@ impl LatentNeighbours {
 
     /// Width of the codes.
     pub fn width(&self) -> usize {
-        self.saved.refs.cols()
+        self.refs.codes.cols()
     }
 
-    /// Reference codes kept.
+    /// Reference rows kept.
     pub fn references(&self) -> usize {
-        self.saved.refs.rows()
+        self.refs.codes.rows()
     }
 
-    /// Checks a model read from a file against the latent width.
-    pub fn check(&self, width: usize) -> std::result::Result<(), String> {
-        let refs = &self.saved.refs;
-        if refs.rows().checked_mul(refs.cols()) != Some(refs.as_slice().len()) {
-            return Err("latent neighbour references do not match their shape".into());
+    /// Share of the distance in the score.
+    pub fn weight(&self) -> f32 {
+        self.weight
+    }
+
+    /// Networks whose latent spaces the distance is averaged over.
+    pub fn networks(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Checks a model read from a file against the latent width and the
+    /// autoencoder's networks (files written before the distance was
+    /// averaged over networks hold the first network's codes alone).
+    pub fn check(&self, width: usize, networks: usize) -> std::result::Result<(), String> {
+        for r in self.all() {
+            let c = &r.codes;
+            if c.rows().checked_mul(c.cols()) != Some(c.as_slice().len()) {
+                return Err("latent neighbour references do not match their shape".into());
+            }
+            if c.cols() != width || c.rows() != self.references() || c.rows() <= K {
+                return Err(format!(
+                    "latent neighbours hold {} codes of width {} for a latent of width {width}",
+                    c.rows(),
+                    c.cols()
+                ));
+            }
         }
-        if self.width() != width || self.references() <= K {
+        if self.networks() != 1 && self.networks() != networks {
             return Err(format!(
-                "latent neighbours hold {} codes of width {} for a latent of width {width}",
-                self.references(),
-                self.width()
+                "latent neighbours of {} networks for {networks}",
+                self.networks()
             ));
         }
-        let medians = [self.saved.error_median, self.saved.distance_median];
+        let medians = [self.error_median, self.distance_median];
         if medians.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
             return Err("latent neighbour medians must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err("latent neighbour weight must lie between 0 and 1".into());
         }
         Ok(())
     }
 
-    /// Mean distance from each of `rows` (at most [`MAX_ROWS`]) transposed
-    /// codes (unit `j` of row `r` at `zt[j * stride + r]`) to its [`K`]
-    /// nearest references, into `out[..rows]`; `scratch` is reused from
-    /// call to call.
-    pub fn nearest_t(
+    /// Adds network `net`'s mean distance from each of `rows` (at most
+    /// [`MAX_ROWS`]) transposed codes (unit `j` of row `r` at
+    /// `zt[j * stride + r]`) to its [`K`] nearest references into
+    /// `out[..rows]`; `scratch` is reused from call to call.
+    pub fn add_nearest_t(
         &self,
+        net: usize,
         zt: &[f32],
         stride: usize,
         rows: usize,
         scratch: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        self.nearest(Level::detect(), zt, stride, rows, false, scratch, out);
+        let refs = self.all().nth(net).expect("a network with references");
+        refs.add_nearest(Level::detect(), zt, stride, rows, false, scratch, out);
     }
 
     /// Turns reconstruction scores into the combined score, given each
-    /// row's neighbour distance.
+    /// row's neighbour distances summed over the networks.
     pub fn combine(&self, errors: &mut [f32], dist: &[f32]) {
-        let e = (1.0 - WEIGHT) / self.saved.error_median;
-        let d = WEIGHT / self.saved.distance_median;
+        let n = self.networks() as f32;
+        let e = (1.0 - self.weight) / self.error_median;
+        let d = self.weight / self.distance_median;
         for (s, &x) in errors.iter_mut().zip(dist) {
-            *s = e * *s + d * x;
+            *s = e * *s + d * (x / n);
         }
     }
 
-    /// [`LatentNeighbours::nearest_t`]; with `skip_self`, each row's
-    /// smallest distance (its own, as a reference) is left out.
+    fn all(&self) -> impl Iterator<Item = &References> {
+        std::iter::once(&self.refs).chain(&self.more)
+    }
+
+    fn codes(&self, net: usize) -> &Matrix {
+        &self
+            .all()
+            .nth(net)
+            .expect("a network with references")
+            .codes
+    }
+
+    /// Neighbour distances of row-major `codes(i)` for network `i`, summed
+    /// over the networks; with `skip_self`, the codes are the references
+    /// and each leaves itself out.
+    fn distances<'a>(&self, codes: impl Fn(usize) -> &'a Matrix, skip_self: bool) -> Vec<f32> {
+        let mut out = vec![0.0; codes(0).rows()];
+        let (mut zt, mut scratch) = (Vec::new(), Vec::new());
+        for (i, refs) in self.all().enumerate() {
+            let width = refs.codes.cols();
+            let blocks = codes(i).as_slice().chunks(MAX_ROWS * width.max(1));
+            for (block, out) in blocks.zip(out.chunks_mut(MAX_ROWS)) {
+                let n = out.len();
+                kernel::transpose_into(block, n, width, MAX_ROWS, &mut zt);
+                refs.add_nearest(
+                    Level::detect(),
+                    &zt,
+                    MAX_ROWS,
+                    n,
+                    skip_self,
+                    &mut scratch,
+                    out,
+                );
+            }
+        }
+        out
+    }
+}
+
+impl References {
+    /// [`LatentNeighbours::add_nearest_t`] of these references; with
+    /// `skip_self`, each row's smallest distance (its own, as a reference)
+    /// is left out.
     #[allow(clippy::too_many_arguments)]
-    fn nearest(
+    fn add_nearest(
         &self,
         level: Level,
         zt: &[f32],
@@ -187,7 +317,8 @@ impl LatentNeighbours {
         scratch: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        assert!(rows <= MAX_ROWS && zt.len() >= self.width() * stride);
+        let width = self.codes.cols();
+        assert!(rows <= MAX_ROWS && zt.len() >= width * stride);
         let lanes = rows.next_multiple_of(ROW_ALIGN);
         let mut top = [[f32::INFINITY; MAX_ROWS]; K + 1];
         let tiles = batch_tiles(level, rows).filter(|_| stride.is_multiple_of(ROW_ALIGN));
@@ -214,14 +345,14 @@ impl LatentNeighbours {
         }
         let first = usize::from(skip_self);
         for (r, o) in out[..rows].iter_mut().enumerate() {
-            let norm: f32 = (0..self.width())
+            let norm: f32 = (0..width)
                 .map(|j| zt[j * stride + r] * zt[j * stride + r])
                 .sum();
             let sum: f32 = top[first..first + K]
                 .iter()
                 .map(|t| (t[r] + norm).max(0.0).sqrt())
                 .sum();
-            *o = sum / K as f32;
+            *o += sum / K as f32;
         }
     }
 
@@ -236,7 +367,7 @@ impl LatentNeighbours {
         lanes: usize,
         scratch: &mut Vec<f32>,
     ) {
-        let (width, n) = (self.width(), bias.len());
+        let (width, n) = (self.codes.cols(), bias.len());
         let buf = grown(scratch, n * lanes + width + n);
         let (prod, rest) = buf.split_at_mut(n * lanes);
         let (z, row_prod) = rest.split_at_mut(width);
@@ -249,29 +380,6 @@ impl LatentNeighbours {
                 prod[i * lanes + r] = p;
             }
         }
-    }
-
-    /// Neighbour distances of row-major `codes`; with `skip_self`, `codes`
-    /// are the references and each leaves itself out.
-    fn distances(&self, codes: &Matrix, skip_self: bool) -> Vec<f32> {
-        let width = self.width();
-        let mut out = vec![0.0; codes.rows()];
-        let (mut zt, mut scratch) = (Vec::new(), Vec::new());
-        let blocks = codes.as_slice().chunks(MAX_ROWS * width.max(1));
-        for (block, out) in blocks.zip(out.chunks_mut(MAX_ROWS)) {
-            let n = out.len();
-            kernel::transpose_into(block, n, width, MAX_ROWS, &mut zt);
-            self.nearest(
-                Level::detect(),
-                &zt,
-                MAX_ROWS,
-                n,
-                skip_self,
-                &mut scratch,
-                out,
-            );
-        }
-        out
     }
 }
 
@@ -331,12 +439,11 @@ mod tests {
         Matrix::from_vec(n, width, v).unwrap()
     }
 
-    fn model(refs: Matrix) -> LatentNeighbours {
-        LatentNeighbours::from(Saved {
-            refs,
-            error_median: 1.0,
-            distance_median: 1.0,
-        })
+    fn fitted(refs: &[&Matrix], calib: Calibration, errors: &[f32]) -> LatentNeighbours {
+        let refs = refs.iter().map(|&r| r.clone()).collect();
+        LatentNeighbours::fit(refs, calib, errors, WEIGHT)
+            .unwrap()
+            .0
     }
 
     /// The plain answer: sort every distance, average the K smallest.
@@ -365,13 +472,13 @@ mod tests {
     fn nearest_distances_match_a_full_sort_and_rows_alone_match_the_batch() {
         // 300 references: two full tiles and a part.
         let refs = codes(300, 7, 1);
-        let nb = model(refs.clone());
+        let nb = References::from(refs.clone());
         let rows = codes(150, 7, 2);
         let zt = transposed(&rows, 160);
         let mut scratch = Vec::new();
         for level in Level::supported() {
             let mut batch = vec![0.0; 150];
-            nb.nearest(level, &zt, 160, 150, false, &mut scratch, &mut batch);
+            nb.add_nearest(level, &zt, 160, 150, false, &mut scratch, &mut batch);
             for (r, &o) in batch.iter().enumerate() {
                 let want = slow(&refs, rows.row(r), None);
                 assert!(
@@ -381,7 +488,7 @@ mod tests {
             }
             // The first three rows alone take the row path: the same bits.
             let mut alone = vec![0.0; 3];
-            nb.nearest(level, &zt, 160, 3, false, &mut scratch, &mut alone);
+            nb.add_nearest(level, &zt, 160, 3, false, &mut scratch, &mut alone);
             assert_eq!(alone, batch[..3], "{level:?}");
         }
     }
@@ -392,7 +499,8 @@ mod tests {
         let mut refs = codes(40, 3, 4);
         let twin = refs.row(3).to_vec();
         refs.row_mut(4).copy_from_slice(&twin);
-        let d = model(refs.clone()).distances(&refs, true);
+        let nb = fitted(&[&refs], Calibration::LeaveOneOut, &[1.0; 40]);
+        let d = nb.distances(|_| &refs, true);
         for (i, &v) in d.iter().enumerate() {
             let want = slow(&refs, refs.row(i), Some(i));
             assert!((v - want).abs() <= 1e-3, "row {i}: {v} {want}");
@@ -404,43 +512,128 @@ mod tests {
         let refs = codes(50, 4, 5);
         let calib = codes(21, 4, 6);
         let errors: Vec<f32> = (0..21).map(|i| 2.0 + i as f32).collect();
-        let (nb, scores) =
-            LatentNeighbours::fit(refs.clone(), Calibration::Apart(&calib), &errors).unwrap();
-        assert_eq!(nb.saved.error_median, 12.0);
-        let dist = nb.distances(&calib, false);
+        let apart = [calib.clone()];
+        let (nb, scores) = LatentNeighbours::fit(
+            vec![refs.clone()],
+            Calibration::Apart(&apart),
+            &errors,
+            WEIGHT,
+        )
+        .unwrap();
+        assert_eq!(nb.error_median, 12.0);
+        let dist = nb.distances(|_| &calib, false);
         let mut sorted = dist.clone();
         sorted.sort_unstable_by(f32::total_cmp);
-        assert_eq!(nb.saved.distance_median, sorted[10]);
+        assert_eq!(nb.distance_median, sorted[10]);
         let want = |r: usize| (1.0 - WEIGHT) * errors[r] / 12.0 + WEIGHT * dist[r] / sorted[10];
         for (r, &score) in scores.iter().enumerate() {
             assert!((score - want(r)).abs() < 1e-6, "row {r}");
         }
-        assert!(nb.check(4).is_ok());
-        assert!(nb.check(5).is_err());
+        assert!(nb.check(4, 1).is_ok() && nb.check(4, 3).is_ok());
+        assert!(nb.check(5, 1).is_err());
         let mut text = serde_json::to_value(&nb).unwrap();
         text["refs"]["rows"] = 51.into();
         let short: LatentNeighbours = serde_json::from_value(text).unwrap();
         assert!(short
-            .check(4)
+            .check(4, 1)
             .unwrap_err()
             .contains("do not match their shape"));
-        // A model file keeps the references and medians; the tiles follow.
+        // A model file keeps the references, medians and weight; the tiles
+        // follow. Files without a weight had the default.
         let back: LatentNeighbours =
             serde_json::from_str(&serde_json::to_string(&nb).unwrap()).unwrap();
         assert_eq!(back, nb);
+        let mut text = serde_json::to_value(&nb).unwrap();
+        text.as_object_mut().unwrap().remove("weight");
+        assert_eq!(
+            serde_json::from_value::<LatentNeighbours>(text).unwrap(),
+            nb
+        );
+    }
+
+    #[test]
+    fn several_networks_average_their_distances() {
+        let (a, b) = (codes(30, 4, 8), codes(30, 4, 9));
+        let errors: Vec<f32> = (0..30).map(|i| 1.0 + i as f32).collect();
+        let (nb, scores) = LatentNeighbours::fit(
+            vec![a.clone(), b.clone()],
+            Calibration::LeaveOneOut,
+            &errors,
+            0.7,
+        )
+        .unwrap();
+        assert_eq!(nb.networks(), 2);
+        let one =
+            |r: &Matrix| fitted(&[r], Calibration::LeaveOneOut, &errors).distances(|_| r, true);
+        let (da, db) = (one(&a), one(&b));
+        let mean: Vec<f32> = da.iter().zip(&db).map(|(x, y)| (x + y) / 2.0).collect();
+        let mut sorted = mean.clone();
+        sorted.sort_unstable_by(f32::total_cmp);
+        assert_eq!(nb.distance_median, sorted[15]);
+        for (r, &score) in scores.iter().enumerate() {
+            let want = 0.3 * errors[r] / nb.error_median + 0.7 * mean[r] / sorted[15];
+            assert!((score - want).abs() < 1e-5, "row {r}: {score} {want}");
+        }
+        // Scoring adds each network's distance, as calibration did.
+        let (zt, mut sum, mut scratch) = (transposed(&a, 32), vec![0.0; 30], Vec::new());
+        nb.add_nearest_t(0, &zt, 32, 30, &mut scratch, &mut sum);
+        nb.add_nearest_t(1, &transposed(&b, 32), 32, 30, &mut scratch, &mut sum);
+        let apart = nb.distances(|i| if i == 0 { &a } else { &b }, false);
+        assert_eq!(sum, apart);
+        // An autoencoder of another number of networks is refused, but one
+        // network's references serve any ensemble (older files).
+        assert!(nb.check(4, 3).unwrap_err().contains("of 2 networks for 3"));
+        assert_eq!(
+            nb.to_string(),
+            "0.30 x reconstruction error + 0.70 x mean latent distance to the 5 nearest of 30 \
+             normal training rows (averaged over 2 networks' latent spaces), each relative to its \
+             median on normal rows"
+        );
+        assert!(nb.check(4, 2).is_ok());
+        let bad = LatentNeighbours::fit(
+            vec![a.clone(), codes(29, 4, 1)],
+            Calibration::LeaveOneOut,
+            &errors,
+            0.7,
+        );
+        assert!(bad.unwrap_err().to_string().contains("29 codes"));
+        let mut heavy = nb.clone();
+        heavy.weight = 1.5;
+        assert!(heavy.check(4, 2).unwrap_err().contains("weight"));
     }
 
     #[test]
     fn too_few_references_or_scores_are_refused() {
-        let e = LatentNeighbours::fit(codes(K, 2, 7), Calibration::LeaveOneOut, &[1.0; K]);
+        let e = LatentNeighbours::fit(
+            vec![codes(K, 2, 7)],
+            Calibration::LeaveOneOut,
+            &[1.0; K],
+            WEIGHT,
+        );
         assert!(e
             .unwrap_err()
             .to_string()
             .contains("more than 5 reference rows"));
-        let e = LatentNeighbours::fit(codes(9, 2, 7), Calibration::LeaveOneOut, &[1.0; 3]);
+        let e = LatentNeighbours::fit(
+            vec![codes(9, 2, 7)],
+            Calibration::LeaveOneOut,
+            &[1.0; 3],
+            WEIGHT,
+        );
         assert!(e
             .unwrap_err()
             .to_string()
             .contains("3 calibration scores for 9 rows"));
+        let two = [codes(4, 2, 1), codes(4, 2, 2)];
+        let e = LatentNeighbours::fit(
+            vec![codes(9, 2, 7)],
+            Calibration::Apart(&two),
+            &[1.0; 4],
+            WEIGHT,
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("calibration codes of 2 networks for 1"));
     }
 }

@@ -479,7 +479,9 @@ fn fit_autoencoder(
             }
             let keep = sample(all.rows(), neighbours, seed);
             let errors: Vec<f32> = keep.iter().map(|&i| scores[i]).collect();
-            let scores = ae.add_neighbours(&all.select_rows(&keep), None, &errors)?;
+            let refs = all.select_rows(&keep);
+            let scores =
+                ae.add_neighbours(&refs, None, &errors, neighbours::WEIGHT_CROSS_FITTED)?;
             return Ok((ae, history, scores));
         }
     }
@@ -489,7 +491,7 @@ fn fit_autoencoder(
     ae.score_batch(hold, &mut scores);
     if neighbours > 0 && train.rows() > neighbours::K {
         let refs = train.select_rows(&sample(train.rows(), neighbours, seed));
-        scores = ae.add_neighbours(&refs, Some(hold), &scores)?;
+        scores = ae.add_neighbours(&refs, Some(hold), &scores, neighbours::WEIGHT)?;
     }
     Ok((ae, history, scores))
 }
@@ -965,22 +967,33 @@ mod tests {
         let all = train(&with(NEIGHBOUR_ROWS, Some(1)), &mut |_| {})
             .unwrap()
             .bundle;
-        assert_eq!(all.autoencoder.neighbour_references(), 192);
+        let summary = |ae: &Autoencoder| {
+            (ae.neighbours()).map(|n| (n.references(), n.networks(), n.weight()))
+        };
+        assert_eq!(
+            summary(&all.autoencoder),
+            Some((192, 1, neighbours::WEIGHT))
+        );
         let some = train(&with(100, Some(1)), &mut |_| {}).unwrap();
-        assert_eq!(some.bundle.autoencoder.neighbour_references(), 100);
+        assert_eq!(
+            summary(&some.bundle.autoencoder),
+            Some((100, 1, neighbours::WEIGHT))
+        );
         let none = train(&with(0, Some(1)), &mut |_| {}).unwrap().bundle;
-        assert_eq!(none.autoencoder.neighbour_references(), 0);
+        assert_eq!(summary(&none.autoencoder), None);
         assert_ne!(some.bundle.threshold, none.threshold);
         // The threshold comes from the combined scores of the held-back rows.
         let b = &some.bundle;
         let mut hold = vec![0.0; some.holdout_x.rows()];
         b.autoencoder.score_batch(&some.holdout_x, &mut hold);
         assert_eq!(b.threshold, b.threshold_rule.calibrate(&hold).unwrap());
-        // Cross-fitted networks: the sampled rows, each leaving itself out.
+        // Cross-fitted networks: the sampled rows, each leaving itself out,
+        // in every network's latent space, the distance weighing more.
         let folds = train(&with(NEIGHBOUR_ROWS, Some(3)), &mut |_| {})
             .unwrap()
             .bundle;
-        assert_eq!(folds.autoencoder.neighbour_references(), 240);
+        let cross = Some((240, 3, neighbours::WEIGHT_CROSS_FITTED));
+        assert_eq!(summary(&folds.autoencoder), cross);
         assert_eq!(sample(10, 20, 1), (0..10).collect::<Vec<_>>());
         let s = sample(1000, 20, 1);
         assert!(s.len() == 20 && s.windows(2).all(|w| w[0] < w[1]) && s[19] < 1000);
