@@ -764,6 +764,19 @@ mod tests {
         }
     }
 
+    /// Scores of `rows` in one batch, asserting that a row alone and the
+    /// pass that keeps latent codes give the same bits.
+    fn scores_on_every_path(ae: &Autoencoder, rows: &Matrix) -> Vec<f32> {
+        let mut batch = vec![0.0; rows.rows()];
+        ae.score_batch(rows, &mut batch);
+        assert_eq!(ae.score(rows.row(7)).to_bits(), batch[7].to_bits());
+        let mut with_latent = vec![0.0; rows.rows()];
+        let mut ws = Workspace::default();
+        ae.score_batch_latent(rows, &mut ws, &mut with_latent, |_, _, _, _| {});
+        assert_eq!(with_latent, batch);
+        batch
+    }
+
     #[test]
     fn neighbours_join_the_score_on_every_scoring_path() {
         let (train, hold) = (manifold(600, 11), manifold(300, 12));
@@ -777,16 +790,9 @@ mod tests {
             .unwrap();
         assert_eq!(ae.neighbours().map(LatentNeighbours::references), Some(600));
         assert!(ae.check_shapes().is_ok());
-        // The calibration scores are what scoring gives those rows, to the
-        // bit: in one batch, alone, and with the latent codes.
-        let mut batch = vec![0.0; hold.rows()];
-        ae.score_batch(&hold, &mut batch);
+        // The calibration scores are what scoring gives those rows.
+        let batch = scores_on_every_path(&ae, &hold);
         assert_eq!(batch, calib);
-        assert_eq!(ae.score(hold.row(7)).to_bits(), batch[7].to_bits());
-        let mut with_latent = vec![0.0; hold.rows()];
-        let mut ws = Workspace::default();
-        ae.score_batch_latent(&hold, &mut ws, &mut with_latent, |_, _, _, _| {});
-        assert_eq!(with_latent, batch);
         // A row far from normal still scores far above it, and the
         // reconstruction error alone ranks rows differently.
         let outlier = [0.9, 0.1, 0.9, 0.9, 0.9, 0.0, 0.9, 0.1];
@@ -837,19 +843,9 @@ mod tests {
             .unwrap();
         assert_eq!(ae.neighbours().map(LatentNeighbours::networks), Some(3));
         assert!(ae.check_shapes().is_ok());
-        // Every network's distance joins the score, on every path, to the bit.
-        let mut batch = vec![0.0; hold.rows()];
-        ae.score_batch(&hold, &mut batch);
-        assert_eq!(batch, calib);
-        assert_eq!(ae.score(hold.row(5)).to_bits(), batch[5].to_bits());
-        let mut with_latent = vec![0.0; hold.rows()];
-        ae.score_batch_latent(
-            &hold,
-            &mut Workspace::default(),
-            &mut with_latent,
-            |_, _, _, _| {},
-        );
-        assert_eq!(with_latent, batch);
+        // Every network's distance joins the score, on every path.
+        let averaged = scores_on_every_path(&ae, &hold);
+        assert_eq!(averaged, calib);
         // The first network's references alone (older files) still score,
         // differently.
         let mut first = plain.clone();
@@ -863,9 +859,9 @@ mod tests {
         .unwrap();
         first.neighbours = Some(Box::new(nb));
         assert!(first.check_shapes().is_ok());
-        first.score_batch(&hold, &mut batch);
-        assert_eq!(batch, calib);
-        assert_ne!(batch, with_latent);
+        let alone = scores_on_every_path(&first, &hold);
+        assert_eq!(alone, calib);
+        assert_ne!(alone, averaged);
     }
 
     #[test]

@@ -155,12 +155,10 @@ impl LatentNeighbours {
             .check(model.width(), model.networks())
             .map_err(Error::Model)?;
         let dist = match calib {
-            Calibration::Apart(codes) if codes.len() == model.networks() => {
-                model.distances(|i| &codes[i], false)
-            }
+            Calibration::Apart(codes) if model.fits(codes) => model.distances(|i| &codes[i], false),
             Calibration::Apart(codes) => {
                 return Err(Error::Model(format!(
-                    "calibration codes of {} networks for {}",
+                    "calibration codes from {} networks do not match references from {}",
                     codes.len(),
                     model.networks()
                 )))
@@ -265,6 +263,13 @@ impl LatentNeighbours {
 
     fn all(&self) -> impl Iterator<Item = &References> {
         std::iter::once(&self.refs).chain(&self.more)
+    }
+
+    /// Whether `codes` hold the same rows in each network's latent space.
+    fn fits(&self, codes: &[Matrix]) -> bool {
+        let rows = codes.first().map_or(0, Matrix::rows);
+        codes.len() == self.networks()
+            && (codes.iter()).all(|c| c.rows() == rows && c.cols() == self.width())
     }
 
     fn codes(&self, net: usize) -> &Matrix {
@@ -634,6 +639,14 @@ mod tests {
         assert!(e
             .unwrap_err()
             .to_string()
-            .contains("calibration codes of 2 networks for 1"));
+            .contains("codes from 2 networks do not match references from 1"));
+        let ragged = [codes(4, 2, 1), codes(3, 2, 2)];
+        let e = LatentNeighbours::fit(
+            vec![codes(9, 2, 7), codes(9, 2, 8)],
+            Calibration::Apart(&ragged),
+            &[1.0; 4],
+            WEIGHT,
+        );
+        assert!(e.is_err());
     }
 }
