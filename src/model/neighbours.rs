@@ -609,44 +609,23 @@ mod tests {
 
     #[test]
     fn too_few_references_or_scores_are_refused() {
-        let e = LatentNeighbours::fit(
-            vec![codes(K, 2, 7)],
-            Calibration::LeaveOneOut,
-            &[1.0; K],
-            WEIGHT,
-        );
-        assert!(e
-            .unwrap_err()
-            .to_string()
-            .contains("more than 5 reference rows"));
-        let e = LatentNeighbours::fit(
-            vec![codes(9, 2, 7)],
-            Calibration::LeaveOneOut,
-            &[1.0; 3],
-            WEIGHT,
-        );
-        assert!(e
-            .unwrap_err()
-            .to_string()
-            .contains("3 calibration scores for 9 rows"));
+        let refused = |refs: Vec<Matrix>, calib: Calibration, scores: usize| {
+            let e = LatentNeighbours::fit(refs, calib, &vec![1.0; scores], WEIGHT);
+            e.unwrap_err().to_string()
+        };
+        let e = refused(vec![codes(K, 2, 7)], Calibration::LeaveOneOut, K);
+        assert!(e.contains("more than 5 reference rows"), "{e}");
+        let e = refused(vec![codes(9, 2, 7)], Calibration::LeaveOneOut, 3);
+        assert!(e.contains("3 calibration scores for 9 rows"), "{e}");
         let two = [codes(4, 2, 1), codes(4, 2, 2)];
-        let e = LatentNeighbours::fit(
-            vec![codes(9, 2, 7)],
-            Calibration::Apart(&two),
-            &[1.0; 4],
-            WEIGHT,
+        let e = refused(vec![codes(9, 2, 7)], Calibration::Apart(&two), 4);
+        assert!(
+            e.contains("codes from 2 networks do not match references from 1"),
+            "{e}"
         );
-        assert!(e
-            .unwrap_err()
-            .to_string()
-            .contains("codes from 2 networks do not match references from 1"));
         let ragged = [codes(4, 2, 1), codes(3, 2, 2)];
-        let e = LatentNeighbours::fit(
-            vec![codes(9, 2, 7), codes(9, 2, 8)],
-            Calibration::Apart(&ragged),
-            &[1.0; 4],
-            WEIGHT,
-        );
-        assert!(e.is_err());
+        let both = vec![codes(9, 2, 7), codes(9, 2, 8)];
+        let e = refused(both, Calibration::Apart(&ragged), 4);
+        assert!(e.contains("do not match"), "{e}");
     }
 }
