@@ -3,6 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use floodwatch::features::scale::ScalerParams;
+use floodwatch::model::neighbours::WEIGHT;
 use floodwatch::model::AutoencoderParams;
 use floodwatch::Matrix;
 use rand::{Rng, SeedableRng};
@@ -46,6 +47,15 @@ fn inference(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut ws = Default::default();
     g.bench_function("score_one", |b| b.iter(|| ae.score_with(x.row(7), &mut ws)));
+    // The default score: the latent distance to 2,000 references besides.
+    let mut errors = vec![0.0; train.rows()];
+    ae.score_batch(&train, &mut errors);
+    let mut near = ae.clone();
+    near.add_neighbours(&train, None, &errors, WEIGHT)
+        .expect("references from generated rows");
+    g.bench_function("score_one_neighbours", |b| {
+        b.iter(|| near.score_with(x.row(7), &mut ws))
+    });
     g.finish();
 
     let scaler = ScalerParams::default()

@@ -12,6 +12,8 @@
 //! (AVX2 + FMA, AVX-512), which neither repack the weights nor take separate
 //! passes for bias and activation; elsewhere it falls back to the sgemm path.
 
+use std::ops::Range;
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -370,7 +372,7 @@ impl Network {
             }
             None => {
                 for row in x.chunks_exact(self.input_dim()).take(rows) {
-                    out.extend_from_slice(self.forward_row(level, row, upto, ws));
+                    out.extend_from_slice(self.forward_row(level, row, 0..upto, ws));
                 }
             }
         }
@@ -378,17 +380,22 @@ impl Network {
         &ws.out
     }
 
-    /// One record through the first `upto` layers; returns the output.
+    /// One record through `layers`, from `x` when they start at the first,
+    /// else from the output of the layer before, left in `ws`; returns the
+    /// output.
     fn forward_row<'w>(
         &self,
         level: Level,
         x: &[f32],
-        upto: usize,
+        layers: Range<usize>,
         ws: &'w mut Workspace,
     ) -> &'w [f32] {
         ws.pass = None;
-        let mut width = self.input_dim();
-        for (l, layer) in self.layers[..upto].iter().enumerate() {
+        let first = layers.start;
+        let mut width = first
+            .checked_sub(1)
+            .map_or(self.input_dim(), |l| self.width(l));
+        for (l, layer) in (first..).zip(&self.layers[layers]) {
             let input = if l == 0 { x } else { &ws.ping[..width] };
             kernel::layer_row(
                 level,
@@ -489,8 +496,20 @@ impl Network {
         ws: &mut Workspace,
         out: &mut [f32],
     ) -> usize {
-        let level = Level::detect();
+        self.mean_squared_errors_keeping_at(Level::detect(), (x, rows), keep, w, ws, out)
+    }
+
+    fn mean_squared_errors_keeping_at(
+        &self,
+        level: Level,
+        (x, rows): (&[f32], usize),
+        keep: usize,
+        w: &[f32],
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) -> usize {
         let d = self.input_dim();
+        let width = self.width(keep);
         if let Some(tiles) = batch_tiles(level, rows) {
             ws.keep = Some(keep);
             let stride = self.forward_t(tiles, x, rows, self.depth(), ws);
@@ -498,11 +517,24 @@ impl Network {
             kernel::mse_t(level, &ws.xt, &ws.ping, d, stride, w, &mut out[..rows]);
             return stride;
         }
-        self.mean_squared_errors_at(level, x, rows, w, ws, out);
-        let width = self.width(keep);
+        if rows >= ROW_PATH_MAX {
+            // Without the tiled kernel, the batch pass keeps every layer.
+            self.mean_squared_errors_at(level, x, rows, w, ws, out);
+            let z = &ws.acts[keep][..rows * width];
+            kernel::transpose_into(z, rows, width, rows, &mut ws.kept);
+            return rows;
+        }
+        // Record by record, the encoder's output kept on the way through.
         let mut kept = std::mem::take(&mut ws.kept);
-        let z = self.predict_at(level, x, rows, keep + 1, ws);
-        kernel::transpose_into(z, rows, width, rows, &mut kept);
+        let codes = grown(&mut kept, width * rows);
+        for (r, (row, s)) in x.chunks_exact(d).zip(&mut out[..rows]).enumerate() {
+            let z = self.forward_row(level, row, 0..keep + 1, ws);
+            z.iter()
+                .enumerate()
+                .for_each(|(j, &v)| codes[j * rows + r] = v);
+            let recon = self.forward_row(level, row, keep + 1..self.depth(), ws);
+            *s = squared_error(row, recon, w);
+        }
         ws.kept = kept;
         rows
     }
@@ -813,6 +845,41 @@ mod tests {
                     assert_eq!(alone, &recon[r * 21..][..21], "{level:?} row {r}");
                 } else {
                     assert!((one[0] - batch[r]).abs() < 1e-6, "{level:?} row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keeping_the_latent_codes_changes_no_error_at_every_level() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let acts = [Activation::Tanh, Activation::Relu, Activation::Linear];
+        let net = Network::new(&[13, 20, 6, 13], &acts, &mut rng);
+        let w: Vec<f32> = (0..13).map(|j| 0.5 + j as f32 / 13.0).collect();
+        for rows in [1, 3, 4, 37] {
+            let x: Vec<f32> = (0..rows * 13)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            for level in Level::supported() {
+                let mut ws = Workspace::default();
+                let mut plain = vec![0.0; rows];
+                net.mean_squared_errors_at(level, &x, rows, &w, &mut ws, &mut plain);
+                let codes = net.predict_at(level, &x, rows, 2, &mut ws).to_vec();
+                let mut kept = vec![0.0; rows];
+                let stride = net.mean_squared_errors_keeping_at(
+                    level,
+                    (&x, rows),
+                    1,
+                    &w,
+                    &mut ws,
+                    &mut kept,
+                );
+                assert_eq!(kept, plain, "{level:?} {rows} rows");
+                for (r, code) in codes.chunks(6).enumerate() {
+                    for (j, &v) in code.iter().enumerate() {
+                        let k = ws.kept()[j * stride + r];
+                        assert_eq!(k.to_bits(), v.to_bits(), "{level:?} {rows} rows");
+                    }
                 }
             }
         }

@@ -163,7 +163,7 @@ impl LatentNeighbours {
                     model.networks()
                 )))
             }
-            Calibration::LeaveOneOut => model.distances(|i| model.codes(i), true),
+            Calibration::LeaveOneOut => model.distances(|i| &model.network(i).codes, true),
         };
         if dist.len() != errors.len() {
             return Err(Error::Model(format!(
@@ -246,8 +246,7 @@ impl LatentNeighbours {
         scratch: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        let refs = self.all().nth(net).expect("a network with references");
-        refs.add_nearest(Level::detect(), zt, stride, rows, false, scratch, out);
+        (self.network(net)).add_nearest(Level::detect(), zt, stride, rows, false, scratch, out);
     }
 
     /// Turns reconstruction scores into the combined score, given each
@@ -272,12 +271,11 @@ impl LatentNeighbours {
             && (codes.iter()).all(|c| c.rows() == rows && c.cols() == self.width())
     }
 
-    fn codes(&self, net: usize) -> &Matrix {
-        &self
-            .all()
-            .nth(net)
-            .expect("a network with references")
-            .codes
+    fn network(&self, net: usize) -> &References {
+        match net {
+            0 => &self.refs,
+            _ => &self.more[net - 1],
+        }
     }
 
     /// Neighbour distances of row-major `codes(i)` for network `i`, summed
